@@ -1,0 +1,140 @@
+"""Numpy geometry of the mask: which samples of each YUV plane must be blanked.
+
+Everything here is computed once per video; `PlaneFill.apply` is the only per-frame work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Shape = Literal["rect", "ellipse"]
+SHAPES: tuple[Shape, ...] = ("rect", "ellipse")
+
+BoolArray = npt.NDArray[np.bool_]
+U8Array = npt.NDArray[np.uint8]
+
+# Limited ("MPEG") range black and neutral chroma, 8-bit.
+LUMA_BLACK = 16
+CHROMA_NEUTRAL = 128
+
+
+@dataclass(frozen=True)
+class Roi:
+    """The region that is KEPT, in pixels of the stored frame; everything outside goes black."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def check_roi(roi: Roi, width: int, height: int) -> None:
+    """Raise ValueError unless `roi` is non-empty and entirely inside a width x height frame."""
+    if roi.width <= 0 or roi.height <= 0:
+        raise ValueError(f"The region is empty ({roi.width}x{roi.height}).")
+    if roi.x < 0 or roi.y < 0 or roi.x + roi.width > width or roi.y + roi.height > height:
+        raise ValueError(
+            f"The region {roi.width}x{roi.height} at ({roi.x}, {roi.y}) "
+            f"is not inside the {width}x{height} frame."
+        )
+
+
+def luma_keep_mask(width: int, height: int, roi: Roi, shape: Shape) -> BoolArray:
+    """Boolean (height, width) array, True for the luma pixels that are kept.
+
+    For "ellipse" a pixel is kept iff its centre lies in the ellipse inscribed in the ROI.
+    """
+    check_roi(roi, width, height)
+    keep = np.zeros((height, width), dtype=np.bool_)
+    box = keep[roi.y : roi.y + roi.height, roi.x : roi.x + roi.width]
+    if shape == "rect":
+        box[:] = True
+    elif shape == "ellipse":
+        # Coordinates relative to the centre, in units of the semi-axes.
+        rx, ry = roi.width / 2, roi.height / 2
+        xs = (np.arange(roi.width, dtype=np.float64) + 0.5 - rx) / rx
+        ys = (np.arange(roi.height, dtype=np.float64) + 0.5 - ry) / ry
+        box[:] = xs[None, :] ** 2 + ys[:, None] ** 2 <= 1.0
+    else:
+        raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
+    return keep
+
+
+def subsample_keep(keep: BoolArray, sub_x: int, sub_y: int) -> BoolArray:
+    """Keep mask of a chroma plane subsampled by (sub_x, sub_y) from the luma keep mask.
+
+    A chroma sample is kept only if ALL the luma pixels it covers are kept, so a sample that
+    straddles the boundary is blanked (privacy first). The plane size is ceil(luma / sub), as
+    in FFmpeg; the last sample of an odd dimension covers a single luma pixel.
+    """
+    if sub_x == 1 and sub_y == 1:
+        return keep
+    height, width = keep.shape
+    ch, cw = -(-height // sub_y), -(-width // sub_x)
+    # Padding stands for pixels that do not exist, so it must not veto keeping: pad with True.
+    padded = np.ones((ch * sub_y, cw * sub_x), dtype=np.bool_)
+    padded[:height, :width] = keep
+    return np.asarray(padded.reshape(ch, sub_y, cw, sub_x).all(axis=(1, 3)), dtype=np.bool_)
+
+
+@dataclass(frozen=True)
+class PlaneFill:
+    """How to blank one plane: whole rectangles outside the kept area's bounding box, plus a
+    boolean mask inside that box (None when the box is kept entirely, as for "rect")."""
+
+    value: int
+    bands: tuple[tuple[slice, slice], ...]
+    box: tuple[slice, slice] | None
+    box_outside: BoolArray | None
+
+    @classmethod
+    def from_keep(cls, keep: BoolArray, value: int) -> PlaneFill:
+        """Precompute the fill of a plane from its boolean keep mask."""
+        rows = np.flatnonzero(keep.any(axis=1))
+        cols = np.flatnonzero(keep.any(axis=0))
+        everything = (slice(None), slice(None))
+        if rows.size == 0:
+            return cls(value=value, bands=(everything,), box=None, box_outside=None)
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        bands = [
+            (slice(0, r0), slice(None)),
+            (slice(r1, None), slice(None)),
+            (slice(r0, r1), slice(0, c0)),
+            (slice(r0, r1), slice(c1, None)),
+        ]
+        height, width = keep.shape
+        non_empty = tuple(
+            (rs, cs)
+            for rs, cs in bands
+            if len(range(*rs.indices(height))) and len(range(*cs.indices(width)))
+        )
+        box = (slice(r0, r1), slice(c0, c1))
+        outside = ~keep[box]
+        return cls(
+            value=value,
+            bands=non_empty,
+            box=box,
+            box_outside=np.ascontiguousarray(outside) if outside.any() else None,
+        )
+
+    def apply(self, view: U8Array) -> None:
+        """Blank the outside of the kept area in `view`, a (height, width) view of the plane."""
+        for rows, cols in self.bands:
+            view[rows, cols] = self.value
+        if self.box is not None and self.box_outside is not None:
+            np.copyto(view[self.box], self.value, where=self.box_outside, casting="unsafe")
+
+
+def plane_fills(
+    width: int, height: int, roi: Roi, shape: Shape, sub_x: int, sub_y: int
+) -> tuple[PlaneFill, PlaneFill, PlaneFill]:
+    """The (Y, U, V) fills for a planar YUV frame whose chroma is subsampled by (sub_x, sub_y)
+    (2, 2 for yuv420p; 1, 1 for yuv444p). Raises ValueError for a bad ROI or shape."""
+    keep = luma_keep_mask(width, height, roi, shape)
+    chroma = PlaneFill.from_keep(subsample_keep(keep, sub_x, sub_y), CHROMA_NEUTRAL)
+    return PlaneFill.from_keep(keep, LUMA_BLACK), chroma, chroma
