@@ -1,0 +1,65 @@
+"""The service's domain errors.
+
+Every error a user can cause or see is a :class:`VidcorrectError`. Each subclass stands for one
+kind of HTTP answer (the server maps them in one middleware), and carries a machine-readable
+``code`` plus a message that tells the user what to fix. Messages never contain file paths,
+uploaded filenames or file contents.
+
+    VidcorrectError
+    ├── InvalidRequest        bad parameters (400)
+    ├── NotFound              unknown video or task id (404)
+    ├── Conflict              the request does not fit the current state (409)
+    ├── PayloadTooLarge       upload larger than allowed (413)
+    ├── UnsupportedMedia      the upload is not a video we can decode (415)
+    └── ConfigError           the service's own configuration is unusable (start-up only)
+"""
+
+from __future__ import annotations
+
+
+class VidcorrectError(Exception):
+    """Base of all domain errors: ``code`` for programs, ``message`` for people."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(VidcorrectError):
+    """The request's parameters are malformed or out of range."""
+
+    code = "invalid_request"
+
+
+class NotFound(VidcorrectError):
+    """The video or task the request names does not exist."""
+
+    code = "not_found"
+
+
+class Conflict(VidcorrectError):
+    """The request is valid but cannot be done in the current state."""
+
+    code = "conflict"
+
+
+class PayloadTooLarge(VidcorrectError):
+    """The upload exceeds ``VIDCORRECT_MAX_UPLOAD_BYTES``."""
+
+    code = "too_large"
+
+
+class UnsupportedMedia(VidcorrectError):
+    """The upload is not a decodable video."""
+
+    code = "unsupported_media"
+
+
+class ConfigError(VidcorrectError):
+    """A configuration value cannot be used; raised at start-up."""
+
+    code = "config_error"

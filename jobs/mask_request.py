@@ -1,0 +1,195 @@
+"""Mask requests: device masks, custom ROIs, and their validation against a video's size.
+
+A request is resolved once, at submission, to the exact pixel ROI that is kept; the task record
+stores that ROI, so what a job blacked out can always be read back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from jobs.errors import InvalidRequest
+from jobs.video import Roi, Shape
+
+MaskType = Literal["device", "custom"]
+SHAPES: tuple[Shape, ...] = ("rect", "ellipse")
+DEVICE_KEYS = (
+    "endoscope_image_x",
+    "endoscope_image_y",
+    "endoscope_image_width",
+    "endoscope_image_height",
+)
+ROI_KEYS = ("x", "y", "width", "height")
+_BODY_KEYS = frozenset({"mask_type", "device_name", "roi", "shape", *DEVICE_KEYS})
+
+
+@dataclass(frozen=True)
+class Device:
+    """A video processor whose endoscope image sits at a known place in its output frame."""
+
+    name: str
+    frame_width: int
+    frame_height: int
+    roi: Roi
+
+    def roi_for(self, width: int, height: int) -> Roi:
+        """The device's ROI scaled to a ``width`` x ``height`` frame, rounded inwards.
+
+        Rounding inwards keeps at most what the device shows: never a pixel of the text strip.
+        """
+        sx = Fraction(width, self.frame_width)
+        sy = Fraction(height, self.frame_height)
+        x0 = math.ceil(self.roi.x * sx)
+        y0 = math.ceil(self.roi.y * sy)
+        x1 = math.floor((self.roi.x + self.roi.width) * sx)
+        y1 = math.floor((self.roi.y + self.roi.height) * sy)
+        return Roi(x=x0, y=y0, width=x1 - x0, height=y1 - y0)
+
+
+@cache
+def known_devices() -> dict[str, Device]:
+    """The device definitions shipped in ``jobs/devices/*.json``, by name."""
+    devices: dict[str, Device] = {}
+    for entry in resources.files("jobs.devices").iterdir():
+        if not entry.name.endswith(".json"):
+            continue
+        data = json.loads(entry.read_text(encoding="utf-8"))
+        devices[data["name"]] = Device(
+            name=data["name"],
+            frame_width=data["frame_width"],
+            frame_height=data["frame_height"],
+            roi=Roi(*(int(data[key]) for key in DEVICE_KEYS)),
+        )
+    return dict(sorted(devices.items()))
+
+
+@dataclass(frozen=True)
+class MaskRequest:
+    """A validated mask request, resolved to the pixels it keeps in one video."""
+
+    mask_type: MaskType
+    device_name: str | None
+    roi: Roi
+    shape: Shape
+
+    def to_params(self) -> dict[str, Any]:
+        """The task record's ``params``."""
+        return {
+            "mask_type": self.mask_type,
+            "device_name": self.device_name,
+            "roi": {
+                "x": self.roi.x,
+                "y": self.roi.y,
+                "width": self.roi.width,
+                "height": self.roi.height,
+            },
+            "shape": self.shape,
+        }
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> MaskRequest:
+        """Rebuild the request a task record stores."""
+        return cls(
+            mask_type=params["mask_type"],
+            device_name=params["device_name"],
+            roi=Roi(**params["roi"]),
+            shape=params["shape"],
+        )
+
+
+def parse_mask_request(body: object, width: int, height: int) -> MaskRequest:
+    """Validate a mask request body for a ``width`` x ``height`` video.
+
+    Raises :class:`InvalidRequest` with a message that says what to change.
+    """
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    unknown = sorted(set(body) - _BODY_KEYS)
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_BODY_KEYS))}."
+        )
+    shape = body.get("shape", "rect")
+    if shape not in SHAPES:
+        raise InvalidRequest(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}.")
+
+    mask_type = body.get("mask_type")
+    if mask_type is None:
+        raise InvalidRequest(
+            'mask_type is required: "device" (with device_name) or "custom" (with roi).'
+        )
+    if mask_type == "device":
+        return MaskRequest("device", _device_name(body), _device_roi(body, width, height), shape)
+    if mask_type == "custom":
+        return MaskRequest("custom", None, _custom_roi(body, width, height), shape)
+    raise InvalidRequest(f'mask_type must be "device" or "custom", got {mask_type!r}.')
+
+
+def _device_name(body: dict[str, Any]) -> str:
+    name = body.get("device_name")
+    devices = known_devices()
+    if not isinstance(name, str) or name not in devices:
+        known = ", ".join(devices)
+        given = "missing" if name is None else f"{name!r} is unknown"
+        raise InvalidRequest(
+            f"device_name is {given}; known devices: {known}.", code="unknown_device"
+        )
+    return name
+
+
+def _device_roi(body: dict[str, Any], width: int, height: int) -> Roi:
+    if "roi" in body or any(key in body for key in DEVICE_KEYS):
+        raise InvalidRequest('A device mask takes no roi; use mask_type "custom" for your own.')
+    roi = known_devices()[_device_name(body)].roi_for(width, height)
+    if roi.width <= 0 or roi.height <= 0:
+        raise InvalidRequest(f"The device's image area is empty at {width}x{height}.")
+    return roi
+
+
+def _custom_roi(body: dict[str, Any], width: int, height: int) -> Roi:
+    if "device_name" in body:
+        raise InvalidRequest('A custom mask takes no device_name; use mask_type "device".')
+    source = body.get("roi")
+    if source is None:
+        source = {k: body[k] for k in DEVICE_KEYS if k in body}
+        if not source:
+            raise InvalidRequest(
+                'A custom mask needs "roi": {"x", "y", "width", "height"} '
+                "(or the endoscope_image_x/y/width/height keys)."
+            )
+    if not isinstance(source, dict):
+        raise InvalidRequest('roi must be an object {"x", "y", "width", "height"}.')
+    values = [
+        _roi_value(source, key, alias) for key, alias in zip(ROI_KEYS, DEVICE_KEYS, strict=True)
+    ]
+    roi = Roi(*values)
+    if roi.x < 0 or roi.y < 0 or roi.width <= 0 or roi.height <= 0:
+        raise InvalidRequest(
+            "roi x and y must be >= 0, and width and height > 0.", code="invalid_roi"
+        )
+    if roi.x + roi.width > width or roi.y + roi.height > height:
+        raise InvalidRequest(
+            f"roi ({roi.x}, {roi.y}, {roi.width}x{roi.height}) reaches outside the video's "
+            f"{width}x{height} frame: x + width must be <= {width} and y + height <= {height}.",
+            code="invalid_roi",
+        )
+    return roi
+
+
+def _roi_value(source: dict[str, Any], key: str, alias: str) -> int:
+    if key in source and alias in source:
+        raise InvalidRequest(f"roi gives both {key} and {alias}; give one.")
+    value = source.get(key, source.get(alias))
+    if value is None:
+        raise InvalidRequest(f"roi needs {key} (or {alias}).", code="invalid_roi")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(
+            f"roi {key} must be a whole number of pixels, got {value!r}.", code="invalid_roi"
+        )
+    return value

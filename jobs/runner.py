@@ -1,0 +1,252 @@
+"""What every job shares: state changes, progress publishing, time limit, temp files, errors.
+
+An operation is an async function that receives a :class:`JobRun` and returns its ``result``
+fields; :func:`run_task` does the rest, so every operation behaves the same to clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from jobs.errors import VidcorrectError
+from jobs.records import JsonDict, Records, TaskRecord, TaskState, VideoRecord, utc_now
+from jobs.settings import Settings
+from jobs.storage import Storage
+from jobs.video import InvalidVideo, VideoError
+
+log = structlog.get_logger("vidcorrect.job")
+
+T = TypeVar("T")
+
+#: How often the progress of a running job is written to its task record (seconds).
+PUBLISH_INTERVAL = 0.5
+#: Work measured before an ETA is given (seconds).
+ETA_AFTER = 2.0
+
+
+@dataclass(frozen=True)
+class JobDeps:
+    """What jobs need from their worker process; built once in the worker's start-up hook."""
+
+    settings: Settings
+    records: Records
+    storage: Storage
+    #: Frame loops run here, one thread per concurrent job, never on the event loop.
+    executor: ThreadPoolExecutor
+
+
+class JobStopped(Exception):
+    """Raised inside a frame loop (through its progress callback) to make it stop early."""
+
+
+class FrameProgress:
+    """Shared by a blocking frame loop, which calls it per frame, and the publisher, which reads it.
+
+    Plain attribute writes are atomic under the GIL, so no lock is needed.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.first_frame_at: float | None = None
+        self.stop = False
+
+    def __call__(self, done: int) -> None:
+        if self.stop:
+            raise JobStopped
+        if self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
+        self.done = done
+
+    def percent(self) -> int:
+        """Frames done over total, 0-99 while running (100 is for SUCCESS)."""
+        if self.total <= 0:
+            return 0
+        return min(99, self.done * 100 // self.total)
+
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the rate measured so far, once there is enough to measure."""
+        if self.first_frame_at is None or self.done <= 0:
+            return None
+        elapsed = time.monotonic() - self.first_frame_at
+        if elapsed < ETA_AFTER:
+            return None
+        rate = self.done / elapsed
+        return round(max(0, self.total - self.done) / rate, 1)
+
+
+@dataclass
+class JobRun:
+    """One execution of one task: what an operation needs, and what must be cleaned up."""
+
+    deps: JobDeps
+    task: TaskRecord
+    video: VideoRecord
+    temp_files: list[Path] = field(default_factory=list)
+
+    @property
+    def source_path(self) -> Path:
+        """The original upload (read only)."""
+        return self.deps.storage.resolve(self.video.stored_name)
+
+    def temp_path(self, suffix: str) -> Path:
+        """A temp file for this run, removed by :func:`run_task` unless committed."""
+        path = self.deps.storage.temp_path(self.task.task_id, suffix)
+        self.temp_files.append(path)
+        return path
+
+    async def commit(self, temp: Path, name: str) -> str:
+        """Move a finished temp file atomically to its stored name; returns the name."""
+        await asyncio.get_running_loop().run_in_executor(
+            self.deps.executor, self.deps.storage.commit, temp, name
+        )
+        self.temp_files.remove(temp)
+        return name
+
+    async def run_frames(self, total: int, work: Callable[[FrameProgress], T]) -> T:
+        """Run a blocking frame loop in the job thread pool while publishing its progress.
+
+        ``work`` must call its :class:`FrameProgress` after each frame. When this coroutine is
+        cancelled (time limit, shutdown) the loop is told to stop and awaited, so no thread goes on
+        writing a file that is about to be removed.
+        """
+        progress = FrameProgress(total)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.deps.executor, work, progress)
+        publisher = asyncio.create_task(self._publish(progress))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            progress.stop = True
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+        finally:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
+
+    async def _publish(self, progress: FrameProgress) -> None:
+        last: int | None = None
+        while True:
+            if progress.done != last:
+                last = progress.done
+                await self.deps.records.update_task(
+                    self.task.task_id,
+                    state=TaskState.PROGRESS,
+                    progress=progress.percent(),
+                    status=f"Processing frame {progress.done}/{progress.total}",
+                    eta_seconds=progress.eta_seconds(),
+                )
+            await asyncio.sleep(PUBLISH_INTERVAL)
+
+
+Operation = Callable[[JobRun], Awaitable[JsonDict]]
+
+
+async def run_task(ctx: dict[str, Any], task_id: str, operation: Operation) -> str:
+    """Run ``operation`` for the task ``task_id`` and record how it ended; returns the end state.
+
+    Expected failures (a bad video, bad parameters, the time limit) end as FAILURE with a clear
+    message; anything else ends as FAILURE with code ``internal_error`` and is logged in full.
+    Cancellation by a worker shutdown puts the task back to PENDING, as arq will run it again.
+    """
+    deps: JobDeps = ctx["deps"]
+    records = deps.records
+    with structlog.contextvars.bound_contextvars(task_id=task_id, job_try=ctx.get("job_try")):
+        task = await records.get_task(task_id)
+        if task.state.finished:
+            log.warning("task already finished, not run again", state=task.state.value)
+            return task.state.value
+        with structlog.contextvars.bound_contextvars(
+            video_id=task.video_id, operation=task.operation.value
+        ):
+            return await _run(deps, task, operation)
+
+
+async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
+    records = deps.records
+    started = time.monotonic()
+    await records.update_task(
+        task.task_id,
+        state=TaskState.STARTED,
+        status="Starting",
+        started_at=utc_now(),
+        progress=0,
+        eta_seconds=None,
+    )
+    log.info("job started")
+    run: JobRun | None = None
+    try:
+        async with asyncio.timeout(deps.settings.job_timeout):
+            video = await records.get_video(task.video_id)
+            run = JobRun(deps, task, video)
+            result = await operation(run)
+    except asyncio.CancelledError:
+        _remove_temp_files(run)
+        log.warning("job interrupted; arq will run it again")
+        await records.update_task(
+            task.task_id,
+            state=TaskState.PENDING,
+            progress=0,
+            eta_seconds=None,
+            status="Interrupted by a worker shutdown; waiting to run again",
+        )
+        raise
+    except Exception as exc:
+        _remove_temp_files(run)
+        code, message = _describe_failure(exc, deps.settings.job_timeout)
+        if code == "internal_error":
+            log.exception("job failed")
+        else:
+            log.warning("job failed", code=code)
+        await records.update_task(
+            task.task_id,
+            state=TaskState.FAILURE,
+            status=f"Failed: {message}",
+            error={"code": code, "message": message},
+            eta_seconds=None,
+            finished_at=utc_now(),
+        )
+        return TaskState.FAILURE.value
+    result["processing_time"] = round(time.monotonic() - started, 3)
+    await records.update_task(
+        task.task_id,
+        state=TaskState.SUCCESS,
+        progress=100,
+        status="Done",
+        result=result,
+        eta_seconds=0,
+        finished_at=utc_now(),
+    )
+    log.info("job succeeded", processing_time=result["processing_time"])
+    return TaskState.SUCCESS.value
+
+
+def _remove_temp_files(run: JobRun | None) -> None:
+    if run is None:
+        return
+    for path in run.temp_files:
+        path.unlink(missing_ok=True)
+    run.temp_files.clear()
+
+
+def _describe_failure(exc: Exception, timeout: int) -> tuple[str, str]:
+    if isinstance(exc, TimeoutError):
+        return "timeout", f"The job ran longer than its limit of {timeout} s and was stopped."
+    if isinstance(exc, InvalidVideo):
+        return "invalid_video", str(exc)
+    if isinstance(exc, VideoError):
+        return "encode_failed", str(exc)
+    if isinstance(exc, VidcorrectError):
+        return exc.code, exc.message
+    return "internal_error", "The job failed unexpectedly; the error was logged with its task id."

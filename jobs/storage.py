@@ -1,0 +1,79 @@
+"""Where files live inside the data dir.
+
+Files are addressed by generated names only; no client-supplied text ever becomes a path.
+
+    data/
+      videos/<id>/original.<ext>   uploads, never opened for writing after they are stored
+      outputs/<task_id>.mp4        results, renamed into place when complete
+      tmp/                         partial uploads and outputs (same filesystem: rename is atomic)
+      redis/                       the embedded Redis's files (AOF)
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The data dir's layout. Paths in records are stored relative to :attr:`root`."""
+
+    root: Path
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.root / "videos"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.root / "outputs"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    def ensure(self) -> None:
+        """Create the folders (idempotent)."""
+        for folder in (self.videos_dir, self.outputs_dir, self.tmp_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def original_name(self, video_id: int, extension: str) -> str:
+        """The stored name (relative to the root) of a video's original upload."""
+        return f"videos/{video_id}/original.{extension}"
+
+    def output_name(self, task_id: str) -> str:
+        """The stored name (relative to the root) of a task's output video."""
+        return f"outputs/{task_id}.mp4"
+
+    def temp_path(self, purpose: str, suffix: str = "") -> Path:
+        """A fresh, unique path in the tmp folder (nothing is created)."""
+        return self.tmp_dir / f"{purpose}-{uuid.uuid4().hex}{suffix}.part"
+
+    def resolve(self, name: str) -> Path:
+        """The absolute path of a stored name, refusing anything that would leave the data dir."""
+        root = self.root.resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise ValueError("stored name escapes the data dir")
+        return path
+
+    def commit(self, temp: Path, name: str) -> Path:
+        """Make a finished temp file durable, then atomically rename it to its stored name."""
+        final = self.resolve(name)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with temp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, final)
+        _fsync_dir(final.parent)
+        return final
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

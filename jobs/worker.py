@@ -1,0 +1,73 @@
+"""The arq worker: ``arq jobs.worker.WorkerSettings`` (or ``vidcorrect worker``).
+
+``WorkerSettings`` is built on first access from :meth:`Settings.from_env`, so importing this
+module reads no environment; the server builds its in-process worker from its own settings with
+:func:`worker_options`.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from arq.worker import func
+
+from jobs.logs import configure_logging
+from jobs.mask_job import apply_mask
+from jobs.records import Records
+from jobs.runner import JobDeps
+from jobs.settings import Settings
+from jobs.storage import Storage
+
+#: arq's own limit sits above ours, so a job always ends through our timeout handling first.
+ARQ_TIMEOUT_MARGIN = 60
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """arq hook: build the jobs' dependencies on the worker's Redis pool."""
+    settings: Settings = ctx["settings"]
+    storage = Storage(settings.data_dir)
+    storage.ensure()
+    ctx["deps"] = JobDeps(
+        settings=settings,
+        records=Records(ctx["redis"], settings.key_prefix),
+        storage=storage,
+        executor=ThreadPoolExecutor(settings.max_jobs, thread_name_prefix="frames"),
+    )
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """arq hook: release the frame threads (running jobs have been awaited by arq already)."""
+    deps: JobDeps | None = ctx.get("deps")
+    if deps is not None:
+        deps.executor.shutdown(wait=True)
+
+
+async def startup_with_logging(ctx: dict[str, Any]) -> None:
+    """arq hook for a stand-alone worker process, which configures its own logging."""
+    settings: Settings = ctx["settings"]
+    configure_logging(settings.log_format, settings.log_level)
+    await startup(ctx)
+
+
+def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str, Any]:
+    """Keyword arguments for :class:`arq.worker.Worker` for these settings."""
+    timeout = settings.job_timeout + ARQ_TIMEOUT_MARGIN
+    return {
+        "functions": [func(apply_mask, name="apply_mask", timeout=timeout)],
+        "queue_name": settings.queue_name,
+        "redis_settings": settings.redis_settings(),
+        "max_jobs": settings.max_jobs,
+        "job_timeout": timeout,
+        "keep_result": 3600,
+        "health_check_interval": 10,
+        "ctx": {"settings": settings},
+        "on_startup": startup_with_logging if own_process else startup,
+        "on_shutdown": shutdown,
+    }
+
+
+def __getattr__(name: str) -> Any:
+    if name == "WorkerSettings":
+        return type("WorkerSettings", (), worker_options(Settings.from_env(), own_process=True))
+    raise AttributeError(name)
