@@ -1,0 +1,107 @@
+"""The aiohttp application: routes, middlewares and the resources it opens and closes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from arq.connections import create_pool
+from arq.worker import Worker
+
+from jobs.records import Records
+from jobs.settings import Settings
+from jobs.storage import Storage
+from jobs.worker import worker_options
+from server import tasks, videos
+from server.embedded_redis import EmbeddedRedis
+from server.errors import error_middleware
+from server.keys import RECORDS, REDIS, SETTINGS, STORAGE
+
+log = structlog.get_logger("vidcorrect.server")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+#: JSON bodies are small; uploads are streamed and limited separately.
+MAX_JSON_BODY = 1024 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the application. Without ``settings.redis_url`` it runs an embedded Redis and an
+    in-process arq worker; with it, it only serves and workers run separately."""
+    app = web.Application(
+        middlewares=[request_context_middleware, error_middleware],
+        client_max_size=MAX_JSON_BODY,
+    )
+    app[SETTINGS] = settings
+    app[STORAGE] = Storage(settings.data_dir)
+    app[STORAGE].ensure()
+    if settings.embedded:
+        app.cleanup_ctx.append(embedded_redis_ctx)
+    app.cleanup_ctx.append(redis_ctx)
+    if settings.embedded:
+        app.cleanup_ctx.append(in_process_worker_ctx)
+    app.add_routes(videos.routes)
+    app.add_routes(tasks.routes)
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC_DIR)
+    return app
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    """The browser page."""
+    return web.FileResponse(STATIC_DIR / "index.html")
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id and the ids the path names to every log line of this request."""
+    ids = {k: v for k, v in request.match_info.items() if k in ("task_id", "video_id")}
+    with structlog.contextvars.bound_contextvars(
+        request_id=uuid.uuid4().hex[:12], method=request.method, path=request.path, **ids
+    ):
+        return await handler(request)
+
+
+async def embedded_redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run a private redis-server with its append-only file in the data dir."""
+    settings = app[SETTINGS]
+    embedded = EmbeddedRedis(settings.data_dir / "redis")
+    await asyncio.to_thread(embedded.start)
+    app[SETTINGS] = settings.with_redis(embedded.url)
+    log.info("embedded redis started", port=embedded.port)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(embedded.stop)
+        log.info("embedded redis stopped")
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The process's Redis pool and the records on top of it."""
+    settings = app[SETTINGS]
+    pool = await create_pool(settings.redis_settings(), default_queue_name=settings.queue_name)
+    app[REDIS] = pool
+    app[RECORDS] = Records(pool, settings.key_prefix)
+    try:
+        yield
+    finally:
+        await pool.aclose()
+
+
+async def in_process_worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """An arq worker in this process, for the one-command embedded mode."""
+    worker = Worker(**worker_options(app[SETTINGS]), handle_signals=False)
+    running = asyncio.create_task(worker.main())
+    log.info("in-process worker started", max_jobs=worker.max_jobs)
+    try:
+        yield
+    finally:
+        await worker.close()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running

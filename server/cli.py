@@ -1,0 +1,77 @@
+"""The ``vidcorrect`` command: ``serve`` the HTTP API, or run a ``worker``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from arq.worker import run_worker
+
+from jobs.errors import ConfigError
+from jobs.logs import configure_logging
+from jobs.settings import Settings
+from jobs.worker import worker_options
+from server.app import create_app
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidcorrect", description="Mask and anonymize endoscopy videos in the background."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP API (with no REDIS_URL: also an embedded Redis and worker)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder for videos, outputs and Redis files (default: $VIDCORRECT_DATA_DIR or ./data)",
+    )
+    worker = commands.add_parser("worker", help="run an arq worker against REDIS_URL")
+    worker.add_argument("--data-dir", type=Path, help="the same data dir the server uses")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vidcorrect`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(data_dir=args.data_dir)
+    except ConfigError as error:
+        print(f"vidcorrect: {error.message}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    log = structlog.get_logger("vidcorrect")
+    if args.command == "worker":
+        if settings.embedded:
+            print(
+                "vidcorrect: a separate worker needs REDIS_URL (the server's Redis)",
+                file=sys.stderr,
+            )
+            return 2
+        run_worker(worker_options(settings, own_process=True))
+        return 0
+    try:
+        app = create_app(settings)
+        log.info(
+            "serving",
+            url=f"http://{args.host}:{args.port}/",
+            embedded=settings.embedded,
+            data_dir=str(settings.data_dir),
+        )
+        web.run_app(app, host=args.host, port=args.port, print=None)
+    except ConfigError as error:
+        print(f"vidcorrect: {error.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The one place where errors become HTTP answers: ``{"error": {"code", "message"}}``."""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from jobs.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMedia,
+    VidcorrectError,
+)
+
+log = structlog.get_logger("vidcorrect.http")
+
+HTTP_STATUS: dict[type[VidcorrectError], int] = {
+    InvalidRequest: 400,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    UnsupportedMedia: 415,
+}
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    """The JSON error body every failing request gets."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _status_of(error: VidcorrectError) -> int:
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map domain errors and aiohttp's own HTTP errors to JSON; never leak a traceback."""
+    try:
+        return await handler(request)
+    except VidcorrectError as error:
+        status = _status_of(error)
+        if status >= 500:
+            log.error("domain error without an HTTP status", code=error.code)
+        return error_response(status, error.code, error.message)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return error_response(error.status, *_describe_http_error(request, error))
+    except Exception:
+        log.exception("request failed")
+        return error_response(
+            500, "internal_error", "The server failed to handle this request; it was logged."
+        )
+
+
+def _describe_http_error(request: web.Request, error: web.HTTPException) -> tuple[str, str]:
+    if error.status == 404:
+        return "not_found", f"There is no endpoint {request.method} {request.path}."
+    if error.status == 405:
+        return "method_not_allowed", f"{request.method} is not allowed on {request.path}."
+    if error.status == 413:
+        return "too_large", "The request body is too large."
+    return error.reason.lower().replace(" ", "_"), error.text or error.reason

@@ -1,0 +1,17 @@
+"""Typed keys of the aiohttp application's state."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from arq.connections import ArqRedis
+
+from jobs.records import Records
+from jobs.settings import Settings
+from jobs.storage import Storage
+
+#: The effective settings (with the embedded Redis's URL once it runs).
+SETTINGS = web.AppKey("settings", Settings)
+STORAGE = web.AppKey("storage", Storage)
+#: One pool per process, for enqueueing and for the records.
+REDIS = web.AppKey("redis", ArqRedis)
+RECORDS = web.AppKey("records", Records)

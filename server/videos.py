@@ -1,0 +1,94 @@
+"""Video endpoints: upload, list, show, download the original."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from aiohttp import web
+
+from jobs.errors import PayloadTooLarge, UnsupportedMedia
+from jobs.records import VideoRecord, utc_now
+from jobs.video import InvalidVideo, probe
+from server.keys import RECORDS, SETTINGS, STORAGE
+from server.uploads import display_filename, receive_to_file, upload_source
+
+log = structlog.get_logger("vidcorrect.videos")
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/videos/")
+async def upload_video(request: web.Request) -> web.Response:
+    """Store an uploaded video after checking that it decodes; 201 with its properties."""
+    settings, storage, records = request.app[SETTINGS], request.app[STORAGE], request.app[RECORDS]
+    limit = settings.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(
+            f"The upload is larger than the limit of {limit} bytes (VIDCORRECT_MAX_UPLOAD_BYTES)."
+        )
+    chunks, client_name = await upload_source(request)
+    temp = storage.temp_path("upload")
+    size = await receive_to_file(chunks, temp, limit)
+    try:
+        if size == 0:
+            raise UnsupportedMedia("The upload is empty; send a video file.", code="empty_upload")
+        try:
+            info = await asyncio.to_thread(probe, temp, client_name)
+        except InvalidVideo as error:
+            raise UnsupportedMedia(
+                f"The upload is not a usable video: {error}", code="not_a_video"
+            ) from None
+        video_id = await records.next_video_id()
+        stored_name = storage.original_name(video_id, info.extension)
+        await asyncio.to_thread(storage.commit, temp, stored_name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    video = VideoRecord(
+        id=video_id,
+        filename=display_filename(client_name, f"video-{video_id}.{info.extension}"),
+        stored_name=stored_name,
+        size_bytes=size,
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
+        frame_count=info.frame_count,
+        duration=info.duration,
+        codec=info.codec,
+        pix_fmt=info.pix_fmt,
+        has_audio=info.has_audio,
+        audio_codec=info.audio_codec,
+        created_at=utc_now(),
+    )
+    await records.save_video(video)
+    log.info("video stored", video_id=video_id, size_bytes=size, frames=info.frame_count)
+    return web.json_response(
+        video.to_api(), status=201, headers={"Location": f"/api/videos/{video_id}/"}
+    )
+
+
+@routes.get("/api/videos/")
+async def list_videos(request: web.Request) -> web.Response:
+    """All videos, newest first."""
+    videos = await request.app[RECORDS].list_videos()
+    return web.json_response({"videos": [video.to_api() for video in videos]})
+
+
+@routes.get(r"/api/videos/{video_id:\d+}/")
+async def show_video(request: web.Request) -> web.Response:
+    """One video's properties."""
+    video = await request.app[RECORDS].get_video(int(request.match_info["video_id"]))
+    return web.json_response(video.to_api())
+
+
+@routes.get(r"/api/videos/{video_id:\d+}/file")
+async def download_original(request: web.Request) -> web.FileResponse:
+    """The original upload, untouched."""
+    video = await request.app[RECORDS].get_video(int(request.match_info["video_id"]))
+    path = request.app[STORAGE].resolve(video.stored_name)
+    extension = path.suffix
+    return web.FileResponse(
+        path,
+        headers={"Content-Disposition": f'attachment; filename="video-{video.id}{extension}"'},
+    )
