@@ -1,0 +1,87 @@
+"""Shared fixtures: a real Redis, settings on a temp data dir, the HTTP app, a real arq worker,
+and small generated videos."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from arq.worker import Worker
+from pytest_aiohttp import AiohttpClient
+
+from jobs.settings import Settings
+from jobs.worker import worker_options
+from server.app import create_app
+from server.embedded_redis import EmbeddedRedis
+from tests.api import Client
+from tests.media import make_video
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``REDIS_URL`` when set, else a redis-server of the suite's own on a free port."""
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+        return
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
+        yield server.url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    """Settings for one test: its own data dir and its own Redis key prefix and queue."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        key_prefix=f"vctest-{uuid.uuid4().hex[:10]}",
+        max_jobs=2,
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client: AiohttpClient, settings: Settings) -> Client:
+    """The real HTTP app, serving on a local port."""
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[Worker]:
+    """A real arq worker on the test's queue, running in this event loop."""
+    running = Worker(**worker_options(settings), handle_signals=False, poll_delay=0.05)
+    task = asyncio.create_task(running.main())
+    yield running
+    await running.close()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def clip_720p(media_dir: Path) -> Path:
+    """1280x720, 25 fps, 2 s, H.264 with B-frames + AAC audio."""
+    return make_video(media_dir / "clip_720p.mp4", width=1280, height=720, seconds=2.0)
+
+
+@pytest.fixture(scope="session")
+def clip_odd(media_dir: Path) -> Path:
+    """642x362 (not a multiple of 16), 30000/1001 fps, 2 s, no audio."""
+    from fractions import Fraction
+
+    return make_video(
+        media_dir / "clip_odd.mp4",
+        width=642,
+        height=362,
+        fps=Fraction(30000, 1001),
+        seconds=2.0,
+        audio=False,
+    )

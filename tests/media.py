@@ -1,0 +1,287 @@
+"""Synthetic test media generated with PyAV (no downloads, no ffmpeg CLI).
+
+The generated videos are bright and colourful in every pixel: luma stays far above black (16)
+and both chroma planes stay far from neutral (128) across the whole frame, including the moving
+disc. So if a mask leaks anything, a check that the masked area is black and neutral fails.
+
+The picture is a smooth texture that scrolls 2 luma pixels per frame (so the blocks of P and B
+frames are predicted from shifted areas of earlier frames, also across any mask boundary) plus
+a disc moving diagonally across the whole frame. It compresses well at CRF 18, and libx264's
+default B-frames make the decoding order differ from the presentation order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+from av.audio.stream import AudioStream
+from av.container import OutputContainer
+from av.video.frame import VideoFrame
+from av.video.plane import VideoPlane
+from av.video.stream import VideoStream
+
+Plane = npt.NDArray[Any]  # uint8, or uint16 for > 8-bit formats
+
+SCROLL_PX_PER_FRAME = 2
+AUDIO_RATE = 48_000
+AUDIO_FRAME_SAMPLES = 1024
+TONE_HZ = 440.0
+
+# Per plane (Y, U, V): base level, amplitude of the x wave, amplitude of the y wave, disc value.
+# Ranges (8-bit): Y 60..190 (disc 225), U 145..195 (disc 90), V 60..110 (disc 190).
+_PLANE_LOOKS = (
+    (125.0, 40.0, 25.0, 225),
+    (170.0, 15.0, 10.0, 90),
+    (85.0, 15.0, 10.0, 190),
+)
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One decoded frame: copies of its planes (cropped to the visible width) and its time."""
+
+    y: Plane
+    u: Plane
+    v: Plane
+    time: float  # presentation time in seconds
+    pts: int
+    pix_fmt: str
+
+
+def plane_array(plane: VideoPlane, frame: VideoFrame) -> Plane:
+    """Return a writable-if-possible (height, width) numpy view of a plane, padding cropped."""
+    dtype = np.uint16 if frame.format.components[0].bits > 8 else np.uint8
+    item = np.dtype(dtype).itemsize
+    arr: Plane = np.frombuffer(memoryview(plane), dtype)
+    return arr.reshape(plane.height, plane.line_size // item)[:, : plane.width]
+
+
+def _wave_plane(
+    width: int, height: int, extra: int, sx: float, sy: float, look: tuple[float, ...]
+) -> npt.NDArray[np.float32]:
+    """A smooth texture in plane coordinates, `extra` columns wider than the plane."""
+    base, ax, ay, _ = look
+    xs = (np.arange(width + extra, dtype=np.float32) + 0.5) * sx
+    ys = (np.arange(height, dtype=np.float32) + 0.5) * sy
+    row = ax * np.sin(xs * np.float32(2 * math.pi / 97.0))
+    col = ay * np.sin(ys * np.float32(2 * math.pi / 71.0))
+    out: npt.NDArray[np.float32] = (np.float32(base) + col[:, None] + row[None, :]).astype(
+        np.float32
+    )
+    return out
+
+
+def _draw_disc(view: Plane, cx: float, cy: float, rx: float, ry: float, value: int) -> None:
+    h, w = view.shape
+    x0, x1 = max(0, math.floor(cx - rx)), min(w, math.ceil(cx + rx) + 1)
+    y0, y1 = max(0, math.floor(cy - ry)), min(h, math.ceil(cy + ry) + 1)
+    if x0 >= x1 or y0 >= y1:
+        return
+    xs = (np.arange(x0, x1) + 0.5 - cx) / rx
+    ys = (np.arange(y0, y1) + 0.5 - cy) / ry
+    inside = xs[None, :] ** 2 + ys[:, None] ** 2 <= 1.0
+    np.copyto(view[y0:y1, x0:x1], value, where=inside, casting="unsafe")
+
+
+def make_video(
+    path: Path,
+    *,
+    width: int,
+    height: int,
+    fps: int | Fraction = 25,
+    seconds: float = 2.0,
+    audio: bool = True,
+    pix_fmt: str = "yuv420p",
+    codec: str = "libx264",
+    container_format: str = "mp4",
+    audio_codec: str = "aac",
+    crf: int = 18,
+    faststart: bool = False,
+) -> Path:
+    """Write a synthetic video (default: H.264 yuv420p + AAC stereo sine tone in MP4).
+
+    `pix_fmt` is the encoder's pixel format (e.g. "yuv444p" for odd sizes, "yuvj420p",
+    "yuv422p", "yuv420p10le"); `container_format` an FFmpeg muxer name ("mp4", "mov",
+    "matroska", ...); `faststart` writes the MP4/MOV index (moov) before the media data.
+    Returns `path`.
+    """
+    rate = Fraction(fps)
+    n_frames = max(1, round(seconds * rate))
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", format=container_format, options=options) as out:
+        vstream = out.add_stream(codec, rate=rate)
+        assert isinstance(vstream, VideoStream)
+        vstream.width = width
+        vstream.height = height
+        vstream.pix_fmt = pix_fmt
+        vstream.codec_context.time_base = 1 / rate
+        if codec == "libx264":
+            vstream.codec_context.options = {"crf": str(crf), "preset": "veryfast"}
+        astream: AudioStream | None = None
+        if audio:
+            added = out.add_stream(audio_codec, rate=AUDIO_RATE)
+            assert isinstance(added, AudioStream)
+            added.layout = "stereo"
+            astream = added
+
+        _write_picture(out, vstream, width, height, pix_fmt, n_frames)
+        if astream is not None:
+            _write_tone(out, astream, n_frames / float(rate))
+    return path
+
+
+def _write_picture(
+    out: OutputContainer, vstream: VideoStream, width: int, height: int, pix_fmt: str, n: int
+) -> None:
+    probe_frame = VideoFrame(width, height, pix_fmt)
+    bits = probe_frame.format.components[0].bits
+    scale = float(1 << (bits - 8))
+    dtype = np.uint16 if bits > 8 else np.uint8
+    max_shift = SCROLL_PX_PER_FRAME * n
+    waves = []
+    for index, plane in enumerate(probe_frame.planes[:3]):
+        sx, sy = width / plane.width, height / plane.height
+        extra = math.ceil(max_shift / sx) + 1
+        wave = _wave_plane(plane.width, plane.height, extra, sx, sy, _PLANE_LOOKS[index])
+        waves.append((wave * np.float32(scale)).astype(dtype))
+
+    radius = max(4.0, min(width, height) / 7)
+    for i in range(n):
+        frame = VideoFrame(width, height, pix_fmt)
+        t = i / max(1, n - 1)
+        cx = -radius + t * (width + 2 * radius)
+        cy = -radius + t * (height + 2 * radius)
+        for index, plane in enumerate(frame.planes[:3]):
+            sx, sy = width / plane.width, height / plane.height
+            off = round(SCROLL_PX_PER_FRAME * i / sx)
+            view = plane_array(plane, frame)
+            view[:] = waves[index][:, off : off + plane.width]
+            value = round(_PLANE_LOOKS[index][3] * scale)
+            _draw_disc(view, cx / sx, cy / sy, radius / sx, radius / sy, value)
+        frame.pts = i
+        frame.time_base = vstream.codec_context.time_base
+        out.mux(vstream.encode(frame))
+    out.mux(vstream.encode(None))
+
+
+def _write_tone(out: OutputContainer, astream: AudioStream, seconds: float) -> None:
+    total = round(seconds * AUDIO_RATE)
+    done = 0
+    while done < total:
+        n = min(AUDIO_FRAME_SAMPLES, total - done)
+        t = np.arange(done, done + n, dtype=np.float64) / AUDIO_RATE
+        tone = (0.3 * np.sin(2 * math.pi * TONE_HZ * t)).astype(np.float32)
+        # PyAV converts to the encoder's sample format (e.g. s16 for PCM) by itself.
+        frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = done
+        frame.time_base = Fraction(1, AUDIO_RATE)
+        out.mux(astream.encode(frame))
+        done += n
+    out.mux(astream.encode(None))
+
+
+def make_audio_only(path: Path, *, seconds: float = 1.0, container_format: str = "mp4") -> Path:
+    """Write a file with one AAC audio stream and no video stream."""
+    with av.open(str(path), "w", format=container_format) as out:
+        astream: AudioStream = out.add_stream("aac", rate=AUDIO_RATE)
+        astream.layout = "stereo"
+        _write_tone(out, astream, seconds)
+    return path
+
+
+def make_not_a_video(path: Path) -> Path:
+    """Write a small text file (typically named *.mp4 by the caller)."""
+    path.write_text("Patient: Jane Doe\nThis is not a video, just text with a video name.\n" * 20)
+    return path
+
+
+def make_empty(path: Path) -> Path:
+    """Write a 0-byte file."""
+    path.write_bytes(b"")
+    return path
+
+
+def truncate_copy(src: Path, dst: Path, fraction: float = 0.5) -> Path:
+    """Copy the first `fraction` of `src`'s bytes to `dst` (simulates an interrupted upload)."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * fraction)])
+    return dst
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def iter_frames(path: Path) -> Iterator[DecodedFrame]:
+    """Decode the first video stream of `path` in presentation order, as numpy plane copies.
+
+    Only the first three planes are returned; the pixel format is kept (no conversion).
+    """
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            y, u, v = (plane_array(p, frame).copy() for p in frame.planes[:3])
+            yield DecodedFrame(
+                y=y,
+                u=u,
+                v=v,
+                time=float(frame.time) if frame.time is not None else math.nan,
+                pts=int(frame.pts) if frame.pts is not None else -1,
+                pix_fmt=frame.format.name,
+            )
+
+
+def read_frames(path: Path) -> list[DecodedFrame]:
+    """All frames of `path` (see iter_frames); for small test clips only."""
+    return list(iter_frames(path))
+
+
+def audio_packets(path: Path) -> list[bytes]:
+    """The payload bytes of every packet of the first audio stream (empty if there is none)."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return []
+        stream = container.streams.audio[0]
+        return [bytes(p) for p in container.demux(stream) if p.dts is not None]
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What a test usually wants to know about a file's streams."""
+
+    width: int
+    height: int
+    fps: Fraction | None
+    frames: int  # as stored in the container (0 if unknown)
+    video_codec: str
+    pix_fmt: str | None
+    audio_codec: str | None
+    format_name: str
+
+
+def summarize(path: Path) -> StreamSummary:
+    """Stream facts read from the container headers (no decoding)."""
+    with av.open(str(path)) as container:
+        v = container.streams.video[0]
+        a = container.streams.audio[0] if container.streams.audio else None
+        return StreamSummary(
+            width=v.codec_context.width,
+            height=v.codec_context.height,
+            fps=v.average_rate,
+            frames=v.frames,
+            video_codec=v.codec_context.name,
+            pix_fmt=v.codec_context.pix_fmt,
+            audio_codec=a.codec_context.name if a is not None else None,
+            format_name=container.format.name,
+        )

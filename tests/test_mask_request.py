@@ -1,0 +1,40 @@
+"""Device masks and their scaling (no Redis, no video)."""
+
+from __future__ import annotations
+
+from jobs.mask_request import known_devices, parse_mask_request
+from jobs.video import Roi
+
+
+def test_olympus_device_is_defined_on_1080p() -> None:
+    device = known_devices()["olympus_cv_1500"]
+    assert device.roi_for(1920, 1080) == Roi(550, 0, 1350, 1080)
+
+
+def test_scaling_rounds_inwards() -> None:
+    device = known_devices()["olympus_cv_1500"]
+    # 550 * 1000/1920 = 286.46 -> 287; 1900 * 1000/1920 = 989.58 -> 989.
+    assert device.roi_for(1000, 500) == Roi(287, 0, 702, 500)
+    roi = device.roi_for(1281, 721)
+    assert roi.x >= 550 * 1281 / 1920
+    assert roi.x + roi.width <= 1900 * 1281 / 1920
+
+
+def test_params_round_trip() -> None:
+    request = parse_mask_request(
+        {
+            "mask_type": "custom",
+            "roi": {"x": 1, "y": 2, "width": 3, "height": 4},
+            "shape": "ellipse",
+        },
+        10,
+        10,
+    )
+    params = request.to_params()
+    assert params == {
+        "mask_type": "custom",
+        "device_name": None,
+        "roi": {"x": 1, "y": 2, "width": 3, "height": 4},
+        "shape": "ellipse",
+    }
+    assert type(request).from_params(params) == request

@@ -1,0 +1,121 @@
+"""The README's first command: ``vidcorrect serve`` with its embedded Redis and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.media import make_video
+
+START_TIMEOUT = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).parent / "vidcorrect"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+
+
+class Served:
+    """A ``vidcorrect serve`` process on a free port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = _free_port()
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env["VIDCORRECT_LOG_FORMAT"] = "json"
+        self.log = (data_dir.parent / f"serve-{self.port}.log").open("wb")
+        self.process = subprocess.Popen(
+            [*_command(), "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "vidcorrect serve exited early"
+            try:
+                async with session.get(f"{self.base}/api/videos/") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+        raise AssertionError("vidcorrect serve did not answer in time")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(30)
+        finally:
+            self.log.close()
+
+
+async def _json(resp: aiohttp.ClientResponse) -> Any:
+    return await resp.json()
+
+
+async def test_serve_masks_with_embedded_redis_and_keeps_history(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    clip = make_video(tmp_path / "clip.mp4", width=640, height=360, seconds=1.0)
+    async with aiohttp.ClientSession() as session:
+        served = Served(data_dir)
+        try:
+            await served.wait_ready(session)
+            form = aiohttp.FormData()
+            form.add_field("file", clip.read_bytes(), filename="clip.mp4")
+            async with session.post(f"{served.base}/api/videos/", data=form) as resp:
+                assert resp.status == 201
+                video = await _json(resp)
+            started = time.monotonic()
+            async with session.post(
+                f"{served.base}/api/video-apply-mask/{video['id']}/",
+                json={"mask_type": "device", "device_name": "olympus_cv_1500"},
+            ) as resp:
+                assert resp.status == 202
+                task_id = (await _json(resp))["task_id"]
+            assert time.monotonic() - started < 1.0
+            status: dict[str, Any] = {}
+            for _ in range(600):
+                async with session.get(f"{served.base}/api/task-status/{task_id}/") as resp:
+                    status = await _json(resp)
+                if status["state"] in ("SUCCESS", "FAILURE"):
+                    break
+                await asyncio.sleep(0.05)
+            assert status["state"] == "SUCCESS", status
+            async with session.get(f"{served.base}{status['result']['output_url']}") as resp:
+                assert resp.status == 200
+                assert len(await resp.read()) > 1000
+        finally:
+            assert served.stop() == 0
+        assert (data_dir / "redis" / "appendonlydir").is_dir() or (
+            data_dir / "redis" / "appendonly.aof"
+        ).is_file()
+
+        # A restart on the same data dir finds the task again (Redis's append-only file).
+        served = Served(data_dir)
+        try:
+            await served.wait_ready(session)
+            async with session.get(f"{served.base}/api/task-status/{task_id}/") as resp:
+                assert resp.status == 200
+                again = await _json(resp)
+            assert again["state"] == "SUCCESS"
+            assert again["result"] == status["result"]
+        finally:
+            assert served.stop() == 0

@@ -1,0 +1,51 @@
+"""Configuration from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.errors import ConfigError
+from jobs.settings import Settings
+
+
+def test_defaults_are_embedded_with_documented_limits() -> None:
+    settings = Settings.from_env({})
+    assert settings.embedded
+    assert settings.data_dir == Path("data")
+    assert (settings.max_jobs, settings.job_timeout) == (4, 3600)
+    assert settings.max_upload_bytes == 8 * 1024**3
+    assert (settings.x264_preset, settings.x264_crf) == ("veryfast", 18)
+
+
+def test_environment_and_overrides() -> None:
+    env = {
+        "REDIS_URL": "redis://example:6380/2",
+        "VIDCORRECT_DATA_DIR": "/srv/videos",
+        "VIDCORRECT_MAX_JOBS": "2",
+        "VIDCORRECT_JOB_TIMEOUT": "60",
+        "VIDCORRECT_MAX_UPLOAD_BYTES": "1000",
+    }
+    settings = Settings.from_env(env, data_dir=Path("/override"))
+    assert not settings.embedded
+    assert settings.data_dir == Path("/override")
+    assert (settings.max_jobs, settings.job_timeout, settings.max_upload_bytes) == (2, 60, 1000)
+    redis = settings.redis_settings()
+    assert (redis.host, redis.port, redis.database) == ("example", 6380, 2)
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"VIDCORRECT_MAX_JOBS": "four"}, "VIDCORRECT_MAX_JOBS must be a whole number"),
+        ({"VIDCORRECT_MAX_JOBS": "0"}, "VIDCORRECT_MAX_JOBS must be at least 1"),
+        ({"VIDCORRECT_X264_PRESET": "warp"}, "VIDCORRECT_X264_PRESET must be one of"),
+        ({"VIDCORRECT_X264_CRF": "60"}, "between 0 and 51"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL must start with"),
+        ({"VIDCORRECT_LOG_FORMAT": "xml"}, "VIDCORRECT_LOG_FORMAT"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        Settings.from_env(env)
