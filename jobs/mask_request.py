@@ -136,10 +136,8 @@ def _device_name(body: dict[str, Any]) -> str:
     devices = known_devices()
     if not isinstance(name, str) or name not in devices:
         known = ", ".join(devices)
-        given = "missing" if name is None else f"{name!r} is unknown"
-        raise InvalidRequest(
-            f"device_name is {given}; known devices: {known}.", code="unknown_device"
-        )
+        problem = "device_name is missing" if name is None else f"device_name {name!r} is unknown"
+        raise InvalidRequest(f"{problem}; known devices: {known}.", code="unknown_device")
     return name
 
 

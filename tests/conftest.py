@@ -52,7 +52,7 @@ async def client(aiohttp_client: AiohttpClient, settings: Settings) -> Client:
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[Worker]:
     """A real arq worker on the test's queue, running in this event loop."""
-    running = Worker(**worker_options(settings), handle_signals=False, poll_delay=0.05)
+    running = Worker(**worker_options(settings), handle_signals=False)
     task = asyncio.create_task(running.main())
     yield running
     await running.close()
