@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from jobs.errors import NotFound
 
@@ -159,13 +160,27 @@ class Records:
         raws = await self.redis.mget([self._video_key(int(i)) for i in ids])
         return [VideoRecord(**json.loads(raw)) for raw in raws if raw is not None]
 
-    async def create_task(self, task: TaskRecord) -> None:
-        """Store a new task record and index it."""
-        score = time.time() * 1000
+    def events_key(self, task_id: str) -> str:
+        """The task's event log: a capped Redis Stream whose entry ids are the SSE event ids."""
+        return f"{self.prefix}:task:{task_id}:events"
+
+    def tasks_index_key(self, video_id: int | None = None) -> str:
+        """Sorted set of task ids by creation time: all tasks, or one video's."""
+        if video_id is None:
+            return f"{self.prefix}:tasks"
+        return f"{self.prefix}:video:{video_id}:tasks"
+
+    async def create_task(self, task: TaskRecord, *, created: float | None = None) -> None:
+        """Store a new task record, index it, and log its first event.
+
+        ``created`` (epoch seconds, default now) orders the history.
+        """
+        score = (time.time() if created is None else created) * 1000
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._task_key(task.task_id), mapping=_encode(asdict(task)))
-            pipe.zadd(f"{self.prefix}:tasks", {task.task_id: score})
-            pipe.zadd(f"{self.prefix}:video:{task.video_id}:tasks", {task.task_id: score})
+            pipe.zadd(self.tasks_index_key(), {task.task_id: score})
+            pipe.zadd(self.tasks_index_key(task.video_id), {task.task_id: score})
+            self._log_event(pipe, task)
             await pipe.execute()
 
     async def get_task(self, task_id: str) -> TaskRecord:
@@ -174,19 +189,139 @@ class Records:
         raw = await cast(Awaitable[dict[bytes, bytes]], self.redis.hgetall(self._task_key(task_id)))
         if not raw:
             raise NotFound(f"There is no task with id {task_id!r}.", code="task_not_found")
-        data = {k.decode(): json.loads(v) for k, v in raw.items()}
-        data = {k: v for k, v in data.items() if k in _TASK_FIELDS}
-        task = TaskRecord(**data)
-        return replace(task, state=TaskState(task.state), operation=Operation(task.operation))
+        return _decode_task(raw)
 
-    async def update_task(self, task_id: str, **changes: Any) -> None:
-        """Change some fields of an existing task record."""
+    async def update_task(self, task: TaskRecord, **changes: Any) -> TaskRecord:
+        """Apply ``changes`` to ``task``, store them and log the new state as an event.
+
+        The writer (the job running the task) holds the current record, so the event carries the
+        full state without reading it back. Returns the updated record.
+        """
         unknown = set(changes) - _TASK_FIELDS
         if unknown:
             raise ValueError(f"not task fields: {sorted(unknown)}")
-        await cast(
-            Awaitable[int], self.redis.hset(self._task_key(task_id), mapping=_encode(changes))
+        updated = replace(task, **changes)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._task_key(task.task_id), mapping=_encode(changes))
+            self._log_event(pipe, updated)
+            if updated.state.finished:
+                # Late and resuming clients have an hour; then the record alone tells the end.
+                pipe.expire(self.events_key(task.task_id), FINISHED_EVENTS_TTL)
+            await pipe.execute()
+        return updated
+
+    def _log_event(self, pipe: Pipeline, task: TaskRecord) -> None:
+        event = EVENT_END if task.state.finished else EVENT_PROGRESS
+        pipe.xadd(
+            self.events_key(task.task_id),
+            {"event": event, "data": json.dumps(task.to_api())},
+            maxlen=LIVE_EVENTS_KEPT,
+            approximate=True,
         )
+
+    async def list_tasks(
+        self,
+        *,
+        video_id: int | None = None,
+        state: TaskState | None = None,
+        operation: Operation | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[TaskRecord], str | None]:
+        """Task records newest first, optionally filtered, ``limit`` at a time.
+
+        Returns the page and the cursor of the next one (``None`` at the end). A cursor is the
+        position of the last record looked at, so pages neither skip nor repeat records while
+        new tasks are added. Raises ValueError for a malformed cursor.
+        """
+        key = self.tasks_index_key(video_id)
+        after = _parse_cursor(cursor) if cursor else None
+        found: list[TaskRecord] = []
+        last: tuple[float, str] | None = after
+        for _ in range(_MAX_SCAN_BATCHES):
+            batch = max(limit, 50)
+            rows = await self.redis.zrevrangebyscore(
+                key,
+                repr(last[0]) if last else "+inf",
+                "-inf",
+                start=0,
+                num=batch + 8,
+                withscores=True,
+            )
+            fetched = len(rows)
+            members = [(m.decode(), float(score)) for m, score in rows]
+            if last is not None:
+                # Members sharing the cursor's score come in reverse lexical order: those not
+                # below the cursor's member were on earlier pages.
+                members = [(m, sc) for m, sc in members if not (sc == last[0] and m >= last[1])]
+            if not members:
+                return found, None
+            tasks = await self._get_tasks([m for m, _ in members])
+            for (member, score), task in zip(members, tasks, strict=True):
+                last = (score, member)
+                if task is None:
+                    continue
+                if (state is None or task.state is state) and (
+                    operation is None or task.operation is operation
+                ):
+                    found.append(task)
+                    if len(found) == limit:
+                        return found, _format_cursor(last)
+            if fetched < batch + 8:
+                return found, None
+        return found, _format_cursor(last) if last else None
+
+    async def _get_tasks(self, task_ids: list[str]) -> list[TaskRecord | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(self._task_key(task_id))
+            raws: list[dict[bytes, bytes]] = await pipe.execute()
+        return [_decode_task(raw) if raw else None for raw in raws]
+
+    async def delete_task(self, task: TaskRecord) -> None:
+        """Remove a task's record, event log and index entries (its files are the caller's)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._task_key(task.task_id), self.events_key(task.task_id))
+            pipe.zrem(self.tasks_index_key(), task.task_id)
+            pipe.zrem(self.tasks_index_key(task.video_id), task.task_id)
+            await pipe.execute()
+
+    async def tasks_created_before(self, epoch_seconds: float, limit: int = 500) -> list[str]:
+        """Ids of the oldest tasks created before ``epoch_seconds``."""
+        rows = await self.redis.zrangebyscore(
+            self.tasks_index_key(), "-inf", f"({epoch_seconds * 1000!r}", start=0, num=limit
+        )
+        return [row.decode() for row in rows]
+
+
+#: Entries kept in a running task's event log: the window in which a client can resume.
+LIVE_EVENTS_KEPT = 1000
+#: Seconds an ended task's event log is kept.
+FINISHED_EVENTS_TTL = 3600
+EVENT_PROGRESS = "progress"
+EVENT_END = "end"
+_MAX_SCAN_BATCHES = 20
+
+
+def _decode_task(raw: dict[bytes, bytes]) -> TaskRecord:
+    data = {k.decode(): json.loads(v) for k, v in raw.items()}
+    task = TaskRecord(**{k: v for k, v in data.items() if k in _TASK_FIELDS})
+    return replace(task, state=TaskState(task.state), operation=Operation(task.operation))
+
+
+def _format_cursor(position: tuple[float, str]) -> str:
+    return f"{position[0]!r}:{position[1]}"
+
+
+def _parse_cursor(cursor: str) -> tuple[float, str]:
+    score, sep, member = cursor.partition(":")
+    try:
+        value = float(score)
+    except ValueError:
+        value = float("nan")
+    if not sep or not member or value != value:  # NaN check
+        raise ValueError("cursor")
+    return value, member
 
 
 def _encode(values: JsonDict) -> dict[str, str]:

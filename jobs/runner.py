@@ -27,10 +27,12 @@ log = structlog.get_logger("vidcorrect.job")
 
 T = TypeVar("T")
 
-#: How often the progress of a running job is written to its task record (seconds).
+#: How often the progress of a running job is written to its record and event log (seconds).
 PUBLISH_INTERVAL = 0.5
 #: Work measured before an ETA is given (seconds).
-ETA_AFTER = 2.0
+ETA_AFTER = 3.0
+#: Weight of the newest rate measurement in the smoothed rate.
+RATE_SMOOTHING = 0.3
 
 
 @dataclass(frozen=True)
@@ -51,42 +53,63 @@ class JobStopped(Exception):
 class FrameProgress:
     """Shared by a blocking frame loop, which calls it per frame, and the publisher, which reads it.
 
-    Plain attribute writes are atomic under the GIL, so no lock is needed.
+    Plain attribute writes are atomic under the GIL, so no lock is needed. The publisher calls
+    :meth:`measure` at each tick to update the smoothed rate the ETA is computed from.
     """
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.total = total
         self.done = 0
-        self.first_frame_at: float | None = None
         self.stop = False
+        self._clock = clock
+        self._first_frame_at: float | None = None
+        self._last_sample: tuple[float, int] | None = None
+        self.rate: float | None = None  # frames per second, smoothed
 
     def __call__(self, done: int) -> None:
         if self.stop:
             raise JobStopped
-        if self.first_frame_at is None:
-            self.first_frame_at = time.monotonic()
+        if self._first_frame_at is None:
+            self._first_frame_at = self._clock()
         self.done = done
 
-    def percent(self) -> int:
-        """Frames done over total, 0-99 while running (100 is for SUCCESS)."""
+    def measure(self) -> None:
+        """Fold the frames done since the last call into the smoothed rate."""
+        if self._first_frame_at is None:
+            return
+        now, done = self._clock(), self.done
+        since, before = self._last_sample or (self._first_frame_at, 0)
+        if now - since <= 0:
+            return
+        rate = (done - before) / (now - since)
+        self.rate = (
+            rate
+            if self.rate is None
+            else (RATE_SMOOTHING * rate + (1 - RATE_SMOOTHING) * self.rate)
+        )
+        self._last_sample = (now, done)
+
+    def fraction(self) -> float:
+        """Frames done over total, 0-1."""
         if self.total <= 0:
-            return 0
-        return min(99, self.done * 100 // self.total)
+            return 0.0
+        return min(1.0, self.done / self.total)
 
     def eta_seconds(self) -> float | None:
-        """Seconds left at the rate measured so far, once there is enough to measure."""
-        if self.first_frame_at is None or self.done <= 0:
+        """Seconds left at the smoothed rate, once ``ETA_AFTER`` seconds have been measured."""
+        if self._first_frame_at is None or not self.rate:
             return None
-        elapsed = time.monotonic() - self.first_frame_at
-        if elapsed < ETA_AFTER:
+        if self._clock() - self._first_frame_at < ETA_AFTER:
             return None
-        rate = self.done / elapsed
-        return round(max(0, self.total - self.done) / rate, 1)
+        return round(max(0, self.total - self.done) / self.rate, 1)
 
 
 @dataclass
 class JobRun:
-    """One execution of one task: what an operation needs, and what must be cleaned up."""
+    """One execution of one task: what an operation needs, and what must be cleaned up.
+
+    :attr:`task` is the current record; :meth:`update` changes it in Redis and logs the event.
+    """
 
     deps: JobDeps
     task: TaskRecord
@@ -97,6 +120,10 @@ class JobRun:
     def source_path(self) -> Path:
         """The original upload (read only)."""
         return self.deps.storage.resolve(self.video.stored_name)
+
+    async def update(self, **changes: Any) -> None:
+        """Change the task's record and publish the new state."""
+        self.task = await self.deps.records.update_task(self.task, **changes)
 
     def temp_path(self, suffix: str) -> Path:
         """A temp file for this run, removed by :func:`run_task` unless committed."""
@@ -112,17 +139,26 @@ class JobRun:
         self.temp_files.remove(temp)
         return name
 
-    async def run_frames(self, total: int, work: Callable[[FrameProgress], T]) -> T:
+    async def run_frames(
+        self,
+        total: int,
+        work: Callable[[FrameProgress], T],
+        *,
+        label: str = "Processing",
+        span: tuple[int, int] = (0, 99),
+    ) -> T:
         """Run a blocking frame loop in the job thread pool while publishing its progress.
 
-        ``work`` must call its :class:`FrameProgress` after each frame. When this coroutine is
-        cancelled (time limit, shutdown) the loop is told to stop and awaited, so no thread goes on
-        writing a file that is about to be removed.
+        ``work`` must call its :class:`FrameProgress` after each frame. The stage's progress maps
+        onto ``span`` of the task's 0-100 (a job of several stages gives each its share), and the
+        status reads ``"{label} frame 450/1000 (62 fps)"``. When this coroutine is cancelled
+        (time limit, shutdown) the loop is told to stop and awaited, so no thread goes on writing
+        a file that is about to be removed.
         """
         progress = FrameProgress(total)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.deps.executor, work, progress)
-        publisher = asyncio.create_task(self._publish(progress))
+        publisher = asyncio.create_task(self._publish(progress, label, span))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -135,19 +171,24 @@ class JobRun:
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher
 
-    async def _publish(self, progress: FrameProgress) -> None:
+    async def _publish(self, progress: FrameProgress, label: str, span: tuple[int, int]) -> None:
         last: int | None = None
         while True:
-            if progress.done != last:
-                last = progress.done
-                await self.deps.records.update_task(
-                    self.task.task_id,
-                    state=TaskState.PROGRESS,
-                    progress=progress.percent(),
-                    status=f"Processing frame {progress.done}/{progress.total}",
-                    eta_seconds=progress.eta_seconds(),
-                )
             await asyncio.sleep(PUBLISH_INTERVAL)
+            progress.measure()
+            if progress.done == last:
+                continue
+            last = progress.done
+            status = f"{label} frame {progress.done}/{progress.total}"
+            if progress.rate:
+                status += f" ({progress.rate:.0f} fps)"
+            percent = span[0] + int((span[1] - span[0]) * progress.fraction())
+            await self.update(
+                state=TaskState.PROGRESS,
+                progress=max(self.task.progress, min(99, percent)),
+                status=status,
+                eta_seconds=progress.eta_seconds(),
+            )
 
 
 Operation = Callable[[JobRun], Awaitable[JsonDict]]
@@ -161,9 +202,8 @@ async def run_task(ctx: dict[str, Any], task_id: str, operation: Operation) -> s
     Cancellation by a worker shutdown puts the task back to PENDING, as arq will run it again.
     """
     deps: JobDeps = ctx["deps"]
-    records = deps.records
     with structlog.contextvars.bound_contextvars(task_id=task_id, job_try=ctx.get("job_try")):
-        task = await records.get_task(task_id)
+        task = await deps.records.get_task(task_id)
         if task.state.finished:
             log.warning("task already finished, not run again", state=task.state.value)
             return task.state.value
@@ -174,10 +214,9 @@ async def run_task(ctx: dict[str, Any], task_id: str, operation: Operation) -> s
 
 
 async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
-    records = deps.records
     started = time.monotonic()
-    await records.update_task(
-        task.task_id,
+    task = await deps.records.update_task(
+        task,
         state=TaskState.STARTED,
         status="Starting",
         started_at=utc_now(),
@@ -188,14 +227,14 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
     run: JobRun | None = None
     try:
         async with asyncio.timeout(deps.settings.job_timeout):
-            video = await records.get_video(task.video_id)
+            video = await deps.records.get_video(task.video_id)
             run = JobRun(deps, task, video)
             result = await operation(run)
     except asyncio.CancelledError:
         _remove_temp_files(run)
         log.warning("job interrupted; arq will run it again")
-        await records.update_task(
-            task.task_id,
+        await deps.records.update_task(
+            run.task if run else task,
             state=TaskState.PENDING,
             progress=0,
             eta_seconds=None,
@@ -209,8 +248,8 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
             log.exception("job failed")
         else:
             log.warning("job failed", code=code)
-        await records.update_task(
-            task.task_id,
+        await deps.records.update_task(
+            run.task if run else task,
             state=TaskState.FAILURE,
             status=f"Failed: {message}",
             error={"code": code, "message": message},
@@ -219,8 +258,7 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
         )
         return TaskState.FAILURE.value
     result["processing_time"] = round(time.monotonic() - started, 3)
-    await records.update_task(
-        task.task_id,
+    await run.update(
         state=TaskState.SUCCESS,
         progress=100,
         status="Done",

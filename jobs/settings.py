@@ -34,6 +34,8 @@ class Settings:
     x264_crf: int = 18
     #: Prefix of every Redis key the service owns, and of its arq queue name.
     key_prefix: str = "vidcorrect"
+    #: Finished tasks older than this many days are deleted with their outputs; 0 keeps all.
+    task_retention_days: int = 0
     log_format: LogFormat = "auto"
     log_level: str = "info"
 
@@ -54,6 +56,7 @@ class Settings:
             ("VIDCORRECT_JOB_TIMEOUT", "job_timeout", 1),
             ("VIDCORRECT_MAX_UPLOAD_BYTES", "max_upload_bytes", 1),
             ("VIDCORRECT_X264_CRF", "x264_crf", 0),
+            ("VIDCORRECT_TASK_RETENTION_DAYS", "task_retention_days", 0),
         ):
             if name in env:
                 values[field] = _int_var(env, name, minimum)

@@ -7,11 +7,16 @@ module reads no environment; the server builds its in-process worker from its ow
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from arq.worker import func
+from arq.cron import cron
+from arq.worker import Worker, func
 
+from jobs.history import prune_history
 from jobs.logs import configure_logging
 from jobs.mask_job import apply_mask
 from jobs.records import Records
@@ -55,6 +60,7 @@ def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str
     timeout = settings.job_timeout + ARQ_TIMEOUT_MARGIN
     return {
         "functions": [func(apply_mask, name="apply_mask", timeout=timeout)],
+        "cron_jobs": [cron(prune_history, name="prune_history", minute=17, run_at_startup=True)],
         "queue_name": settings.queue_name,
         "redis_settings": settings.redis_settings(),
         "max_jobs": settings.max_jobs,
@@ -67,6 +73,30 @@ def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str
         "on_startup": startup_with_logging if own_process else startup,
         "on_shutdown": shutdown,
     }
+
+
+@contextlib.asynccontextmanager
+async def in_process_worker(settings: Settings) -> AsyncIterator[Worker]:
+    """Run an arq worker in the current event loop (the embedded mode, and tests).
+
+    On exit it stops taking jobs, hands running ones back (their tasks return to PENDING and arq
+    re-queues them) and closes. arq's own ``close()`` re-raises the cancellation of a job that
+    was just finishing, skipping the rest of its clean-up, so the jobs are settled first.
+    """
+    worker = Worker(**worker_options(settings), handle_signals=False)
+    main = asyncio.create_task(worker.main(), name="arq-worker")
+    try:
+        yield worker
+    finally:
+        main.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+        running = list(worker.tasks.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        worker.tasks.clear()
+        await worker.close()
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,16 +11,17 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from arq.connections import create_pool
-from arq.worker import Worker
+from redis.asyncio import Redis
 
 from jobs.records import Records
 from jobs.settings import Settings
 from jobs.storage import Storage
-from jobs.worker import worker_options
+from jobs.worker import in_process_worker
 from server import tasks, videos
 from server.embedded_redis import EmbeddedRedis
 from server.errors import error_middleware
-from server.keys import RECORDS, REDIS, SETTINGS, STORAGE
+from server.events import EventHub
+from server.keys import EVENTS, RECORDS, REDIS, SETTINGS, STORAGE
 
 log = structlog.get_logger("vidcorrect.server")
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(redis_ctx)
     if settings.embedded:
         app.cleanup_ctx.append(in_process_worker_ctx)
+    app.on_shutdown.append(close_event_streams)
     app.add_routes(videos.routes)
     app.add_routes(tasks.routes)
     app.router.add_get("/", index)
@@ -82,26 +83,30 @@ async def embedded_redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The process's Redis pool and the records on top of it."""
+    """The process's Redis pool, the records on top of it, and the event reader."""
     settings = app[SETTINGS]
     pool = await create_pool(settings.redis_settings(), default_queue_name=settings.queue_name)
     app[REDIS] = pool
     app[RECORDS] = Records(pool, settings.key_prefix)
+    assert settings.redis_url is not None  # set by now, embedded or not
+    reader = Redis.from_url(settings.redis_url, single_connection_client=True)
+    app[EVENTS] = EventHub(app[RECORDS], reader)
+    app[EVENTS].start()
     try:
         yield
     finally:
+        await app[EVENTS].stop()
         await pool.aclose()
+
+
+async def close_event_streams(app: web.Application) -> None:
+    """At shutdown, end the SSE streams so their connections close cleanly."""
+    if EVENTS in app:
+        app[EVENTS].close_streams()
 
 
 async def in_process_worker_ctx(app: web.Application) -> AsyncIterator[None]:
     """An arq worker in this process, for the one-command embedded mode."""
-    worker = Worker(**worker_options(app[SETTINGS]), handle_signals=False)
-    running = asyncio.create_task(worker.main())
-    log.info("in-process worker started", max_jobs=worker.max_jobs)
-    try:
+    async with in_process_worker(app[SETTINGS]) as worker:
+        log.info("in-process worker started", max_jobs=worker.max_jobs)
         yield
-    finally:
-        await worker.close()
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running

@@ -8,6 +8,7 @@ from arq.connections import ArqRedis
 from jobs.records import Records
 from jobs.settings import Settings
 from jobs.storage import Storage
+from server.events import EventHub
 
 #: The effective settings (with the embedded Redis's URL once it runs).
 SETTINGS = web.AppKey("settings", Settings)
@@ -15,3 +16,5 @@ STORAGE = web.AppKey("storage", Storage)
 #: One pool per process, for enqueueing and for the records.
 REDIS = web.AppKey("redis", ArqRedis)
 RECORDS = web.AppKey("records", Records)
+#: The process's one reader of task event logs, shared by all SSE clients.
+EVENTS = web.AppKey("events", EventHub)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlencode
 
 import structlog
 from aiohttp import web
 
 from jobs.errors import PayloadTooLarge, UnsupportedMedia
-from jobs.records import VideoRecord, utc_now
+from jobs.records import TaskState, VideoRecord, utc_now
 from jobs.video import InvalidVideo, probe
 from server.keys import RECORDS, SETTINGS, STORAGE
 from server.uploads import display_filename, receive_to_file, upload_source
@@ -77,9 +78,36 @@ async def list_videos(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/videos/{video_id:\d+}/")
 async def show_video(request: web.Request) -> web.Response:
-    """One video's properties."""
-    video = await request.app[RECORDS].get_video(int(request.match_info["video_id"]))
-    return web.json_response(video.to_api())
+    """One video's properties, its tasks (newest first) and the outputs they produced."""
+    records = request.app[RECORDS]
+    video = await records.get_video(int(request.match_info["video_id"]))
+    tasks, next_cursor = await records.list_tasks(video_id=video.id, limit=VIDEO_TASKS_SHOWN)
+    outputs = [
+        {
+            "task_id": task.task_id,
+            "operation": task.operation.value,
+            "output_file": task.result["output_file"],
+            "output_url": task.result["output_url"],
+            "finished_at": task.finished_at,
+        }
+        for task in tasks
+        if task.state is TaskState.SUCCESS and task.result and "output_file" in task.result
+    ]
+    more = None
+    if next_cursor:
+        more = "/api/tasks/?" + urlencode({"video_id": video.id, "cursor": next_cursor})
+    return web.json_response(
+        {
+            **video.to_api(),
+            "tasks": [task.to_api() for task in tasks],
+            "more_tasks_url": more,
+            "outputs": outputs,
+        }
+    )
+
+
+#: Tasks listed with a video; the rest are paged through /api/tasks/?video_id=.
+VIDEO_TASKS_SHOWN = 100
 
 
 @routes.get(r"/api/videos/{video_id:\d+}/file")

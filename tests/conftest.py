@@ -3,8 +3,6 @@ and small generated videos."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,7 +13,7 @@ from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
 from jobs.settings import Settings
-from jobs.worker import worker_options
+from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from tests.api import Client
@@ -52,13 +50,8 @@ async def client(aiohttp_client: AiohttpClient, settings: Settings) -> Client:
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[Worker]:
     """A real arq worker on the test's queue, running in this event loop."""
-    running = Worker(**worker_options(settings), handle_signals=False)
-    task = asyncio.create_task(running.main())
-    yield running
-    await running.close()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with in_process_worker(settings) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

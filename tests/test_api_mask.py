@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,9 @@ async def test_progress_climbs_monotonically_to_100(
     running = [s for s in seen if s["state"] == "PROGRESS"]
     assert running, "no PROGRESS state was ever published"
     for status in running:
-        done, total = (int(n) for n in status["status"].split()[-1].split("/"))
+        match = re.fullmatch(r"Processing frame (\d+)/(\d+)( \(\d+ fps\))?", status["status"])
+        assert match, status["status"]
+        done, total = int(match[1]), int(match[2])
         assert total == 200
         assert abs(status["progress"] - done * 100 / total) <= 5
     states = [s["state"] for s in seen]

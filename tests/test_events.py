@@ -1,0 +1,190 @@
+"""Live progress over Server-Sent Events, through the real server, worker and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from arq.worker import Worker
+
+from jobs.settings import Settings
+from jobs.worker import in_process_worker
+from server.app import create_app
+from server.embedded_redis import EmbeddedRedis
+from server.keys import EVENTS, RECORDS
+from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.media import make_video
+from tests.sse import Event, read_events
+
+DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
+
+
+@pytest.fixture(scope="session")
+def clip_8s(media_dir: Path) -> Path:
+    """Long enough (200 frames of 720p) for a job to publish several progress events."""
+    return make_video(media_dir / "events_8s.mp4", width=1280, height=720, seconds=8.0)
+
+
+async def logged_ids(client: Client, task_id: str) -> list[str]:
+    """The ids of the task's event log, straight from Redis."""
+    records = client.app[RECORDS]
+    rows = await records.redis.xrange(records.events_key(task_id))
+    return [row[0].decode() for row in rows]
+
+
+def states(events: list[Event]) -> list[str]:
+    return [json.loads(e.data)["state"] for e in events]
+
+
+async def test_full_event_sequence_then_end_and_close(
+    client: Client, worker: Worker, clip_8s: Path
+) -> None:
+    video = await upload(client, clip_8s)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    resp = await client.get(f"/api/task-status/{task_id}/events?last_event_id=0-0")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"] == "text/event-stream"
+    assert resp.headers["X-Accel-Buffering"] == "no"
+    assert resp.headers["Cache-Control"] == "no-cache"
+    events = await read_events(resp)  # returns only when the server closes the stream
+
+    assert [e.event for e in events] == ["progress"] * (len(events) - 1) + ["end"]
+    assert [e.id for e in events] == await logged_ids(client, task_id)
+    assert events[0].retry == 2000
+    assert all(e.retry is None for e in events[1:])
+    seen = states(events)
+    assert seen[:2] == ["PENDING", "STARTED"]
+    assert seen[-1] == "SUCCESS"
+    assert set(seen[2:-1]) == {"PROGRESS"}
+    assert len(seen) >= 5, "a 2 s job publishes progress at least every second"
+    progress = [json.loads(e.data)["progress"] for e in events]
+    assert progress == sorted(progress)
+    status = await (await client.get(f"/api/task-status/{task_id}/")).json()
+    assert json.loads(events[-1].data) == status
+
+
+async def test_resume_after_disconnect_misses_and_repeats_nothing(
+    client: Client, worker: Worker, clip_8s: Path
+) -> None:
+    video = await upload(client, clip_8s)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    url = f"/api/task-status/{task_id}/events"
+    first = await client.get(url, params={"last_event_id": "0-0"})
+    before: list[Event] = []
+    while not before or states(before)[-1] != "PROGRESS":
+        before += await read_events(first, limit=1)
+    first.close()  # a dropped connection, mid-job
+
+    second = await client.get(url, headers={"Last-Event-ID": str(before[-1].id)})
+    after = await read_events(second)
+    assert after[-1].event == "end"
+    ids = [e.id for e in before + after]
+    assert ids == await logged_ids(client, task_id)
+    assert len(ids) == len(set(ids))
+
+
+async def test_late_client_gets_final_state_and_end(
+    client: Client, worker: Worker, clip_720p: Path
+) -> None:
+    video = await upload(client, clip_720p)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    final = (await follow_task(client, task_id))[-1]
+    resp = await client.get(f"/api/task-status/{task_id}/events")
+    body = await resp.read()
+    last_id = (await logged_ids(client, task_id))[-1]
+    data = json.dumps(final)
+    assert body == f"id: {last_id}\nevent: end\ndata: {data}\nretry: 2000\n\n".encode()
+
+
+async def test_many_clients_share_one_reader_and_all_get_every_event(
+    client: Client, settings: Settings, clip_8s: Path
+) -> None:
+    video = await upload(client, clip_8s)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)  # queued: no worker yet
+    url = str(client.make_url(f"/api/task-status/{task_id}/events"))
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        responses = [await session.get(url) for _ in range(200)]
+        firsts = await asyncio.gather(*(read_events(r, limit=1) for r in responses))
+        assert all(states(f) == ["PENDING"] for f in firsts)
+        assert client.app[EVENTS].client_count == 200
+        info = await client.app[RECORDS].redis.info("clients")
+        assert info["connected_clients"] < 20  # no Redis connection per SSE client
+        async with in_process_worker(settings):
+            rests = await asyncio.gather(*(read_events(r) for r in responses))
+    expected = await logged_ids(client, task_id)
+    for first, rest in zip(firsts, rests, strict=True):
+        assert [e.id for e in first + rest] == expected
+        assert rest[-1].event == "end"
+    assert client.app[EVENTS].client_count == 0
+
+
+async def test_unknown_task_and_bad_event_id(client: Client, clip_720p: Path) -> None:
+    await expect_error(await client.get("/api/task-status/nope/events"), 404, "task_not_found")
+    video = await upload(client, clip_720p)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    resp = await client.get(
+        f"/api/task-status/{task_id}/events", headers={"Last-Event-ID": "yesterday"}
+    )
+    await expect_error(resp, 400, "invalid_event_id")
+
+
+async def test_shutdown_closes_open_streams(settings: Settings, clip_720p: Path) -> None:
+    server = TestServer(create_app(settings))
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        form = aiohttp.FormData()
+        form.add_field("file", clip_720p.read_bytes(), filename="a.mp4")
+        async with session.post(server.make_url("/api/videos/"), data=form) as resp:
+            video = await resp.json()
+        async with session.post(
+            server.make_url(f"/api/video-apply-mask/{video['id']}/"), json=DEVICE_MASK
+        ) as resp:
+            task_id = (await resp.json())["task_id"]
+        stream = await session.get(server.make_url(f"/api/task-status/{task_id}/events"))
+        assert states(await read_events(stream, limit=1)) == ["PENDING"]
+        async with asyncio.timeout(5):
+            await server.close()
+            assert await read_events(stream) == []  # the stream ended cleanly: EOF
+
+
+async def test_redis_restart_keeps_history(
+    tmp_path: Path, settings: Settings, clip_720p: Path
+) -> None:
+    redis_dir = tmp_path / "redis-aof"
+    with EmbeddedRedis(redis_dir) as first:
+        app = create_app(replace(settings, redis_url=first.url))
+        server = TestServer(app)
+        await server.start_server()
+        async with aiohttp.ClientSession() as session:
+            form = aiohttp.FormData()
+            form.add_field("file", clip_720p.read_bytes(), filename="a.mp4")
+            async with session.post(server.make_url("/api/videos/"), data=form) as resp:
+                video_id = (await resp.json())["id"]
+            for _ in range(3):
+                async with session.post(
+                    server.make_url(f"/api/video-apply-mask/{video_id}/"), json=DEVICE_MASK
+                ) as resp:
+                    assert resp.status == 202
+            async with session.get(server.make_url("/api/tasks/")) as resp:
+                before = (await resp.json())["tasks"]
+        await server.close()
+    assert len(before) == 3
+
+    with EmbeddedRedis(redis_dir) as second:  # same files, new process (and port)
+        app = create_app(replace(settings, redis_url=second.url))
+        server = TestServer(app)
+        await server.start_server()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(server.make_url("/api/tasks/")) as resp:
+                after = (await resp.json())["tasks"]
+            async with session.get(server.make_url(f"/api/videos/{video_id}/")) as resp:
+                video = await resp.json()
+        await server.close()
+    assert after == before
+    assert [t["task_id"] for t in video["tasks"]] == [t["task_id"] for t in before]
