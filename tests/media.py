@@ -285,3 +285,178 @@ def summarize(path: Path) -> StreamSummary:
             audio_codec=a.codec_context.name if a is not None else None,
             format_name=container.format.name,
         )
+
+
+# ------------------------------------------------------------------ numbered clips (for edits)
+
+CODE_BITS = 12  # frame numbers up to 4095
+CODE_ON, CODE_OFF = 235, 16  # luma of a 1 and of a 0 block
+
+
+@dataclass(frozen=True)
+class CodeRow:
+    """Where a numbered clip draws its frame number: CODE_BITS square blocks in a row, most
+    significant bit first, white for 1 and black for 0."""
+
+    x: int
+    y: int
+    block: int
+
+    @classmethod
+    def for_size(cls, width: int, height: int) -> CodeRow:
+        block = max(8, min(16, width // (CODE_BITS + 4)))
+        return cls(x=(width - CODE_BITS * block) // 2, y=(height - block) // 2, block=block)
+
+    def draw(self, y_plane: Plane, value: int, on: int = CODE_ON, off: int = CODE_OFF) -> None:
+        for bit in range(CODE_BITS):
+            level = on if value >> (CODE_BITS - 1 - bit) & 1 else off
+            x0 = self.x + bit * self.block
+            y_plane[self.y : self.y + self.block, x0 : x0 + self.block] = level
+
+    def read(self, y_plane: Plane) -> int:
+        """The number in a decoded luma plane (each block judged by its inner half)."""
+        q = self.block // 4
+        value = 0
+        for bit in range(CODE_BITS):
+            x0 = self.x + bit * self.block
+            inner = y_plane[self.y + q : self.y + self.block - q, x0 + q : x0 + self.block - q]
+            value = value << 1 | int(float(inner.mean()) > (CODE_ON + CODE_OFF) / 2)
+        return value
+
+
+def tone_hz(frame: int) -> float:
+    """The audio frequency of a numbered clip while source frame `frame` is shown."""
+    return 400.0 + 200.0 * (frame % 16)
+
+
+def numbered_audio(t: npt.NDArray[np.float64], fps: Fraction) -> npt.NDArray[np.float64]:
+    """A numbered clip's audio at source times `t` (seconds): during frame i a sine of
+    tone_hz(i), so the audio says which frame it belongs to."""
+    frames = np.floor(t * float(fps) + 1e-9).astype(np.int64)
+    hz = 400.0 + 200.0 * (frames % 16)
+    return np.asarray(0.3 * np.sin(2 * math.pi * hz * t), dtype=np.float64)
+
+
+def make_numbered_video(
+    path: Path,
+    *,
+    width: int,
+    height: int,
+    fps: int | Fraction = 25,
+    frames: int = 75,
+    audio: bool = True,
+    pix_fmt: str = "yuv420p",
+) -> Path:
+    """Write an H.264 (libx264 CRF 18, B-frames) MP4 whose frame i shows the number i in
+    binary (see CodeRow) over the scrolling colourful texture of make_video, with (if
+    `audio`) an AAC stereo track whose frequency encodes the frame shown (numbered_audio)."""
+    rate = Fraction(fps)
+    row = CodeRow.for_size(width, height)
+    with av.open(str(path), "w", format="mp4") as out:
+        vstream = out.add_stream("libx264", rate=rate)
+        assert isinstance(vstream, VideoStream)
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
+        vstream.codec_context.time_base = 1 / rate
+        vstream.codec_context.options = {"crf": "18", "preset": "veryfast"}
+        astream: AudioStream | None = None
+        if audio:
+            added = out.add_stream("aac", rate=AUDIO_RATE)
+            assert isinstance(added, AudioStream)
+            added.layout = "stereo"
+            astream = added
+        probe_frame = VideoFrame(width, height, pix_fmt)
+        waves = []
+        for index, plane in enumerate(probe_frame.planes[:3]):
+            sx, sy = width / plane.width, height / plane.height
+            extra = math.ceil(SCROLL_PX_PER_FRAME * frames / sx) + 1
+            wave = _wave_plane(plane.width, plane.height, extra, sx, sy, _PLANE_LOOKS[index])
+            waves.append(wave.astype(np.uint8))
+        for i in range(frames):
+            frame = VideoFrame(width, height, pix_fmt)
+            for index, plane in enumerate(frame.planes[:3]):
+                sx = width / plane.width
+                off = round(SCROLL_PX_PER_FRAME * i / sx)
+                plane_array(plane, frame)[:] = waves[index][:, off : off + plane.width]
+            y = plane_array(frame.planes[0], frame)
+            row.draw(y, i)
+            for plane in frame.planes[1:3]:  # neutral chroma under the code blocks
+                sx, sy = width // plane.width, height // plane.height
+                plane_array(plane, frame)[
+                    row.y // sy : (row.y + row.block) // sy,
+                    row.x // sx : (row.x + CODE_BITS * row.block) // sx,
+                ] = 128
+            frame.pts = i
+            frame.time_base = vstream.codec_context.time_base
+            out.mux(vstream.encode(frame))
+        out.mux(vstream.encode(None))
+        if astream is not None:
+            total = round(frames / rate * AUDIO_RATE)
+            for done in range(0, total, AUDIO_FRAME_SAMPLES):
+                n = min(AUDIO_FRAME_SAMPLES, total - done)
+                t = np.arange(done, done + n, dtype=np.float64) / AUDIO_RATE
+                wave32 = numbered_audio(t, rate).astype(np.float32)
+                aframe = av.AudioFrame.from_ndarray(
+                    np.stack([wave32, wave32]), format="fltp", layout="stereo"
+                )
+                aframe.sample_rate = AUDIO_RATE
+                aframe.pts = done
+                aframe.time_base = Fraction(1, AUDIO_RATE)
+                out.mux(astream.encode(aframe))
+            out.mux(astream.encode(None))
+    return path
+
+
+def read_audio(path: Path) -> tuple[npt.NDArray[np.float64], int, int]:
+    """The first channel of the first audio stream as float samples, the sample rate, and the
+    first sample's pts in samples."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        chunks: list[npt.NDArray[np.float64]] = []
+        first: int | None = None
+        rate = stream.codec_context.sample_rate
+        for frame in container.decode(stream):
+            if first is None:
+                assert frame.pts is not None
+                assert frame.time_base is not None
+                first = round(frame.pts * frame.time_base * rate)
+            data = frame.to_ndarray()
+            if not frame.format.is_planar:
+                data = data.reshape(-1, len(frame.layout.channels)).T
+            chunks.append(data[0].astype(np.float64))
+        return np.concatenate(chunks), rate, first or 0
+
+
+def audio_seconds(path: Path) -> float:
+    """The duration of the first audio stream as the container states it (without the codec
+    padding that decoding adds at the end)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        assert stream.duration is not None
+        assert stream.time_base is not None
+        return float(stream.duration * stream.time_base)
+
+
+def make_vfr_numbered_video(path: Path, durations_ms: list[int], *, width: int = 320) -> Path:
+    """A silent numbered clip (grey, frame numbers as in make_numbered_video) with variable
+    frame durations: frame i lasts durations_ms[i] milliseconds."""
+    height = width * 3 // 4
+    row = CodeRow.for_size(width, height)
+    time_base = Fraction(1, 1000)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        assert isinstance(stream, VideoStream)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = time_base
+        stream.time_base = time_base
+        stream.codec_context.options = {"crf": "18", "preset": "veryfast"}
+        pts = 0
+        for i, duration in enumerate(durations_ms):
+            frame = VideoFrame(width, height, "yuv420p")
+            for plane in frame.planes:
+                plane_array(plane, frame)[:] = 128
+            row.draw(plane_array(frame.planes[0], frame), i)
+            frame.pts, frame.time_base = pts, time_base
+            out.mux(stream.encode(frame))
+            pts += duration
+        out.mux(stream.encode(None))
+    return path

@@ -1,31 +1,53 @@
-"""Video core of vidcorrect: probe uploads and black out everything outside a region.
+"""Video core of vidcorrect: probe uploads, edit videos (mask outside a region, blacken and
+remove frames), verify outputs and analyse videos for sensitive frames.
 
 Depends only on the standard library, PyAV and numpy. All functions are blocking; call them
 from a worker thread.
 """
 
-from jobs.video.errors import InvalidVideo, VideoError
-from jobs.video.mask import (
-    EncodeOptions,
-    MaskOutcome,
-    ProgressCallback,
-    Roi,
-    Shape,
-    mask_video,
+from jobs.video.analyze import (
+    Analysis,
+    FrameDetector,
+    FramePlanes,
+    Label,
+    Segment,
+    SuggestedRoi,
+    analyze_video,
 )
-from jobs.video.planes import check_roi
+from jobs.video.codec import EncodeOptions, ProgressCallback
+from jobs.video.edit import EditOutcome, EditPlan, edit_video
+from jobs.video.errors import InvalidVideo, VideoError
+from jobs.video.mask import MaskOutcome, mask_video
+from jobs.video.planes import Roi, Shape, check_roi
 from jobs.video.probe import VideoInfo, probe
+from jobs.video.timeline import FrameRange, format_ranges, merge_ranges
+from jobs.video.verify import Verification, verify_output
 
 __all__ = [
+    "Analysis",
+    "EditOutcome",
+    "EditPlan",
     "EncodeOptions",
+    "FrameDetector",
+    "FramePlanes",
+    "FrameRange",
     "InvalidVideo",
+    "Label",
     "MaskOutcome",
     "ProgressCallback",
     "Roi",
+    "Segment",
     "Shape",
+    "SuggestedRoi",
+    "Verification",
     "VideoError",
     "VideoInfo",
+    "analyze_video",
     "check_roi",
+    "edit_video",
+    "format_ranges",
     "mask_video",
+    "merge_ranges",
     "probe",
+    "verify_output",
 ]

@@ -1,0 +1,505 @@
+"""Analysis: find the frames that should not be published (text screens, scenes outside the
+body, blank frames), the live endoscope image and the burned-in overlays, in one decoding pass.
+
+Every frame is decoded (H.264 needs it anyway); every `sample_every`-th frame is analysed.
+Memory is constant apart from one byte per analysed frame for its label (plus the stats of
+the last DECISION_LAG analysed frames, a few KB each). Method "classical-v1": numpy
+statistics on the decoded YUV planes; see detectors.py for the three per-frame detectors
+(blank, text_screen, non_endoscopic), their method and their limits. Cost: about 1 ms per
+analysed 320x240 frame, 2 ms at 640x360, 3 ms at 1280x720 (decoding included, 2 cores).
+
+Labels. A frame gets at most one label; when several detectors fire the precedence is
+blank > text_screen > non_endoscopic (a black frame is reported as blank even though it is
+also "not endoscopic"; a text screen as text_screen even though its colours are not tissue's).
+Frames that are not analysed (sample_every > 1) take the label of the analysed frames around
+them when those agree; when they differ, the more cautious one: text_screen >
+non_endoscopic > no label > blank (sensitive content is assumed to extend over the uncertain
+gap, blank is not). "Sensitive" frames are those labelled text_screen or non_endoscopic.
+
+Live frames. An analysed frame is live when enough tissue-coloured tiles changed since the
+previous analysed frame (the scope is in the body and moving). Only live frames, and pairs of
+consecutive live frames, feed the ROI and overlay statistics below, whatever their label.
+
+Suggested ROI (the live image). Over pairs of consecutive live frames, the luma (on a grid of
+2x2 working pixels) is compared and every cell counts how often it changed by more than
+CHANGE_STEP. Cells changing in at least 25% of the pairs are live. The live tiles' largest
+8-connected component (so a ticking clock in the overlay, changing once a second, or isolated
+noise do not stretch the box) gives the region whose cells' bounding box is the ROI
+(precision: 2 working pixels, i.e. 2 px up to 960 px wide videos). It is an ellipse when the
+live share of the box's corners (outside the inscribed ellipse) is below half the live share
+inside the ellipse: a rectangular image fills its corners, a round one leaves them dark (an
+ellipse fills pi/4 of its box). Limits: it needs motion in the live image (a scope held
+perfectly still on a featureless spot for the whole video changes too little); static parts
+of the live image at its border (e.g. a dark lumen always at the edge) can make the box
+smaller; strong vignetting makes a rectangular image look round (the safe side); with no
+live frame there is no ROI.
+
+Overlay regions. Tiles that are text-like (see detectors.py) in at least half of the live
+frames, that change in at most 10% of the live frame pairs (a clock ticking once a second
+still counts as static) and whose centre lies outside the suggested ROI form the overlay;
+tiles within one tile of each other are grouped, and each group's bounding box (whole tiles of
+16 working pixels, plus half a tile of margin) is reported. Limits: overlays that change often
+(a running frame counter) or have little edge detail (large plain logos) are missed, as are
+small isolated items (a clock alone can be too small to be text-like); an overlay shown only
+over black frames is not found.
+
+Learning the overlay also helps the labels: decisions are taken DECISION_LAG analysed frames
+after the measurement, and the overlay learned by then (after LEARN_MIN_PAIRS live pairs) is
+left out of them, so a live image or a black frame still showing the device's patient data is
+not taken for a text screen. Before any overlay is learned (e.g. a video starting with a long
+black stretch with overlay), such frames are labelled text_screen: the cautious side.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from av.video.frame import VideoFrame
+
+from jobs.video.codec import ProgressCallback, decode_video, demux, plane_view, readable_frame
+from jobs.video.detectors import (
+    LABELS,
+    TILE,
+    BoolGrid,
+    FrameDetector,
+    FramePlanes,
+    Grid,
+    Label,
+    TileStats,
+    classify,
+    tile_stats,
+)
+from jobs.video.errors import InvalidVideo
+from jobs.video.planes import Roi, U8Array
+from jobs.video.probe import open_input, select_video_stream
+from jobs.video.timeline import FrameRange, format_ranges, merge_ranges, range_frames
+
+__all__ = [
+    "DETECTION_METHOD",
+    "SENSITIVE",
+    "Analysis",
+    "FrameDetector",
+    "FramePlanes",
+    "Label",
+    "Segment",
+    "SuggestedRoi",
+    "analyze_video",
+]
+
+DETECTION_METHOD = "classical-v1"
+SENSITIVE: tuple[Label, ...] = ("text_screen", "non_endoscopic")
+
+CELL = 2  # change grid: one cell every 2 working pixels
+CELLS_PER_TILE = TILE // CELL
+CHANGE_STEP = 4  # a luma change larger than this counts
+LIVE_SHARE = 0.25  # a live cell changes in at least this share of the frame pairs
+LIVE_TILE_SHARE = 0.3  # a live tile has at least this share of live cells
+MIN_CELLS_PER_LINE = 3  # rows/columns with fewer live cells do not extend the ROI
+MIN_PAIRS = 2
+STATIC_SHARE = 0.10  # an overlay tile changes in at most this share of the frame pairs
+OVERLAY_TEXT_SHARE = 0.5  # ... and is text-like in at least this share of the live frames
+LEARN_MIN_PAIRS = 8  # live frame pairs before the overlay is left out of the decisions
+DECISION_LAG = 2 * LEARN_MIN_PAIRS  # analysed frames between measuring and deciding
+# A live frame: at least LIVE_MIN_TILES and LIVE_MIN_SHARE of the tiles are tissue-coloured
+# (TISSUE_TILE_SHARE of their chroma samples) and changed (MOVING_TILE_SHARE of the cells).
+TISSUE_TILE_SHARE = 0.5
+MOVING_TILE_SHARE = 0.2
+LIVE_MIN_TILES = 4
+LIVE_MIN_SHARE = 0.03
+
+# Label codes of the per-frame byte arrays; 0 is "no label".
+_CODES: dict[Label, int] = {label: code for code, label in enumerate(LABELS, start=1)}
+_BY_CODE: dict[int, Label] = {code: label for label, code in _CODES.items()}
+_CAUTION = {0: 1, _CODES["blank"]: 0, _CODES["non_endoscopic"]: 2, _CODES["text_screen"]: 3}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of consecutive frames with the same label; frame numbers inclusive."""
+
+    label: Label
+    start_frame: int
+    end_frame: int
+
+
+@dataclass(frozen=True)
+class SuggestedRoi:
+    """The live endoscope image: the region whose pixels change over time."""
+
+    roi: Roi
+    ellipse: bool  # True when the live area is round (fills its box like an ellipse)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What analyze_video found."""
+
+    total_frames: int
+    sample_every: int
+    segments: tuple[Segment, ...]  # sorted by start; a frame is in at most one
+    suggested_roi: SuggestedRoi | None
+    overlay_regions: tuple[Roi, ...]  # static text-like regions outside the live image
+    detection_method: str
+
+    def frames_with(self, labels: Iterable[Label]) -> tuple[FrameRange, ...]:
+        """The frames labelled with any of `labels`, as sorted, merged ranges."""
+        wanted = set(labels)
+        return merge_ranges(
+            (s.start_frame, s.end_frame) for s in self.segments if s.label in wanted
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able summary (sensitive = text_screen or non_endoscopic)."""
+        sensitive = self.frames_with(SENSITIVE)
+        count = range_frames(sensitive)
+        roi = self.suggested_roi
+        return {
+            "total_frames": self.total_frames,
+            "sample_every": self.sample_every,
+            "detection_method": self.detection_method,
+            "segments": [
+                {"label": s.label, "start_frame": s.start_frame, "end_frame": s.end_frame}
+                for s in self.segments
+            ],
+            "sensitive_frame_count": count,
+            "sensitive_ratio": round(count / self.total_frames, 6) if self.total_frames else 0.0,
+            "sensitive_frame_ids": format_ranges(sensitive),
+            "suggested_roi": None
+            if roi is None
+            else {
+                "x": roi.roi.x,
+                "y": roi.roi.y,
+                "width": roi.roi.width,
+                "height": roi.roi.height,
+                "ellipse": roi.ellipse,
+            },
+            "overlay_regions": [
+                {"x": r.x, "y": r.y, "width": r.width, "height": r.height}
+                for r in self.overlay_regions
+            ],
+        }
+
+
+def analyze_video(
+    src: Path,
+    *,
+    sample_every: int = 1,
+    on_progress: ProgressCallback | None = None,
+    extra_detectors: Sequence[FrameDetector] = (),
+) -> Analysis:
+    """Analyse the video `src` (only read) in one decoding pass; see the module docstring.
+
+    Every frame is decoded, every `sample_every`-th (0, n, 2n, ...) is analysed by the
+    classical detectors and by `extra_detectors`, whose labels are added. Blocking; run it
+    in a worker thread. `on_progress` gets the number of frames decoded after every frame
+    and once more at the end; an exception it raises aborts and propagates.
+
+    Raises ValueError if sample_every < 1, InvalidVideo if the video cannot be decoded.
+    """
+    if sample_every < 1:
+        raise ValueError(f"sample_every must be at least 1, not {sample_every}.")
+    learner: _Learner | None = None
+    size: tuple[int, int] | None = None
+    done = 0
+    with open_input(src) as inp:
+        vin = select_video_stream(inp)
+        vin.codec_context.thread_type = "AUTO"
+        for packet in demux(inp, (vin,)):
+            for frame in decode_video(vin, packet):
+                if size is None:
+                    size = (frame.width, frame.height)
+                elif (frame.width, frame.height) != size:
+                    raise InvalidVideo(
+                        "The picture size changes within the video; this is not supported."
+                    )
+                if done % sample_every == 0:
+                    planes = _planes(done, frame)
+                    if learner is None:
+                        learner = _Learner(size[0], size[1], planes)
+                    learner.take(planes, extra_detectors)
+                done += 1
+                if on_progress is not None:
+                    on_progress(done)
+    if done == 0 or learner is None or size is None:
+        raise InvalidVideo("The video stream contains no decodable frame.")
+    learner.finish()
+    if on_progress is not None:
+        on_progress(done)
+    method = DETECTION_METHOD + "".join(f"+{d.name}" for d in extra_detectors)
+    roi = learner.suggested_roi()
+    return Analysis(
+        total_frames=done,
+        sample_every=sample_every,
+        segments=_segments(learner.codes, sample_every, done),
+        suggested_roi=roi,
+        overlay_regions=learner.overlay_regions(roi),
+        detection_method=method,
+    )
+
+
+def _planes(index: int, frame: VideoFrame) -> FramePlanes:
+    frame = readable_frame(frame)
+    y, u, v = (plane_view(p) for p in frame.planes[:3])
+    for plane in (y, u, v):
+        plane.flags.writeable = False  # detectors get a view of the decoder's picture
+    return FramePlanes(index=index, y=y, u=u, v=v)
+
+
+class _Learner:
+    """Labels the analysed frames and learns, from the live ones, where the live image and
+    the overlay are.
+
+    A frame is "live" when enough tissue-coloured tiles changed since the previous analysed
+    frame: the endoscope is in the body and moving. Only live frames (and pairs of
+    consecutive live frames) feed the ROI and overlay statistics, whatever their label, so a
+    large overlay that makes the first frames look like a text screen is still learned.
+    Labels are decided DECISION_LAG analysed frames late, with the overlay known by then.
+    """
+
+    def __init__(self, width: int, height: int, first: FramePlanes) -> None:
+        self._width = width
+        self._height = height
+        sub_x = max(1, round(width / first.u.shape[1]))
+        sub_y = max(1, round(height / first.u.shape[0]))
+        self.grid = Grid.of(width, height, sub_x, sub_y)
+        cells = self._cells(first.y)
+        self._change_count = np.zeros(cells.shape, dtype=np.uint32)
+        self._tile_change = np.zeros((self.grid.rows, self.grid.cols), dtype=np.float64)
+        self._text_hits = np.zeros((self.grid.rows, self.grid.cols), dtype=np.int32)
+        self._previous: npt.NDArray[np.int16] | None = None
+        self._previous_live = False
+        self._live = 0  # live frames seen
+        self._pairs = 0  # pairs of consecutive live frames seen
+        self._overlay: BoolGrid | None = None
+        self._overlay_dirty = False
+        self._pending: deque[tuple[TileStats, frozenset[Label]]] = deque()
+        self.codes = bytearray()  # label code of every analysed frame decided so far
+
+    def take(self, planes: FramePlanes, extra: Sequence[FrameDetector]) -> None:
+        """Measure and learn from one analysed frame; decide the labels that are due."""
+        stats = tile_stats(planes, self.grid)
+        extra_labels: set[Label] = set()
+        for detector in extra:
+            extra_labels.update(detector(planes))
+        self._learn(planes, stats)
+        self._pending.append((stats, frozenset(extra_labels)))
+        if len(self._pending) > DECISION_LAG:
+            self._decide()
+
+    def finish(self) -> None:
+        """Decide the labels of the frames still pending."""
+        while self._pending:
+            self._decide()
+
+    def _decide(self) -> None:
+        stats, extra_labels = self._pending.popleft()
+        labels = classify(stats, self._known_overlay()).labels | extra_labels
+        self.codes.append(next((_CODES[label] for label in LABELS if label in labels), 0))
+
+    def _cells(self, y: U8Array) -> U8Array:
+        step = self.grid.stride * CELL
+        return y[::step, ::step]
+
+    def _learn(self, planes: FramePlanes, stats: TileStats) -> None:
+        cells = self._cells(planes.y).astype(np.int16)
+        previous, previous_live = self._previous, self._previous_live
+        self._previous, self._previous_live = cells, False
+        if previous is None:
+            return
+        changed = np.abs(cells - previous) > CHANGE_STEP
+        rows, cols, n = self.grid.rows, self.grid.cols, CELLS_PER_TILE
+        tile_change = changed[: rows * n, : cols * n].reshape(rows, n, cols, n).mean(axis=(1, 3))
+        tissue = stats.tissue >= TISSUE_TILE_SHARE * stats.samples_per_tile
+        moving_tissue = int((tissue & (tile_change >= MOVING_TILE_SHARE)).sum())
+        if moving_tissue < max(LIVE_MIN_TILES, LIVE_MIN_SHARE * self.grid.tiles):
+            return
+        self._previous_live = True
+        self._live += 1
+        self._text_hits += stats.text
+        if previous_live:
+            self._change_count += changed
+            self._tile_change += tile_change
+            self._pairs += 1
+            self._overlay_dirty = True
+
+    def _static_text_tiles(self) -> BoolGrid:
+        static = self._tile_change <= STATIC_SHARE * max(1, self._pairs)
+        text = self._text_hits >= OVERLAY_TEXT_SHARE * self._live
+        return np.asarray(static & text & (self._text_hits > 0))
+
+    def _known_overlay(self) -> BoolGrid | None:
+        """The tiles of the overlay learned so far (boxes around the static text-like tile
+        groups, one tile wider, static tiles only), or None before there is enough to learn
+        from."""
+        if self._pairs < LEARN_MIN_PAIRS:
+            return None
+        # Regrouping is cheap but not free: every LEARN_MIN_PAIRS new pairs.
+        if self._overlay_dirty and self._pairs % LEARN_MIN_PAIRS == 0:
+            static = self._tile_change <= STATIC_SHARE * self._pairs
+            boxes = np.zeros_like(static)
+            for r0, c0, r1, c1 in self._overlay_tile_boxes(self._static_text_tiles()):
+                boxes[r0 : r1 + 1, c0 : c1 + 1] = True
+            # One tile more around (glyphs at the border, a clock below), if static.
+            overlay = _grow(boxes, 1) & static
+            self._overlay = overlay if overlay.any() else None
+            self._overlay_dirty = False
+        return self._overlay
+
+    @staticmethod
+    def _overlay_tile_boxes(tiles: BoolGrid) -> list[tuple[int, int, int, int]]:
+        """(row0, col0, row1, col1) inclusive tile boxes of the groups of `tiles` (tiles
+        within one tile of each other belong together)."""
+        boxes = []
+        for group in _components(_grow(tiles, 1)):
+            members = [(r, c) for r, c in group if tiles[r, c]]
+            if members:
+                rows = [r for r, _ in members]
+                cols = [c for _, c in members]
+                boxes.append((min(rows), min(cols), max(rows), max(cols)))
+        return boxes
+
+    def suggested_roi(self) -> SuggestedRoi | None:
+        """The bounding box of the live image, or None if nothing changed."""
+        if self._pairs < MIN_PAIRS:
+            return None
+        live = self._change_count >= LIVE_SHARE * self._pairs
+        rows, cols = self.grid.rows, self.grid.cols
+        n = CELLS_PER_TILE
+        tile_live = (
+            live[: rows * n, : cols * n].reshape(rows, n, cols, n).mean(axis=(1, 3))
+            >= LIVE_TILE_SHARE
+        )
+        groups = _components(tile_live)
+        if not groups:
+            return None
+        main = np.zeros((rows, cols), dtype=np.bool_)
+        for r, c in max(groups, key=len):
+            main[r, c] = True
+        region = _grow(main, 1).repeat(n, axis=0).repeat(n, axis=1)
+        h, w = live.shape
+        region = np.pad(
+            region,
+            ((0, max(0, h - region.shape[0])), (0, max(0, w - region.shape[1]))),
+            mode="edge",
+        )[:h, :w]
+        selected = live & region
+        row_hits = np.flatnonzero(selected.sum(axis=1) >= MIN_CELLS_PER_LINE)
+        col_hits = np.flatnonzero(selected.sum(axis=0) >= MIN_CELLS_PER_LINE)
+        if row_hits.size == 0 or col_hits.size == 0:
+            return None
+        r0, r1 = int(row_hits[0]), int(row_hits[-1])
+        c0, c1 = int(col_hits[0]), int(col_hits[-1])
+        step = self.grid.stride * CELL
+        x0, y0 = c0 * step, r0 * step
+        x1, y1 = min(self._width, (c1 + 1) * step), min(self._height, (r1 + 1) * step)
+        box = selected[r0 : r1 + 1, c0 : c1 + 1]
+        inside = _ellipse_mask(box.shape[1], box.shape[0])
+        inside_share = float(box[inside].mean()) if inside.any() else 0.0
+        corners = ~inside
+        corner_share = float(box[corners].mean()) if corners.any() else inside_share
+        return SuggestedRoi(
+            roi=Roi(x0, y0, x1 - x0, y1 - y0), ellipse=corner_share < 0.5 * inside_share
+        )
+
+    def overlay_regions(self, roi: SuggestedRoi | None) -> tuple[Roi, ...]:
+        """Bounding boxes of the static text-like tile groups outside the live image."""
+        if self._pairs < 1:
+            return ()
+        tiles = self._static_text_tiles()
+        if roi is not None:
+            tiles &= ~_tiles_inside(roi, self.grid)
+        boxes: list[Roi] = []
+        size = self.grid.tile_px
+        margin = size // 2  # the glyphs at a group's border may not make a text-like tile
+        for r0, c0, r1, c1 in self._overlay_tile_boxes(tiles):
+            x0, y0 = max(0, c0 * size - margin), max(0, r0 * size - margin)
+            x1 = min(self._width, (c1 + 1) * size + margin)
+            y1 = min(self._height, (r1 + 1) * size + margin)
+            boxes.append(Roi(x0, y0, x1 - x0, y1 - y0))
+        return tuple(sorted(boxes, key=lambda b: (b.y, b.x)))
+
+
+def _tiles_inside(roi: SuggestedRoi, grid: Grid) -> BoolGrid:
+    """Tiles whose centre lies in the ROI (its inscribed ellipse when roi.ellipse)."""
+    size = grid.tile_px
+    cx = (np.arange(grid.cols) + 0.5) * size
+    cy = (np.arange(grid.rows) + 0.5) * size
+    box = roi.roi
+    if roi.ellipse:
+        rx, ry = box.width / 2, box.height / 2
+        dx = (cx - box.x - rx) / rx
+        dy = (cy - box.y - ry) / ry
+        return np.asarray(dy[:, None] ** 2 + dx[None, :] ** 2 <= 1.0)
+    in_x = (cx >= box.x) & (cx < box.x + box.width)
+    in_y = (cy >= box.y) & (cy < box.y + box.height)
+    return np.asarray(in_y[:, None] & in_x[None, :])
+
+
+def _ellipse_mask(width: int, height: int) -> BoolGrid:
+    xs = (np.arange(width) + 0.5 - width / 2) / (width / 2)
+    ys = (np.arange(height) + 0.5 - height / 2) / (height / 2)
+    return np.asarray(ys[:, None] ** 2 + xs[None, :] ** 2 <= 1.0)
+
+
+def _grow(mask: BoolGrid, k: int) -> BoolGrid:
+    """Dilate a small boolean grid by a (2k+1)^2 square."""
+    h, w = mask.shape
+    padded = np.pad(mask, k)
+    out = np.zeros_like(mask)
+    for dy in range(2 * k + 1):
+        for dx in range(2 * k + 1):
+            out |= padded[dy : dy + h, dx : dx + w]
+    return out
+
+
+def _components(mask: BoolGrid) -> list[list[tuple[int, int]]]:
+    """8-connected components of a small boolean grid, as lists of (row, col)."""
+    h, w = mask.shape
+    seen = np.zeros_like(mask)
+    groups: list[list[tuple[int, int]]] = []
+    for r0, c0 in zip(*np.nonzero(mask), strict=True):
+        if seen[r0, c0]:
+            continue
+        seen[r0, c0] = True
+        group: list[tuple[int, int]] = []
+        queue = deque([(int(r0), int(c0))])
+        while queue:
+            r, c = queue.popleft()
+            group.append((r, c))
+            for nr in range(max(0, r - 1), min(h, r + 2)):
+                for nc in range(max(0, c - 1), min(w, c + 2)):
+                    if mask[nr, nc] and not seen[nr, nc]:
+                        seen[nr, nc] = True
+                        queue.append((nr, nc))
+        groups.append(group)
+    return groups
+
+
+def _segments(codes: bytearray, every: int, total: int) -> tuple[Segment, ...]:
+    """Per-frame labels from the analysed frames' codes (see the module docstring for the
+    frames in between), as runs."""
+    per_frame = bytearray(total)
+    for i, code in enumerate(codes):
+        start = i * every
+        if start >= total:
+            break
+        following = codes[i + 1] if i + 1 < len(codes) else code
+        gap = code if code == following else max(code, following, key=_CAUTION.__getitem__)
+        per_frame[start] = code
+        per_frame[start + 1 : min(start + every, total)] = bytes([gap]) * (
+            min(start + every, total) - start - 1
+        )
+    segments: list[Segment] = []
+    start = 0
+    for index in range(1, total + 1):
+        if index < total and per_frame[index] == per_frame[start]:
+            continue
+        if per_frame[start]:
+            segments.append(Segment(_BY_CODE[per_frame[start]], start, index - 1))
+        start = index
+    return tuple(segments)

@@ -1,0 +1,362 @@
+"""Per-frame detectors of the analysis ("classical-v1"): numpy statistics on the decoded
+8-bit limited-range YUV planes, no OCR or learned model.
+
+All three work on a grid of tiles: 16x16 pixels of a "working" luma plane (the decoded luma,
+subsampled by 2 or more when it is wider than 960 px, so a 1080p frame costs about as much as
+a 540p one). Per tile: min, max and mean luma, the number of sharp horizontal and vertical
+luma steps (>= EDGE_STEP code values between neighbours), the share of "mid-tone" pixels
+between the tile's dark and bright level, and from the chroma planes the number of lit and of
+tissue-coloured samples. Tiles known to hold the device's static overlay (learned by the
+analysis from the live frames, see analyze.py) are left out of every decision, so a
+burned-in patient-data overlay does not make a black frame or a live image look like text.
+
+blank
+    Method: at least 97% of the tiles are flat (luma range <= 12) and the flat tiles share
+    one level (5th-95th percentile spread of their mean luma <= 12, of their mean chroma
+    <= 8). Catches black frames and uniform (e.g. blue "no signal") screens, noisy or not.
+    Limits: a frame that is almost uniform except for a small object or text covering more
+    than ~3% of it is not blank (it may be a text_screen); a very dark but not black live
+    image with some detail is not blank either (by design).
+
+text_screen
+    Method: a tile is text-like when its luma range is >= 60 (ink against background), it
+    has at least 12 sharp horizontal and 6 sharp vertical steps (strokes crossing the tile
+    both ways) and at most 40% mid-tones (rendered text is two-level; tissue, blur and
+    gradients are not). Tiles that are contrasty, two-level and have a few (>= 4) sharp steps
+    join when connected to a text-like tile through such tiles (hysteresis, as in Canny's
+    edge linking: tiles catching only the top of a line of glyphs, short words, rules and
+    boxes of the form). A frame is a text screen when this text region makes at least 2% of
+    the frame and at least 50% of its "content" tiles (those not flat at the background
+    level, the most common flat level). So a screen of text lines on a plain background
+    qualifies, even a sparse menu of a few lines; a live image with a patient-data strip
+    beside it does not (the strip is a small part of the content, and once learned it is
+    left out). On the synthetic scenes (7 seeds) text screens score 0.94-1.0, live images
+    (some with an instrument) at most 0.28, office scenes at most 0.06. Limits: large
+    non-text elements (thumbnail images, photos) dilute the ratio, so a report screen that
+    is mostly pictures is missed; tiny (1 px strokes at low resolution), low-contrast
+    (< 60) or blurred text is missed; dense sharp man-made patterns (a keyboard, a grid, a
+    barcode, an instrument with many marks) can look like text.
+
+non_endoscopic
+    Method: among "lit" chroma samples (luma > 40), the share with a tissue colour: Cr - 128
+    >= 10 and a red-to-orange-to-magenta hue (Cr' >= -0.8 Cb' and 2 Cr' >= Cb', with Cb', Cr'
+    the chroma offsets from 128). When at least 5% of the samples are lit and fewer than 35%
+    of them are tissue-coloured, the frame does not show the inside of the body (grey
+    office, blue-ish room, white sheet, text screen). Limits: skin, wood and orange objects
+    have tissue hues (a hand or face in front of the scope is NOT flagged); narrow band
+    imaging (NBI/BLI, teal-brown) and bile-stained or greenish content look non-tissue and
+    are flagged; very dark frames (< 5% lit) are never flagged; white balance far off
+    (bluish live image) is flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from jobs.video.planes import U8Array
+
+Label = Literal["blank", "text_screen", "non_endoscopic"]
+LABELS: tuple[Label, ...] = ("blank", "text_screen", "non_endoscopic")  # precedence order
+
+BoolGrid = npt.NDArray[np.bool_]
+FloatGrid = npt.NDArray[np.float32]
+IntGrid = npt.NDArray[np.int32]
+
+TILE = 16  # tile size in working-luma pixels
+MAX_WORK_WIDTH = 960
+
+EDGE_STEP = 40  # a "sharp" luma step between neighbouring pixels
+FLAT_RANGE = 12  # max luma range of a flat tile
+BLANK_FLAT_SHARE = 0.97
+BLANK_LUMA_SPREAD = 12.0
+BLANK_CHROMA_SPREAD = 8.0
+TEXT_RANGE = 60
+TEXT_H_STEPS = 12
+TEXT_V_STEPS = 6
+TEXT_MAX_MIDTONES = 0.40
+TEXT_WEAK_STEPS = 4  # sharp two-level tiles with this many steps can join a text region
+TEXT_MIN_SHARE = 0.02  # of all tiles
+TEXT_CONTENT_SHARE = 0.5  # of the content tiles
+BACKGROUND_TOLERANCE = 16.0
+LIT_LUMA = 40
+TISSUE_MIN_CR = 10
+LIT_MIN_SHARE = 0.05
+TISSUE_MIN_SHARE = 0.35
+
+
+@dataclass(frozen=True)
+class FramePlanes:
+    """One decoded frame for detectors: its 0-based number and its 8-bit limited-range Y, U, V
+    planes as read-only (height, width) numpy views (valid during the call only)."""
+
+    index: int
+    y: U8Array
+    u: U8Array
+    v: U8Array
+
+
+class FrameDetector(Protocol):
+    """A pluggable detector (e.g. a later OCR or ML model), run by analyze_video on every
+    analysed frame next to the classical ones; the labels it returns are added to theirs."""
+
+    @property
+    def name(self) -> str:
+        """Short identifier, appended to the analysis' detection_method."""
+        ...
+
+    def __call__(self, planes: FramePlanes) -> Iterable[Label]:
+        """The labels that apply to this frame (empty if none)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The tile geometry of a video: working-luma stride, tile rows/columns, chroma layout."""
+
+    stride: int  # working luma = luma[::stride, ::stride]
+    rows: int
+    cols: int
+    sub_x: int  # chroma subsampling of the (normalized) planes
+    sub_y: int
+    c_step_x: int  # chroma sample step used for the colour statistics
+    c_step_y: int
+    c_tile_x: int  # sampled chroma per tile
+    c_tile_y: int
+
+    @classmethod
+    def of(cls, width: int, height: int, sub_x: int, sub_y: int) -> Grid:
+        """The grid for a width x height frame whose chroma is subsampled by (sub_x, sub_y)."""
+        stride = max(1, -(-width // MAX_WORK_WIDTH))
+        rows = max(1, height // stride // TILE)
+        cols = max(1, width // stride // TILE)
+        tile_px = TILE * stride  # tile size in source luma pixels
+        # Sample chroma at most every 2 source pixels' worth, at least 4 per tile side.
+        c_step_x = max(1, tile_px // sub_x // 8)
+        c_step_y = max(1, tile_px // sub_y // 8)
+        return cls(
+            stride=stride,
+            rows=rows,
+            cols=cols,
+            sub_x=sub_x,
+            sub_y=sub_y,
+            c_step_x=c_step_x,
+            c_step_y=c_step_y,
+            c_tile_x=max(1, tile_px // sub_x // c_step_x),
+            c_tile_y=max(1, tile_px // sub_y // c_step_y),
+        )
+
+    @property
+    def tiles(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def tile_px(self) -> int:
+        """Tile size in source pixels."""
+        return TILE * self.stride
+
+
+@dataclass(frozen=True)
+class TileStats:
+    """Per-tile measurements of one frame, (rows, cols) arrays."""
+
+    lo: npt.NDArray[np.int16]
+    hi: npt.NDArray[np.int16]
+    mean: FloatGrid
+    h_steps: IntGrid
+    v_steps: IntGrid
+    midtones: FloatGrid  # share of pixels between the tile's dark and bright level
+    u_mean: FloatGrid
+    v_mean: FloatGrid
+    lit: IntGrid
+    tissue: IntGrid
+    samples_per_tile: int  # chroma samples behind lit and tissue
+
+    @property
+    def flat(self) -> BoolGrid:
+        return np.asarray(self.hi - self.lo <= FLAT_RANGE)
+
+    @property
+    def text(self) -> BoolGrid:
+        """Text-like tiles: contrasty, strokes both ways, two-level."""
+        return np.asarray(
+            (self.hi - self.lo >= TEXT_RANGE)
+            & (self.h_steps >= TEXT_H_STEPS)
+            & (self.v_steps >= TEXT_V_STEPS)
+            & (self.midtones <= TEXT_MAX_MIDTONES)
+        )
+
+    @property
+    def text_region(self) -> BoolGrid:
+        """Text-like tiles plus the sharp two-level tiles connected to them through such tiles
+        (hysteresis, as in Canny's edge linking): a tile that only catches the top of a line
+        of glyphs, a short word, the rule under a heading."""
+        region = self.text
+        weak = region | (
+            (self.hi - self.lo >= TEXT_RANGE)
+            & (self.h_steps + self.v_steps >= TEXT_WEAK_STEPS)
+            & (self.midtones <= TEXT_MAX_MIDTONES)
+        )
+        for _ in range(sum(region.shape)):
+            grown = region.copy()
+            grown[1:, :] |= region[:-1, :]
+            grown[:-1, :] |= region[1:, :]
+            grown[:, 1:] |= region[:, :-1]
+            grown[:, :-1] |= region[:, 1:]
+            grown &= weak
+            if np.array_equal(grown, region):
+                break
+            region = grown
+        return np.asarray(region)
+
+
+def working_luma(y: U8Array, grid: Grid) -> U8Array:
+    """The working luma cropped to whole tiles."""
+    return y[:: grid.stride, :: grid.stride][: grid.rows * TILE, : grid.cols * TILE]
+
+
+def tile_stats(planes: FramePlanes, grid: Grid) -> TileStats:
+    """Measure one frame's tiles."""
+    work = working_luma(planes.y, grid)
+    rows, cols = grid.rows, grid.cols
+    lo = _tile_reduce(np.minimum, work, rows, cols, TILE, TILE).astype(np.int16)
+    hi = _tile_reduce(np.maximum, work, rows, cols, TILE, TILE).astype(np.int16)
+    signed = work.astype(np.int16)
+    mean = (_tile_sum(signed, rows, cols, TILE, TILE) / np.float32(TILE * TILE)).astype(np.float32)
+
+    h_edges = np.zeros(work.shape, dtype=np.bool_)
+    h_edges[:, 1:] = np.abs(np.diff(signed, axis=1)) >= EDGE_STEP
+    v_edges = np.zeros(work.shape, dtype=np.bool_)
+    v_edges[1:, :] = np.abs(np.diff(signed, axis=0)) >= EDGE_STEP
+    h_steps = _tile_sum(h_edges, rows, cols, TILE, TILE)
+    v_steps = _tile_sum(v_edges, rows, cols, TILE, TILE)
+
+    # Mid-tones: |y - (lo + hi) / 2| < (hi - lo) / 4, in integers: 4|2y - lo - hi| < 2(hi - lo)
+    offset = np.abs(2 * signed.reshape(rows, TILE, cols, TILE) - (lo + hi)[:, None, :, None])
+    mid = 2 * offset < (hi - lo)[:, None, :, None]
+    midtones = (_tile_sum(mid.reshape(work.shape), rows, cols, TILE, TILE) / (TILE * TILE)).astype(
+        np.float32
+    )
+
+    # Chroma samples every c_step, and the luma at the same places; the chroma tiles line up
+    # with the luma tiles (c_tile * c_step * sub == tile size, for subsampling 1, 2 or 4).
+    ch, cw = grid.rows * grid.c_tile_y, grid.cols * grid.c_tile_x
+    u = planes.u[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw].astype(np.int16) - 128
+    v = planes.v[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw].astype(np.int16) - 128
+    y_at_c = planes.y[:: grid.sub_y * grid.c_step_y, :: grid.sub_x * grid.c_step_x][:ch, :cw]
+    lit = y_at_c > LIT_LUMA
+    tissue = lit & (v >= TISSUE_MIN_CR) & (5 * v >= -4 * u) & (2 * v >= u)
+    return TileStats(
+        lo=lo,
+        hi=hi,
+        mean=mean,
+        h_steps=h_steps,
+        v_steps=v_steps,
+        midtones=midtones,
+        u_mean=_tile_mean(u, grid),
+        v_mean=_tile_mean(v, grid),
+        lit=_tile_sum(lit, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x),
+        tissue=_tile_sum(tissue, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x),
+        samples_per_tile=grid.c_tile_x * grid.c_tile_y,
+    )
+
+
+def _tile_sum(
+    values: npt.NDArray[np.bool_] | npt.NDArray[np.int16],
+    rows: int,
+    cols: int,
+    tile_y: int,
+    tile_x: int,
+) -> IntGrid:
+    # Rows of a tile first (long contiguous runs), then columns: ~8x faster than
+    # sum(axis=(1, 3)) on the 4-d view.
+    partial = values.reshape(rows, tile_y, cols * tile_x).sum(axis=1, dtype=np.int32)
+    return np.asarray(partial.reshape(rows, cols, tile_x).sum(axis=2, dtype=np.int32))
+
+
+def _tile_reduce(
+    ufunc: np.ufunc, values: U8Array, rows: int, cols: int, tile_y: int, tile_x: int
+) -> U8Array:
+    partial = ufunc.reduce(values.reshape(rows, tile_y, cols * tile_x), axis=1)
+    return np.asarray(ufunc.reduce(partial.reshape(rows, cols, tile_x), axis=2), dtype=np.uint8)
+
+
+def _tile_mean(values: npt.NDArray[np.int16], grid: Grid) -> FloatGrid:
+    sums = _tile_sum(values, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x)
+    return (sums / np.float32(grid.c_tile_y * grid.c_tile_x)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FrameVerdict:
+    """The classical labels of one frame and the measurements behind them."""
+
+    labels: frozenset[Label]
+    flat_share: float
+    text_share: float  # text-like tiles / all tiles considered
+    text_content_share: float  # text-like tiles / content tiles
+    lit_share: float
+    tissue_share: float  # tissue-coloured / lit
+
+
+def classify(stats: TileStats, ignore: BoolGrid | None = None) -> FrameVerdict:
+    """The classical labels of a frame from its tile stats; `ignore` marks tiles to leave out
+    (the device's static overlay)."""
+    use = np.ones(stats.lo.shape, dtype=np.bool_) if ignore is None else ~ignore
+    considered = int(use.sum())
+    if considered == 0:
+        return FrameVerdict(frozenset(), 0.0, 0.0, 0.0, 0.0, 0.0)
+    labels: set[Label] = set()
+
+    flat = stats.flat & use
+    flat_share = float(flat.sum()) / considered
+    if flat_share >= BLANK_FLAT_SHARE and (
+        _spread(stats.mean[flat]) <= BLANK_LUMA_SPREAD
+        and _spread(stats.u_mean[flat]) <= BLANK_CHROMA_SPREAD
+        and _spread(stats.v_mean[flat]) <= BLANK_CHROMA_SPREAD
+    ):
+        labels.add("blank")
+
+    text = stats.text_region & use
+    n_text = int(text.sum())
+    content = use.copy()
+    if flat.any():
+        background = _mode_level(stats.mean[flat])
+        content &= ~(flat & (np.abs(stats.mean - background) <= BACKGROUND_TOLERANCE))
+    n_content = int(content.sum())
+    text_share = n_text / considered
+    text_content_share = n_text / n_content if n_content else 0.0
+    if text_share >= TEXT_MIN_SHARE and text_content_share >= TEXT_CONTENT_SHARE:
+        labels.add("text_screen")
+
+    lit = int(stats.lit[use].sum())
+    samples = considered * stats.samples_per_tile
+    lit_share = lit / samples if samples else 0.0
+    tissue_share = int(stats.tissue[use].sum()) / lit if lit else 0.0
+    if lit_share >= LIT_MIN_SHARE and tissue_share < TISSUE_MIN_SHARE:
+        labels.add("non_endoscopic")
+    return FrameVerdict(
+        labels=frozenset(labels),
+        flat_share=flat_share,
+        text_share=text_share,
+        text_content_share=text_content_share,
+        lit_share=lit_share,
+        tissue_share=tissue_share,
+    )
+
+
+def _spread(values: FloatGrid) -> float:
+    if values.size == 0:
+        return 0.0
+    lo, hi = np.percentile(values, (5, 95))
+    return float(hi - lo)
+
+
+def _mode_level(values: FloatGrid) -> float:
+    """The most common level (16-code bins, then the median inside the fullest bin)."""
+    bins = np.clip(values // 16, 0, 15).astype(np.int64)
+    fullest = int(np.bincount(bins, minlength=16).argmax())
+    return float(np.median(values[bins == fullest]))

@@ -1,0 +1,421 @@
+"""Editing: in one pass, black out everything outside a region, make chosen frames entirely
+black and cut chosen frames out, re-encoding to H.264 MP4.
+
+Pipeline (constant memory): demux -> decode video with frame threading -> per frame, in
+presentation order: drop it (removed), fill it black (blackened), or blank the outside of the
+ROI in the YUV planes with numpy -> libx264 -> MP4. Frame numbers are positions in
+presentation order as decoded, so cuts are frame-accurate whatever the GOP structure.
+
+Timing: kept frames keep their source durations; each removed run is closed up, so a kept
+frame's new pts is its source pts minus the total duration of the removed frames before it.
+A removed run's duration is measured from the pts of its first frame to the pts of the next
+kept frame (to the end of the stream for a run at the end), so no duration guesswork.
+
+Audio (first stream only, other streams are dropped):
+- nothing removed: the packets are copied as they are (or PCM & co. transcoded to AAC);
+- frames removed: a second reader of the source decodes the audio alone, and the samples
+  whose time falls in a removed span [pts of the run's first frame, pts of the next kept
+  frame) are dropped; the rest is re-encoded to AAC with its timestamps shifted like the
+  video's. Cut points are rounded to the nearest sample, so the cut is sample-accurate with
+  respect to the video timestamps (AAC's own transform smears the join over a few ms). The
+  second reader lags the video decoding (it only handles samples before the latest decoded
+  frame, whose fate is then known), which keeps memory constant even for badly interleaved
+  files. No crossfade is applied at the joins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import cast
+
+import av
+import numpy as np
+import numpy.typing as npt
+from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
+from av.container import InputContainer, OutputContainer
+from av.stream import Discard, Stream
+from av.video.frame import PictureType, VideoFrame
+from av.video.stream import VideoStream
+
+from jobs.video.codec import (
+    DEFAULT_ENCODE,
+    AudioRelay,
+    EncodeOptions,
+    ProgressCallback,
+    PtsRepair,
+    add_aac_output,
+    add_video_output,
+    decode_audio,
+    decode_video,
+    demux,
+    editable_frame,
+    encode_frame,
+    frame_step,
+    mux,
+    output_pix_fmt,
+    plane_view,
+)
+from jobs.video.errors import InvalidVideo
+from jobs.video.planes import (
+    CHROMA_NEUTRAL,
+    LUMA_BLACK,
+    SHAPES,
+    PlaneFill,
+    Roi,
+    Shape,
+    check_roi,
+    plane_fills,
+)
+from jobs.video.probe import open_input, select_video_stream
+from jobs.video.timeline import FrameRange, RangeCursor, merge_ranges
+
+__all__ = ["EditOutcome", "EditPlan", "FrameRange", "edit_video"]
+
+REMOVE_ALL_MESSAGE = "The edit would remove every frame of the video."
+
+KeptRun = tuple[int, int, int]
+"""(old_start, old_end, new_start) of a run of kept frames; old_end inclusive."""
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """What edit_video does to a video. Frame numbers are 0-based, in presentation order."""
+
+    roi: Roi | None = None  # None: no mask; else everything outside is black (as mask_video)
+    shape: Shape = "rect"
+    blacken: tuple[FrameRange, ...] = ()  # frames made entirely black; count and timing kept
+    remove: tuple[FrameRange, ...] = ()  # frames cut out; removal wins over blacken
+
+
+@dataclass(frozen=True)
+class EditOutcome:
+    """What edit_video wrote."""
+
+    frames_in: int  # frames decoded from the source
+    frames_out: int  # frames written
+    removed: int
+    frame_map: tuple[KeptRun, ...]  # kept runs as (old_start, old_end, new_start)
+    width: int
+    height: int
+    has_audio: bool
+
+    def output_index(self, frame: int) -> int | None:
+        """The output number of source frame `frame`, or None if it was removed or absent."""
+        for old_start, old_end, new_start in self.frame_map:
+            if old_start <= frame <= old_end:
+                return new_start + frame - old_start
+        return None
+
+    def to_output_ranges(self, ranges: tuple[FrameRange, ...]) -> tuple[FrameRange, ...]:
+        """Source frame ranges in output numbering (removed frames dropped), sorted and merged;
+        e.g. the plan's `blacken` ranges for verify_output's `black_frames`."""
+        mapped: list[FrameRange] = []
+        for start, end in merge_ranges(ranges):
+            for old_start, old_end, new_start in self.frame_map:
+                lo, hi = max(start, old_start), min(end, old_end)
+                if lo <= hi:
+                    mapped.append((new_start + lo - old_start, new_start + hi - old_start))
+        return merge_ranges(mapped)
+
+
+def edit_video(
+    src: Path,
+    dst: Path,
+    plan: EditPlan,
+    *,
+    encode: EncodeOptions = DEFAULT_ENCODE,
+    on_progress: ProgressCallback | None = None,
+) -> EditOutcome:
+    """Write to `dst` (MP4, whatever its suffix) the video `src` edited as `plan` says.
+
+    Blocking; run it in a worker thread. `src` is only read. The output is H.264 in limited
+    range yuv420p, or yuv444p when the width or height is odd, with the source's size, frame
+    rate and time base; the kept frames keep their durations and removed spans are closed up
+    (see the module docstring, also for the audio). `on_progress` gets the number of frames
+    decoded from the source after every frame and once more at the end; an exception it
+    raises aborts the edit and propagates.
+
+    Raises ValueError if the plan would remove every frame, the ROI is empty or not inside
+    the frame, the shape is unknown or a frame range is malformed; InvalidVideo if the source
+    cannot be decoded; VideoError if encoding fails. OSErrors propagate. On error `dst` is
+    closed but left in place for the caller (it is not created for a bad plan or ROI).
+    """
+    if plan.shape not in SHAPES:
+        raise ValueError(f"Unknown mask shape {plan.shape!r}; expected one of {SHAPES}.")
+    blacken = merge_ranges(plan.blacken)
+    remove = merge_ranges(plan.remove)
+    with ExitStack() as stack:
+        inp = stack.enter_context(open_input(src))
+        vin = select_video_stream(inp)
+        width, height = vin.codec_context.width, vin.codec_context.height
+        if width <= 0 or height <= 0:
+            raise InvalidVideo("The video stream has no picture size.")
+        if plan.roi is not None:
+            check_roi(plan.roi, width, height)
+        if vin.frames > 0 and remove and remove[0][0] == 0 and remove[0][1] >= vin.frames - 1:
+            raise ValueError(REMOVE_ALL_MESSAGE)
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+
+        pix_fmt = output_pix_fmt(width, height)
+        sub = 1 if pix_fmt == "yuv444p" else 2
+        fills = (
+            None if plan.roi is None else plane_fills(width, height, plan.roi, plan.shape, sub, sub)
+        )
+
+        # Default slice threading leaves H.264 decoding on one core.
+        vin.codec_context.thread_type = "AUTO"
+        out = stack.enter_context(av.open(str(dst), "w", format="mp4"))
+        vout = add_video_output(out, vin, width, height, pix_fmt, encode)
+        relay: AudioRelay | None = None
+        cutter: _AudioCutter | None = None
+        if ain is not None and remove:
+            cutter = _AudioCutter(stack.enter_context(open_input(src)), ain.index, out)
+        elif ain is not None:
+            relay = AudioRelay.create(out, ain)
+
+        editor = _Editor(out, vin, vout, pix_fmt, fills, blacken, remove, cutter, on_progress)
+        streams: tuple[Stream, ...] = (vin,) if ain is None or relay is None else (vin, ain)
+        for stream in inp.streams:
+            if stream not in streams:  # the MP4/MKV demuxers then skip their data
+                stream.discard = Discard.all
+        for packet in demux(inp, streams):
+            # Not packet.stream_index: PyAV's end-of-stream flush packets all say 0.
+            if packet.stream.index == vin.index:
+                for frame in decode_video(vin, packet):
+                    editor.take(frame)
+            elif relay is not None:
+                relay.relay(packet)
+        mux(out, encode_frame(vout, None))
+        if cutter is not None:
+            cutter.finish()
+        if relay is not None:
+            relay.finish()
+        if editor.frames_in == 0:
+            raise InvalidVideo("The video stream contains no decodable frame.")
+        if editor.frames_out == 0:
+            raise ValueError(REMOVE_ALL_MESSAGE)
+    if on_progress is not None:
+        on_progress(editor.frames_in)
+    return EditOutcome(
+        frames_in=editor.frames_in,
+        frames_out=editor.frames_out,
+        removed=editor.frames_in - editor.frames_out,
+        frame_map=tuple((a, b, c) for a, b, c in editor.runs),
+        width=width,
+        height=height,
+        has_audio=ain is not None,
+    )
+
+
+class _Editor:
+    """Takes the decoded frames in presentation order and writes what the plan keeps."""
+
+    def __init__(
+        self,
+        out: OutputContainer,
+        vin: VideoStream,
+        vout: VideoStream,
+        pix_fmt: str,
+        fills: tuple[PlaneFill, PlaneFill, PlaneFill] | None,
+        blacken: tuple[FrameRange, ...],
+        remove: tuple[FrameRange, ...],
+        cutter: _AudioCutter | None,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self._out = out
+        self._vout = vout
+        self._width = vout.codec_context.width
+        self._height = vout.codec_context.height
+        self._pix_fmt = pix_fmt
+        self._fills = fills
+        self._blacken = RangeCursor(blacken)
+        self._remove = RangeCursor(remove)
+        self._cutter = cutter
+        self._on_progress = on_progress
+        self._time_base = vout.codec_context.time_base
+        # The source pts are in the input stream's time base, which the output keeps.
+        self._seconds_per_tick = Fraction(vin.time_base or self._time_base)
+        self._repair = PtsRepair(frame_step(vin))
+        self._shift = 0  # total duration of the removed frames so far, in time base ticks
+        self._cut_from: int | None = None  # source pts of the first frame of a removed run
+        self.frames_in = 0
+        self.frames_out = 0
+        self.runs: list[list[int]] = []  # [old_start, old_end, new_start]
+
+    def take(self, frame: VideoFrame) -> None:
+        """Handle the next decoded frame."""
+        if frame.width != self._width or frame.height != self._height:
+            raise InvalidVideo("The picture size changes within the video; this is not supported.")
+        index = self.frames_in
+        pts = self._repair(frame.pts)
+        if index in self._remove:
+            if self._cut_from is None:
+                self._cut_from = pts
+                if self._cutter is not None:
+                    self._cutter.start_cut(pts * self._seconds_per_tick)
+        else:
+            if self._cut_from is not None:
+                self._shift += pts - self._cut_from
+                if self._cutter is not None:
+                    self._cutter.end_cut(pts * self._seconds_per_tick)
+                self._cut_from = None
+            self._write(frame, index, pts - self._shift)
+        self.frames_in += 1
+        if self._cutter is not None:
+            self._cutter.advance(pts * self._seconds_per_tick)
+        if self._on_progress is not None:
+            self._on_progress(self.frames_in)
+
+    def _write(self, frame: VideoFrame, index: int, pts: int) -> None:
+        frame = editable_frame(frame, self._pix_fmt)
+        if index in self._blacken:
+            for plane, value in zip(frame.planes, _BLACK, strict=True):
+                plane_view(plane)[:] = value
+        elif self._fills is not None:
+            for plane, fill in zip(frame.planes, self._fills, strict=True):
+                fill.apply(plane_view(plane))
+        frame.pts = pts
+        frame.time_base = self._time_base
+        frame.pict_type = PictureType.NONE  # let x264 choose its own frame types
+        mux(self._out, encode_frame(self._vout, frame))
+        if self.runs and self.runs[-1][1] == index - 1:
+            self.runs[-1][1] = index
+        else:
+            self.runs.append([index, index, self.frames_out])
+        self.frames_out += 1
+
+
+_BLACK = (LUMA_BLACK, CHROMA_NEUTRAL, CHROMA_NEUTRAL)
+
+
+class _AudioCutter:
+    """Re-encodes the first audio stream to AAC without the samples of the removed spans.
+
+    Reads the audio through its own reader of the source (`inp`, video discarded at the
+    demuxer) so that it can lag behind the video as far as needed without buffering.
+    """
+
+    def __init__(self, inp: InputContainer, stream_index: int, out: OutputContainer) -> None:
+        for stream in inp.streams:
+            if stream.index != stream_index:
+                stream.discard = Discard.all
+        ain = inp.streams[stream_index]
+        assert isinstance(ain, AudioStream)
+        self._inp = inp
+        self._ain = ain
+        self._out = out
+        self._aout = add_aac_output(out, ain)
+        self._rate = self._aout.codec_context.sample_rate
+        self._out_time_base = Fraction(1, self._rate)
+        self._frames = self._decoded()
+        self._pending: AudioFrame | None = None
+        self._next_start: int | None = None  # where a frame without pts starts
+        # Decoders return whole codec frames: drop the padding after the stream's stated end.
+        self._end: int | None = None
+        if ain.duration is not None and ain.time_base is not None:
+            self._end = round(((ain.start_time or 0) + ain.duration) * ain.time_base * self._rate)
+        # Removed spans in samples: [start, end), end None while the run is still open.
+        self._starts: list[int] = []
+        self._ends: list[int | None] = []
+        self._done = 0  # spans entirely before the current audio position...
+        self._removed = 0  # ...and their total length in samples
+
+    def start_cut(self, seconds: Fraction) -> None:
+        """A removed span starts at `seconds` (source time)."""
+        self._starts.append(round(seconds * self._rate))
+        self._ends.append(None)
+
+    def end_cut(self, seconds: Fraction) -> None:
+        """The open removed span ends at `seconds` (source time)."""
+        self._ends[-1] = max(self._starts[-1], round(seconds * self._rate))
+
+    def advance(self, horizon: Fraction | None) -> None:
+        """Encode the audio frames that end before `horizon` seconds (None: all the rest);
+        the spans to remove before the horizon must be known."""
+        limit = None if horizon is None else math.floor(horizon * self._rate)
+        while True:
+            frame = self._pending if self._pending is not None else next(self._frames, None)
+            self._pending = None
+            if frame is None:
+                return
+            start = self._start_of(frame)
+            if limit is not None and start + frame.samples > limit:
+                self._pending = frame
+                return
+            self._next_start = start + frame.samples
+            self._cut(frame, start)
+
+    def finish(self) -> None:
+        """Encode the rest of the audio and flush the encoder."""
+        self.advance(None)
+        mux(self._out, encode_frame(self._aout, None))
+
+    def _decoded(self) -> Iterator[AudioFrame]:
+        for packet in demux(self._inp, (self._ain,)):
+            yield from decode_audio(self._ain, packet)
+
+    def _start_of(self, frame: AudioFrame) -> int:
+        if frame.pts is not None and frame.time_base is not None:
+            return round(frame.pts * frame.time_base * self._rate)
+        if self._next_start is not None:
+            return self._next_start
+        return 0
+
+    def _cut(self, frame: AudioFrame, start: int) -> None:
+        end = start + frame.samples
+        if self._end is not None:
+            end = min(end, self._end)
+        while self._done < len(self._starts):
+            span_end = self._ends[self._done]
+            if span_end is None or span_end > start:
+                break
+            self._removed += span_end - self._starts[self._done]
+            self._done += 1
+        removed = self._removed
+        pos = start
+        span = self._done
+        while pos < end:
+            if span == len(self._starts) or self._starts[span] >= end:
+                self._emit(frame, start, pos, end, removed)
+                return
+            span_start, span_end = self._starts[span], self._ends[span]
+            if span_start > pos:
+                self._emit(frame, start, pos, span_start, removed)
+            if span_end is None or span_end >= end:
+                return
+            removed += span_end - span_start
+            pos = max(pos, span_end)
+            span += 1
+
+    def _emit(self, frame: AudioFrame, start: int, lo: int, hi: int, removed: int) -> None:
+        """Encode samples [lo, hi) of `frame` (which starts at sample `start`)."""
+        if hi <= lo:
+            return
+        if lo == start and hi == start + frame.samples:
+            part = frame
+        else:
+            part = _slice_audio(frame, lo - start, hi - start)
+        part.pts = lo - removed
+        part.time_base = self._out_time_base
+        mux(self._out, encode_frame(self._aout, part))
+
+
+def _slice_audio(frame: AudioFrame, lo: int, hi: int) -> AudioFrame:
+    """Samples [lo, hi) of `frame` as a new frame of the same format and layout."""
+    data = frame.to_ndarray()
+    if frame.format.is_planar:
+        part = data[:, lo:hi]
+    else:  # packed: one row of interleaved samples
+        channels = len(frame.layout.channels)
+        part = data[:, lo * channels : hi * channels]
+    # PyAV's stub lists the dtypes it accepts; to_ndarray gave one of them.
+    samples = cast("npt.NDArray[np.float32]", np.ascontiguousarray(part))
+    sliced = AudioFrame.from_ndarray(samples, format=frame.format.name, layout=frame.layout)
+    sliced.sample_rate = frame.sample_rate
+    return sliced

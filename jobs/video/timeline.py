@@ -1,0 +1,64 @@
+"""Frame ranges: validation, merging, streaming membership tests and text form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+FrameRange = tuple[int, int]
+"""0-based frame numbers in presentation order, inclusive at both ends."""
+
+__all__ = ["FrameRange", "RangeCursor", "format_ranges", "merge_ranges", "range_frames"]
+
+
+def merge_ranges(ranges: Iterable[FrameRange]) -> tuple[FrameRange, ...]:
+    """Sorted, merged copy of `ranges` (overlapping and adjacent ranges are joined).
+
+    Raises ValueError for a range that is not a pair of integers 0 <= start <= end.
+    """
+    checked: list[FrameRange] = []
+    for item in ranges:
+        start, end = item
+        if (
+            not isinstance(start, int)
+            or not isinstance(end, int)
+            or isinstance(start, bool)
+            or isinstance(end, bool)
+        ):
+            raise ValueError(f"The frame range {item!r} is not a pair of integers.")
+        if start < 0 or end < start:
+            raise ValueError(f"The frame range {start}-{end} is invalid (need 0 <= start <= end).")
+        checked.append((start, end))
+    checked.sort()
+    merged: list[FrameRange] = []
+    for start, end in checked:
+        if merged and start <= merged[-1][1] + 1:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+def range_frames(ranges: Iterable[FrameRange]) -> int:
+    """Number of frames in `ranges` (which must not overlap)."""
+    return sum(end - start + 1 for start, end in ranges)
+
+
+def format_ranges(ranges: Iterable[FrameRange]) -> str:
+    """Ranges as text, e.g. "10-20,30" (a single frame is written alone)."""
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+class RangeCursor:
+    """Answers "is frame i in the ranges?" for increasing i in O(1) amortized time."""
+
+    def __init__(self, ranges: tuple[FrameRange, ...]) -> None:
+        self._ranges = ranges  # sorted and merged
+        self._next = 0
+
+    def __contains__(self, index: object) -> bool:
+        if not isinstance(index, int):
+            return False
+        while self._next < len(self._ranges) and self._ranges[self._next][1] < index:
+            self._next += 1
+        return self._next < len(self._ranges) and self._ranges[self._next][0] <= index

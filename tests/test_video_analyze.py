@@ -1,0 +1,330 @@
+"""Tests of analyze_video against synthetic recordings with per-frame ground truth
+(tests.scenes): per-label recall and false positives, the suggested ROI, the overlay.
+
+The measured figures are printed (pytest -s) and appear in the assertion messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from jobs.video import EditPlan, Roi, Shape, edit_video, verify_output
+from jobs.video.analyze import (
+    Analysis,
+    FramePlanes,
+    Label,
+    Segment,
+    SuggestedRoi,
+    _segments,
+    analyze_video,
+)
+from tests.media import make_video
+from tests.scenes import Scene, SceneTruth, make_scene_video
+
+LABELS: tuple[Label, ...] = ("blank", "text_screen", "non_endoscopic")
+MIN_RECALL = 0.95
+MAX_FALSE_POSITIVES = 0.05
+ROI_TOLERANCE = 0.02  # of the frame width (x edges) / height (y edges)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> SceneTruth:
+    """640x360, 25 fps, 192 frames: endoscopy with an overlay, black (with and without the
+    overlay), two text screens, an office scene."""
+    return make_scene_video(tmp_path_factory.mktemp("scenes") / "scenes.mp4")
+
+
+@pytest.fixture(scope="module")
+def analysis(scenes: SceneTruth) -> Analysis:
+    return analyze_video(scenes.path)
+
+
+@dataclass(frozen=True)
+class Score:
+    label: Label
+    truth_frames: int
+    recall: float
+    false_positives: int
+    false_positive_rate: float  # over the frames whose truth is another label or none
+
+    def __str__(self) -> str:
+        return (
+            f"{self.label}: recall {self.recall:.3f} of {self.truth_frames}, "
+            f"false positives {self.false_positives} ({self.false_positive_rate:.3f})"
+        )
+
+
+def per_frame(analysis: Analysis) -> list[Label | None]:
+    labels: list[Label | None] = [None] * analysis.total_frames
+    for segment in analysis.segments:
+        for index in range(segment.start_frame, segment.end_frame + 1):
+            assert labels[index] is None, f"frame {index} has two labels"
+            labels[index] = segment.label
+    return labels
+
+
+def scores(truth: Iterable[Label | None], analysis: Analysis) -> dict[Label, Score]:
+    truth = list(truth)
+    found = per_frame(analysis)
+    result = {}
+    for label in LABELS:
+        positives = [i for i, t in enumerate(truth) if t == label]
+        negatives = [i for i, t in enumerate(truth) if t != label]
+        hits = sum(found[i] == label for i in positives)
+        false = sum(found[i] == label for i in negatives)
+        result[label] = Score(
+            label=label,
+            truth_frames=len(positives),
+            recall=hits / len(positives) if positives else 1.0,
+            false_positives=false,
+            false_positive_rate=false / len(negatives) if negatives else 0.0,
+        )
+    return result
+
+
+def roi_errors(found: Roi, truth: Roi, width: int, height: int) -> dict[str, float]:
+    """Per edge, the error as a share of the frame width (x edges) or height (y edges)."""
+    return {
+        "left": abs(found.x - truth.x) / width,
+        "right": abs(found.x + found.width - truth.x - truth.width) / width,
+        "top": abs(found.y - truth.y) / height,
+        "bottom": abs(found.y + found.height - truth.y - truth.height) / height,
+    }
+
+
+# --------------------------------------------------------------------------------- labels
+
+
+def test_labels_match_ground_truth(scenes: SceneTruth, analysis: Analysis) -> None:
+    assert analysis.total_frames == scenes.frames
+    assert analysis.detection_method == "classical-v1"
+    found = scores(scenes.labels, analysis)
+    report = "; ".join(str(s) for s in found.values())
+    print(f"\nsample_every=1: {report}")
+    for score in found.values():
+        assert score.truth_frames > 0
+        assert score.recall >= MIN_RECALL, report
+        assert score.false_positive_rate <= MAX_FALSE_POSITIVES, report
+
+
+def test_small_frames(tmp_path: Path) -> None:
+    """The same script at 320x240: smaller text (1 px strokes), overlay closer to the disc."""
+    truth = make_scene_video(tmp_path / "small.mp4", width=320, height=240, seed=2)
+    found = analyze_video(truth.path)
+    score = scores(truth.labels, found)
+    report = "; ".join(str(s) for s in score.values())
+    assert found.suggested_roi is not None
+    errors = roi_errors(found.suggested_roi.roi, truth.disc, truth.width, truth.height)
+    print(f"\n320x240: {report}; ROI {found.suggested_roi.roi}, errors {errors}")
+    for one in score.values():
+        assert one.recall >= MIN_RECALL, report
+        assert one.false_positive_rate <= MAX_FALSE_POSITIVES, report
+    assert max(errors.values()) <= ROI_TOLERANCE, errors
+    assert found.suggested_roi.ellipse
+
+
+@pytest.mark.parametrize(
+    ("pix_fmt", "width", "height"),
+    [("yuv444p", 321, 241), ("yuv420p10le", 320, 240), ("yuvj420p", 320, 240)],
+)
+def test_other_pixel_formats(tmp_path: Path, pix_fmt: str, width: int, height: int) -> None:
+    # make_video's picture is blue-green everywhere: not the inside of a body.
+    src = make_video(
+        tmp_path / "c.mp4", width=width, height=height, seconds=0.6, pix_fmt=pix_fmt, audio=False
+    )
+    found = analyze_video(src)
+    assert found.total_frames == 15
+    assert found.segments == (Segment("non_endoscopic", 0, 14),)
+
+
+def test_segments_are_sorted_disjoint_runs(analysis: Analysis) -> None:
+    ends = -1
+    for segment in analysis.segments:
+        assert segment.start_frame > ends
+        assert segment.end_frame >= segment.start_frame
+        ends = segment.end_frame
+    assert ends < analysis.total_frames
+
+
+@pytest.mark.parametrize("every", [3, 7])
+def test_sampling_labels_whole_runs(scenes: SceneTruth, every: int) -> None:
+    progress: list[int] = []
+    sampled = analyze_video(scenes.path, sample_every=every, on_progress=progress.append)
+    assert progress[: scenes.frames] == list(range(1, scenes.frames + 1))
+    assert sampled.total_frames == scenes.frames
+    assert sampled.sample_every == every
+    found = scores(scenes.labels, sampled)
+    report = "; ".join(str(s) for s in found.values())
+    print(f"\nsample_every={every}: {report}")
+    # Unsampled frames next to a scene change may take the neighbour's label: at most
+    # every - 1 frames per change; text and office runs are extended (cautious), blank not.
+    changes = sum(1 for a, b in zip(scenes.labels, scenes.labels[1:], strict=False) if a != b)
+    for score in found.values():
+        assert score.recall >= 1 - changes * (every - 1) / max(1, score.truth_frames), report
+        assert score.false_positives <= changes * (every - 1), report
+    assert sampled.suggested_roi is not None
+
+
+def test_gap_frames_take_the_cautious_label() -> None:
+    # Codes: 0 none, 1 blank, 2 text_screen, 3 non_endoscopic; samples every 4 frames.
+    segments = _segments(bytearray([0, 2, 2, 0, 1, 1, 3]), 4, 26)
+    assert segments == (
+        Segment("text_screen", 1, 11),  # samples 4 and 8, the gaps before 4 and after 8
+        Segment("blank", 16, 20),  # gaps between blank and none/other are not blank
+        Segment("non_endoscopic", 21, 25),
+    )
+
+
+# ----------------------------------------------------------------------------- ROI, overlay
+
+
+def test_suggested_roi_is_the_live_disc(scenes: SceneTruth, analysis: Analysis) -> None:
+    assert analysis.suggested_roi is not None
+    errors = roi_errors(analysis.suggested_roi.roi, scenes.disc, scenes.width, scenes.height)
+    message = f"found {analysis.suggested_roi}, truth {scenes.disc}, errors {errors}"
+    print(f"\n{message}")
+    assert max(errors.values()) <= ROI_TOLERANCE, message
+    assert analysis.suggested_roi.ellipse, message
+
+
+def test_rectangular_live_image(tmp_path: Path) -> None:
+    truth = make_scene_video(
+        tmp_path / "rect.mp4",
+        width=320,
+        height=240,
+        script=(Scene("endoscopy", 24), Scene("blank", 4), Scene("endoscopy", 8)),
+        live_shape="rect",
+    )
+    found = analyze_video(truth.path)
+    assert found.suggested_roi is not None
+    errors = roi_errors(found.suggested_roi.roi, truth.disc, truth.width, truth.height)
+    message = f"found {found.suggested_roi}, truth {truth.disc}, errors {errors}"
+    print(f"\n{message}")
+    assert max(errors.values()) <= ROI_TOLERANCE, message
+    assert not found.suggested_roi.ellipse, message
+    assert found.frames_with(["blank"]) == ((24, 27),)
+
+
+def test_overlay_region_covers_the_burned_in_text(scenes: SceneTruth, analysis: Analysis) -> None:
+    assert len(analysis.overlay_regions) == 1, analysis.overlay_regions
+    found, truth = analysis.overlay_regions[0], scenes.overlay
+    message = f"found {found}, truth {truth}"
+    print(f"\noverlay: {message}")
+    assert found.x <= truth.x, message
+    assert found.y <= truth.y, message
+    assert found.x + found.width >= truth.x + truth.width, message
+    assert found.y + found.height >= truth.y + truth.height, message
+    # Not much more than the text (the boxes are whole tiles plus half a tile of margin).
+    assert found.width * found.height <= 1.6 * truth.width * truth.height, message
+    # And it stays clear of the live image.
+    assert found.x + found.width <= scenes.disc.x, message
+
+
+# ----------------------------------------------------------------------------------- API
+
+
+def test_to_dict_is_json(scenes: SceneTruth, analysis: Analysis) -> None:
+    data = json.loads(json.dumps(analysis.to_dict()))
+    assert data["total_frames"] == scenes.frames
+    assert data["detection_method"] == "classical-v1"
+    assert data["sample_every"] == 1
+    sensitive = analysis.frames_with(["text_screen", "non_endoscopic"])
+    count = sum(b - a + 1 for a, b in sensitive)
+    assert data["sensitive_frame_count"] == count
+    assert data["sensitive_ratio"] == pytest.approx(count / scenes.frames)
+    assert data["sensitive_frame_ids"] == ",".join(
+        str(a) if a == b else f"{a}-{b}" for a, b in sensitive
+    )
+    assert [s["label"] for s in data["segments"]] == [s.label for s in analysis.segments]
+    assert set(data["segments"][0]) == {"label", "start_frame", "end_frame"}
+    assert analysis.suggested_roi is not None
+    roi = analysis.suggested_roi.roi
+    assert data["suggested_roi"] == {
+        "x": roi.x,
+        "y": roi.y,
+        "width": roi.width,
+        "height": roi.height,
+        "ellipse": True,
+    }
+    assert data["overlay_regions"] == [
+        {"x": r.x, "y": r.y, "width": r.width, "height": r.height} for r in analysis.overlay_regions
+    ]
+
+
+@dataclass
+class EveryTenth:
+    """A stand-in for a later OCR/ML detector."""
+
+    name: str = "every-tenth"
+    seen: int = 0
+
+    def __call__(self, planes: FramePlanes) -> Iterable[Label]:
+        self.seen += 1
+        assert not planes.y.flags.writeable
+        assert planes.u.shape == (planes.y.shape[0] // 2, planes.y.shape[1] // 2)
+        return ["text_screen"] if planes.index % 10 == 0 else []
+
+
+def test_extra_detectors_add_labels(tmp_path: Path) -> None:
+    truth = make_scene_video(
+        tmp_path / "s.mp4", width=320, height=240, script=(Scene("endoscopy", 25),)
+    )
+    detector = EveryTenth()
+    found = analyze_video(truth.path, extra_detectors=[detector])
+    assert detector.seen == 25
+    assert found.detection_method == "classical-v1+every-tenth"
+    assert found.frames_with(["text_screen"]) == ((0, 0), (10, 10), (20, 20))
+
+
+def test_progress_callback_aborts(scenes: SceneTruth) -> None:
+    def cancel(done: int) -> None:
+        if done == 5:
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        analyze_video(scenes.path, on_progress=cancel)
+
+
+def test_sample_every_must_be_positive(scenes: SceneTruth) -> None:
+    with pytest.raises(ValueError, match="sample_every"):
+        analyze_video(scenes.path, sample_every=0)
+
+
+# ------------------------------------------------------------------------------- pipeline
+
+
+def test_analysis_drives_a_clean_edit(
+    tmp_path: Path, scenes: SceneTruth, analysis: Analysis
+) -> None:
+    """Analyse -> remove the sensitive frames, blacken the blank ones, mask to the suggested
+    ROI -> verify; the result has no text screen, office or overlay left."""
+    assert analysis.suggested_roi is not None
+    suggestion: SuggestedRoi = analysis.suggested_roi
+    shape: Shape = "ellipse" if suggestion.ellipse else "rect"
+    plan = EditPlan(
+        roi=suggestion.roi,
+        shape=shape,
+        blacken=analysis.frames_with(["blank"]),
+        remove=analysis.frames_with(["text_screen", "non_endoscopic"]),
+    )
+    dst = tmp_path / "clean.mp4"
+    outcome = edit_video(scenes.path, dst, plan)
+    kept_truth = [t for i, t in enumerate(scenes.labels) if outcome.output_index(i) is not None]
+    assert "text_screen" not in kept_truth
+    assert "non_endoscopic" not in kept_truth
+    verdict = verify_output(
+        dst,
+        expected_frames=outcome.frames_out,
+        roi=suggestion.roi,
+        shape=shape,
+        black_frames=outcome.to_output_ranges(plan.blacken),
+    )
+    assert verdict.passed, verdict.problems
+    again = analyze_video(dst)
+    assert again.frames_with(["text_screen", "non_endoscopic"]) == ()
+    assert again.overlay_regions == ()

@@ -1,0 +1,171 @@
+"""Tests of verify_output: it passes the service's real outputs and catches what is wrong."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs.video import EditPlan, Roi, Verification, edit_video, mask_video, verify_output
+from jobs.video.verify import DEFAULT_MARGIN_PX, LUMA_LIMIT
+from tests.checks import BLACK
+from tests.media import make_not_a_video, make_video, truncate_copy
+
+ROI = Roi(41, 23, 211, 181)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("verify-media")
+
+
+@pytest.fixture(scope="module")
+def source(media: Path) -> Path:
+    """320x240, 25 fps, 2 s: bright and colourful everywhere (luma 60..225)."""
+    return make_video(media / "src.mp4", width=320, height=240, seconds=2.0, audio=False)
+
+
+@pytest.fixture(scope="module")
+def masked(media: Path, source: Path) -> Path:
+    """The source masked to an ellipse, with frames 10-14 blackened (CRF 18)."""
+    dst = media / "masked.mp4"
+    edit_video(source, dst, EditPlan(roi=ROI, shape="ellipse", blacken=((10, 14),)))
+    return dst
+
+
+def test_passes_a_correct_output(masked: Path) -> None:
+    progress: list[int] = []
+    result = verify_output(
+        masked,
+        expected_frames=50,
+        roi=ROI,
+        shape="ellipse",
+        black_frames=((10, 14),),
+        on_progress=progress.append,
+    )
+    print(f"\n{result}")
+    assert result.passed, result.problems
+    assert result.problems == ()
+    assert (result.frames_checked, result.frames_expected) == (50, 50)
+    assert result.margin_px == DEFAULT_MARGIN_PX
+    assert result.max_luma_outside is not None
+    assert BLACK <= result.max_luma_outside <= BLACK + 3
+    assert result.max_luma_blackened is not None
+    assert result.max_luma_blackened <= BLACK + 3
+    assert progress[:50] == list(range(1, 51))
+
+
+@pytest.mark.parametrize("shape", ["rect", "ellipse"])
+def test_passes_mask_video_outputs(tmp_path: Path, source: Path, shape: str) -> None:
+    dst = tmp_path / "m.mp4"
+    mask_video(source, dst, ROI, shape)  # type: ignore[arg-type]
+    result = verify_output(dst, expected_frames=50, roi=ROI, shape=shape)  # type: ignore[arg-type]
+    assert result.passed, result.problems
+    assert result.max_luma_blackened is None
+
+
+def test_catches_content_outside_the_region(source: Path) -> None:
+    # The unmasked source "claims" the ROI: everything outside it is bright picture.
+    result = verify_output(source, expected_frames=50, roi=ROI, shape="rect")
+    assert not result.passed
+    assert result.max_luma_outside is not None
+    assert result.max_luma_outside > 150
+    assert any("Outside the region" in p and "50 frames" in p for p in result.problems)
+
+
+def test_margin_tolerates_ringing_but_not_leaks(masked: Path) -> None:
+    # Claiming a region 4 px smaller on every side: the picture between is within the
+    # margin (like codec ringing), so it passes...
+    inner = Roi(ROI.x + 4, ROI.y + 4, ROI.width - 8, ROI.height - 8)
+    assert verify_output(masked, expected_frames=50, roi=inner, shape="ellipse").passed
+    # ...but 20 px smaller, the picture is beyond the margin: a leak.
+    smaller = Roi(ROI.x + 20, ROI.y + 20, ROI.width - 40, ROI.height - 40)
+    result = verify_output(masked, expected_frames=50, roi=smaller, shape="ellipse")
+    assert not result.passed
+    assert result.max_luma_outside is not None
+    assert result.max_luma_outside > LUMA_LIMIT
+
+
+def test_catches_wrong_frame_count(masked: Path) -> None:
+    result = verify_output(masked, expected_frames=51, roi=ROI, shape="ellipse")
+    assert not result.passed
+    assert result.problems == ("The output has 50 frames; 51 expected.",)
+
+
+def test_catches_frames_that_should_be_black(masked: Path) -> None:
+    result = verify_output(
+        masked, expected_frames=50, roi=ROI, shape="ellipse", black_frames=((9, 14), (40, 40))
+    )
+    assert not result.passed
+    assert result.max_luma_blackened is not None
+    assert result.max_luma_blackened > 150
+    assert any("must be black" in p and "2 frames" in p for p in result.problems)
+
+
+def test_region_not_inside_the_output(masked: Path) -> None:
+    result = verify_output(masked, expected_frames=50, roi=Roi(200, 0, 200, 100))
+    assert not result.passed
+    assert "not inside" in result.problems[0]
+
+
+@pytest.mark.parametrize("broken", ["text", "truncated"])
+def test_unreadable_outputs_fail(tmp_path: Path, masked: Path, broken: str) -> None:
+    if broken == "text":
+        path = make_not_a_video(tmp_path / "x.mp4")
+    else:
+        path = truncate_copy(masked, tmp_path / "cut.mp4", 0.5)
+    result = verify_output(path, expected_frames=50, roi=ROI)
+    assert not result.passed
+    assert result.frames_checked < 50
+    assert result.problems
+
+
+def test_progress_callback_aborts(masked: Path) -> None:
+    def cancel(done: int) -> None:
+        if done == 7:
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        verify_output(masked, expected_frames=50, on_progress=cancel)
+
+
+def test_to_dict_is_json(masked: Path) -> None:
+    result = verify_output(masked, expected_frames=50, roi=ROI, shape="ellipse")
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["passed"] is True
+    assert data["frames_checked"] == 50
+    assert data["margin_px"] == DEFAULT_MARGIN_PX
+    assert data["luma_limit"] == LUMA_LIMIT
+    assert data["max_luma_blackened"] is None
+    assert data["problems"] == []
+    assert (
+        Verification(**{k: v for k, v in data.items() if k != "luma_limit"} | {"problems": ()})
+        == result
+    )
+
+
+def test_verify_costs_less_than_the_edit(tmp_path: Path) -> None:
+    """Verification runs on every output: it must stay well below the cost of the edit."""
+    src = make_video(tmp_path / "s.mp4", width=640, height=360, seconds=3.0, audio=True)
+    roi = Roi(120, 20, 400, 320)
+    plan = EditPlan(roi=roi, shape="ellipse", blacken=((5, 9),), remove=((30, 39),))
+    started = time.perf_counter()
+    outcome = edit_video(src, tmp_path / "o.mp4", plan)
+    edit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    result = verify_output(
+        tmp_path / "o.mp4",
+        expected_frames=outcome.frames_out,
+        roi=roi,
+        shape="ellipse",
+        black_frames=outcome.to_output_ranges(plan.blacken),
+    )
+    verify_seconds = time.perf_counter() - started
+    print(
+        f"\n640x360 3 s: edit {edit_seconds:.2f} s, verify {verify_seconds:.2f} s "
+        f"({verify_seconds / edit_seconds:.0%})"
+    )
+    assert result.passed, result.problems
+    assert verify_seconds < edit_seconds
