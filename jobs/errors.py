@@ -11,7 +11,8 @@ uploaded filenames or file contents.
     ├── Conflict              the request does not fit the current state (409)
     ├── PayloadTooLarge       upload larger than allowed (413)
     ├── UnsupportedMedia      the upload is not a video we can decode (415)
-    └── ConfigError           the service's own configuration is unusable (start-up only)
+    ├── ConfigError           the service's own configuration is unusable (start-up only)
+    └── VerificationFailed    a job's output failed its own check (a task error, never HTTP)
 """
 
 from __future__ import annotations
@@ -63,3 +64,9 @@ class ConfigError(VidcorrectError):
     """A configuration value cannot be used; raised at start-up."""
 
     code = "config_error"
+
+
+class VerificationFailed(VidcorrectError):
+    """A job's output did not pass the check it runs on itself; the output was deleted."""
+
+    code = "verification_failed"

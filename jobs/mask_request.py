@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
 from jobs.errors import InvalidRequest
+from jobs.frame_request import parse_frame_ranges
 from jobs.video import Roi, Shape
+from jobs.video.timeline import FrameRange
 
 MaskType = Literal["device", "custom"]
 SHAPES: tuple[Shape, ...] = ("rect", "ellipse")
@@ -26,7 +28,8 @@ DEVICE_KEYS = (
     "endoscope_image_height",
 )
 ROI_KEYS = ("x", "y", "width", "height")
-_BODY_KEYS = frozenset({"mask_type", "device_name", "roi", "shape", *DEVICE_KEYS})
+MASK_KEYS = frozenset({"mask_type", "device_name", "roi", "shape", *DEVICE_KEYS})
+_BODY_KEYS = MASK_KEYS | {"blacken_frames"}
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,13 @@ class MaskRequest:
     device_name: str | None
     roi: Roi
     shape: Shape
+    #: Frames made entirely black, keeping the timeline.
+    blacken: tuple[FrameRange, ...] = ()
 
     def to_params(self) -> dict[str, Any]:
         """The task record's ``params``."""
         return {
+            "blacken_frames": [list(r) for r in self.blacken],
             "mask_type": self.mask_type,
             "device_name": self.device_name,
             "roi": {
@@ -100,11 +106,15 @@ class MaskRequest:
             device_name=params["device_name"],
             roi=Roi(**params["roi"]),
             shape=params["shape"],
+            blacken=tuple((a, b) for a, b in params.get("blacken_frames", [])),
         )
 
 
-def parse_mask_request(body: object, width: int, height: int) -> MaskRequest:
-    """Validate a mask request body for a ``width`` x ``height`` video.
+def parse_mask_request(
+    body: object, width: int, height: int, frame_count: int | None = None
+) -> MaskRequest:
+    """Validate a mask request body for a ``width`` x ``height`` video of ``frame_count``
+    frames (needed only when the body has ``blacken_frames``).
 
     Raises :class:`InvalidRequest` with a message that says what to change.
     """
@@ -115,6 +125,16 @@ def parse_mask_request(body: object, width: int, height: int) -> MaskRequest:
         raise InvalidRequest(
             f"Unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_BODY_KEYS))}."
         )
+    request = parse_mask_fields(body, width, height)
+    if "blacken_frames" in body:
+        assert frame_count is not None
+        blacken = parse_frame_ranges(body["blacken_frames"], frame_count, "blacken_frames")
+        request = replace(request, blacken=blacken)
+    return request
+
+
+def parse_mask_fields(body: dict[str, Any], width: int, height: int) -> MaskRequest:
+    """The mask part of a body (``mask_type`` and what goes with it), resolved to an ROI."""
     shape = body.get("shape", "rect")
     if shape not in SHAPES:
         raise InvalidRequest(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}.")

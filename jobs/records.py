@@ -48,6 +48,9 @@ class Operation(StrEnum):
     """What a task does to a video."""
 
     MASK = "mask"
+    REMOVE_FRAMES = "remove_frames"
+    ANALYZE = "analyze"
+    REPROCESS = "reprocess"
 
 
 def utc_now() -> str:

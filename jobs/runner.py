@@ -173,10 +173,10 @@ class JobRun:
 
     async def _publish(self, progress: FrameProgress, label: str, span: tuple[int, int]) -> None:
         last: int | None = None
-        while True:
-            await asyncio.sleep(PUBLISH_INTERVAL)
+        while True:  # publishes the stage's start at once, then its progress at each tick
             progress.measure()
             if progress.done == last:
+                await asyncio.sleep(PUBLISH_INTERVAL)
                 continue
             last = progress.done
             status = f"{label} frame {progress.done}/{progress.total}"
@@ -189,6 +189,7 @@ class JobRun:
                 status=status,
                 eta_seconds=progress.eta_seconds(),
             )
+            await asyncio.sleep(PUBLISH_INTERVAL)
 
 
 Operation = Callable[[JobRun], Awaitable[JsonDict]]

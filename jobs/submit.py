@@ -6,10 +6,8 @@ import uuid
 
 from arq.connections import ArqRedis
 
+from jobs.operations import OPERATION_JOBS
 from jobs.records import JsonDict, Operation, Records, TaskRecord
-
-#: The arq function that runs each operation.
-JOB_FUNCTIONS = {Operation.MASK: "apply_mask"}
 
 
 async def submit_task(
@@ -26,6 +24,9 @@ async def submit_task(
     )
     await records.create_task(task)
     await redis.enqueue_job(
-        JOB_FUNCTIONS[operation], task.task_id, _job_id=task.task_id, _queue_name=queue_name
+        OPERATION_JOBS[operation].name,
+        task.task_id,
+        _job_id=task.task_id,
+        _queue_name=queue_name,
     )
     return task

@@ -18,7 +18,7 @@ from arq.worker import Worker, func
 
 from jobs.history import prune_history
 from jobs.logs import configure_logging
-from jobs.mask_job import apply_mask
+from jobs.operations import OPERATION_JOBS
 from jobs.records import Records
 from jobs.runner import JobDeps
 from jobs.settings import Settings
@@ -59,7 +59,9 @@ def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str
     """Keyword arguments for :class:`arq.worker.Worker` for these settings."""
     timeout = settings.job_timeout + ARQ_TIMEOUT_MARGIN
     return {
-        "functions": [func(apply_mask, name="apply_mask", timeout=timeout)],
+        "functions": [
+            func(job.coroutine, name=job.name, timeout=timeout) for job in OPERATION_JOBS.values()
+        ],
         "cron_jobs": [cron(prune_history, name="prune_history", minute=17, run_at_startup=True)],
         "queue_name": settings.queue_name,
         "redis_settings": settings.redis_settings(),

@@ -1,4 +1,4 @@
-"""Task endpoints: submit a mask, follow a task, download its output."""
+"""Task endpoints: submit the four operations, follow a task, list them, get the output."""
 
 from __future__ import annotations
 
@@ -11,8 +11,15 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from jobs.errors import Conflict, InvalidRequest
-from jobs.mask_request import parse_mask_request
-from jobs.records import EVENT_END, Operation, TaskState
+from jobs.frame_request import (
+    check_not_everything,
+    parse_frame_ranges,
+    parse_removal_request,
+    parse_remove_labels,
+    parse_sample_every,
+)
+from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
+from jobs.records import EVENT_END, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.submit import submit_task
 from server.events import EVENT_ID
 from server.keys import EVENTS, RECORDS, REDIS, SETTINGS, STORAGE
@@ -37,31 +44,121 @@ async def read_json(request: web.Request) -> Any:
         ) from None
 
 
-@routes.post(r"/api/video-apply-mask/{video_id:\d+}/")
-async def submit_mask(request: web.Request) -> web.Response:
-    """Validate a mask request and queue it; 202 with the task id at once."""
+VIDEO_ID = r"{video_id:\d+}"
+OPERATION_NAMES = {
+    Operation.MASK: "Mask",
+    Operation.REMOVE_FRAMES: "Frame removal",
+    Operation.ANALYZE: "Analysis",
+    Operation.REPROCESS: "Reprocess",
+}
+
+
+async def _video_and_body(request: web.Request) -> tuple[VideoRecord, dict[str, Any]]:
+    video = await request.app[RECORDS].get_video(int(request.match_info["video_id"]))
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return video, body
+
+
+async def _queue(
+    request: web.Request, operation: Operation, video: VideoRecord, params: dict[str, Any]
+) -> web.Response:
+    """Record and enqueue a task; 202 with its id and where to follow it."""
     app = request.app
-    video = await app[RECORDS].get_video(int(request.match_info["video_id"]))
-    mask = parse_mask_request(await read_json(request), video.width, video.height)
     task = await submit_task(
-        app[REDIS],
-        app[RECORDS],
-        app[SETTINGS].queue_name,
-        Operation.MASK,
-        video.id,
-        mask.to_params(),
+        app[REDIS], app[RECORDS], app[SETTINGS].queue_name, operation, video.id, params
     )
     status_url = f"/api/task-status/{task.task_id}/"
     return web.json_response(
         {
             "task_id": task.task_id,
             "status": "pending",
-            "message": f"Mask of video {video.id} queued; follow it at {status_url}",
+            "message": f"{OPERATION_NAMES[operation]} of video {video.id} queued; "
+            f"follow it at {status_url}",
             "status_url": status_url,
+            "events_url": f"{status_url}events",
         },
         status=202,
         headers={"Location": status_url},
     )
+
+
+@routes.post(f"/api/video-apply-mask/{VIDEO_ID}/")
+async def submit_mask(request: web.Request) -> web.Response:
+    """Black out everything outside an ROI (and optionally whole frames); 202 at once."""
+    video, body = await _video_and_body(request)
+    mask = parse_mask_request(body, video.width, video.height, video.frame_count)
+    return await _queue(request, Operation.MASK, video, mask.to_params())
+
+
+@routes.post(f"/api/video-remove-frames/{VIDEO_ID}/")
+async def submit_removal(request: web.Request) -> web.Response:
+    """Cut frames out, frame-accurately; 202 at once."""
+    video, body = await _video_and_body(request)
+    removal = parse_removal_request(body, video.frame_count)
+    params: dict[str, Any]
+    if removal is None:
+        analysis = await _latest_analysis(request, video)
+        flagged = (analysis.result or {}).get("sensitive_frame_ids") or ""
+        if not flagged:
+            raise Conflict(
+                f"The latest analysis of video {video.id} (task {analysis.task_id}) flagged no "
+                "frames; there is nothing to remove.",
+                code="nothing_flagged",
+            )
+        ranges = parse_frame_ranges(flagged, video.frame_count, "sensitive_frame_ids")
+        check_not_everything(ranges, video.frame_count)
+        params = {"detection_method": "automatic", "analysis_task_id": analysis.task_id}
+    else:
+        ranges = removal.ranges
+        params = {"detection_method": "manual"}
+    params["frame_ranges"] = [list(r) for r in ranges]
+    return await _queue(request, Operation.REMOVE_FRAMES, video, params)
+
+
+async def _latest_analysis(request: web.Request, video: VideoRecord) -> TaskRecord:
+    tasks, _ = await request.app[RECORDS].list_tasks(
+        video_id=video.id, state=TaskState.SUCCESS, operation=Operation.ANALYZE, limit=1
+    )
+    if not tasks:
+        raise Conflict(
+            f"Video {video.id} has no successful analysis yet: analyze it first "
+            f"(POST /api/video-analyze/{video.id}/), then ask for automatic removal.",
+            code="analysis_required",
+        )
+    return tasks[0]
+
+
+@routes.post(f"/api/video-analyze/{VIDEO_ID}/")
+async def submit_analysis(request: web.Request) -> web.Response:
+    """Scan for blank, text and non-endoscopic frames, the live image and overlays; 202."""
+    video, body = await _video_and_body(request)
+    unknown = sorted(set(body) - {"sample_every"})
+    if unknown:
+        raise InvalidRequest(f"Unknown field(s) {', '.join(unknown)}; allowed: sample_every.")
+    params = {"sample_every": parse_sample_every(body.get("sample_every"))}
+    return await _queue(request, Operation.ANALYZE, video, params)
+
+
+@routes.post(f"/api/video-reprocess/{VIDEO_ID}/")
+async def submit_reprocess(request: web.Request) -> web.Response:
+    """Analysis, then mask and removal of the flagged frames in one encode pass; 202."""
+    video, body = await _video_and_body(request)
+    allowed = MASK_KEYS | {"remove_labels", "sample_every"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}."
+        )
+    mask_fields = {k: v for k, v in body.items() if k in MASK_KEYS}
+    mask = parse_mask_fields(mask_fields, video.width, video.height) if mask_fields else None
+    params = {
+        "mask": mask.to_params() if mask else None,
+        "remove_labels": list(parse_remove_labels(body.get("remove_labels"))),
+        "sample_every": parse_sample_every(body.get("sample_every")),
+    }
+    return await _queue(request, Operation.REPROCESS, video, params)
 
 
 @routes.get(f"/api/task-status/{TASK_ID}/")

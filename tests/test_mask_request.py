@@ -32,6 +32,7 @@ def test_params_round_trip() -> None:
     )
     params = request.to_params()
     assert params == {
+        "blacken_frames": [],
         "mask_type": "custom",
         "device_name": None,
         "roi": {"x": 1, "y": 2, "width": 3, "height": 4},

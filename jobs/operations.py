@@ -1,0 +1,180 @@
+"""The arq jobs: mask, remove frames, analyze, reprocess.
+
+Every job that writes a video decodes its own output again before declaring success (see
+:func:`_write_verified`): frame count, black outside the ROI, black where frames were blackened.
+If that fails, the output is deleted and the task ends FAILURE with ``verification_failed``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from arq.worker import Function, func
+
+from jobs.errors import InvalidRequest, VerificationFailed
+from jobs.frame_request import LABELS
+from jobs.mask_request import MaskRequest
+from jobs.records import JsonDict, Operation
+from jobs.runner import JobRun, run_task
+from jobs.video import EncodeOptions, Roi
+from jobs.video.analyze import Analysis, analyze_video
+from jobs.video.edit import EditPlan, edit_video
+from jobs.video.timeline import format_ranges, range_frames
+from jobs.video.verify import verify_output
+
+#: Shares of the task's 0-100 progress for each stage. A single-pass job keeps its progress
+#: within 5 points of the frames encoded over all frames; the check that follows (a decode,
+#: several times faster than the encode) takes the last points.
+ENCODE_SPAN = (0, 95)
+VERIFY_SPAN = (95, 99)
+REPROCESS_SPANS = ((0, 30), (30, 92), (92, 99))
+
+
+async def apply_mask(ctx: dict[str, Any], task_id: str) -> str:
+    """arq job: mask (and optionally blacken frames of) the task's video."""
+    return await run_task(ctx, task_id, _mask)
+
+
+async def remove_frames(ctx: dict[str, Any], task_id: str) -> str:
+    """arq job: cut frames out of the task's video, frame-accurately."""
+    return await run_task(ctx, task_id, _remove)
+
+
+async def analyze(ctx: dict[str, Any], task_id: str) -> str:
+    """arq job: find blank, text and non-endoscopic frames, the live image and overlays."""
+    return await run_task(ctx, task_id, _analyze)
+
+
+async def reprocess(ctx: dict[str, Any], task_id: str) -> str:
+    """arq job: analysis, then mask and removal of the flagged frames in one encode pass."""
+    return await run_task(ctx, task_id, _reprocess)
+
+
+#: The arq job of each operation, under its arq name.
+OPERATION_JOBS: dict[Operation, Function] = {
+    Operation.MASK: func(apply_mask, name="apply_mask"),
+    Operation.REMOVE_FRAMES: func(remove_frames, name="remove_frames"),
+    Operation.ANALYZE: func(analyze, name="analyze"),
+    Operation.REPROCESS: func(reprocess, name="reprocess"),
+}
+
+
+async def _mask(run: JobRun) -> JsonDict:
+    request = MaskRequest.from_params(run.task.params)
+    plan = EditPlan(roi=request.roi, shape=request.shape, blacken=request.blacken)
+    return await _write_verified(run, plan, ENCODE_SPAN, VERIFY_SPAN)
+
+
+async def _remove(run: JobRun) -> JsonDict:
+    ranges = tuple((a, b) for a, b in run.task.params["frame_ranges"])
+    return await _write_verified(run, EditPlan(remove=ranges), ENCODE_SPAN, VERIFY_SPAN)
+
+
+async def _analyze(run: JobRun) -> JsonDict:
+    analysis = await _run_analysis(run, (0, 99))
+    return analysis.to_dict()
+
+
+async def _reprocess(run: JobRun) -> JsonDict:
+    params = run.task.params
+    analyze_span, encode_span, verify_span = REPROCESS_SPANS
+    analysis = await _run_analysis(run, analyze_span)
+    if params.get("mask") is not None:
+        mask = MaskRequest.from_params(params["mask"])
+        roi, shape = mask.roi, mask.shape
+    elif analysis.suggested_roi is not None:
+        roi = analysis.suggested_roi.roi
+        shape = "ellipse" if analysis.suggested_roi.ellipse else "rect"
+    else:
+        raise InvalidRequest(
+            "No mask was given and the analysis found no live endoscope image to keep; "
+            "submit again with a mask (mask_type device or custom).",
+            code="no_mask",
+        )
+    labels = [label for label in LABELS if label in params["remove_labels"]]
+    remove = analysis.frames_with(labels)  # type: ignore[arg-type]
+    if range_frames(remove) >= analysis.total_frames:
+        raise InvalidRequest(
+            f"The analysis flagged every one of the {analysis.total_frames} frames as "
+            f"{' or '.join(labels)}; removing them would leave an empty video, so nothing was "
+            "written.",
+            code="removes_everything",
+        )
+    plan = EditPlan(roi=roi, shape=shape, remove=remove)
+    result = await _write_verified(run, plan, encode_span, verify_span)
+    result["analysis"] = analysis.to_dict()
+    result["mask"] = {
+        **_roi_dict(roi),
+        "shape": shape,
+        "source": "request" if params.get("mask") else "analysis",
+    }
+    return result
+
+
+async def _run_analysis(run: JobRun, span: tuple[int, int]) -> Analysis:
+    source = run.source_path
+    sample_every = int(run.task.params.get("sample_every", 1))
+    return await run.run_frames(
+        run.video.frame_count,
+        lambda progress: analyze_video(source, sample_every=sample_every, on_progress=progress),
+        label="Analyzing",
+        span=span,
+    )
+
+
+async def _write_verified(
+    run: JobRun, plan: EditPlan, encode_span: tuple[int, int], verify_span: tuple[int, int]
+) -> JsonDict:
+    """Encode the plan into a temp file, verify it by decoding it, then publish it."""
+    settings = run.deps.settings
+    encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
+    source = run.source_path
+    temp: Path = run.temp_path(".mp4")
+    outcome = await run.run_frames(
+        run.video.frame_count,
+        lambda progress: edit_video(source, temp, plan, encode=encode, on_progress=progress),
+        label="Encoding",
+        span=encode_span,
+    )
+    removed = range_frames(
+        (a, min(b, outcome.frames_in - 1)) for a, b in plan.remove if a < outcome.frames_in
+    )
+    expected = outcome.frames_in - removed
+    black = outcome.to_output_ranges(plan.blacken)
+    verification = await run.run_frames(
+        outcome.frames_out,
+        lambda progress: verify_output(
+            temp,
+            expected_frames=expected,
+            roi=plan.roi,
+            shape=plan.shape,
+            black_frames=black,
+            on_progress=progress,
+        ),
+        label="Verifying",
+        span=verify_span,
+    )
+    if not verification.passed:
+        raise VerificationFailed(
+            "The output failed its own check and was deleted: " + "; ".join(verification.problems)
+        )
+    task_id = run.task.task_id
+    name = await run.commit(temp, run.deps.storage.output_name(task_id))
+    result: JsonDict = {
+        "output_file": name,
+        "output_url": f"/api/tasks/{task_id}/output",
+        "frames": outcome.frames_out,
+        "verification": verification.to_dict(),
+    }
+    if plan.remove:
+        result["removed_frames"] = outcome.removed
+        result["removed_ranges"] = format_ranges(plan.remove)
+        result["frame_map"] = [list(run_) for run_ in outcome.frame_map]
+    if plan.blacken:
+        result["blackened_ranges"] = format_ranges(plan.blacken)
+    return result
+
+
+def _roi_dict(roi: Roi) -> JsonDict:
+    return {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height}

@@ -1,0 +1,160 @@
+"""Frame removal and blackening through the service, and the check every output gets."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq.worker import Worker
+
+import jobs.operations
+from jobs.settings import Settings
+from jobs.video.edit import EditPlan, edit_video
+from tests.api import Client, expect_error, follow_task, upload
+from tests.media import CodeRow, iter_frames, make_numbered_video
+
+
+@pytest.fixture(scope="session")
+def numbered(media_dir: Path) -> Path:
+    """640x360 at 30000/1001 fps, 90 frames showing their own numbers, B-frames, audio."""
+    return make_numbered_video(
+        media_dir / "numbered.mp4", width=640, height=360, fps=Fraction(30000, 1001), frames=90
+    )
+
+
+def shown_numbers(path: Path) -> list[int]:
+    """The frame number each frame of a numbered clip (or an edit of one) shows."""
+    row = CodeRow.for_size(640, 360)
+    return [row.read(frame.y) for frame in iter_frames(path)]
+
+
+async def run_job(client: Client, path: str, body: Any) -> dict[str, Any]:
+    resp = await client.post(path, json=body)
+    answer = await resp.json()
+    assert resp.status == 202, answer
+    final = (await follow_task(client, answer["task_id"]))[-1]
+    return final
+
+
+async def test_remove_ranges_frame_accurately(
+    client: Client, worker: Worker, settings: Settings, numbered: Path
+) -> None:
+    video = await upload(client, numbered)
+    final = await run_job(
+        client, f"/api/video-remove-frames/{video['id']}/", {"frame_ranges": "0-4, 30-39,35-41,89"}
+    )
+    assert final["state"] == "SUCCESS", final
+    result = final["result"]
+    removed = {*range(0, 5), *range(30, 42), 89}
+    kept = [i for i in range(90) if i not in removed]
+    assert result["frames"] == len(kept) == 72
+    assert result["removed_frames"] == 18
+    assert result["removed_ranges"] == "0-4,30-41,89"
+    assert result["frame_map"] == [[5, 29, 0], [42, 88, 25]]
+    verification = result["verification"]
+    assert verification["passed"] is True
+    assert verification["frames_checked"] == verification["frames_expected"] == 72
+    assert shown_numbers(settings.data_dir / result["output_file"]) == kept
+
+
+async def test_remove_frame_list(
+    client: Client, worker: Worker, settings: Settings, numbered: Path
+) -> None:
+    video = await upload(client, numbered)
+    final = await run_job(
+        client, f"/api/video-remove-frames/{video['id']}/", {"frame_list": [3, 4, 90 - 1, 4]}
+    )
+    assert final["state"] == "SUCCESS", final
+    expected = [i for i in range(90) if i not in (3, 4, 89)]
+    assert shown_numbers(settings.data_dir / final["result"]["output_file"]) == expected
+
+
+async def test_blacken_frames_keeps_the_timeline(
+    client: Client, worker: Worker, settings: Settings, numbered: Path
+) -> None:
+    video = await upload(client, numbered)
+    body = {
+        "mask_type": "custom",
+        "roi": {"x": 0, "y": 0, "width": 640, "height": 360},
+        "blacken_frames": "10-19,50",
+    }
+    final = await run_job(client, f"/api/video-apply-mask/{video['id']}/", body)
+    assert final["state"] == "SUCCESS", final
+    assert final["result"]["frames"] == 90
+    assert final["result"]["blackened_ranges"] == "10-19,50"
+    assert final["result"]["verification"]["max_luma_blackened"] <= 24
+    frames = list(iter_frames(settings.data_dir / final["result"]["output_file"]))
+    row = CodeRow.for_size(640, 360)
+    for index, frame in enumerate(frames):
+        if 10 <= index <= 19 or index == 50:
+            assert int(frame.y.max()) <= 24, index
+        else:
+            assert row.read(frame.y) == index
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        ({"frame_ranges": "0-89"}, "removes_everything", "90 frames"),
+        ({"frame_list": list(range(90))}, "removes_everything", "90 frames"),
+        ({"frame_ranges": "80-95"}, "frame_out_of_range", "90 frames"),
+        ({"frame_list": [90]}, "frame_out_of_range", "90 frames"),
+        ({"frame_ranges": "10-5"}, "invalid_frames", "90 frames"),
+        ({"frame_ranges": "ten"}, "invalid_frames", "90 frames"),
+        ({"frame_list": [-1]}, "invalid_frames", "90 frames"),
+        ({}, "invalid_frames", "90 frames"),
+        ({"frame_list": [1], "frame_ranges": "2"}, "invalid_frames", "exactly one"),
+        ({"detection_method": "magic"}, "invalid_request", "automatic"),
+    ],
+)
+async def test_bad_removals_are_400_naming_the_frame_count(
+    client: Client, numbered: Path, body: Any, code: str, words: str
+) -> None:
+    video = await upload(client, numbered)
+    resp = await client.post(f"/api/video-remove-frames/{video['id']}/", json=body)
+    assert words in await expect_error(resp, 400, code)
+
+
+async def test_bad_blacken_frames_is_400(client: Client, numbered: Path) -> None:
+    video = await upload(client, numbered)
+    body = {"mask_type": "device", "device_name": "olympus_cv_1500", "blacken_frames": "85-99"}
+    resp = await client.post(f"/api/video-apply-mask/{video['id']}/", json=body)
+    assert "90 frames" in await expect_error(resp, 400, "frame_out_of_range")
+
+
+async def test_automatic_removal_needs_an_analysis(client: Client, numbered: Path) -> None:
+    video = await upload(client, numbered)
+    resp = await client.post(
+        f"/api/video-remove-frames/{video['id']}/", json={"detection_method": "automatic"}
+    )
+    message = await expect_error(resp, 409, "analysis_required")
+    assert f"/api/video-analyze/{video['id']}/" in message
+
+
+async def test_an_output_that_fails_its_check_is_deleted(
+    client: Client,
+    worker: Worker,
+    settings: Settings,
+    numbered: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A masking bug (here: an encoder that forgets the mask) must never publish a video."""
+
+    def leaky_edit_video(src: Path, dst: Path, plan: EditPlan, **kwargs: Any) -> Any:
+        return edit_video(src, dst, EditPlan(blacken=plan.blacken, remove=plan.remove), **kwargs)
+
+    monkeypatch.setattr(jobs.operations, "edit_video", leaky_edit_video)
+    video = await upload(client, numbered)
+    final = await run_job(
+        client,
+        f"/api/video-apply-mask/{video['id']}/",
+        {"mask_type": "custom", "roi": {"x": 100, "y": 50, "width": 300, "height": 200}},
+    )
+    assert final["state"] == "FAILURE"
+    assert final["error"]["code"] == "verification_failed"
+    assert "Outside the region" in final["error"]["message"]
+    assert final["result"] is None
+    assert list((settings.data_dir / "outputs").iterdir()) == []
+    assert list((settings.data_dir / "tmp").iterdir()) == []
