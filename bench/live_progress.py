@@ -25,13 +25,11 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.service import running_service, upload
 from jobs.records import Records
-from jobs.settings import Settings
-from server.app import create_app
 from tests.media import make_video
 from tests.sse import read_events
 
@@ -53,46 +51,37 @@ async def run(clients: int, seconds: float) -> None:
         clip = await asyncio.to_thread(
             make_video, work / "clip.mp4", width=1920, height=1080, seconds=seconds
         )
-        runner = web.AppRunner(create_app(Settings(data_dir=work / "data")))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        base = f"http://127.0.0.1:{port}"
-        try:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                form = aiohttp.FormData()
-                form.add_field("file", await asyncio.to_thread(clip.read_bytes), filename="c.mp4")
-                async with session.post(f"{base}/api/videos/", data=form) as resp:
-                    video_id = (await resp.json())["id"]
-                async with session.post(
-                    f"{base}/api/video-apply-mask/{video_id}/",
-                    json={"mask_type": "device", "device_name": "olympus_cv_1500"},
-                ) as resp:
-                    task_id = (await resp.json())["task_id"]
-                url = f"{base}/api/task-status/{task_id}/events"
-                streams = [await session.get(url) for _ in range(clients)]
-                latencies: list[float] = []
+        async with (
+            running_service(work / "data") as base,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
+        ):
+            video_id = await upload(session, base, clip)
+            async with session.post(
+                f"{base}/api/video-apply-mask/{video_id}/",
+                json={"mask_type": "device", "device_name": "olympus_cv_1500"},
+            ) as resp:
+                task_id = (await resp.json())["task_id"]
+            url = f"{base}/api/task-status/{task_id}/events"
+            streams = [await session.get(url) for _ in range(clients)]
+            latencies: list[float] = []
 
-                async def follow(resp: aiohttp.ClientResponse) -> int:
-                    count = 0
-                    while True:
-                        events = await read_events(resp, limit=1)
-                        if not events:
-                            return count
-                        received = time.time() * 1000
-                        event = events[0]
-                        assert event.id is not None
-                        latencies.append(received - int(event.id.split("-")[0]))
-                        count += 1
-                        if event.event == "end":
-                            return count
+            async def follow(resp: aiohttp.ClientResponse) -> int:
+                count = 0
+                while True:
+                    events = await read_events(resp, limit=1)
+                    if not events:
+                        return count
+                    received = time.time() * 1000
+                    event = events[0]
+                    assert event.id is not None
+                    latencies.append(received - int(event.id.split("-")[0]))
+                    count += 1
+                    if event.event == "end":
+                        return count
 
-                counts = await asyncio.gather(*(follow(s) for s in streams))
-                async with session.get(f"{base}/api/task-status/{task_id}/") as resp:
-                    status = await resp.json()
-        finally:
-            await runner.cleanup()
+            counts = await asyncio.gather(*(follow(s) for s in streams))
+            async with session.get(f"{base}/api/task-status/{task_id}/") as resp:
+                status = await resp.json()
     processing = status["result"]["processing_time"]
     latencies.sort()
     print(f"\n{clients} SSE clients, {seconds:g} s 1080p mask, processing {processing:.2f} s\n")

@@ -29,9 +29,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jobs.settings import Settings
+from bench.service import running_service, upload
 from jobs.video import EncodeOptions, Roi, mask_video
-from server.app import create_app
 from tests.media import make_video
 
 
@@ -131,27 +130,12 @@ async def _bench_service(
     runners: dict[str, Callable[[], float]],
     times: dict[str, list[float]],
 ) -> None:
-    from aiohttp import web
-
-    settings = Settings(data_dir=work / "data")  # embedded Redis and in-process worker
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            form = aiohttp.FormData()
-            form.add_field("file", await asyncio.to_thread(src.read_bytes), filename="src.mp4")
-            async with session.post(f"{base}/api/videos/", data=form) as resp:
-                video_id = (await resp.json())["id"]
-            for _ in range(repeat):
-                for name, run in runners.items():
-                    times[name].append(await asyncio.to_thread(run))
-                times["service"].append(await _service_once(base, session, video_id))
-    finally:
-        await runner.cleanup()
+    async with running_service(work / "data") as base, aiohttp.ClientSession() as session:
+        video_id = await upload(session, base, src)
+        for _ in range(repeat):
+            for name, run in runners.items():
+                times[name].append(await asyncio.to_thread(run))
+            times["service"].append(await _service_once(base, session, video_id))
 
 
 if __name__ == "__main__":

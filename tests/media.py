@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -216,6 +217,15 @@ def truncate_copy(src: Path, dst: Path, fraction: float = 0.5) -> Path:
     data = src.read_bytes()
     dst.write_bytes(data[: int(len(data) * fraction)])
     return dst
+
+
+def open_file_paths() -> Iterator[str]:
+    """What this process's open file descriptors point to (Linux /proc)."""
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            yield os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
 
 
 def sha256(path: Path) -> str:

@@ -13,7 +13,6 @@ Two kinds of mask checks:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -53,6 +52,7 @@ from tests.media import (
     make_empty,
     make_not_a_video,
     make_video,
+    open_file_paths,
     read_frames,
     sha256,
     summarize,
@@ -392,14 +392,6 @@ def test_mask_rejects_non_videos(tmp_path: Path, maker: Any) -> None:
         mask_video(src, tmp_path / "out.mp4", Roi(0, 0, 10, 10), "rect")
 
 
-def _open_paths() -> Iterator[str]:
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            yield os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-
-
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
 def test_mask_closes_files_on_error(tmp_path: Path) -> None:
     src = make_video(tmp_path / "src.mp4", width=320, height=240, seconds=1)
@@ -410,7 +402,7 @@ def test_mask_closes_files_on_error(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="cancelled"):
         mask_video(src, tmp_path / "out.mp4", Roi(0, 0, 100, 100), "rect", on_progress=fail)
-    assert not [p for p in _open_paths() if p.startswith(str(tmp_path))]
+    assert not [p for p in open_file_paths() if p.startswith(str(tmp_path))]
 
 
 def test_progress_is_reported_per_frame(tmp_path: Path) -> None:

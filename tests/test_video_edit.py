@@ -7,8 +7,6 @@ output frame and each stretch of output audio can be traced back to its source f
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +30,7 @@ from tests.media import (
     make_numbered_video,
     make_vfr_numbered_video,
     make_video,
+    open_file_paths,
     sha256,
     summarize,
 )
@@ -281,14 +280,6 @@ def test_bad_plans_are_refused(
     assert not dst.exists()
 
 
-def _open_paths() -> Iterator[str]:
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            yield os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-
-
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
 def test_progress_callback_aborts_and_closes_files(tmp_path: Path) -> None:
     src = make_numbered_video(tmp_path / "src.mp4", width=160, height=120, frames=25)
@@ -303,7 +294,7 @@ def test_progress_callback_aborts_and_closes_files(tmp_path: Path) -> None:
         # With cuts: the second reader of the source must be closed too.
         edit_video(src, tmp_path / "out.mp4", EditPlan(remove=((3, 5),)), on_progress=cancel)
     assert seen == list(range(1, 13))  # decoded frames, removed ones included
-    assert not [p for p in _open_paths() if p.startswith(str(tmp_path))]
+    assert not [p for p in open_file_paths() if p.startswith(str(tmp_path))]
 
 
 # ---------------------------------------------------------------------------- unit tests
