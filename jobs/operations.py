@@ -31,24 +31,24 @@ VERIFY_SPAN = (95, 99)
 REPROCESS_SPANS = ((0, 30), (30, 92), (92, 99))
 
 
-async def apply_mask(ctx: dict[str, Any], task_id: str) -> str:
+async def apply_mask(ctx: dict[str, Any], task_id: str, attempt: int = 1) -> str:
     """arq job: mask (and optionally blacken frames of) the task's video."""
-    return await run_task(ctx, task_id, _mask)
+    return await run_task(ctx, task_id, attempt, _mask)
 
 
-async def remove_frames(ctx: dict[str, Any], task_id: str) -> str:
+async def remove_frames(ctx: dict[str, Any], task_id: str, attempt: int = 1) -> str:
     """arq job: cut frames out of the task's video, frame-accurately."""
-    return await run_task(ctx, task_id, _remove)
+    return await run_task(ctx, task_id, attempt, _remove)
 
 
-async def analyze(ctx: dict[str, Any], task_id: str) -> str:
+async def analyze(ctx: dict[str, Any], task_id: str, attempt: int = 1) -> str:
     """arq job: find blank, text and non-endoscopic frames, the live image and overlays."""
-    return await run_task(ctx, task_id, _analyze)
+    return await run_task(ctx, task_id, attempt, _analyze)
 
 
-async def reprocess(ctx: dict[str, Any], task_id: str) -> str:
+async def reprocess(ctx: dict[str, Any], task_id: str, attempt: int = 1) -> str:
     """arq job: analysis, then mask and removal of the flagged frames in one encode pass."""
-    return await run_task(ctx, task_id, _reprocess)
+    return await run_task(ctx, task_id, attempt, _reprocess)
 
 
 #: The arq job of each operation, under its arq name.

@@ -24,6 +24,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
 from jobs.errors import NotFound
 
@@ -31,17 +32,31 @@ JsonDict = dict[str, Any]
 
 
 class TaskState(StrEnum):
-    """A task's life: PENDING -> STARTED -> PROGRESS -> SUCCESS | FAILURE."""
+    """A task's life: PENDING -> STARTED -> PROGRESS -> SUCCESS | FAILURE | REVOKED.
+
+    RETRY: its worker was lost and it waits to run again. REVOKED: cancelled.
+    """
 
     PENDING = "PENDING"
     STARTED = "STARTED"
     PROGRESS = "PROGRESS"
+    RETRY = "RETRY"
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
+    REVOKED = "REVOKED"
 
     @property
     def finished(self) -> bool:
-        return self in (TaskState.SUCCESS, TaskState.FAILURE)
+        return self in (TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED)
+
+    @property
+    def waiting(self) -> bool:
+        """Queued: no worker runs it now."""
+        return self in (TaskState.PENDING, TaskState.RETRY)
+
+
+#: Attempts a task gets in all when its worker is lost.
+MAX_ATTEMPTS = 3
 
 
 class Operation(StrEnum):
@@ -98,6 +113,8 @@ class TaskRecord:
     result: JsonDict | None = None
     error: JsonDict | None = None
     eta_seconds: float | None = None
+    #: 1 for the first run; a run whose worker was lost is retried as the next attempt.
+    attempt: int = 1
     created_at: str = field(default_factory=utc_now)
     started_at: str | None = None
     finished_at: str | None = None
@@ -112,6 +129,7 @@ class TaskRecord:
             "result": self.result,
             "error": self.error,
             "eta_seconds": self.eta_seconds,
+            "attempt": self.attempt,
             "video_id": self.video_id,
             "operation": self.operation.value,
             "params": self.params,
@@ -212,6 +230,66 @@ class Records:
                 pipe.expire(self.events_key(task.task_id), FINISHED_EVENTS_TTL)
             await pipe.execute()
         return updated
+
+    async def transition(
+        self, task_id: str, allowed: frozenset[TaskState], **changes: Any
+    ) -> TaskRecord | None:
+        """Apply ``changes`` only if the task's state is one of ``allowed``, atomically
+        (WATCH/MULTI), and log the event. Returns the new record, or ``None`` if the state was
+        not allowed. This is how two parties (a worker starting a task, a client cancelling it)
+        can never both win."""
+        key = self._task_key(task_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await cast(Awaitable[dict[bytes, bytes]], pipe.hgetall(key))
+                    if not raw:
+                        raise NotFound(
+                            f"There is no task with id {task_id!r}.", code="task_not_found"
+                        )
+                    current = _decode_task(raw)
+                    if current.state not in allowed:
+                        return None  # leaving the block resets the pipeline and unwatches
+                    updated = replace(current, **changes)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(key, mapping=_encode(changes))
+                    self._log_event(pipe, updated)
+                    if updated.state.finished:
+                        pipe.expire(self.events_key(task_id), FINISHED_EVENTS_TTL)
+                    await pipe.execute()
+                    return updated
+                except WatchError:
+                    continue
+
+    def cancel_key(self, task_id: str) -> str:
+        """Set when a client asked to cancel the task; running jobs poll it."""
+        return f"{self.prefix}:task:{task_id}:cancel"
+
+    async def request_cancel(self, task_id: str) -> None:
+        """Raise the task's cancel flag (kept a day: long enough for any queue)."""
+        await self.redis.set(self.cancel_key(task_id), b"1", ex=86400)
+
+    async def cancel_requested(self, task_id: str) -> bool:
+        """Whether a client asked to cancel the task."""
+        return bool(await self.redis.exists(self.cancel_key(task_id)))
+
+    def running_key(self) -> str:
+        """Sorted set of running task ids by their last heartbeat (epoch seconds)."""
+        return f"{self.prefix}:running"
+
+    async def heartbeat(self, task_id: str) -> None:
+        """Record that the task's worker is alive and working on it."""
+        await self.redis.zadd(self.running_key(), {task_id: time.time()})
+
+    async def not_running(self, task_id: str) -> None:
+        """The task's run ended (or was handed back): no more heartbeats are due."""
+        await self.redis.zrem(self.running_key(), task_id)
+
+    async def stale_running(self, older_than: float) -> list[str]:
+        """Tasks whose last heartbeat is older than ``older_than`` (epoch seconds)."""
+        rows = await self.redis.zrangebyscore(self.running_key(), "-inf", older_than)
+        return [row.decode() for row in rows]
 
     def _log_event(self, pipe: Pipeline, task: TaskRecord) -> None:
         event = EVENT_END if task.state.finished else EVENT_PROGRESS

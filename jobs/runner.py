@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
+from redis.exceptions import RedisError
 
 from jobs.errors import VidcorrectError
 from jobs.records import JsonDict, Records, TaskRecord, TaskState, VideoRecord, utc_now
@@ -31,6 +32,10 @@ T = TypeVar("T")
 PUBLISH_INTERVAL = 0.5
 #: Work measured before an ETA is given (seconds).
 ETA_AFTER = 3.0
+#: How often a running job checks for a cancel request (seconds).
+CANCEL_POLL_INTERVAL = 0.5
+#: How often a running job beats its heartbeat, at most (seconds).
+HEARTBEAT_INTERVAL = 5.0
 #: Weight of the newest rate measurement in the smoothed rate.
 RATE_SMOOTHING = 0.3
 
@@ -115,6 +120,15 @@ class JobRun:
     task: TaskRecord
     video: VideoRecord
     temp_files: list[Path] = field(default_factory=list)
+    #: Set by the supervisor when a client asked to cancel; frame loops stop at the next frame.
+    cancel_requested: bool = False
+    _progress: FrameProgress | None = None
+
+    def request_stop(self) -> None:
+        """Make the running stage (and any later one) stop."""
+        self.cancel_requested = True
+        if self._progress is not None:
+            self._progress.stop = True
 
     @property
     def source_path(self) -> Path:
@@ -155,7 +169,10 @@ class JobRun:
         (time limit, shutdown) the loop is told to stop and awaited, so no thread goes on writing
         a file that is about to be removed.
         """
+        if self.cancel_requested:
+            raise JobStopped
         progress = FrameProgress(total)
+        self._progress = progress
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.deps.executor, work, progress)
         publisher = asyncio.create_task(self._publish(progress, label, span))
@@ -167,9 +184,28 @@ class JobRun:
                 await future
             raise
         finally:
+            self._progress = None
             publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher
+
+    async def supervise(self) -> None:
+        """Until cancelled: beat the task's heartbeat and watch for a cancel request."""
+        records = self.deps.records
+        beat_every = max(1.0, min(HEARTBEAT_INTERVAL, self.deps.settings.heartbeat_timeout / 3))
+        last_beat = 0.0
+        while True:
+            now = time.monotonic()
+            try:
+                if now - last_beat >= beat_every:
+                    await records.heartbeat(self.task.task_id)
+                    last_beat = now
+                if not self.cancel_requested and await records.cancel_requested(self.task.task_id):
+                    log.info("cancel requested")
+                    self.request_stop()
+            except RedisError as error:  # the job goes on; a lost heartbeat means a retry
+                log.warning("supervisor could not reach redis", error=str(error))
+            await asyncio.sleep(CANCEL_POLL_INTERVAL)
 
     async def _publish(self, progress: FrameProgress, label: str, span: tuple[int, int]) -> None:
         last: int | None = None
@@ -195,53 +231,97 @@ class JobRun:
 Operation = Callable[[JobRun], Awaitable[JsonDict]]
 
 
-async def run_task(ctx: dict[str, Any], task_id: str, operation: Operation) -> str:
-    """Run ``operation`` for the task ``task_id`` and record how it ended; returns the end state.
+async def run_task(ctx: dict[str, Any], task_id: str, attempt: int, operation: Operation) -> str:
+    """Run ``operation`` for attempt ``attempt`` of task ``task_id``; returns the end state.
 
     Expected failures (a bad video, bad parameters, the time limit) end as FAILURE with a clear
     message; anything else ends as FAILURE with code ``internal_error`` and is logged in full.
-    Cancellation by a worker shutdown puts the task back to PENDING, as arq will run it again.
+    A cancel request ends it as REVOKED. Cancellation by a worker shutdown hands the task back
+    (PENDING, same attempt) and arq runs it again. A run of a superseded attempt (its worker was
+    presumed dead and the task re-queued) does nothing.
     """
     deps: JobDeps = ctx["deps"]
-    with structlog.contextvars.bound_contextvars(task_id=task_id, job_try=ctx.get("job_try")):
-        task = await deps.records.get_task(task_id)
-        if task.state.finished:
-            log.warning("task already finished, not run again", state=task.state.value)
-            return task.state.value
+    records = deps.records
+    with structlog.contextvars.bound_contextvars(task_id=task_id, attempt=attempt):
+        task = await records.get_task(task_id)
         with structlog.contextvars.bound_contextvars(
             video_id=task.video_id, operation=task.operation.value
         ):
-            return await _run(deps, task, operation)
+            if task.attempt != attempt or task.state.finished:
+                log.warning(
+                    "run superseded, not started",
+                    state=task.state.value,
+                    current_attempt=task.attempt,
+                )
+                return task.state.value
+            if await records.cancel_requested(task_id):
+                revoked = await records.transition(
+                    task_id,
+                    WAITING,
+                    state=TaskState.REVOKED,
+                    status="Cancelled before it started",
+                    finished_at=utc_now(),
+                )
+                return (revoked or task).state.value
+            started = await records.transition(
+                task_id,
+                WAITING,
+                state=TaskState.STARTED,
+                status="Starting",
+                started_at=utc_now(),
+                progress=0,
+                eta_seconds=None,
+            )
+            if started is None:  # cancelled meanwhile, or another worker has it
+                log.warning("task no longer waiting, not started")
+                return (await records.get_task(task_id)).state.value
+            await records.heartbeat(task_id)
+            try:
+                return await _run(deps, started, operation)
+            finally:
+                await records.not_running(task_id)
+
+
+WAITING = frozenset({TaskState.PENDING, TaskState.RETRY})
+RUNNING = frozenset({TaskState.STARTED, TaskState.PROGRESS})
 
 
 async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
     started = time.monotonic()
-    task = await deps.records.update_task(
-        task,
-        state=TaskState.STARTED,
-        status="Starting",
-        started_at=utc_now(),
-        progress=0,
-        eta_seconds=None,
-    )
     log.info("job started")
     run: JobRun | None = None
+    supervisor: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(deps.settings.job_timeout):
             video = await deps.records.get_video(task.video_id)
             run = JobRun(deps, task, video)
+            supervisor = asyncio.create_task(run.supervise())
             result = await operation(run)
+            if run.cancel_requested:
+                raise JobStopped
     except asyncio.CancelledError:
         _remove_temp_files(run)
         log.warning("job interrupted; arq will run it again")
-        await deps.records.update_task(
-            run.task if run else task,
+        await deps.records.transition(
+            task.task_id,
+            RUNNING,
             state=TaskState.PENDING,
             progress=0,
             eta_seconds=None,
             status="Interrupted by a worker shutdown; waiting to run again",
         )
         raise
+    except JobStopped:
+        _remove_temp_files(run)
+        log.info("job cancelled")
+        await deps.records.update_task(
+            run.task if run else task,
+            state=TaskState.REVOKED,
+            status="Cancelled",
+            eta_seconds=None,
+            finished_at=utc_now(),
+        )
+        return TaskState.REVOKED.value
     except Exception as exc:
         _remove_temp_files(run)
         code, message = _describe_failure(exc, deps.settings.job_timeout)
@@ -258,6 +338,11 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
             finished_at=utc_now(),
         )
         return TaskState.FAILURE.value
+    finally:
+        if supervisor is not None:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
     result["processing_time"] = round(time.monotonic() - started, 3)
     await run.update(
         state=TaskState.SUCCESS,

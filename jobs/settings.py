@@ -34,6 +34,12 @@ class Settings:
     x264_crf: int = 18
     #: Prefix of every Redis key the service owns, and of its arq queue name.
     key_prefix: str = "vidcorrect"
+    #: A running task whose worker has not been heard of for this long is retried (seconds).
+    heartbeat_timeout: int = 30
+    #: Tasks that may wait in the queue; past that, submissions get 429.
+    max_queued: int = 100
+    #: False: the legacy synchronous API, where a POST answers when its job has ended.
+    use_async_tasks: bool = True
     #: Finished tasks older than this many days are deleted with their outputs; 0 keeps all.
     task_retention_days: int = 0
     log_format: LogFormat = "auto"
@@ -57,6 +63,8 @@ class Settings:
             ("VIDCORRECT_MAX_UPLOAD_BYTES", "max_upload_bytes", 1),
             ("VIDCORRECT_X264_CRF", "x264_crf", 0),
             ("VIDCORRECT_TASK_RETENTION_DAYS", "task_retention_days", 0),
+            ("VIDCORRECT_HEARTBEAT_TIMEOUT", "heartbeat_timeout", 3),
+            ("VIDCORRECT_MAX_QUEUED", "max_queued", 1),
         ):
             if name in env:
                 values[field] = _int_var(env, name, minimum)
@@ -67,6 +75,11 @@ class Settings:
         ):
             if value := env.get(name, "").strip():
                 values[field] = value
+        if "USE_ASYNC_TASKS" in env:
+            flag = env["USE_ASYNC_TASKS"].strip().lower()
+            if flag not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError("USE_ASYNC_TASKS must be true or false")
+            values["use_async_tasks"] = flag in ("true", "1", "yes")
         if fmt := env.get("VIDCORRECT_LOG_FORMAT", "").strip():
             if fmt not in ("auto", "json", "console"):
                 raise ConfigError("VIDCORRECT_LOG_FORMAT must be one of auto, json, console")

@@ -18,15 +18,26 @@ async def submit_task(
     video_id: int,
     params: JsonDict,
 ) -> TaskRecord:
-    """Create a PENDING task record and enqueue its job under the same, unique id."""
+    """Create a PENDING task record and enqueue its first attempt."""
     task = TaskRecord(
         task_id=uuid.uuid4().hex, operation=operation, video_id=video_id, params=params
     )
     await records.create_task(task)
-    await redis.enqueue_job(
-        OPERATION_JOBS[operation].name,
-        task.task_id,
-        _job_id=task.task_id,
-        _queue_name=queue_name,
-    )
+    await enqueue_attempt(redis, queue_name, task)
     return task
+
+
+async def enqueue_attempt(
+    redis: ArqRedis, queue_name: str, task: TaskRecord, *, delay: float | None = None
+) -> None:
+    """Queue the run of ``task.attempt``. Each attempt is its own arq job (ids are never
+    reused: arq keeps a lost job's in-progress marker until its timeout)."""
+    job_id = task.task_id if task.attempt == 1 else f"{task.task_id}-a{task.attempt}"
+    await redis.enqueue_job(
+        OPERATION_JOBS[task.operation].name,
+        task.task_id,
+        task.attempt,
+        _job_id=job_id,
+        _queue_name=queue_name,
+        _defer_by=delay,
+    )

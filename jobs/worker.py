@@ -20,6 +20,7 @@ from jobs.history import prune_history
 from jobs.logs import configure_logging
 from jobs.operations import OPERATION_JOBS
 from jobs.records import Records
+from jobs.recovery import recovery_loop
 from jobs.runner import JobDeps
 from jobs.settings import Settings
 from jobs.storage import Storage
@@ -39,10 +40,16 @@ async def startup(ctx: dict[str, Any]) -> None:
         storage=storage,
         executor=ThreadPoolExecutor(settings.max_jobs, thread_name_prefix="frames"),
     )
+    ctx["recovery"] = asyncio.create_task(recovery_loop(ctx), name="recovery")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     """arq hook: release the frame threads (running jobs have been awaited by arq already)."""
+    recovery: asyncio.Task[None] | None = ctx.get("recovery")
+    if recovery is not None:
+        recovery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recovery
     deps: JobDeps | None = ctx.get("deps")
     if deps is not None:
         deps.executor.shutdown(wait=True)
@@ -68,6 +75,9 @@ def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str
         "max_jobs": settings.max_jobs,
         "job_timeout": timeout,
         "keep_result": 3600,
+        # Attempts are counted by the task records (jobs.recovery); arq's own count only grows
+        # when a shutdown hands a job back, which must never drop it.
+        "max_tries": 1000,
         "health_check_interval": 10,
         # Pick up new jobs within 0.1 s (arq polls its queue; the default is 0.5 s).
         "poll_delay": 0.1,

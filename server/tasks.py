@@ -19,7 +19,8 @@ from jobs.frame_request import (
     parse_sample_every,
 )
 from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
-from jobs.records import EVENT_END, Operation, TaskRecord, TaskState, VideoRecord
+from jobs.records import EVENT_END, Operation, TaskRecord, TaskState, VideoRecord, utc_now
+from jobs.runner import WAITING
 from jobs.submit import submit_task
 from server.events import EVENT_ID
 from server.keys import EVENTS, RECORDS, REDIS, SETTINGS, STORAGE
@@ -166,6 +167,39 @@ async def task_status(request: web.Request) -> web.Response:
     """A task's state, progress and, when it has ended, result or error."""
     task = await request.app[RECORDS].get_task(request.match_info["task_id"])
     return web.json_response(task.to_api())
+
+
+@routes.post(f"/api/task-status/{TASK_ID}/cancel/")
+@routes.delete(f"/api/task-status/{TASK_ID}/")
+async def cancel_task(request: web.Request) -> web.Response:
+    """Cancel a task: a queued one never starts, a running one stops within about 2 s and its
+    temporary files are removed; either way it ends REVOKED. 409 if it has already ended."""
+    records = request.app[RECORDS]
+    task = await records.get_task(request.match_info["task_id"])
+    if task.state.finished:
+        raise Conflict(
+            f"Task {task.task_id} has already ended as {task.state.value}; there is nothing to "
+            "cancel.",
+            code="already_finished",
+        )
+    await records.request_cancel(task.task_id)
+    revoked = await records.transition(
+        task.task_id,
+        WAITING,
+        state=TaskState.REVOKED,
+        status="Cancelled before it started",
+        finished_at=utc_now(),
+    )
+    current = revoked or await records.get_task(task.task_id)
+    if current.state is TaskState.REVOKED:
+        message = "Cancelled."
+    elif current.state.finished:
+        message = f"It ended as {current.state.value} before the cancel reached it."
+    else:
+        message = "Cancelling: the job stops within 2 s and then shows REVOKED."
+    return web.json_response(
+        {"task_id": task.task_id, "state": current.state.value, "message": message}, status=202
+    )
 
 
 @routes.get(f"/api/tasks/{TASK_ID}/output")

@@ -1,0 +1,89 @@
+"""Crash recovery: a task whose worker stopped beating its heartbeat is run again.
+
+Every running job refreshes its heartbeat (a score in ``P:running``) every few seconds. Every
+worker runs :func:`recovery_loop`; when a heartbeat is older than ``heartbeat_timeout``, one of
+them (a short Redis lock decides) marks the task RETRY with the reason, removes the lost run's
+temp files and queues the next attempt as a new arq job, at most ``MAX_ATTEMPTS`` in all; after
+that the task fails with code ``worker_lost``. (arq by itself would re-run such a job only after
+its timeout, an hour here.) A run of a superseded attempt that arq starts later does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from redis.exceptions import RedisError
+
+from jobs.errors import NotFound
+from jobs.records import MAX_ATTEMPTS, TaskState, utc_now
+from jobs.runner import RUNNING, JobDeps
+from jobs.submit import enqueue_attempt
+
+log = structlog.get_logger("vidcorrect.recovery")
+
+
+async def recover_lost_tasks(ctx: dict[str, Any]) -> int:
+    """One round: re-queue (or fail) the running tasks whose heartbeat is stale."""
+    deps: JobDeps = ctx["deps"]
+    records, settings = deps.records, deps.settings
+    recovered = 0
+    for task_id in await records.stale_running(time.time() - settings.heartbeat_timeout):
+        lock = f"{records.prefix}:task:{task_id}:recovering"
+        if not await records.redis.set(lock, b"1", nx=True, ex=max(10, settings.heartbeat_timeout)):
+            continue  # another worker handles it
+        await records.not_running(task_id)
+        try:
+            task = await records.get_task(task_id)
+        except NotFound:
+            continue
+        if task.state not in RUNNING:
+            continue
+        for leftover in deps.storage.tmp_dir.glob(f"{task_id}-*"):
+            leftover.unlink(missing_ok=True)
+        reason = f"its worker was lost (no heartbeat for {settings.heartbeat_timeout} s)"
+        with structlog.contextvars.bound_contextvars(task_id=task_id, attempt=task.attempt):
+            if task.attempt >= MAX_ATTEMPTS:
+                log.warning("task lost its worker too often; failing it")
+                await records.transition(
+                    task_id,
+                    RUNNING,
+                    state=TaskState.FAILURE,
+                    eta_seconds=None,
+                    status=f"Failed: {reason}, {MAX_ATTEMPTS} times",
+                    error={
+                        "code": "worker_lost",
+                        "message": f"The task failed because {reason}"
+                        f" on each of its {MAX_ATTEMPTS} attempts.",
+                    },
+                    finished_at=utc_now(),
+                )
+                continue
+            retried = await records.transition(
+                task_id,
+                RUNNING,
+                state=TaskState.RETRY,
+                attempt=task.attempt + 1,
+                progress=0,
+                eta_seconds=None,
+                status=f"Retrying: {reason}; attempt {task.attempt + 1} of {MAX_ATTEMPTS}",
+            )
+            if retried is not None:
+                await enqueue_attempt(ctx["redis"], settings.queue_name, retried)
+                log.warning("task re-queued after losing its worker")
+                recovered += 1
+    return recovered
+
+
+async def recovery_loop(ctx: dict[str, Any]) -> None:
+    """Run :func:`recover_lost_tasks` every few seconds until cancelled."""
+    deps: JobDeps = ctx["deps"]
+    interval = max(1.0, min(5.0, deps.settings.heartbeat_timeout / 3))
+    while True:
+        try:
+            await recover_lost_tasks(ctx)
+        except RedisError as error:
+            log.warning("recovery round could not reach redis", error=str(error))
+        await asyncio.sleep(interval)

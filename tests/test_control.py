@@ -1,0 +1,223 @@
+"""Cancel, time limits, lost and stopped workers: real worker processes, real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq.worker import Worker
+
+from jobs.settings import Settings
+from jobs.worker import in_process_worker
+from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.media import make_video
+
+DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
+
+
+@pytest.fixture(scope="session")
+def long_clip(media_dir: Path) -> Path:
+    """1280x720, 12 s: a few seconds of work at the slower preset the tests give workers."""
+    return make_video(media_dir / "long.mp4", width=1280, height=720, seconds=12.0, audio=False)
+
+
+async def wait_for(
+    client: Client, task_id: str, states: set[str], timeout: float = 60, min_progress: int = 0
+) -> dict[str, Any]:
+    """Poll until the task is in one of ``states`` (with at least ``min_progress``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = await (await client.get(f"/api/task-status/{task_id}/")).json()
+        if status["state"] in states and status["progress"] >= min_progress:
+            return dict(status)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"task never reached {states}; last {status}")
+
+
+def temp_files(settings: Settings) -> list[Path]:
+    return list((settings.data_dir / "tmp").iterdir())
+
+
+@pytest.fixture
+def slow_settings(settings: Settings) -> Settings:
+    """Workers that take a few seconds over long_clip."""
+    return replace(settings, x264_preset="medium")
+
+
+@pytest.fixture
+async def slow_worker(slow_settings: Settings) -> AsyncIterator[Worker]:
+    async with in_process_worker(slow_settings) as worker:
+        yield worker
+
+
+async def test_cancel_mid_job_stops_within_2s_and_cleans_up(
+    client: Client, slow_worker: Worker, settings: Settings, long_clip: Path
+) -> None:
+    video = await upload(client, long_clip)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    await wait_for(client, task_id, {"PROGRESS"}, min_progress=5)
+    assert temp_files(settings), "the job should be writing its temp output"
+    asked = time.monotonic()
+    resp = await client.post(f"/api/task-status/{task_id}/cancel/")
+    assert resp.status == 202
+    final = await wait_for(client, task_id, {"REVOKED", "SUCCESS", "FAILURE"}, timeout=10)
+    took = time.monotonic() - asked
+    assert final["state"] == "REVOKED"
+    assert took <= 2.0, f"cancel took {took:.2f} s"
+    print(f"cancel -> REVOKED {took:.2f} s")
+    assert final["finished_at"]
+    assert temp_files(settings) == []
+    assert list((settings.data_dir / "outputs").iterdir()) == []
+    body = await (await client.get(f"/api/task-status/{task_id}/events")).read()
+    assert b"event: end" in body
+    assert b'"REVOKED"' in body
+
+
+async def test_cancel_queued_task_never_starts(
+    client: Client, settings: Settings, clip_720p: Path
+) -> None:
+    video = await upload(client, clip_720p)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    resp = await client.delete(f"/api/task-status/{task_id}/")
+    assert resp.status == 202
+    assert (await resp.json())["state"] == "REVOKED"
+    async with in_process_worker(settings):
+        await asyncio.sleep(1.0)  # the worker picks the job up and must not run it
+    status = await (await client.get(f"/api/task-status/{task_id}/")).json()
+    assert status["state"] == "REVOKED"
+    assert status["started_at"] is None
+
+
+async def test_cancel_finished_task_is_409(client: Client, worker: Worker, clip_720p: Path) -> None:
+    video = await upload(client, clip_720p)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    await follow_task(client, task_id)
+    message = await expect_error(
+        await client.post(f"/api/task-status/{task_id}/cancel/"), 409, "already_finished"
+    )
+    assert "SUCCESS" in message
+    await expect_error(await client.delete("/api/task-status/nope/"), 404, "task_not_found")
+
+
+async def test_job_over_its_time_limit_fails_with_timeout(
+    client: Client, slow_settings: Settings, long_clip: Path
+) -> None:
+    limited = replace(slow_settings, job_timeout=1)
+    video = await upload(client, long_clip)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    async with in_process_worker(limited):
+        final = (await follow_task(client, task_id))[-1]
+    assert final["state"] == "FAILURE"
+    assert final["error"]["code"] == "timeout"
+    assert "1 s" in final["error"]["message"]
+    assert temp_files(limited) == []
+
+
+async def test_four_masks_at_once_all_finish(
+    client: Client, settings: Settings, clip_720p: Path, clip_odd: Path
+) -> None:
+    four = replace(settings, max_jobs=4)
+    videos = [await upload(client, clip) for clip in (clip_720p, clip_odd, clip_720p, clip_odd)]
+    task_ids = [await submit_mask(client, v["id"], DEVICE_MASK) for v in videos]
+    async with in_process_worker(four):
+        finals = await asyncio.gather(*(follow_task(client, t) for t in task_ids))
+    for seen in finals:
+        assert seen[-1]["state"] == "SUCCESS", seen[-1]
+        assert seen[-1]["result"]["verification"]["passed"]
+    starts = sorted(s[-1]["started_at"] for s in finals)
+    ends = sorted(s[-1]["finished_at"] for s in finals)
+    assert starts[-1] < ends[0], "the four jobs should have run at the same time"
+
+
+# ------------------------------------------------------------------------ worker processes
+
+
+@pytest.fixture
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDCORRECT_")}
+    assert settings.redis_url is not None
+    env.update(
+        REDIS_URL=settings.redis_url,
+        VIDCORRECT_DATA_DIR=str(settings.data_dir),
+        VIDCORRECT_KEY_PREFIX=settings.key_prefix,
+        VIDCORRECT_HEARTBEAT_TIMEOUT="3",
+        VIDCORRECT_X264_PRESET="medium",
+        VIDCORRECT_LOG_FORMAT="json",
+    )
+    return env
+
+
+@pytest.fixture
+def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn() -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "worker"],
+            env=worker_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return process
+
+    yield spawn
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_sigkilled_worker_task_is_finished_by_another(
+    client: Client, settings: Settings, long_clip: Path, spawn_worker: Any
+) -> None:
+    video = await upload(client, long_clip)
+    first = spawn_worker()
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    await wait_for(client, task_id, {"PROGRESS"}, timeout=60, min_progress=5)
+    first.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    first.wait()
+    spawn_worker()
+    retry = await wait_for(client, task_id, {"RETRY", "STARTED", "PROGRESS"}, timeout=30)
+    while retry["attempt"] == 1:
+        retry = await wait_for(client, task_id, {"RETRY"}, timeout=30)
+    noticed = time.monotonic() - killed
+    assert retry["attempt"] == 2
+    assert "worker was lost" in retry["status"]
+    assert noticed < 3 + 5, f"the lost worker was noticed after {noticed:.1f} s"
+    final = (await follow_task(client, task_id, timeout=120))[-1]
+    assert final["state"] == "SUCCESS", final
+    assert final["attempt"] == 2
+    assert final["result"]["verification"]["passed"]
+    assert temp_files(settings) == []
+    print(f"SIGKILL -> RETRY {noticed:.1f} s, -> SUCCESS {time.monotonic() - killed:.1f} s")
+
+
+async def test_sigterm_hands_the_job_back_without_using_an_attempt(
+    client: Client, settings: Settings, long_clip: Path, spawn_worker: Any
+) -> None:
+    video = await upload(client, long_clip)
+    first = spawn_worker()
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    await wait_for(client, task_id, {"PROGRESS"}, timeout=60, min_progress=5)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=20) == 0
+    handed_back = await (await client.get(f"/api/task-status/{task_id}/")).json()
+    assert handed_back["state"] == "PENDING"
+    assert handed_back["attempt"] == 1
+    assert temp_files(settings) == []
+    spawn_worker()
+    final = (await follow_task(client, task_id, timeout=120))[-1]
+    assert final["state"] == "SUCCESS", final
+    assert final["attempt"] == 1
