@@ -11,6 +11,7 @@ uploaded filenames or file contents.
     ├── Conflict              the request does not fit the current state (409)
     ├── PayloadTooLarge       upload larger than allowed (413)
     ├── UnsupportedMedia      the upload is not a video we can decode (415)
+    ├── QueueFull             too many tasks wait already; retry later (429)
     ├── ConfigError           the service's own configuration is unusable (start-up only)
     └── VerificationFailed    a job's output failed its own check (a task error, never HTTP)
 """
@@ -58,6 +59,16 @@ class UnsupportedMedia(VidcorrectError):
     """The upload is not a decodable video."""
 
     code = "unsupported_media"
+
+
+class QueueFull(VidcorrectError):
+    """Too many tasks are waiting; ``retry_after`` seconds is a sensible wait."""
+
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigError(VidcorrectError):

@@ -1,30 +1,99 @@
-"""Submitting tasks: record first, then enqueue, so a task id always has a record."""
+"""Submitting tasks: duplicates, idempotency, backpressure, then record and enqueue.
+
+A task is recorded before its job is queued, so a task id always has a record. Identical
+submissions (same operation, video and parameters) while the first is still queued or running
+return that task; so does a repeated ``Idempotency-Key``. At most ``max_queued`` tasks wait; a
+submission past that is refused with :class:`QueueFull` (429) and nothing accepted is dropped.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import uuid
+from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
+from jobs.errors import NotFound, QueueFull
 from jobs.operations import OPERATION_JOBS
 from jobs.records import JsonDict, Operation, Records, TaskRecord
+from jobs.settings import Settings
+
+#: How long duplicate and idempotency keys are remembered (seconds).
+KEYS_TTL = 86400
+#: Suggested wait before submitting again when the queue is full (seconds).
+RETRY_AFTER = 10
 
 
-async def submit_task(
-    redis: ArqRedis,
-    records: Records,
-    queue_name: str,
-    operation: Operation,
-    video_id: int,
-    params: JsonDict,
-) -> TaskRecord:
-    """Create a PENDING task record and enqueue its first attempt."""
-    task = TaskRecord(
-        task_id=uuid.uuid4().hex, operation=operation, video_id=video_id, params=params
-    )
-    await records.create_task(task)
-    await enqueue_attempt(redis, queue_name, task)
-    return task
+@dataclass(frozen=True)
+class Submission:
+    """The task a submission refers to, and whether it already existed."""
+
+    task: TaskRecord
+    duplicate: bool
+
+
+class Submitter:
+    """Submits tasks for one process; serializes the queue-depth check within it."""
+
+    def __init__(self, redis: ArqRedis, records: Records, settings: Settings) -> None:
+        self.redis = redis
+        self.records = records
+        self.settings = settings
+        self._lock = asyncio.Lock()
+
+    async def submit(
+        self,
+        operation: Operation,
+        video_id: int,
+        params: JsonDict,
+        idempotency_key: str | None = None,
+    ) -> Submission:
+        """The existing task for an identical or repeated submission, else a new queued one."""
+        prefix = self.records.prefix
+        idem_key = f"{prefix}:idem:{_digest(idempotency_key)}" if idempotency_key else None
+        if idem_key and (known := await self._known(idem_key, active_only=False)):
+            return Submission(known, duplicate=True)
+        fingerprint = _digest(json.dumps([operation.value, video_id, params], sort_keys=True))
+        same_key = f"{prefix}:same:{fingerprint}"
+        if known := await self._known(same_key, active_only=True):
+            return Submission(known, duplicate=True)
+        task = TaskRecord(
+            task_id=uuid.uuid4().hex, operation=operation, video_id=video_id, params=params
+        )
+        async with self._lock:
+            waiting = await self.redis.zcard(self.settings.queue_name) - await self.redis.zcard(
+                self.records.running_key()
+            )
+            if waiting >= self.settings.max_queued:
+                raise QueueFull(
+                    f"{waiting} tasks are waiting, the most this service queues "
+                    f"(VIDCORRECT_MAX_QUEUED={self.settings.max_queued}); submit again in "
+                    f"{RETRY_AFTER} s.",
+                    retry_after=RETRY_AFTER,
+                )
+            await self.records.create_task(task)
+            await enqueue_attempt(self.redis, self.settings.queue_name, task)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(same_key, task.task_id, ex=KEYS_TTL)
+            if idem_key:
+                pipe.set(idem_key, task.task_id, ex=KEYS_TTL)
+            await pipe.execute()
+        return Submission(task, duplicate=False)
+
+    async def _known(self, key: str, *, active_only: bool) -> TaskRecord | None:
+        task_id = await self.redis.get(key)
+        if task_id is None:
+            return None
+        try:
+            task = await self.records.get_task(task_id.decode())
+        except NotFound:
+            return None
+        if active_only and task.state.finished:
+            return None
+        return task
 
 
 async def enqueue_attempt(
@@ -41,3 +110,7 @@ async def enqueue_attempt(
         _queue_name=queue_name,
         _defer_by=delay,
     )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

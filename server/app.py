@@ -16,12 +16,13 @@ from redis.asyncio import Redis
 from jobs.records import Records
 from jobs.settings import Settings
 from jobs.storage import Storage
+from jobs.submit import Submitter
 from jobs.worker import in_process_worker
 from server import tasks, videos
 from server.embedded_redis import EmbeddedRedis
 from server.errors import error_middleware
 from server.events import EventHub
-from server.keys import EVENTS, RECORDS, REDIS, SETTINGS, STORAGE
+from server.keys import EVENTS, RECORDS, REDIS, SETTINGS, STORAGE, SUBMITTER
 
 log = structlog.get_logger("vidcorrect.server")
 
@@ -88,6 +89,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await create_pool(settings.redis_settings(), default_queue_name=settings.queue_name)
     app[REDIS] = pool
     app[RECORDS] = Records(pool, settings.key_prefix)
+    app[SUBMITTER] = Submitter(pool, app[RECORDS], settings)
     assert settings.redis_url is not None  # set by now, embedded or not
     reader = Redis.from_url(settings.redis_url, single_connection_client=True)
     app[EVENTS] = EventHub(app[RECORDS], reader)

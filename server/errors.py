@@ -11,6 +11,7 @@ from jobs.errors import (
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    QueueFull,
     UnsupportedMedia,
     VidcorrectError,
 )
@@ -23,6 +24,7 @@ HTTP_STATUS: dict[type[VidcorrectError], int] = {
     Conflict: 409,
     PayloadTooLarge: 413,
     UnsupportedMedia: 415,
+    QueueFull: 429,
 }
 
 
@@ -47,7 +49,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = _status_of(error)
         if status >= 500:
             log.error("domain error without an HTTP status", code=error.code)
-        return error_response(status, error.code, error.message)
+        response = error_response(status, error.code, error.message)
+        if isinstance(error, QueueFull):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
     except web.HTTPException as error:
         if error.status < 400:
             raise

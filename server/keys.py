@@ -8,6 +8,7 @@ from arq.connections import ArqRedis
 from jobs.records import Records
 from jobs.settings import Settings
 from jobs.storage import Storage
+from jobs.submit import Submitter
 from server.events import EventHub
 
 #: The effective settings (with the embedded Redis's URL once it runs).
@@ -18,3 +19,4 @@ REDIS = web.AppKey("redis", ArqRedis)
 RECORDS = web.AppKey("records", Records)
 #: The process's one reader of task event logs, shared by all SSE clients.
 EVENTS = web.AppKey("events", EventHub)
+SUBMITTER = web.AppKey("submitter", Submitter)

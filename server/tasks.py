@@ -21,9 +21,9 @@ from jobs.frame_request import (
 from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
 from jobs.records import EVENT_END, Operation, TaskRecord, TaskState, VideoRecord, utc_now
 from jobs.runner import WAITING
-from jobs.submit import submit_task
+from server.errors import error_response
 from server.events import EVENT_ID
-from server.keys import EVENTS, RECORDS, REDIS, SETTINGS, STORAGE
+from server.keys import EVENTS, RECORDS, SETTINGS, STORAGE, SUBMITTER
 
 routes = web.RouteTableDef()
 
@@ -65,24 +65,57 @@ async def _video_and_body(request: web.Request) -> tuple[VideoRecord, dict[str, 
 async def _queue(
     request: web.Request, operation: Operation, video: VideoRecord, params: dict[str, Any]
 ) -> web.Response:
-    """Record and enqueue a task; 202 with its id and where to follow it."""
+    """Submit a task: 202 with its id and where to follow it, or 200 with the task an identical
+    or repeated (``Idempotency-Key``) submission already made. With ``USE_ASYNC_TASKS=false``
+    the answer waits for the job's end instead (the legacy synchronous API)."""
     app = request.app
-    task = await submit_task(
-        app[REDIS], app[RECORDS], app[SETTINGS].queue_name, operation, video.id, params
+    submission = await app[SUBMITTER].submit(
+        operation, video.id, params, request.headers.get("Idempotency-Key") or None
     )
+    task = submission.task
+    if not app[SETTINGS].use_async_tasks:
+        return await _wait_for_end(request, task)
     status_url = f"/api/task-status/{task.task_id}/"
+    if submission.duplicate:
+        message = (
+            f"An identical {OPERATION_NAMES[operation].lower()} of video {video.id} is "
+            f"already {task.state.value}; follow it at {status_url}"
+        )
+    else:
+        message = (
+            f"{OPERATION_NAMES[operation]} of video {video.id} queued; follow it at {status_url}"
+        )
     return web.json_response(
         {
             "task_id": task.task_id,
-            "status": "pending",
-            "message": f"{OPERATION_NAMES[operation]} of video {video.id} queued; "
-            f"follow it at {status_url}",
+            "status": task.state.value.lower(),
+            "duplicate": submission.duplicate,
+            "message": message,
             "status_url": status_url,
             "events_url": f"{status_url}events",
         },
-        status=202,
+        status=200 if submission.duplicate else 202,
         headers={"Location": status_url},
     )
+
+
+async def _wait_for_end(request: web.Request, task: TaskRecord) -> web.Response:
+    """Legacy synchronous answer: the result once the job has ended."""
+    async with request.app[EVENTS].follow(task.task_id, "0-0") as events:
+        async for event in events:
+            if event.is_end:
+                final = json.loads(event.data)
+                break
+        else:  # the server is shutting down
+            raise Conflict(
+                "The server stopped before the job ended; ask again.", code="interrupted"
+            )
+    if final["state"] == TaskState.SUCCESS.value:
+        return web.json_response({"task_id": None, "result": final["result"]})
+    if final["state"] == TaskState.REVOKED.value:
+        raise Conflict("The job was cancelled.", code="cancelled")
+    error = final["error"] or {"code": "failed", "message": "The job failed."}
+    return error_response(422, error["code"], error["message"])
 
 
 @routes.post(f"/api/video-apply-mask/{VIDEO_ID}/")

@@ -17,7 +17,10 @@ from jobs.settings import Settings
 from jobs.worker import shutdown, startup
 from tests.api import Client, expect_error, submit_mask, upload
 
-DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
+
+def mask(n: int) -> dict[str, object]:
+    """The n-th of several different masks (identical submissions would be one task)."""
+    return {"mask_type": "custom", "roi": {"x": n, "y": 0, "width": 100, "height": 100}}
 
 
 async def list_all(client: Client, query: str, limit: int) -> list[str]:
@@ -39,8 +42,8 @@ async def test_tasks_newest_first_with_filters_and_paging(client: Client, clip_7
     first = await upload(client, clip_720p)
     second = await upload(client, clip_720p)
     submitted = []
-    for video in (first, second, first, second, first):
-        submitted.append(await submit_mask(client, video["id"], DEVICE_MASK))
+    for n, video in enumerate((first, second, first, second, first)):
+        submitted.append(await submit_mask(client, video["id"], mask(n)))
     newest_first = submitted[::-1]
 
     assert await list_all(client, "", limit=2) == newest_first
@@ -56,9 +59,9 @@ async def test_tasks_newest_first_with_filters_and_paging(client: Client, clip_7
 
 async def test_paging_is_stable_while_tasks_are_added(client: Client, clip_720p: Path) -> None:
     video = await upload(client, clip_720p)
-    old = [await submit_mask(client, video["id"], DEVICE_MASK) for _ in range(4)]
+    old = [await submit_mask(client, video["id"], mask(n)) for n in range(4)]
     page = await (await client.get("/api/tasks/?limit=2")).json()
-    await submit_mask(client, video["id"], DEVICE_MASK)  # arrives between two pages
+    await submit_mask(client, video["id"], mask(4))  # arrives between two pages
     rest = await (await client.get(f"/api/tasks/?limit=10&cursor={page['next_cursor']}")).json()
     seen = [t["task_id"] for t in page["tasks"] + rest["tasks"]]
     assert seen == old[::-1]

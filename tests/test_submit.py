@@ -1,0 +1,108 @@
+"""Duplicates, Idempotency-Key, backpressure and the legacy synchronous API."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+from arq.worker import Worker
+from pytest_aiohttp import AiohttpClient
+
+from jobs.settings import Settings
+from jobs.worker import in_process_worker
+from server.app import create_app
+from server.keys import RECORDS
+from tests.api import Client, expect_error, follow_task, submit_mask, upload
+
+DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
+
+
+async def test_identical_submission_returns_the_running_task(
+    client: Client, clip_720p: Path
+) -> None:
+    video = await upload(client, clip_720p)
+    first = await submit_mask(client, video["id"], DEVICE_MASK)
+    resp = await client.post(f"/api/video-apply-mask/{video['id']}/", json=DEVICE_MASK)
+    again = await resp.json()
+    assert resp.status == 200
+    assert again["duplicate"] is True
+    assert again["task_id"] == first
+    assert again["status"] == "pending"
+    other = await submit_mask(client, video["id"], {**DEVICE_MASK, "shape": "ellipse"})
+    assert other != first
+
+
+async def test_identical_submission_after_the_end_is_a_new_task(
+    client: Client, worker: Worker, clip_720p: Path
+) -> None:
+    video = await upload(client, clip_720p)
+    first = await submit_mask(client, video["id"], DEVICE_MASK)
+    await follow_task(client, first)
+    assert await submit_mask(client, video["id"], DEVICE_MASK) != first
+
+
+async def test_idempotency_key_returns_the_same_task(client: Client, clip_720p: Path) -> None:
+    video = await upload(client, clip_720p)
+    headers = {"Idempotency-Key": "upload-42-mask"}
+    resp = await client.post(
+        f"/api/video-apply-mask/{video['id']}/", json=DEVICE_MASK, headers=headers
+    )
+    assert resp.status == 202
+    first = (await resp.json())["task_id"]
+    resp = await client.post(f"/api/video-analyze/{video['id']}/", json={}, headers=headers)
+    assert resp.status == 200
+    assert (await resp.json())["task_id"] == first
+
+
+async def test_full_queue_answers_429_and_keeps_what_it_accepted(
+    aiohttp_client: AiohttpClient, settings: Settings, clip_720p: Path
+) -> None:
+    small = replace(settings, max_queued=10)
+    client = await aiohttp_client(create_app(small))
+    video = await upload(client, clip_720p)
+
+    async def submit(n: int) -> tuple[int, str | None, str | None]:
+        body = {"mask_type": "custom", "roi": {"x": n, "y": 0, "width": 64, "height": 64}}
+        resp = await client.post(f"/api/video-apply-mask/{video['id']}/", json=body)
+        answer = await resp.json()
+        return resp.status, answer.get("task_id"), resp.headers.get("Retry-After")
+
+    answers = await asyncio.gather(*(submit(n) for n in range(100)))
+    accepted = [task_id for status, task_id, _ in answers if status == 202]
+    refused = [retry for status, _, retry in answers if status == 429]
+    assert len(accepted) == 10
+    assert len(refused) == 90
+    assert set(refused) == {"10"}
+    resp = await client.post(
+        f"/api/video-apply-mask/{video['id']}/",
+        json={"mask_type": "device", "device_name": "olympus_cv_1500"},
+    )
+    assert "VIDCORRECT_MAX_QUEUED" in await expect_error(resp, 429, "queue_full")
+
+    records = client.app[RECORDS]
+    for task_id in accepted:  # nothing accepted is dropped: all queued, all run to the end
+        assert (await records.get_task(str(task_id))).state.value == "PENDING"
+    async with in_process_worker(replace(small, max_jobs=4)):
+        finals = await asyncio.gather(*(follow_task(client, str(t)) for t in accepted))
+    assert {seen[-1]["state"] for seen in finals} == {"SUCCESS"}
+
+
+async def test_legacy_synchronous_mode_answers_with_the_result(
+    aiohttp_client: AiohttpClient, settings: Settings, clip_720p: Path
+) -> None:
+    legacy = replace(settings, use_async_tasks=False)
+    client = await aiohttp_client(create_app(legacy))
+    video = await upload(client, clip_720p)
+    async with in_process_worker(legacy):
+        resp = await client.post(f"/api/video-apply-mask/{video['id']}/", json=DEVICE_MASK)
+        answer = await resp.json()
+        assert resp.status == 200, answer
+        assert answer["task_id"] is None
+        assert answer["result"]["frames"] == 50
+        assert answer["result"]["verification"]["passed"] is True
+        resp = await client.post(
+            f"/api/video-remove-frames/{video['id']}/", json={"frame_ranges": "0-9"}
+        )
+        answer = await resp.json()
+        assert answer["result"]["frames"] == 40
