@@ -15,6 +15,7 @@ from arq.worker import Function, func
 from jobs.errors import InvalidRequest, VerificationFailed
 from jobs.frame_request import LABELS
 from jobs.mask_request import MaskRequest
+from jobs.queueing import JOB_NAMES
 from jobs.records import JsonDict, Operation
 from jobs.runner import JobRun, run_task
 from jobs.video import EncodeOptions, Roi
@@ -53,10 +54,13 @@ async def reprocess(ctx: dict[str, Any], task_id: str, attempt: int = 1) -> str:
 
 #: The arq job of each operation, under its arq name.
 OPERATION_JOBS: dict[Operation, Function] = {
-    Operation.MASK: func(apply_mask, name="apply_mask"),
-    Operation.REMOVE_FRAMES: func(remove_frames, name="remove_frames"),
-    Operation.ANALYZE: func(analyze, name="analyze"),
-    Operation.REPROCESS: func(reprocess, name="reprocess"),
+    operation: func(job, name=JOB_NAMES[operation])
+    for operation, job in (
+        (Operation.MASK, apply_mask),
+        (Operation.REMOVE_FRAMES, remove_frames),
+        (Operation.ANALYZE, analyze),
+        (Operation.REPROCESS, reprocess),
+    )
 }
 
 

@@ -18,9 +18,9 @@ import structlog
 from redis.exceptions import RedisError
 
 from jobs.errors import NotFound
+from jobs.queueing import enqueue_attempt
 from jobs.records import MAX_ATTEMPTS, TaskState, utc_now
 from jobs.runner import RUNNING, JobDeps
-from jobs.submit import enqueue_attempt
 
 log = structlog.get_logger("vidcorrect.recovery")
 
@@ -71,7 +71,7 @@ async def recover_lost_tasks(ctx: dict[str, Any]) -> int:
                 status=f"Retrying: {reason}; attempt {task.attempt + 1} of {MAX_ATTEMPTS}",
             )
             if retried is not None:
-                await enqueue_attempt(ctx["redis"], settings.queue_name, retried)
+                await enqueue_attempt(deps.queue, settings.queue_name, retried)
                 log.warning("task re-queued after losing its worker")
                 recovered += 1
     return recovered

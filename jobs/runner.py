@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +18,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
+from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from jobs.errors import VidcorrectError
-from jobs.records import JsonDict, Records, TaskRecord, TaskState, VideoRecord, utc_now
+from jobs.queueing import enqueue_attempt
+from jobs.records import (
+    MAX_ATTEMPTS,
+    JsonDict,
+    Records,
+    TaskRecord,
+    TaskState,
+    VideoRecord,
+    utc_now,
+)
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.video import InvalidVideo, VideoError
@@ -47,6 +59,8 @@ class JobDeps:
     settings: Settings
     records: Records
     storage: Storage
+    #: The worker's arq pool, to queue retries.
+    queue: ArqRedis
     #: Frame loops run here, one thread per concurrent job, never on the event loop.
     executor: ThreadPoolExecutor
 
@@ -219,12 +233,15 @@ class JobRun:
             if progress.rate:
                 status += f" ({progress.rate:.0f} fps)"
             percent = span[0] + int((span[1] - span[0]) * progress.fraction())
-            await self.update(
-                state=TaskState.PROGRESS,
-                progress=max(self.task.progress, min(99, percent)),
-                status=status,
-                eta_seconds=progress.eta_seconds(),
-            )
+            try:
+                await self.update(
+                    state=TaskState.PROGRESS,
+                    progress=max(self.task.progress, min(99, percent)),
+                    status=status,
+                    eta_seconds=progress.eta_seconds(),
+                )
+            except RedisError as error:  # the frames go on; the next tick publishes again
+                log.warning("progress not published", error=str(error))
             await asyncio.sleep(PUBLISH_INTERVAL)
 
 
@@ -324,6 +341,8 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
         return TaskState.REVOKED.value
     except Exception as exc:
         _remove_temp_files(run)
+        if _is_transient(exc) and task.attempt < MAX_ATTEMPTS:
+            return await _retry_later(deps, task, exc)
         code, message = _describe_failure(exc, deps.settings.job_timeout)
         if code == "internal_error":
             log.exception("job failed")
@@ -354,6 +373,37 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
     )
     log.info("job succeeded", processing_time=result["processing_time"])
     return TaskState.SUCCESS.value
+
+
+#: Storage errors worth another try: I/O errors, busy or stale (network) files, time-outs.
+TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE})
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, RedisError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
+
+
+async def _retry_later(deps: JobDeps, task: TaskRecord, exc: Exception) -> str:
+    """Queue the next attempt after a transient error, with a growing delay."""
+    delay = 2**task.attempt
+    reason = os.strerror(exc.errno or 0) if isinstance(exc, OSError) else type(exc).__name__
+    log.warning("transient error; retrying", error=str(exc), delay=delay)
+    retried = await deps.records.transition(
+        task.task_id,
+        RUNNING,
+        state=TaskState.RETRY,
+        attempt=task.attempt + 1,
+        progress=0,
+        eta_seconds=None,
+        status=f"Retrying in {delay} s after a transient error ({reason}); "
+        f"attempt {task.attempt + 1} of {MAX_ATTEMPTS}",
+    )
+    if retried is None:
+        return (await deps.records.get_task(task.task_id)).state.value
+    await enqueue_attempt(deps.queue, deps.settings.queue_name, retried, delay=delay)
+    return TaskState.RETRY.value
 
 
 def _remove_temp_files(run: JobRun | None) -> None:

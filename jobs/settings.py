@@ -35,7 +35,7 @@ class Settings:
     #: Prefix of every Redis key the service owns, and of its arq queue name.
     key_prefix: str = "vidcorrect"
     #: A running task whose worker has not been heard of for this long is retried (seconds).
-    heartbeat_timeout: int = 30
+    heartbeat_timeout: int = 20
     #: Tasks that may wait in the queue; past that, submissions get 429.
     max_queued: int = 100
     #: False: the legacy synchronous API, where a POST answers when its job has ended.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 
 from jobs.errors import NotFound, QueueFull
-from jobs.operations import OPERATION_JOBS
+from jobs.queueing import enqueue_attempt
 from jobs.records import JsonDict, Operation, Records, TaskRecord
 from jobs.settings import Settings
 
@@ -94,22 +94,6 @@ class Submitter:
         if active_only and task.state.finished:
             return None
         return task
-
-
-async def enqueue_attempt(
-    redis: ArqRedis, queue_name: str, task: TaskRecord, *, delay: float | None = None
-) -> None:
-    """Queue the run of ``task.attempt``. Each attempt is its own arq job (ids are never
-    reused: arq keeps a lost job's in-progress marker until its timeout)."""
-    job_id = task.task_id if task.attempt == 1 else f"{task.task_id}-a{task.attempt}"
-    await redis.enqueue_job(
-        OPERATION_JOBS[task.operation].name,
-        task.task_id,
-        task.attempt,
-        _job_id=job_id,
-        _queue_name=queue_name,
-        _defer_by=delay,
-    )
 
 
 def _digest(text: str) -> str:

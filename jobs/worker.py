@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import structlog
 from arq.cron import cron
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 
 from jobs.history import prune_history
 from jobs.logs import configure_logging
@@ -24,6 +26,8 @@ from jobs.recovery import recovery_loop
 from jobs.runner import JobDeps
 from jobs.settings import Settings
 from jobs.storage import Storage
+
+log = structlog.get_logger("vidcorrect.worker")
 
 #: arq's own limit sits above ours, so a job always ends through our timeout handling first.
 ARQ_TIMEOUT_MARGIN = 60
@@ -38,6 +42,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         settings=settings,
         records=Records(ctx["redis"], settings.key_prefix),
         storage=storage,
+        queue=ctx["redis"],
         executor=ThreadPoolExecutor(settings.max_jobs, thread_name_prefix="frames"),
     )
     ctx["recovery"] = asyncio.create_task(recovery_loop(ctx), name="recovery")
@@ -87,6 +92,22 @@ def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str
     }
 
 
+class ResilientWorker(Worker):
+    """An arq worker that outlives a Redis outage: a failed poll is logged and tried again,
+    where arq's own worker would end its main loop."""
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as error:
+            log.warning("worker lost redis; polling again", error=str(error))
+            await asyncio.sleep(REDIS_RETRY_DELAY)
+
+
+#: Pause after a failed poll of the queue (seconds).
+REDIS_RETRY_DELAY = 1.0
+
+
 @contextlib.asynccontextmanager
 async def in_process_worker(settings: Settings) -> AsyncIterator[Worker]:
     """Run an arq worker in the current event loop (the embedded mode, and tests).
@@ -95,7 +116,7 @@ async def in_process_worker(settings: Settings) -> AsyncIterator[Worker]:
     re-queues them) and closes. arq's own ``close()`` re-raises the cancellation of a job that
     was just finishing, skipping the rest of its clean-up, so the jobs are settled first.
     """
-    worker = Worker(**worker_options(settings), handle_signals=False)
+    worker = ResilientWorker(**worker_options(settings), handle_signals=False)
     main = asyncio.create_task(worker.main(), name="arq-worker")
     try:
         yield worker
@@ -108,7 +129,10 @@ async def in_process_worker(settings: Settings) -> AsyncIterator[Worker]:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         worker.tasks.clear()
-        await worker.close()
+        try:
+            await worker.close()
+        except (RedisError, OSError) as error:  # Redis went first; nothing is left to tidy there
+            log.warning("worker closed without redis", error=str(error))
 
 
 def __getattr__(name: str) -> Any:

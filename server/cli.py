@@ -9,12 +9,11 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
-from arq.worker import run_worker
 
 from jobs.errors import ConfigError
 from jobs.logs import configure_logging
 from jobs.settings import Settings
-from jobs.worker import worker_options
+from jobs.worker import ResilientWorker, worker_options
 from server.app import create_app
 
 
@@ -56,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        run_worker(worker_options(settings, own_process=True))
+        ResilientWorker(**worker_options(settings, own_process=True)).run()
         return 0
     try:
         app = create_app(settings)

@@ -51,10 +51,18 @@ class EmbeddedRedis:
     keeps nothing on disk (for tests).
     """
 
-    def __init__(self, folder: Path, *, persist: bool = True) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        persist: bool = True,
+        port: int | None = None,
+        password: str | None = None,
+    ) -> None:
         self.folder = folder
         self.persist = persist
-        self.password = secrets.token_urlsafe(24)
+        self.password = password or secrets.token_urlsafe(24)
+        self.fixed_port = port
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
@@ -80,7 +88,7 @@ class EmbeddedRedis:
         binary = find_redis_server()
         last_error = "did not start"
         for _ in range(3):  # the free port can be taken between choosing and binding it
-            self.port = _free_port()
+            self.port = self.fixed_port or _free_port()
             self._process = subprocess.Popen(  # noqa: S603 - fixed arguments, no shell
                 [str(binary), *self._arguments()],
                 stdin=subprocess.DEVNULL,

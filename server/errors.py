@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from redis.exceptions import RedisError
 
 from jobs.errors import (
     Conflict,
@@ -57,6 +58,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if error.status < 400:
             raise
         return error_response(error.status, *_describe_http_error(request, error))
+    except RedisError as error:
+        log.warning("redis unreachable", error=str(error))
+        response = error_response(
+            503, "store_unavailable", "The task store is unreachable right now; try again shortly."
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+    except OSError as error:
+        if isinstance(error, ConnectionError):  # the client went away: nobody to answer
+            raise
+        log.error("storage error", errno=error.errno, error=error.strerror)
+        response = error_response(
+            503,
+            "storage_unavailable",
+            "The server could not use its storage right now; try again shortly.",
+        )
+        response.headers["Retry-After"] = "30"
+        return response
     except Exception:
         log.exception("request failed")
         return error_response(

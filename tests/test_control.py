@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,9 +17,13 @@ from typing import Any
 
 import pytest
 from arq.worker import Worker
+from pytest_aiohttp import AiohttpClient
 
 from jobs.settings import Settings
+from jobs.storage import Storage
 from jobs.worker import in_process_worker
+from server.app import create_app
+from server.embedded_redis import EmbeddedRedis
 from tests.api import Client, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video
 
@@ -221,3 +227,79 @@ async def test_sigterm_hands_the_job_back_without_using_an_attempt(
     final = (await follow_task(client, task_id, timeout=120))[-1]
     assert final["state"] == "SUCCESS", final
     assert final["attempt"] == 1
+
+
+async def test_service_and_worker_survive_a_redis_restart(
+    aiohttp_client: AiohttpClient, tmp_path: Path, settings: Settings, clip_720p: Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    redis_dir = tmp_path / "redis"
+    first = EmbeddedRedis(redis_dir, port=port, password="restart")
+    second = EmbeddedRedis(redis_dir, port=port, password="restart")
+    first.start()
+    try:
+        restarted = replace(settings, redis_url=first.url)
+        client = await aiohttp_client(create_app(restarted))
+        async with in_process_worker(restarted):
+            video = await upload(client, clip_720p)
+            first.stop()
+            await asyncio.sleep(1.5)  # the worker, the event reader and the pool all fail now
+            await expect_error(await client.get("/api/videos/"), 503, "store_unavailable")
+            second.start()  # same files, same port
+            task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+            stream = await client.get(f"/api/task-status/{task_id}/events")
+            final = (await follow_task(client, task_id))[-1]
+            assert final["state"] == "SUCCESS", final
+            assert b"event: end" in await stream.read()
+            videos = await (await client.get("/api/videos/")).json()
+            assert [v["id"] for v in videos["videos"]] == [video["id"]]
+    finally:
+        first.stop()
+        second.stop()
+
+
+async def test_transient_storage_error_is_retried_with_backoff(
+    client: Client,
+    worker: Worker,
+    settings: Settings,
+    clip_720p: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A storage I/O error (injected once into the rename of the output) costs an attempt and
+    a short wait, not the task."""
+    real_commit = Storage.commit
+    failures: list[str] = []
+
+    def flaky_commit(self: Storage, temp: Path, name: str) -> Path:
+        if not failures:
+            failures.append(name)
+            raise OSError(errno.EIO, "Input/output error")
+        return real_commit(self, temp, name)
+
+    video = await upload(client, clip_720p)
+    monkeypatch.setattr(Storage, "commit", flaky_commit)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    seen = await follow_task(client, task_id, timeout=60)
+    retry = [s for s in seen if s["state"] == "RETRY"]
+    assert retry, "the task never showed RETRY"
+    assert "transient error (Input/output error)" in retry[0]["status"]
+    assert "attempt 2 of 3" in retry[0]["status"]
+    final = seen[-1]
+    assert final["state"] == "SUCCESS", final
+    assert final["attempt"] == 2
+    assert failures == [f"outputs/{task_id}.mp4"]
+    assert temp_files(settings) == []
+
+
+async def test_bad_video_fails_at_once_without_retry(
+    client: Client, worker: Worker, settings: Settings, clip_720p: Path
+) -> None:
+    video = await upload(client, clip_720p)
+    next((settings.data_dir / "videos").rglob("original.*")).write_bytes(b"not a video any more")
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    final = (await follow_task(client, task_id))[-1]
+    assert final["state"] == "FAILURE"
+    assert final["attempt"] == 1
+    assert final["error"]["code"] == "invalid_video"

@@ -17,6 +17,9 @@ def test_defaults_are_embedded_with_documented_limits() -> None:
     assert (settings.max_jobs, settings.job_timeout) == (4, 3600)
     assert settings.max_upload_bytes == 8 * 1024**3
     assert (settings.x264_preset, settings.x264_crf) == ("veryfast", 18)
+    assert (settings.max_queued, settings.heartbeat_timeout) == (100, 20)
+    assert settings.use_async_tasks is True
+    assert settings.task_retention_days == 0
 
 
 def test_environment_and_overrides() -> None:
@@ -26,11 +29,15 @@ def test_environment_and_overrides() -> None:
         "VIDCORRECT_MAX_JOBS": "2",
         "VIDCORRECT_JOB_TIMEOUT": "60",
         "VIDCORRECT_MAX_UPLOAD_BYTES": "1000",
+        "VIDCORRECT_MAX_QUEUED": "7",
+        "USE_ASYNC_TASKS": "false",
     }
     settings = Settings.from_env(env, data_dir=Path("/override"))
     assert not settings.embedded
     assert settings.data_dir == Path("/override")
     assert (settings.max_jobs, settings.job_timeout, settings.max_upload_bytes) == (2, 60, 1000)
+    assert settings.max_queued == 7
+    assert settings.use_async_tasks is False
     redis = settings.redis_settings()
     assert (redis.host, redis.port, redis.database) == ("example", 6380, 2)
 
@@ -44,6 +51,8 @@ def test_environment_and_overrides() -> None:
         ({"VIDCORRECT_X264_CRF": "60"}, "between 0 and 51"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL must start with"),
         ({"VIDCORRECT_LOG_FORMAT": "xml"}, "VIDCORRECT_LOG_FORMAT"),
+        ({"USE_ASYNC_TASKS": "maybe"}, "USE_ASYNC_TASKS must be true or false"),
+        ({"VIDCORRECT_HEARTBEAT_TIMEOUT": "1"}, "at least 3"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], words: str) -> None:
