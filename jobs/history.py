@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from jobs.errors import NotFound
+from jobs.records import Records
 from jobs.runner import JobDeps
 
 log = structlog.get_logger("vidcorrect.history")
@@ -29,7 +30,8 @@ async def prune_history(ctx: dict[str, Any]) -> int:
     if days <= 0:
         return 0
     cutoff = time.time() - days * 86400
-    records, storage = deps.records, deps.storage
+    records: Records = ctx["records"]
+    storage = deps.storage
     removed = 0
     while True:
         task_ids = await records.tasks_created_before(cutoff, limit=BATCH)

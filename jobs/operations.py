@@ -180,5 +180,14 @@ async def _write_verified(
     return result
 
 
+#: What each operation does, for runners other than arq's (the server's degraded mode).
+OPERATION_BODIES = {
+    Operation.MASK: _mask,
+    Operation.REMOVE_FRAMES: _remove,
+    Operation.ANALYZE: _analyze,
+    Operation.REPROCESS: _reprocess,
+}
+
+
 def _roi_dict(roi: Roi) -> JsonDict:
     return {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height}

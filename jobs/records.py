@@ -115,6 +115,8 @@ class TaskRecord:
     eta_seconds: float | None = None
     #: 1 for the first run; a run whose worker was lost is retried as the next attempt.
     attempt: int = 1
+    #: "queued" (Redis and the workers) or "local" (run by the server itself, Redis being away).
+    mode: str = "queued"
     created_at: str = field(default_factory=utc_now)
     started_at: str | None = None
     finished_at: str | None = None
@@ -130,6 +132,7 @@ class TaskRecord:
             "error": self.error,
             "eta_seconds": self.eta_seconds,
             "attempt": self.attempt,
+            "mode": self.mode,
             "video_id": self.video_id,
             "operation": self.operation.value,
             "params": self.params,

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from jobs.errors import NotFound
 from jobs.queueing import enqueue_attempt
-from jobs.records import MAX_ATTEMPTS, TaskState, utc_now
+from jobs.records import MAX_ATTEMPTS, Records, TaskState, utc_now
 from jobs.runner import RUNNING, JobDeps
 
 log = structlog.get_logger("vidcorrect.recovery")
@@ -28,7 +28,8 @@ log = structlog.get_logger("vidcorrect.recovery")
 async def recover_lost_tasks(ctx: dict[str, Any]) -> int:
     """One round: re-queue (or fail) the running tasks whose heartbeat is stale."""
     deps: JobDeps = ctx["deps"]
-    records, settings = deps.records, deps.settings
+    records: Records = ctx["records"]
+    settings = deps.settings
     recovered = 0
     for task_id in await records.stale_running(time.time() - settings.heartbeat_timeout):
         lock = f"{records.prefix}:task:{task_id}:recovering"
@@ -71,7 +72,7 @@ async def recover_lost_tasks(ctx: dict[str, Any]) -> int:
                 status=f"Retrying: {reason}; attempt {task.attempt + 1} of {MAX_ATTEMPTS}",
             )
             if retried is not None:
-                await enqueue_attempt(deps.queue, settings.queue_name, retried)
+                await enqueue_attempt(ctx["redis"], settings.queue_name, retried)
                 log.warning("task re-queued after losing its worker")
                 recovered += 1
     return recovered

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from arq.connections import ArqRedis
@@ -26,7 +26,6 @@ from jobs.queueing import enqueue_attempt
 from jobs.records import (
     MAX_ATTEMPTS,
     JsonDict,
-    Records,
     TaskRecord,
     TaskState,
     VideoRecord,
@@ -52,15 +51,36 @@ HEARTBEAT_INTERVAL = 5.0
 RATE_SMOOTHING = 0.3
 
 
+class TaskStore(Protocol):
+    """Where a running job reads and writes its task: Redis (:class:`jobs.records.Records`), or
+    this process's memory in the degraded mode (:class:`jobs.local_records.MemoryRecords`)."""
+
+    async def get_task(self, task_id: str) -> TaskRecord: ...
+
+    async def get_video(self, video_id: int) -> VideoRecord: ...
+
+    async def update_task(self, task: TaskRecord, **changes: Any) -> TaskRecord: ...
+
+    async def transition(
+        self, task_id: str, allowed: frozenset[TaskState], **changes: Any
+    ) -> TaskRecord | None: ...
+
+    async def heartbeat(self, task_id: str) -> None: ...
+
+    async def not_running(self, task_id: str) -> None: ...
+
+    async def cancel_requested(self, task_id: str) -> bool: ...
+
+
 @dataclass(frozen=True)
 class JobDeps:
     """What jobs need from their worker process; built once in the worker's start-up hook."""
 
     settings: Settings
-    records: Records
+    records: TaskStore
     storage: Storage
-    #: The worker's arq pool, to queue retries.
-    queue: ArqRedis
+    #: The worker's arq pool, to queue retries (None: a local job, which is not retried).
+    queue: ArqRedis | None
     #: Frame loops run here, one thread per concurrent job, never on the event loop.
     executor: ThreadPoolExecutor
 
@@ -341,7 +361,7 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
         return TaskState.REVOKED.value
     except Exception as exc:
         _remove_temp_files(run)
-        if _is_transient(exc) and task.attempt < MAX_ATTEMPTS:
+        if _is_transient(exc) and task.attempt < MAX_ATTEMPTS and deps.queue is not None:
             return await _retry_later(deps, task, exc)
         code, message = _describe_failure(exc, deps.settings.job_timeout)
         if code == "internal_error":
@@ -402,6 +422,7 @@ async def _retry_later(deps: JobDeps, task: TaskRecord, exc: Exception) -> str:
     )
     if retried is None:
         return (await deps.records.get_task(task.task_id)).state.value
+    assert deps.queue is not None
     await enqueue_attempt(deps.queue, deps.settings.queue_name, retried, delay=delay)
     return TaskState.RETRY.value
 

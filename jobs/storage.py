@@ -11,10 +11,14 @@ Files are addressed by generated names only; no client-supplied text ever become
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from jobs.errors import NotFound
+from jobs.records import VideoRecord
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,27 @@ class Storage:
     def original_name(self, video_id: int, extension: str) -> str:
         """The stored name (relative to the root) of a video's original upload."""
         return f"videos/{video_id}/original.{extension}"
+
+    def video_sidecar(self, video_id: int) -> Path:
+        """The copy of a video's record kept next to its original (read when Redis is away)."""
+        return self.videos_dir / str(video_id) / "video.json"
+
+    def save_video(self, video: VideoRecord) -> None:
+        """Write the video's sidecar record atomically."""
+        path = self.video_sidecar(video.id)
+        temp = path.with_suffix(".json.part")
+        temp.write_text(json.dumps(asdict(video)), encoding="utf-8")
+        os.replace(temp, path)
+
+    def load_video(self, video_id: int) -> VideoRecord:
+        """A video's record from its sidecar, or :class:`NotFound`."""
+        try:
+            data = json.loads(self.video_sidecar(video_id).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotFound(
+                f"There is no video with id {video_id}.", code="video_not_found"
+            ) from None
+        return VideoRecord(**data)
 
     def output_name(self, task_id: str) -> str:
         """The stored name (relative to the root) of a task's output video."""

@@ -38,9 +38,10 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     storage = Storage(settings.data_dir)
     storage.ensure()
+    ctx["records"] = Records(ctx["redis"], settings.key_prefix)
     ctx["deps"] = JobDeps(
         settings=settings,
-        records=Records(ctx["redis"], settings.key_prefix),
+        records=ctx["records"],
         storage=storage,
         queue=ctx["redis"],
         executor=ThreadPoolExecutor(settings.max_jobs, thread_name_prefix="frames"),

@@ -22,7 +22,8 @@ from server import tasks, videos
 from server.embedded_redis import EmbeddedRedis
 from server.errors import error_middleware
 from server.events import EventHub
-from server.keys import EVENTS, RECORDS, REDIS, SETTINGS, STORAGE, SUBMITTER
+from server.keys import EVENTS, LOCAL, RECORDS, REDIS, SETTINGS, STORAGE, SUBMITTER
+from server.local import LocalJobs
 
 log = structlog.get_logger("vidcorrect.server")
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.embedded:
         app.cleanup_ctx.append(embedded_redis_ctx)
     app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(local_jobs_ctx)
     if settings.embedded:
         app.cleanup_ctx.append(in_process_worker_ctx)
     app.on_shutdown.append(close_event_streams)
@@ -105,6 +107,17 @@ async def close_event_streams(app: web.Application) -> None:
     """At shutdown, end the SSE streams so their connections close cleanly."""
     if EVENTS in app:
         app[EVENTS].close_streams()
+    if LOCAL in app:
+        app[LOCAL].records.close_streams()
+
+
+async def local_jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The runner of the degraded mode (jobs run here while Redis is away)."""
+    app[LOCAL] = LocalJobs(app[SETTINGS], app[STORAGE])
+    try:
+        yield
+    finally:
+        await app[LOCAL].close()
 
 
 async def in_process_worker_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
 from server.events import EventHub
+from server.local import LocalJobs
 
 #: The effective settings (with the embedded Redis's URL once it runs).
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,3 +21,5 @@ RECORDS = web.AppKey("records", Records)
 #: The process's one reader of task event logs, shared by all SSE clients.
 EVENTS = web.AppKey("events", EventHub)
 SUBMITTER = web.AppKey("submitter", Submitter)
+#: Jobs the server runs itself while Redis is away (the degraded mode).
+LOCAL = web.AppKey("local", LocalJobs)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp_sse import sse_response
+from redis.exceptions import RedisError
 
 from jobs.errors import Conflict, InvalidRequest
 from jobs.frame_request import (
@@ -18,12 +21,22 @@ from jobs.frame_request import (
     parse_remove_labels,
     parse_sample_every,
 )
+from jobs.local_records import LocalEvent, MemoryRecords
 from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
-from jobs.records import EVENT_END, Operation, TaskRecord, TaskState, VideoRecord, utc_now
+from jobs.records import (
+    EVENT_END,
+    Operation,
+    Records,
+    TaskRecord,
+    TaskState,
+    VideoRecord,
+    utc_now,
+)
 from jobs.runner import WAITING
+from jobs.submit import Submission
 from server.errors import error_response
-from server.events import EVENT_ID
-from server.keys import EVENTS, RECORDS, SETTINGS, STORAGE, SUBMITTER
+from server.events import EVENT_ID, TaskEvent
+from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, STORAGE, SUBMITTER
 
 routes = web.RouteTableDef()
 
@@ -55,7 +68,11 @@ OPERATION_NAMES = {
 
 
 async def _video_and_body(request: web.Request) -> tuple[VideoRecord, dict[str, Any]]:
-    video = await request.app[RECORDS].get_video(int(request.match_info["video_id"]))
+    video_id = int(request.match_info["video_id"])
+    try:
+        video = await request.app[RECORDS].get_video(video_id)
+    except RedisError:  # the degraded mode still knows the video from its sidecar file
+        video = await asyncio.to_thread(request.app[STORAGE].load_video, video_id)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
@@ -69,9 +86,12 @@ async def _queue(
     or repeated (``Idempotency-Key``) submission already made. With ``USE_ASYNC_TASKS=false``
     the answer waits for the job's end instead (the legacy synchronous API)."""
     app = request.app
-    submission = await app[SUBMITTER].submit(
-        operation, video.id, params, request.headers.get("Idempotency-Key") or None
-    )
+    try:
+        submission = await app[SUBMITTER].submit(
+            operation, video.id, params, request.headers.get("Idempotency-Key") or None
+        )
+    except RedisError:
+        submission = Submission(await app[LOCAL].submit(operation, video.id, params), False)
     task = submission.task
     if not app[SETTINGS].use_async_tasks:
         return await _wait_for_end(request, task)
@@ -93,6 +113,7 @@ async def _queue(
             "message": message,
             "status_url": status_url,
             "events_url": f"{status_url}events",
+            "mode": task.mode,
         },
         status=200 if submission.duplicate else 202,
         headers={"Location": status_url},
@@ -101,7 +122,7 @@ async def _queue(
 
 async def _wait_for_end(request: web.Request, task: TaskRecord) -> web.Response:
     """Legacy synchronous answer: the result once the job has ended."""
-    async with request.app[EVENTS].follow(task.task_id, "0-0") as events:
+    async with _follow(request.app, task.task_id, "0-0") as events:
         async for event in events:
             if event.is_end:
                 final = json.loads(event.data)
@@ -195,10 +216,25 @@ async def submit_reprocess(request: web.Request) -> web.Response:
     return await _queue(request, Operation.REPROCESS, video, params)
 
 
+def _store(app: web.Application, task_id: str) -> Records | MemoryRecords:
+    """Where the task lives: Redis, or this process's memory for a degraded-mode task."""
+    return app[LOCAL].records if app[LOCAL].owns(task_id) else app[RECORDS]
+
+
+def _follow(
+    app: web.Application, task_id: str, last_id: str | None
+) -> AbstractAsyncContextManager[AsyncIterator[TaskEvent | LocalEvent]]:
+    """The task's events, from wherever it lives."""
+    if app[LOCAL].owns(task_id):
+        return app[LOCAL].records.follow(task_id, last_id)
+    return app[EVENTS].follow(task_id, last_id)
+
+
 @routes.get(f"/api/task-status/{TASK_ID}/")
 async def task_status(request: web.Request) -> web.Response:
     """A task's state, progress and, when it has ended, result or error."""
-    task = await request.app[RECORDS].get_task(request.match_info["task_id"])
+    task_id = request.match_info["task_id"]
+    task = await _store(request.app, task_id).get_task(task_id)
     return web.json_response(task.to_api())
 
 
@@ -207,7 +243,7 @@ async def task_status(request: web.Request) -> web.Response:
 async def cancel_task(request: web.Request) -> web.Response:
     """Cancel a task: a queued one never starts, a running one stops within about 2 s and its
     temporary files are removed; either way it ends REVOKED. 409 if it has already ended."""
-    records = request.app[RECORDS]
+    records = _store(request.app, request.match_info["task_id"])
     task = await records.get_task(request.match_info["task_id"])
     if task.state.finished:
         raise Conflict(
@@ -238,7 +274,8 @@ async def cancel_task(request: web.Request) -> web.Response:
 @routes.get(f"/api/tasks/{TASK_ID}/output")
 async def task_output(request: web.Request) -> web.FileResponse:
     """The output file of a task that has succeeded."""
-    task = await request.app[RECORDS].get_task(request.match_info["task_id"])
+    task_id = request.match_info["task_id"]
+    task = await _store(request.app, task_id).get_task(task_id)
     if task.state is not TaskState.SUCCESS or task.result is None:
         raise Conflict(
             f"Task {task.task_id} is {task.state.value}; its output can be downloaded once it "
@@ -266,21 +303,26 @@ async def task_events(request: web.Request) -> web.StreamResponse:
     task's current state.
     """
     app = request.app
-    records = app[RECORDS]
-    task = await records.get_task(request.match_info["task_id"])
+    task_id = request.match_info["task_id"]
+    task = await _store(app, task_id).get_task(task_id)
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or None
     if last_id is not None and not EVENT_ID.match(last_id):
         raise InvalidRequest(
             "Last-Event-ID must be an event id this stream sent, such as 1732800000000-0.",
             code="invalid_event_id",
         )
-    if task.state.finished and not await records.redis.exists(records.events_key(task.task_id)):
+    records = app[RECORDS]
+    if (
+        task.state.finished
+        and not app[LOCAL].owns(task_id)
+        and not await records.redis.exists(records.events_key(task.task_id))
+    ):
         # Ended long ago: its event log has expired, the record still tells the end.
         async with sse_response(request, sep="\n") as sse:
             await sse.send(json.dumps(task.to_api()), event=EVENT_END, retry=RETRY_MS)
         return sse
     async with (
-        app[EVENTS].follow(task.task_id, last_id) as events,
+        _follow(app, task.task_id, last_id) as events,
         sse_response(request, sep="\n", ping_interval=HEARTBEAT_SECONDS) as sse,
     ):
         retry: int | None = RETRY_MS

@@ -62,6 +62,7 @@ async def upload_video(request: web.Request) -> web.Response:
         audio_codec=info.audio_codec,
         created_at=utc_now(),
     )
+    await asyncio.to_thread(storage.save_video, video)  # readable without Redis
     await records.save_video(video)
     log.info("video stored", video_id=video_id, size_bytes=size, frames=info.frame_count)
     return web.json_response(
