@@ -292,14 +292,7 @@ async def run_task(ctx: dict[str, Any], task_id: str, attempt: int, operation: O
                 )
                 return task.state.value
             if await records.cancel_requested(task_id):
-                revoked = await records.transition(
-                    task_id,
-                    WAITING,
-                    state=TaskState.REVOKED,
-                    status="Cancelled before it started",
-                    finished_at=utc_now(),
-                )
-                return (revoked or task).state.value
+                return (await revoke_if_waiting(records, task_id) or task).state.value
             started = await records.transition(
                 task_id,
                 WAITING,
@@ -320,6 +313,19 @@ async def run_task(ctx: dict[str, Any], task_id: str, attempt: int, operation: O
 
 
 WAITING = frozenset({TaskState.PENDING, TaskState.RETRY})
+
+
+async def revoke_if_waiting(records: TaskStore, task_id: str) -> TaskRecord | None:
+    """End a task that no worker runs yet as REVOKED; ``None`` if it is not waiting."""
+    return await records.transition(
+        task_id,
+        WAITING,
+        state=TaskState.REVOKED,
+        status="Cancelled before it started",
+        finished_at=utc_now(),
+    )
+
+
 RUNNING = frozenset({TaskState.STARTED, TaskState.PROGRESS})
 
 

@@ -30,9 +30,8 @@ from jobs.records import (
     TaskRecord,
     TaskState,
     VideoRecord,
-    utc_now,
 )
-from jobs.runner import WAITING
+from jobs.runner import revoke_if_waiting
 from jobs.submit import Submission
 from server.errors import error_response
 from server.events import EVENT_ID, TaskEvent
@@ -252,13 +251,7 @@ async def cancel_task(request: web.Request) -> web.Response:
             code="already_finished",
         )
     await records.request_cancel(task.task_id)
-    revoked = await records.transition(
-        task.task_id,
-        WAITING,
-        state=TaskState.REVOKED,
-        status="Cancelled before it started",
-        finished_at=utc_now(),
-    )
+    revoked = await revoke_if_waiting(records, task.task_id)
     current = revoked or await records.get_task(task.task_id)
     if current.state is TaskState.REVOKED:
         message = "Cancelled."

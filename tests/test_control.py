@@ -184,13 +184,21 @@ def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
             process.wait()
 
 
+async def job_under_way(
+    client: Client, clip: Path, spawn_worker: Any
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """A mask running on a worker process of its own, some frames done."""
+    video = await upload(client, clip)
+    process: subprocess.Popen[bytes] = spawn_worker()
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    await wait_for(client, task_id, {"PROGRESS"}, timeout=60, min_progress=5)
+    return task_id, process
+
+
 async def test_sigkilled_worker_task_is_finished_by_another(
     client: Client, settings: Settings, long_clip: Path, spawn_worker: Any
 ) -> None:
-    video = await upload(client, long_clip)
-    first = spawn_worker()
-    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
-    await wait_for(client, task_id, {"PROGRESS"}, timeout=60, min_progress=5)
+    task_id, first = await job_under_way(client, long_clip, spawn_worker)
     first.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     first.wait()
@@ -219,10 +227,7 @@ async def test_sigkilled_worker_task_is_finished_by_another(
 async def test_sigterm_hands_the_job_back_without_using_an_attempt(
     client: Client, settings: Settings, long_clip: Path, spawn_worker: Any
 ) -> None:
-    video = await upload(client, long_clip)
-    first = spawn_worker()
-    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
-    await wait_for(client, task_id, {"PROGRESS"}, timeout=60, min_progress=5)
+    task_id, first = await job_under_way(client, long_clip, spawn_worker)
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=20) == 0
     handed_back = await (await client.get(f"/api/task-status/{task_id}/")).json()
