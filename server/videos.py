@@ -9,9 +9,10 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
-from jobs.errors import PayloadTooLarge, UnsupportedMedia
+from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 from jobs.records import TaskState, VideoRecord, utc_now
 from jobs.video import InvalidVideo, probe
+from jobs.video.still import still_frame
 from server.keys import RECORDS, SETTINGS, STORAGE
 from server.uploads import display_filename, receive_to_file, upload_source
 
@@ -120,4 +121,25 @@ async def download_original(request: web.Request) -> web.FileResponse:
     return web.FileResponse(
         path,
         headers={"Content-Disposition": f'attachment; filename="video-{video.id}{extension}"'},
+    )
+
+
+@routes.get(r"/api/videos/{video_id:\d+}/frame")
+async def video_frame(request: web.Request) -> web.Response:
+    """Frame ``?n=`` (default 0) of the original as a JPEG, for previews and drawing an ROI."""
+    video = await request.app[RECORDS].get_video(int(request.match_info["video_id"]))
+    raw = request.query.get("n", "0")
+    if not raw.isdigit() or int(raw) >= video.frame_count:
+        raise InvalidRequest(
+            f"n must be a frame number from 0 to {video.frame_count - 1}; the video has "
+            f"{video.frame_count} frames.",
+            code="frame_out_of_range",
+        )
+    path = request.app[STORAGE].resolve(video.stored_name)
+    try:
+        jpeg = await asyncio.to_thread(still_frame, path, int(raw), fps=video.fps)
+    except InvalidVideo as error:
+        raise UnsupportedMedia(str(error), code="invalid_video") from None
+    return web.Response(
+        body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
     )

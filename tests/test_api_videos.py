@@ -12,7 +12,14 @@ from pytest_aiohttp import AiohttpClient
 from jobs.settings import Settings
 from server.app import create_app
 from tests.api import Client, expect_error, upload
-from tests.media import make_empty, make_not_a_video, truncate_copy
+from tests.media import (
+    CodeRow,
+    iter_frames,
+    make_empty,
+    make_not_a_video,
+    make_numbered_video,
+    truncate_copy,
+)
 
 
 def stored_files(settings: Settings) -> list[Path]:
@@ -142,3 +149,19 @@ async def test_index_page_is_served(client: Client) -> None:
     resp = await client.get("/")
     assert resp.status == 200
     assert "vidcorrect" in await resp.text()
+
+
+async def test_still_frame_is_the_requested_frame_as_jpeg(client: Client, tmp_path: Path) -> None:
+    clip = make_numbered_video(tmp_path / "numbered.mp4", width=640, height=360, frames=40)
+    video = await upload(client, clip)
+    for n in (0, 23, 39):
+        resp = await client.get(f"/api/videos/{video['id']}/frame", params={"n": str(n)})
+        assert resp.status == 200
+        assert resp.content_type == "image/jpeg"
+        picture = tmp_path / f"frame{n}.jpg"
+        picture.write_bytes(await resp.read())
+        frame = next(iter_frames(picture))
+        assert frame.y.shape == (360, 640)
+        assert CodeRow.for_size(640, 360).read(frame.y) == n
+    resp = await client.get(f"/api/videos/{video['id']}/frame", params={"n": "40"})
+    assert "40 frames" in await expect_error(resp, 400, "frame_out_of_range")
