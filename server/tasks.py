@@ -22,7 +22,7 @@ from jobs.frame_request import (
     parse_sample_every,
 )
 from jobs.local_records import LocalEvent, MemoryRecords
-from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
+from jobs.mask_request import MASK_KEYS, known_devices, parse_mask_fields, parse_mask_request
 from jobs.records import (
     EVENT_END,
     Operation,
@@ -136,6 +136,29 @@ async def _wait_for_end(request: web.Request, task: TaskRecord) -> web.Response:
         raise Conflict("The job was cancelled.", code="cancelled")
     error = final["error"] or {"code": "failed", "message": "The job failed."}
     return error_response(422, error["code"], error["message"])
+
+
+@routes.get("/api/devices/")
+async def list_devices(request: web.Request) -> web.Response:
+    """The known devices for device masks, with their image area on their own frame size."""
+    return web.json_response(
+        {
+            "devices": [
+                {
+                    "name": device.name,
+                    "frame_width": device.frame_width,
+                    "frame_height": device.frame_height,
+                    "roi": {
+                        "x": device.roi.x,
+                        "y": device.roi.y,
+                        "width": device.roi.width,
+                        "height": device.roi.height,
+                    },
+                }
+                for device in known_devices().values()
+            ]
+        }
+    )
 
 
 @routes.post(f"/api/video-apply-mask/{VIDEO_ID}/")

@@ -241,3 +241,15 @@ async def test_job_on_a_vanished_original_fails_cleanly(
     assert final["result"] is None
     assert list((settings.data_dir / "tmp").iterdir()) == []
     assert list((settings.data_dir / "outputs").iterdir()) == []
+
+
+async def test_devices_are_listed(client: Client) -> None:
+    body = await (await client.get("/api/devices/")).json()
+    assert body["devices"] == [
+        {
+            "name": "olympus_cv_1500",
+            "frame_width": 1920,
+            "frame_height": 1080,
+            "roi": {"x": 550, "y": 0, "width": 1350, "height": 1080},
+        }
+    ]
