@@ -1,0 +1,455 @@
+"""The performance harness: each case and its reference side by side in one run.
+
+    .venv/bin/python bench/harness.py                 # the full run (manual; minutes)
+    .venv/bin/python bench/harness.py --quick         # the smoke run CI does (seconds)
+    .venv/bin/python bench/harness.py --long          # adds the 5 min 1080p memory case
+
+Inputs are generated: synthetic endoscopy recordings at 1080p25 and 720p50 (tests/scenes.py;
+no audio track) and, for the memory case, a 5 min 1080p clip. Every case runs ours
+and its reference alternately, ``--repeat`` times, and reports medians and the ratio ours/reference
+(wall time). "Ours" goes through the whole service (HTTP POST to SUCCESS, embedded Redis and an
+in-process worker, the output's own verification included) unless the case says otherwise. The
+reference is the ffmpeg command line doing the same work with the same encoder settings. Results
+go to ``bench/out/results.md`` and ``bench/out/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.service import running_service, upload
+from jobs.video import EncodeOptions, Roi
+from jobs.video.edit import EditPlan, edit_video
+from tests.media import make_video
+from tests.scenes import Scene, make_scene_video
+
+OUT = Path(__file__).resolve().parent / "out"
+ROI_1080 = Roi(550, 0, 1350, 1080)  # olympus_cv_1500
+CUTS = ((100, 149), (250, 259), (400, 424))  # three cuts, frames
+
+
+@dataclass
+class Result:
+    case: str
+    ours_s: float
+    reference_s: float
+    ratio: float
+    target: float
+    met: bool
+    ours_runs: list[float]
+    reference_runs: list[float]
+    note: str = ""
+
+
+def recording(path: Path, width: int, height: int, fps: int, seconds: float) -> Path:
+    """A synthetic endoscopy recording (tests/scenes.py): live image with a text overlay, a
+    patient-info screen and an office scene among it, so analysis and reprocess have work."""
+    frames = round(seconds * fps)
+    parts = (
+        ("endoscopy", 0.4),
+        ("text_screen", 0.1),
+        ("endoscopy", 0.3),
+        ("office", 0.1),
+        ("endoscopy", 0.1),
+    )
+    script = tuple(Scene(kind, max(1, round(frames * share))) for kind, share in parts)  # type: ignore[arg-type]
+    make_scene_video(path, width=width, height=height, fps=fps, script=script)
+    return path
+
+
+def scaled_roi(width: int, height: int) -> Roi:
+    sx, sy = Fraction(width, 1920), Fraction(height, 1080)
+    x0, y0 = -(-ROI_1080.x * sx // 1), -(-ROI_1080.y * sy // 1)
+    x1 = (ROI_1080.x + ROI_1080.width) * sx // 1
+    y1 = (ROI_1080.y + ROI_1080.height) * sy // 1
+    return Roi(int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+
+
+def ffmpeg(*args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+    return time.perf_counter() - started
+
+
+X264 = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p")
+
+
+def ellipse_overlay(path: Path, width: int, height: int, roi: Roi) -> Path:
+    """A black picture, transparent inside the ellipse inscribed in ``roi`` (PNG, RGBA)."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    cx, cy = roi.x + roi.width / 2, roi.y + roi.height / 2
+    inside = ((xs + 0.5 - cx) / (roi.width / 2)) ** 2 + ((ys + 0.5 - cy) / (roi.height / 2)) ** 2
+    rgba = np.zeros((height, width, 4), np.uint8)
+    rgba[..., 3] = np.where(inside <= 1, 0, 255)
+    with av.open(str(path), "w", format="image2") as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgba"
+        frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def select_expr(cuts: tuple[tuple[int, int], ...]) -> str:
+    return "+".join(f"between(n,{a},{b})" for a, b in cuts)
+
+
+async def service_task(session: aiohttp.ClientSession, base: str, path: str, body: Any) -> float:
+    """POST an operation and wait for SUCCESS; the wall time."""
+    started = time.perf_counter()
+    async with session.post(f"{base}{path}", json=body) as resp:
+        answer = await resp.json()
+        assert resp.status == 202, answer
+    task_id = answer["task_id"]
+    while True:
+        async with session.get(f"{base}/api/task-status/{task_id}/") as resp:
+            status = await resp.json()
+        if status["state"] in ("SUCCESS", "FAILURE", "REVOKED"):
+            assert status["state"] == "SUCCESS", status
+            return time.perf_counter() - started
+        await asyncio.sleep(0.02)
+
+
+async def side_by_side(
+    name: str,
+    target: float,
+    repeat: int,
+    ours: Callable[[int], Awaitable[float]],
+    reference: Callable[[], float],
+    note: str = "",
+) -> Result:
+    ours_runs: list[float] = []
+    ref_runs: list[float] = []
+    for rep in range(repeat):
+        ours_runs.append(await ours(rep))
+        ref_runs.append(await asyncio.to_thread(reference))
+    ours_s, ref_s = statistics.median(ours_runs), statistics.median(ref_runs)
+    ratio = ours_s / ref_s
+    print(f"  {name}: ours {ours_s:.2f} s, reference {ref_s:.2f} s, ratio {ratio:.2f}", flush=True)
+    return Result(name, ours_s, ref_s, ratio, target, ratio <= target, ours_runs, ref_runs, note)
+
+
+def peak_rss_mb(script: str) -> float:
+    """Peak RSS of a fresh Python process running ``script`` (MB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent.parent)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(before, after) / 1024
+
+
+async def bench_clip(
+    session: aiohttp.ClientSession,
+    base: str,
+    work: Path,
+    label: str,
+    clip: Path,
+    fps: int,
+    repeat: int,
+) -> list[Result]:
+    """Cases 1-4 on one clip."""
+    with av.open(str(clip)) as probe:
+        stream = probe.streams.video[0]
+        w, h, frames = stream.width, stream.height, stream.frames
+    roi = scaled_roi(w, h)
+    video_id = await upload(session, base, clip)
+    out = str(work / f"ref-{label}.mp4")
+    crop = f"crop={roi.width}:{roi.height}:{roi.x}:{roi.y},pad={w}:{h}:{roi.x}:{roi.y}:black"
+    overlay = ellipse_overlay(work / f"ellipse-{label}.png", w, h, roi)
+    cuts = tuple((a * frames // 500, b * frames // 500) for a, b in CUTS)
+    expr = select_expr(cuts)
+    print(f"{label} ({w}x{h}, {frames} frames, {fps} fps):", flush=True)
+
+    def custom(rep: int, shape: str = "rect") -> dict[str, Any]:
+        # A slightly different ROI each time, or the service answers with the earlier task.
+        return {
+            "mask_type": "custom",
+            "shape": shape,
+            "roi": {"x": roi.x + rep, "y": roi.y, "width": roi.width - rep, "height": roi.height},
+        }
+
+    async def mask_rect(rep: int) -> float:
+        return await service_task(session, base, f"/api/video-apply-mask/{video_id}/", custom(rep))
+
+    async def mask_ellipse(rep: int) -> float:
+        return await service_task(
+            session, base, f"/api/video-apply-mask/{video_id}/", custom(rep, "ellipse")
+        )
+
+    async def remove(rep: int) -> float:
+        ranges = ",".join(f"{a}-{b}" for a, b in cuts) + f",{frames - 1 - rep}"
+        return await service_task(
+            session, base, f"/api/video-remove-frames/{video_id}/", {"frame_ranges": ranges}
+        )
+
+    async def analyze(rep: int) -> float:
+        return await service_task(
+            session, base, f"/api/video-analyze/{video_id}/", {"sample_every": 1}
+        )
+
+    async def reprocess(rep: int) -> float:
+        return await service_task(session, base, f"/api/video-reprocess/{video_id}/", custom(rep))
+
+    src = str(clip)
+    return [
+        await side_by_side(
+            f"1. mask rect {label}",
+            1.0,
+            repeat,
+            mask_rect,
+            partial(ffmpeg, "-i", src, "-vf", crop, *X264, "-c:a", "copy", out),
+        ),
+        await side_by_side(
+            f"1. mask ellipse {label}",
+            1.0,
+            repeat,
+            mask_ellipse,
+            partial(
+                ffmpeg,
+                "-i",
+                src,
+                "-i",
+                str(overlay),
+                "-filter_complex",
+                "[0:v][1:v]overlay=0:0",
+                *X264,
+                "-c:a",
+                "copy",
+                out,
+            ),
+        ),
+        await side_by_side(
+            f"2. remove frames {label}",
+            1.0,
+            repeat,
+            remove,
+            partial(
+                ffmpeg,
+                "-i",
+                src,
+                "-vf",
+                f"select='not({expr})',setpts=N/FRAME_RATE/TB",
+                *X264,
+                "-c:a",
+                "aac",
+                out,
+            ),
+            note="the reference cuts video by frame number and keeps all audio",
+        ),
+        await side_by_side(
+            f"3. analysis {label}", 1.3, 1, analyze, partial(ffmpeg, "-i", src, "-f", "null", "-")
+        ),
+        await side_by_side(
+            f"4. reprocess {label}",
+            1.1,
+            repeat,
+            reprocess,
+            partial(
+                ffmpeg,
+                "-i",
+                src,
+                "-vf",
+                f"select='not({expr})',setpts=N/FRAME_RATE/TB,{crop}",
+                *X264,
+                "-an",
+                out,
+            ),
+            note="the reference is one command that masks and cuts: no analysis, no check",
+        ),
+    ]
+
+
+async def bench_concurrency(
+    session: aiohttp.ClientSession, base: str, clip: Path, roi: Roi, repeat: int
+) -> Result:
+    """Case 8: four masks at once against the same four in sequence."""
+    videos = [await upload(session, base, clip) for _ in range(4)]
+
+    def body(n: int) -> dict[str, Any]:
+        return {
+            "mask_type": "custom",
+            "roi": {
+                "x": roi.x + 10 + n,
+                "y": roi.y,
+                "width": roi.width - 20 - n,
+                "height": roi.height,
+            },
+        }
+
+    sequence_runs: list[float] = []
+
+    async def at_once_then_in_sequence(rep: int) -> float:
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(
+                service_task(session, base, f"/api/video-apply-mask/{v}/", body(2 * rep))
+                for v in videos
+            )
+        )
+        took = time.perf_counter() - started
+        started = time.perf_counter()
+        for v in videos:
+            await service_task(session, base, f"/api/video-apply-mask/{v}/", body(2 * rep + 1))
+        sequence_runs.append(time.perf_counter() - started)
+        return took
+
+    return await side_by_side(
+        "8. four masks at once vs in sequence",
+        1.1,
+        repeat,
+        at_once_then_in_sequence,
+        lambda: sequence_runs[-1],
+    )
+
+
+async def bench_overhead(
+    session: aiohttp.ClientSession,
+    base: str,
+    work: Path,
+    clip: Path,
+    roi: Roi,
+    repeat: int,
+    target: float,
+) -> Result:
+    """Case 9: the job's processing time against the bare pipeline on the same clip."""
+    video_id = await upload(session, base, clip)
+    plan = EditPlan(roi=roi, shape="rect")
+
+    async def job(rep: int) -> float:
+        body = {
+            "mask_type": "custom",
+            "roi": {"x": roi.x + rep, "y": roi.y, "width": roi.width - rep, "height": roi.height},
+        }
+        await service_task(session, base, f"/api/video-apply-mask/{video_id}/", body)
+        async with session.get(f"{base}/api/tasks/?video_id={video_id}&limit=1") as resp:
+            task = (await resp.json())["tasks"][0]
+        return float(task["result"]["processing_time"])
+
+    def bare() -> float:
+        started = time.perf_counter()
+        edit_video(clip, work / "bare.mp4", plan, encode=EncodeOptions())
+        return time.perf_counter() - started
+
+    return await side_by_side(
+        "9. mask job vs the bare pipeline",
+        target,
+        repeat,
+        job,
+        bare,
+        note="the job's processing_time includes the output's own check (a full decode)",
+    )
+
+
+def bench_memory(work: Path, short: Path) -> Result:
+    """Case 7: the worker's frame loop on a 5 min clip against a 20 s one (peak RSS, MB)."""
+    long_clip = make_video(work / "long.mp4", width=1920, height=1080, seconds=300)
+    script = (
+        "from pathlib import Path; from jobs.video import Roi, mask_video; "
+        "mask_video(Path({!r}), Path({!r}), Roi(550, 0, 1350, 1080), 'rect')"
+    )
+    short_mb = peak_rss_mb(script.format(str(short), str(work / "m1.mp4")))
+    long_mb = peak_rss_mb(script.format(str(long_clip), str(work / "m2.mp4")))
+    ratio = long_mb / short_mb
+    return Result(
+        "7. peak RSS, 5 min vs 20 s 1080p (MB)",
+        long_mb,
+        short_mb,
+        ratio,
+        1.1,
+        ratio <= 1.1 and long_mb <= 400,
+        [long_mb],
+        [short_mb],
+    )
+
+
+async def run(args: argparse.Namespace) -> list[Result]:
+    quick = args.quick
+    repeat = 1 if quick else args.repeat
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="vidcorrect-harness-") as tmp:
+        work = Path(tmp)
+        if quick:
+            clips = {"240p25": (recording(work / "q.mp4", 320, 240, 25, 4.0), 25)}
+        else:
+            clips = {
+                "1080p25": (recording(work / "1080p25.mp4", 1920, 1080, 25, args.seconds), 25),
+                "720p50": (recording(work / "720p50.mp4", 1280, 720, 50, args.seconds), 50),
+            }
+        first = next(iter(clips.values()))[0]
+        with av.open(str(first)) as probe:
+            roi = scaled_roi(probe.streams.video[0].width, probe.streams.video[0].height)
+        async with running_service(work / "data") as base, aiohttp.ClientSession() as session:
+            for label, (clip, fps) in clips.items():
+                results += await bench_clip(session, base, work, label, clip, fps, repeat)
+            results.append(await bench_concurrency(session, base, first, roi, repeat))
+            results.append(
+                await bench_overhead(
+                    session, base, work, first, roi, repeat, 10.0 if quick else 1.02
+                )
+            )
+        if args.long and not quick:
+            results.append(bench_memory(work, first))
+    return results
+
+
+def write_report(results: list[Result], quick: bool) -> str:
+    OUT.mkdir(exist_ok=True)
+    ffmpeg_version = subprocess.run(
+        ["ffmpeg", "-version"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[0]
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"Measured {when} on {platform.machine()} with {__import__('os').cpu_count()} cores, "
+        f"{ffmpeg_version.split(' Copyright')[0]}{' (quick smoke run)' if quick else ''}.",
+        "",
+        "| case | ours (s) | reference (s) | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.case} | {r.ours_s:.2f} | {r.reference_s:.2f} | {r.ratio:.2f} | "
+            f"<= {r.target:.2f} | {'yes' if r.met else 'no'} |"
+        )
+    notes = [f"- {r.case}: {r.note}" for r in results if r.note]
+    text = "\n".join([*lines, *([""] if notes else []), *notes]) + "\n"
+    (OUT / "results.md").write_text(text)
+    (OUT / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="vidcorrect performance harness")
+    parser.add_argument("--quick", action="store_true", help="tiny inputs, one run: a smoke test")
+    parser.add_argument("--long", action="store_true", help="add the 5 min 1080p memory case")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    if shutil.which("ffmpeg") is None:
+        parser.error("the reference needs the ffmpeg command line (apt-get install ffmpeg)")
+    print(write_report(asyncio.run(run(args)), args.quick))
+
+
+if __name__ == "__main__":
+    main()
