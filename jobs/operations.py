@@ -24,10 +24,10 @@ from jobs.video.edit import EditPlan, edit_video
 from jobs.video.timeline import format_ranges, range_frames
 from jobs.video.verify import verify_output
 
-#: Shares of the task's 0-100 progress for each stage. A single-pass job keeps its progress
-#: within 5 points of the frames encoded over all frames; the check that follows (a decode,
-#: several times faster than the encode) takes the last points.
-ENCODE_SPAN = (0, 95)
+#: Shares of the task's 0-100 progress for each stage. A single-pass job's progress is the
+#: frames encoded over all frames (so within 5 points of it) up to 95; the check that follows
+#: (a decode, several times faster than the encode) takes the last points.
+ENCODE_SPAN = (0, 100)
 VERIFY_SPAN = (95, 99)
 REPROCESS_SPANS = ((0, 30), (30, 92), (92, 99))
 
@@ -140,6 +140,7 @@ async def _write_verified(
         lambda progress: edit_video(source, temp, plan, encode=encode, on_progress=progress),
         label="Encoding",
         span=encode_span,
+        ceiling=min(encode_span[1], verify_span[0]),
     )
     removed = range_frames(
         (a, min(b, outcome.frames_in - 1)) for a, b in plan.remove if a < outcome.frames_in

@@ -194,6 +194,7 @@ class JobRun:
         *,
         label: str = "Processing",
         span: tuple[int, int] = (0, 99),
+        ceiling: int | None = None,
     ) -> T:
         """Run a blocking frame loop in the job thread pool while publishing its progress.
 
@@ -209,7 +210,9 @@ class JobRun:
         self._progress = progress
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.deps.executor, work, progress)
-        publisher = asyncio.create_task(self._publish(progress, label, span))
+        publisher = asyncio.create_task(
+            self._publish(progress, label, span, span[1] if ceiling is None else ceiling)
+        )
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -241,7 +244,9 @@ class JobRun:
                 log.warning("supervisor could not reach redis", error=str(error))
             await asyncio.sleep(CANCEL_POLL_INTERVAL)
 
-    async def _publish(self, progress: FrameProgress, label: str, span: tuple[int, int]) -> None:
+    async def _publish(
+        self, progress: FrameProgress, label: str, span: tuple[int, int], ceiling: int
+    ) -> None:
         last: int | None = None
         while True:  # publishes the stage's start at once, then its progress at each tick
             progress.measure()
@@ -252,7 +257,7 @@ class JobRun:
             status = f"{label} frame {progress.done}/{progress.total}"
             if progress.rate:
                 status += f" ({progress.rate:.0f} fps)"
-            percent = span[0] + int((span[1] - span[0]) * progress.fraction())
+            percent = min(ceiling, span[0] + int((span[1] - span[0]) * progress.fraction()))
             try:
                 await self.update(
                     state=TaskState.PROGRESS,
