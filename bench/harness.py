@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +48,8 @@ from jobs.video.edit import EditPlan, edit_video
 from tests.media import make_video
 from tests.scenes import Scene, make_scene_video
 
-OUT = Path(__file__).resolve().parent / "out"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
 ROI_1080 = Roi(550, 0, 1350, 1080)  # olympus_cv_1500
 CUTS = ((100, 149), (250, 259), (400, 424))  # three cuts, frames
 
@@ -362,6 +365,127 @@ async def bench_overhead(
     )
 
 
+async def bench_api(work: Path, clip: Path) -> list[Result]:
+    """Case 5: the API alone (a server process with REDIS_URL, no worker, so jobs only queue):
+    POST-to-202 latency with 100 concurrent submitters, status GETs paced at 200 per second."""
+    from server.embedded_redis import EmbeddedRedis
+
+    with EmbeddedRedis(work / "api-redis", persist=False) as redis:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        env = {
+            **os.environ,
+            "REDIS_URL": redis.url,
+            "VIDCORRECT_MAX_QUEUED": "100000",
+            "VIDCORRECT_LOG_LEVEL": "warning",
+            "VIDCORRECT_LOG_FORMAT": "json",
+        }
+        server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any timing
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(work / "api-data"),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                for _ in range(200):
+                    try:
+                        async with session.get(f"{base}/api/videos/") as resp:
+                            if resp.status == 200:
+                                break
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.05)
+                video_id = await upload(session, base, clip)
+                submit: list[float] = []
+                task_ids: list[str] = []
+
+                async def submitter(n: int) -> None:
+                    for k in range(5):
+                        body = {
+                            "mask_type": "custom",
+                            "roi": {"x": n, "y": k, "width": 64, "height": 64},
+                        }
+                        started = time.perf_counter()
+                        async with session.post(
+                            f"{base}/api/video-apply-mask/{video_id}/", json=body
+                        ) as resp:
+                            task = await resp.json()
+                            assert resp.status == 202, task
+                            task_ids.append(task["task_id"])
+                        submit.append((time.perf_counter() - started) * 1000)
+
+                await asyncio.gather(*(submitter(n) for n in range(100)))
+                status_url = f"{base}/api/task-status/{task_ids[-1]}/"
+                gets: list[float] = []
+
+                async def get_once() -> None:
+                    started = time.perf_counter()
+                    async with session.get(status_url) as resp:
+                        await resp.read()
+                        assert resp.status == 200
+                    gets.append((time.perf_counter() - started) * 1000)
+
+                pending = []
+                began = time.perf_counter()
+                for i in range(1000):  # 200 per second for 5 s
+                    await asyncio.sleep(max(0.0, began + i / 200 - time.perf_counter()))
+                    pending.append(asyncio.create_task(get_once()))
+                await asyncio.gather(*pending)
+                rate = len(gets) / (time.perf_counter() - began)
+        finally:
+            server.terminate()
+            server.wait(10)
+
+    def pct(values: list[float], q: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+    p50, p99 = pct(submit, 0.5), pct(submit, 0.99)
+    g50, g99 = pct(gets, 0.5), pct(gets, 0.99)
+    print(
+        f"  5. submit p50 {p50:.1f} ms p99 {p99:.1f} ms; status p50 {g50:.1f} ms "
+        f"p99 {g99:.1f} ms at {rate:.0f}/s",
+        flush=True,
+    )
+    return [
+        Result(
+            "5. POST-to-202 p99, 100 submitters (ms; ref = 20 ms target)",
+            p99,
+            20.0,
+            p99 / 20.0,
+            1.0,
+            p99 <= 20.0,
+            submit,
+            [20.0],
+            f"p50 {p50:.1f} ms over {len(submit)} submissions",
+        ),
+        Result(
+            "5. status GET p99 at 200/s (ms; ref = 20 ms)",
+            g99,
+            20.0,
+            g99 / 20.0,
+            1.0,
+            g99 <= 20.0,
+            gets,
+            [20.0],
+            f"p50 {g50:.1f} ms, {rate:.0f} requests/s served",
+        ),
+    ]
+
+
 def bench_memory(work: Path, short: Path) -> Result:
     """Case 7: the worker's frame loop on a 5 min clip against a 20 s one (peak RSS, MB)."""
     long_clip = make_video(work / "long.mp4", width=1920, height=1080, seconds=300)
@@ -409,6 +533,8 @@ async def run(args: argparse.Namespace) -> list[Result]:
                     session, base, work, first, roi, repeat, 10.0 if quick else 1.02
                 )
             )
+        if not quick:
+            results += await bench_api(work, first)
         if args.long and not quick:
             results.append(bench_memory(work, first))
     return results

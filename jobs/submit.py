@@ -36,13 +36,17 @@ class Submission:
 
 
 class Submitter:
-    """Submits tasks for one process; serializes the queue-depth check within it."""
+    """Submits tasks for one process. The queue-depth check and a reserved place are one short
+    critical section, so concurrent submissions never overshoot ``max_queued`` and never wait
+    on each other's Redis writes."""
 
     def __init__(self, redis: ArqRedis, records: Records, settings: Settings) -> None:
         self.redis = redis
         self.records = records
         self.settings = settings
         self._lock = asyncio.Lock()
+        #: Submissions past the depth check whose job is not in the queue yet.
+        self._reserved = 0
 
     async def submit(
         self,
@@ -63,10 +67,12 @@ class Submitter:
         task = TaskRecord(
             task_id=uuid.uuid4().hex, operation=operation, video_id=video_id, params=params
         )
-        async with self._lock:
-            waiting = await self.redis.zcard(self.settings.queue_name) - await self.redis.zcard(
-                self.records.running_key()
-            )
+        async with self._lock:  # held for one round trip: the count and a place in it
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zcard(self.settings.queue_name)
+                pipe.zcard(self.records.running_key())
+                queued, running = await pipe.execute()
+            waiting = queued - running + self._reserved
             if waiting >= self.settings.max_queued:
                 raise QueueFull(
                     f"{waiting} tasks are waiting, the most this service queues "
@@ -74,8 +80,13 @@ class Submitter:
                     f"{RETRY_AFTER} s.",
                     retry_after=RETRY_AFTER,
                 )
+            self._reserved += 1
+        try:
             await self.records.create_task(task)
             await enqueue_attempt(self.redis, self.settings.queue_name, task)
+        finally:
+            # No await between the enqueue and this: a task is never counted twice.
+            self._reserved -= 1
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(same_key, task.task_id, ex=KEYS_TTL)
             if idem_key:
