@@ -22,7 +22,7 @@ from server import tasks, videos
 from server.embedded_redis import EmbeddedRedis
 from server.errors import error_middleware
 from server.events import EventHub
-from server.keys import EVENTS, LOCAL, RECORDS, REDIS, SETTINGS, STORAGE, SUBMITTER
+from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, STORAGE, SUBMITTER
 from server.local import LocalJobs
 
 log = structlog.get_logger("vidcorrect.server")
@@ -89,7 +89,6 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """The process's Redis pool, the records on top of it, and the event reader."""
     settings = app[SETTINGS]
     pool = await create_pool(settings.redis_settings(), default_queue_name=settings.queue_name)
-    app[REDIS] = pool
     app[RECORDS] = Records(pool, settings.key_prefix)
     app[SUBMITTER] = Submitter(pool, app[RECORDS], settings)
     assert settings.redis_url is not None  # set by now, embedded or not

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from arq.connections import ArqRedis
 
 from jobs.records import Records
 from jobs.settings import Settings
@@ -15,8 +14,6 @@ from server.local import LocalJobs
 #: The effective settings (with the embedded Redis's URL once it runs).
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
-#: One pool per process, for enqueueing and for the records.
-REDIS = web.AppKey("redis", ArqRedis)
 RECORDS = web.AppKey("records", Records)
 #: The process's one reader of task event logs, shared by all SSE clients.
 EVENTS = web.AppKey("events", EventHub)
