@@ -486,6 +486,113 @@ async def bench_api(work: Path, clip: Path) -> list[Result]:
     ]
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def bench_fanout(work: Path, clip: Path, clients: int = 500) -> Result:
+    """Case 6: ``clients`` SSE clients on one server process following a job that a worker
+    process runs; delivery latency from the worker's write (the event's Redis stream id is the
+    Redis clock at that moment) to each client, and the server's RSS."""
+    from server.embedded_redis import EmbeddedRedis
+    from tests.sse import read_events
+
+    with EmbeddedRedis(work / "fanout-redis", persist=False) as redis:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        env = {
+            **os.environ,
+            "REDIS_URL": redis.url,
+            "VIDCORRECT_LOG_LEVEL": "warning",
+            "VIDCORRECT_LOG_FORMAT": "json",
+            "VIDCORRECT_DATA_DIR": str(work / "fanout"),
+        }
+        command = [sys.executable, "-m", "server.cli"]
+        server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any timing
+            [*command, "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        worker: subprocess.Popen[bytes] | None = None
+        base = f"http://127.0.0.1:{port}"
+        latencies: list[float] = []
+        peak_rss = 0.0
+        try:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                for _ in range(200):
+                    try:
+                        async with session.get(f"{base}/api/videos/") as resp:
+                            if resp.status == 200:
+                                break
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.05)
+                video_id = await upload(session, base, clip)
+                async with session.post(
+                    f"{base}/api/video-apply-mask/{video_id}/",
+                    json={"mask_type": "device", "device_name": "olympus_cv_1500"},
+                ) as resp:
+                    task_id = (await resp.json())["task_id"]
+                url = f"{base}/api/task-status/{task_id}/events"
+                streams = [await session.get(url) for _ in range(clients)]
+                for stream in streams:  # everyone has the PENDING event before the job starts
+                    await read_events(stream, limit=1)
+                worker = subprocess.Popen(  # noqa: ASYNC220 - the clients are all connected
+                    [*command, "worker"],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+
+                async def follow(stream: aiohttp.ClientResponse) -> None:
+                    while events := await read_events(stream, limit=1):
+                        event = events[0]
+                        assert event.id is not None
+                        latencies.append(time.time() * 1000 - int(event.id.split("-")[0]))
+                        if event.event == "end":
+                            return
+
+                async def watch_rss() -> None:
+                    nonlocal peak_rss
+                    while True:
+                        peak_rss = max(peak_rss, _rss_mb(server.pid))
+                        await asyncio.sleep(0.2)
+
+                watcher = asyncio.create_task(watch_rss())
+                await asyncio.gather(*(follow(stream) for stream in streams))
+                watcher.cancel()
+        finally:
+            for process in (worker, server):
+                if process is not None:
+                    process.terminate()
+                    process.wait(10)
+    latencies.sort()
+    p95 = latencies[int(len(latencies) * 0.95)]
+    p50 = latencies[len(latencies) // 2]
+    print(
+        f"  6. {clients} SSE clients: p50 {p50:.0f} ms, p95 {p95:.0f} ms, server RSS "
+        f"{peak_rss:.0f} MB",
+        flush=True,
+    )
+    return Result(
+        f"6. SSE delivery p95, {clients} clients (ms; ref = 1 s target)",
+        p95,
+        1000.0,
+        p95 / 1000.0,
+        1.0,
+        p95 <= 1000.0,
+        latencies[-10:],
+        [1000.0],
+        f"p50 {p50:.0f} ms over {len(latencies)} deliveries; server peak RSS {peak_rss:.0f} MB",
+    )
+
+
 def bench_memory(work: Path, short: Path) -> Result:
     """Case 7: the worker's frame loop on a 5 min clip against a 20 s one (peak RSS, MB)."""
     long_clip = make_video(work / "long.mp4", width=1920, height=1080, seconds=300)
@@ -535,6 +642,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
             )
         if not quick:
             results += await bench_api(work, first)
+            results.append(await bench_fanout(work, first))
         if args.long and not quick:
             results.append(bench_memory(work, first))
     return results
