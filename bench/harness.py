@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import platform
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,13 +40,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.service import running_service, upload
+from bench.service import (
+    ROOT,
+    follow_latencies,
+    running_service,
+    service_process,
+    spawn,
+    submit_device_mask,
+    upload,
+)
 from jobs.video import EncodeOptions, Roi
 from jobs.video.edit import EditPlan, edit_video
 from tests.media import make_video
 from tests.scenes import Scene, make_scene_video
+from tests.sse import read_events
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 ROI_1080 = Roi(550, 0, 1350, 1080)  # olympus_cv_1500
 CUTS = ((100, 149), (250, 259), (400, 424))  # three cuts, frames
@@ -368,86 +374,44 @@ async def bench_overhead(
 async def bench_api(work: Path, clip: Path) -> list[Result]:
     """Case 5: the API alone (a server process with REDIS_URL, no worker, so jobs only queue):
     POST-to-202 latency with 100 concurrent submitters, status GETs paced at 200 per second."""
-    from server.embedded_redis import EmbeddedRedis
+    async with (
+        service_process(work, "api", VIDCORRECT_MAX_QUEUED="100000") as (base, _, _pid),
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
+    ):
+        video_id = await upload(session, base, clip)
+        submit: list[float] = []
+        task_ids: list[str] = []
 
-    with EmbeddedRedis(work / "api-redis", persist=False) as redis:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        env = {
-            **os.environ,
-            "REDIS_URL": redis.url,
-            "VIDCORRECT_MAX_QUEUED": "100000",
-            "VIDCORRECT_LOG_LEVEL": "warning",
-            "VIDCORRECT_LOG_FORMAT": "json",
-        }
-        server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any timing
-            [
-                sys.executable,
-                "-m",
-                "server.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(work / "api-data"),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            connector = aiohttp.TCPConnector(limit=0)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                for _ in range(200):
-                    try:
-                        async with session.get(f"{base}/api/videos/") as resp:
-                            if resp.status == 200:
-                                break
-                    except aiohttp.ClientConnectionError:
-                        await asyncio.sleep(0.05)
-                video_id = await upload(session, base, clip)
-                submit: list[float] = []
-                task_ids: list[str] = []
+        async def submitter(n: int) -> None:
+            for k in range(5):
+                body = {"mask_type": "custom", "roi": {"x": n, "y": k, "width": 64, "height": 64}}
+                started = time.perf_counter()
+                async with session.post(
+                    f"{base}/api/video-apply-mask/{video_id}/", json=body
+                ) as resp:
+                    task = await resp.json()
+                    assert resp.status == 202, task
+                    task_ids.append(task["task_id"])
+                submit.append((time.perf_counter() - started) * 1000)
 
-                async def submitter(n: int) -> None:
-                    for k in range(5):
-                        body = {
-                            "mask_type": "custom",
-                            "roi": {"x": n, "y": k, "width": 64, "height": 64},
-                        }
-                        started = time.perf_counter()
-                        async with session.post(
-                            f"{base}/api/video-apply-mask/{video_id}/", json=body
-                        ) as resp:
-                            task = await resp.json()
-                            assert resp.status == 202, task
-                            task_ids.append(task["task_id"])
-                        submit.append((time.perf_counter() - started) * 1000)
+        await asyncio.gather(*(submitter(n) for n in range(100)))
+        status_url = f"{base}/api/task-status/{task_ids[-1]}/"
+        gets: list[float] = []
 
-                await asyncio.gather(*(submitter(n) for n in range(100)))
-                status_url = f"{base}/api/task-status/{task_ids[-1]}/"
-                gets: list[float] = []
+        async def get_once() -> None:
+            started = time.perf_counter()
+            async with session.get(status_url) as resp:
+                await resp.read()
+                assert resp.status == 200
+            gets.append((time.perf_counter() - started) * 1000)
 
-                async def get_once() -> None:
-                    started = time.perf_counter()
-                    async with session.get(status_url) as resp:
-                        await resp.read()
-                        assert resp.status == 200
-                    gets.append((time.perf_counter() - started) * 1000)
-
-                pending = []
-                began = time.perf_counter()
-                for i in range(1000):  # 200 per second for 5 s
-                    await asyncio.sleep(max(0.0, began + i / 200 - time.perf_counter()))
-                    pending.append(asyncio.create_task(get_once()))
-                await asyncio.gather(*pending)
-                rate = len(gets) / (time.perf_counter() - began)
-        finally:
-            server.terminate()
-            server.wait(10)
+        pending = []
+        began = time.perf_counter()
+        for i in range(1000):  # 200 per second for 5 s
+            await asyncio.sleep(max(0.0, began + i / 200 - time.perf_counter()))
+            pending.append(asyncio.create_task(get_once()))
+        await asyncio.gather(*pending)
+        rate = len(gets) / (time.perf_counter() - began)
 
     def pct(values: list[float], q: float) -> float:
         ordered = sorted(values)
@@ -497,81 +461,33 @@ async def bench_fanout(work: Path, clip: Path, clients: int = 500) -> Result:
     """Case 6: ``clients`` SSE clients on one server process following a job that a worker
     process runs; delivery latency from the worker's write (the event's Redis stream id is the
     Redis clock at that moment) to each client, and the server's RSS."""
-    from server.embedded_redis import EmbeddedRedis
-    from tests.sse import read_events
-
-    with EmbeddedRedis(work / "fanout-redis", persist=False) as redis:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        env = {
-            **os.environ,
-            "REDIS_URL": redis.url,
-            "VIDCORRECT_LOG_LEVEL": "warning",
-            "VIDCORRECT_LOG_FORMAT": "json",
-            "VIDCORRECT_DATA_DIR": str(work / "fanout"),
-        }
-        command = [sys.executable, "-m", "server.cli"]
-        server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any timing
-            [*command, "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        worker: subprocess.Popen[bytes] | None = None
-        base = f"http://127.0.0.1:{port}"
-        latencies: list[float] = []
-        peak_rss = 0.0
+    latencies: list[float] = []
+    peak_rss = 0.0
+    async with (
+        service_process(work, "fanout") as (base, environ, server_pid),
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
+    ):
+        video_id = await upload(session, base, clip)
+        task_id = await submit_device_mask(session, base, video_id)
+        url = f"{base}/api/task-status/{task_id}/events"
+        streams = [await session.get(url) for _ in range(clients)]
+        for stream in streams:  # everyone has the PENDING event before the job starts
+            await read_events(stream, limit=1)
+        worker = spawn(environ, "worker")
         try:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                for _ in range(200):
-                    try:
-                        async with session.get(f"{base}/api/videos/") as resp:
-                            if resp.status == 200:
-                                break
-                    except aiohttp.ClientConnectionError:
-                        await asyncio.sleep(0.05)
-                video_id = await upload(session, base, clip)
-                async with session.post(
-                    f"{base}/api/video-apply-mask/{video_id}/",
-                    json={"mask_type": "device", "device_name": "olympus_cv_1500"},
-                ) as resp:
-                    task_id = (await resp.json())["task_id"]
-                url = f"{base}/api/task-status/{task_id}/events"
-                streams = [await session.get(url) for _ in range(clients)]
-                for stream in streams:  # everyone has the PENDING event before the job starts
-                    await read_events(stream, limit=1)
-                worker = subprocess.Popen(  # noqa: ASYNC220 - the clients are all connected
-                    [*command, "worker"],
-                    env=env,
-                    cwd=ROOT,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
 
-                async def follow(stream: aiohttp.ClientResponse) -> None:
-                    while events := await read_events(stream, limit=1):
-                        event = events[0]
-                        assert event.id is not None
-                        latencies.append(time.time() * 1000 - int(event.id.split("-")[0]))
-                        if event.event == "end":
-                            return
+            async def watch_rss() -> None:
+                nonlocal peak_rss
+                while True:
+                    peak_rss = max(peak_rss, _rss_mb(server_pid))
+                    await asyncio.sleep(0.2)
 
-                async def watch_rss() -> None:
-                    nonlocal peak_rss
-                    while True:
-                        peak_rss = max(peak_rss, _rss_mb(server.pid))
-                        await asyncio.sleep(0.2)
-
-                watcher = asyncio.create_task(watch_rss())
-                await asyncio.gather(*(follow(stream) for stream in streams))
-                watcher.cancel()
+            watcher = asyncio.create_task(watch_rss())
+            await asyncio.gather(*(follow_latencies(stream, latencies) for stream in streams))
+            watcher.cancel()
         finally:
-            for process in (worker, server):
-                if process is not None:
-                    process.terminate()
-                    process.wait(10)
+            worker.terminate()
+            worker.wait(10)
     latencies.sort()
     p95 = latencies[int(len(latencies) * 0.95)]
     p50 = latencies[len(latencies) // 2]

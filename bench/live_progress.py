@@ -28,10 +28,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.service import running_service, upload
+from bench.service import follow_latencies, running_service, submit_device_mask, upload
 from jobs.records import Records
 from tests.media import make_video
-from tests.sse import read_events
 
 
 async def run(clients: int, seconds: float) -> None:
@@ -56,30 +55,11 @@ async def run(clients: int, seconds: float) -> None:
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
         ):
             video_id = await upload(session, base, clip)
-            async with session.post(
-                f"{base}/api/video-apply-mask/{video_id}/",
-                json={"mask_type": "device", "device_name": "olympus_cv_1500"},
-            ) as resp:
-                task_id = (await resp.json())["task_id"]
+            task_id = await submit_device_mask(session, base, video_id)
             url = f"{base}/api/task-status/{task_id}/events"
             streams = [await session.get(url) for _ in range(clients)]
             latencies: list[float] = []
-
-            async def follow(resp: aiohttp.ClientResponse) -> int:
-                count = 0
-                while True:
-                    events = await read_events(resp, limit=1)
-                    if not events:
-                        return count
-                    received = time.time() * 1000
-                    event = events[0]
-                    assert event.id is not None
-                    latencies.append(received - int(event.id.split("-")[0]))
-                    count += 1
-                    if event.event == "end":
-                        return count
-
-            counts = await asyncio.gather(*(follow(s) for s in streams))
+            counts = await asyncio.gather(*(follow_latencies(s, latencies) for s in streams))
             async with session.get(f"{base}/api/task-status/{task_id}/") as resp:
                 status = await resp.json()
     processing = status["result"]["processing_time"]
