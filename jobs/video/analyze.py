@@ -73,6 +73,7 @@ from jobs.video.detectors import (
     TileStats,
     classify,
     tile_stats,
+    tile_sum,
 )
 from jobs.video.errors import InvalidVideo
 from jobs.video.planes import Roi, U8Array
@@ -313,7 +314,7 @@ class _Learner:
             return
         changed = np.abs(cells - previous) > CHANGE_STEP
         rows, cols, n = self.grid.rows, self.grid.cols, CELLS_PER_TILE
-        tile_change = changed[: rows * n, : cols * n].reshape(rows, n, cols, n).mean(axis=(1, 3))
+        tile_change = tile_sum(changed[: rows * n, : cols * n], rows, cols, n, n) / (n * n)
         tissue = stats.tissue >= TISSUE_TILE_SHARE * stats.samples_per_tile
         moving_tissue = int((tissue & (tile_change >= MOVING_TILE_SHARE)).sum())
         if moving_tissue < max(LIVE_MIN_TILES, LIVE_MIN_SHARE * self.grid.tiles):

@@ -220,36 +220,50 @@ def working_luma(y: U8Array, grid: Grid) -> U8Array:
 
 
 def tile_stats(planes: FramePlanes, grid: Grid) -> TileStats:
-    """Measure one frame's tiles."""
-    work = working_luma(planes.y, grid)
+    """Measure one frame's tiles.
+
+    Runs on every analysed frame, so it works in uint8 on contiguous copies where it can (a
+    strided view costs several times as much per pass) and sums bools in narrow integers.
+    """
     rows, cols = grid.rows, grid.cols
+    work = np.ascontiguousarray(working_luma(planes.y, grid))
     lo = _tile_reduce(np.minimum, work, rows, cols, TILE, TILE).astype(np.int16)
     hi = _tile_reduce(np.maximum, work, rows, cols, TILE, TILE).astype(np.int16)
-    signed = work.astype(np.int16)
-    mean = (_tile_sum(signed, rows, cols, TILE, TILE) / np.float32(TILE * TILE)).astype(np.float32)
+    mean = (tile_sum(work, rows, cols, TILE, TILE) / np.float32(TILE * TILE)).astype(np.float32)
 
+    # Sharp steps: |a - b| >= EDGE_STEP, with |a - b| = max(a, b) - min(a, b) in uint8.
     h_edges = np.zeros(work.shape, dtype=np.bool_)
-    h_edges[:, 1:] = np.abs(np.diff(signed, axis=1)) >= EDGE_STEP
+    left, right = work[:, :-1], work[:, 1:]
+    np.greater_equal(
+        np.maximum(left, right) - np.minimum(left, right), EDGE_STEP, out=h_edges[:, 1:]
+    )
     v_edges = np.zeros(work.shape, dtype=np.bool_)
-    v_edges[1:, :] = np.abs(np.diff(signed, axis=0)) >= EDGE_STEP
-    h_steps = _tile_sum(h_edges, rows, cols, TILE, TILE)
-    v_steps = _tile_sum(v_edges, rows, cols, TILE, TILE)
+    up, down = work[:-1], work[1:]
+    np.greater_equal(np.maximum(up, down) - np.minimum(up, down), EDGE_STEP, out=v_edges[1:])
+    h_steps = tile_sum(h_edges, rows, cols, TILE, TILE)
+    v_steps = tile_sum(v_edges, rows, cols, TILE, TILE)
 
-    # Mid-tones: |y - (lo + hi) / 2| < (hi - lo) / 4, in integers: 4|2y - lo - hi| < 2(hi - lo)
-    offset = np.abs(2 * signed.reshape(rows, TILE, cols, TILE) - (lo + hi)[:, None, :, None])
-    mid = 2 * offset < (hi - lo)[:, None, :, None]
-    midtones = (_tile_sum(mid.reshape(work.shape), rows, cols, TILE, TILE) / (TILE * TILE)).astype(
+    # Mid-tones: |y - (lo + hi) / 2| < (hi - lo) / 4, that is 3 lo + hi < 4 y < lo + 3 hi,
+    # compared in uint8 against per-tile bounds spread along each row of tiles.
+    above = np.repeat(((3 * lo + hi) // 4).astype(np.uint8), TILE, axis=1)[:, None, :]
+    below = np.repeat((-(-(lo + 3 * hi) // 4)).astype(np.uint8), TILE, axis=1)[:, None, :]
+    rows_of_tiles = work.reshape(rows, TILE, cols * TILE)
+    mid = (rows_of_tiles > above) & (rows_of_tiles < below)
+    midtones = (tile_sum(mid.reshape(work.shape), rows, cols, TILE, TILE) / (TILE * TILE)).astype(
         np.float32
     )
 
     # Chroma samples every c_step, and the luma at the same places; the chroma tiles line up
     # with the luma tiles (c_tile * c_step * sub == tile size, for subsampling 1, 2 or 4).
     ch, cw = grid.rows * grid.c_tile_y, grid.cols * grid.c_tile_x
-    u = planes.u[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw].astype(np.int16) - 128
-    v = planes.v[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw].astype(np.int16) - 128
+    u8 = np.ascontiguousarray(planes.u[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw])
+    v8 = np.ascontiguousarray(planes.v[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw])
     y_at_c = planes.y[:: grid.sub_y * grid.c_step_y, :: grid.sub_x * grid.c_step_x][:ch, :cw]
     lit = y_at_c > LIT_LUMA
-    tissue = lit & (v >= TISSUE_MIN_CR) & (5 * v >= -4 * u) & (2 * v >= u)
+    u, v = u8.astype(np.int16), v8.astype(np.int16)
+    # With the offsets u' = u - 128, v' = v - 128: v' >= TISSUE_MIN_CR, 5 v' >= -4 u' and
+    # 2 v' >= u'.
+    tissue = lit & (v8 >= 128 + TISSUE_MIN_CR) & (5 * v + 4 * u >= 9 * 128) & (2 * v - u >= 128)
     return TileStats(
         lo=lo,
         hi=hi,
@@ -257,24 +271,31 @@ def tile_stats(planes: FramePlanes, grid: Grid) -> TileStats:
         h_steps=h_steps,
         v_steps=v_steps,
         midtones=midtones,
-        u_mean=_tile_mean(u, grid),
-        v_mean=_tile_mean(v, grid),
-        lit=_tile_sum(lit, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x),
-        tissue=_tile_sum(tissue, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x),
+        u_mean=_chroma_mean(u8, grid),
+        v_mean=_chroma_mean(v8, grid),
+        lit=tile_sum(lit, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x),
+        tissue=tile_sum(tissue, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x),
         samples_per_tile=grid.c_tile_x * grid.c_tile_y,
     )
 
 
-def _tile_sum(
-    values: npt.NDArray[np.bool_] | npt.NDArray[np.int16],
+def tile_sum(
+    values: npt.NDArray[np.bool_] | U8Array,
     rows: int,
     cols: int,
     tile_y: int,
     tile_x: int,
 ) -> IntGrid:
-    # Rows of a tile first (long contiguous runs), then columns: ~8x faster than
-    # sum(axis=(1, 3)) on the 4-d view.
-    partial = values.reshape(rows, tile_y, cols * tile_x).sum(axis=1, dtype=np.int32)
+    """Per-tile sums of a (rows * tile_y, cols * tile_x) plane of bools or uint8 (tile_y <= 16)."""
+    # Rows of a tile first (long contiguous runs, in the narrowest integer that holds the sum:
+    # uint8 for bools, uint16 for bytes, at most 16 rows), then columns: several times faster
+    # than sum(axis=(1, 3)) on the 4-d view.
+    if values.dtype == np.bool_:
+        partial = (
+            values.view(np.uint8).reshape(rows, tile_y, cols * tile_x).sum(axis=1, dtype=np.uint8)
+        )
+    else:
+        partial = values.reshape(rows, tile_y, cols * tile_x).sum(axis=1, dtype=np.uint16)
     return np.asarray(partial.reshape(rows, cols, tile_x).sum(axis=2, dtype=np.int32))
 
 
@@ -285,9 +306,11 @@ def _tile_reduce(
     return np.asarray(ufunc.reduce(partial.reshape(rows, cols, tile_x), axis=2), dtype=np.uint8)
 
 
-def _tile_mean(values: npt.NDArray[np.int16], grid: Grid) -> FloatGrid:
-    sums = _tile_sum(values, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x)
-    return (sums / np.float32(grid.c_tile_y * grid.c_tile_x)).astype(np.float32)
+def _chroma_mean(values: U8Array, grid: Grid) -> FloatGrid:
+    """Per-tile mean of the chroma offset (value - 128)."""
+    n = grid.c_tile_y * grid.c_tile_x
+    sums = tile_sum(values, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x) - 128 * n
+    return (sums / np.float32(n)).astype(np.float32)
 
 
 @dataclass(frozen=True)
