@@ -1,12 +1,15 @@
 """The arq jobs: mask, remove frames, analyze, reprocess.
 
-Every job that writes a video decodes its own output again before declaring success (see
+Every job that writes a video decodes its own output before declaring success (see
 :func:`_write_verified`): frame count, black outside the ROI, black where frames were blackened.
-If that fails, the output is deleted and the task ends FAILURE with ``verification_failed``.
+The decoding runs alongside the encoding, on the encoder's packets, and the written file is
+then read back to confirm it holds exactly those. If that fails, the output is deleted and the
+task ends FAILURE with ``verification_failed``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +24,12 @@ from jobs.runner import JobRun, run_task
 from jobs.video import EncodeOptions, Roi
 from jobs.video.analyze import Analysis, analyze_video
 from jobs.video.edit import EditPlan, edit_video
-from jobs.video.timeline import format_ranges, range_frames
-from jobs.video.verify import verify_output
+from jobs.video.timeline import format_ranges, range_frames, to_output_ranges
+from jobs.video.verify import LiveVerifier
 
 #: Shares of the task's 0-100 progress for each stage. A single-pass job's progress is the
-#: frames encoded over all frames (so within 5 points of it) up to 95; the check that follows
-#: (a decode, several times faster than the encode) takes the last points.
+#: frames encoded (and checked alongside) over all frames, up to 95; reading the written file
+#: back (no decoding) takes the last points.
 ENCODE_SPAN = (0, 100)
 VERIFY_SPAN = (95, 99)
 REPROCESS_SPANS = ((0, 30), (30, 92), (92, 99))
@@ -130,33 +133,35 @@ async def _run_analysis(run: JobRun, span: tuple[int, int]) -> Analysis:
 async def _write_verified(
     run: JobRun, plan: EditPlan, encode_span: tuple[int, int], verify_span: tuple[int, int]
 ) -> JsonDict:
-    """Encode the plan into a temp file, verify it by decoding it, then publish it."""
+    """Encode the plan into a temp file, checking the encoder's packets by decoding them as
+    they are written (jobs.video.verify.LiveVerifier), confirm the file holds exactly the
+    checked stream, then publish it."""
     settings = run.deps.settings
     encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
     source = run.source_path
     temp: Path = run.temp_path(".mp4")
-    outcome = await run.run_frames(
-        run.video.frame_count,
-        lambda progress: edit_video(source, temp, plan, encode=encode, on_progress=progress),
-        label="Encoding",
-        span=encode_span,
-        ceiling=min(encode_span[1], verify_span[0]),
+    verifier = LiveVerifier(
+        roi=plan.roi, shape=plan.shape, black_frames=to_output_ranges(plan.blacken, plan.remove)
     )
+    try:
+        outcome = await run.run_frames(
+            run.video.frame_count,
+            lambda progress: edit_video(
+                source, temp, plan, encode=encode, on_progress=progress, on_video_packet=verifier
+            ),
+            label="Encoding",
+            span=encode_span,
+            ceiling=min(encode_span[1], verify_span[0]),
+        )
+    finally:
+        await asyncio.to_thread(verifier.close)
     removed = range_frames(
         (a, min(b, outcome.frames_in - 1)) for a, b in plan.remove if a < outcome.frames_in
     )
     expected = outcome.frames_in - removed
-    black = outcome.to_output_ranges(plan.blacken)
     verification = await run.run_frames(
         outcome.frames_out,
-        lambda progress: verify_output(
-            temp,
-            expected_frames=expected,
-            roi=plan.roi,
-            shape=plan.shape,
-            black_frames=black,
-            on_progress=progress,
-        ),
+        lambda progress: verifier.finish(temp, expected, on_progress=progress),
         label="Verifying",
         span=verify_span,
     )

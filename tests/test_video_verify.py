@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from pathlib import Path
 
 import pytest
 
-from jobs.video import EditPlan, Roi, Verification, edit_video, mask_video, verify_output
-from jobs.video.verify import DEFAULT_MARGIN_PX, LUMA_LIMIT
+from jobs.video import (
+    EditOutcome,
+    EditPlan,
+    EncodeOptions,
+    Roi,
+    Verification,
+    edit_video,
+    mask_video,
+    verify_output,
+)
+from jobs.video.timeline import to_output_ranges
+from jobs.video.verify import DEFAULT_MARGIN_PX, LUMA_LIMIT, LiveVerifier
 from tests.checks import BLACK
 from tests.media import make_not_a_video, make_video, truncate_copy
 
@@ -169,3 +180,111 @@ def test_verify_costs_less_than_the_edit(tmp_path: Path) -> None:
     )
     assert result.passed, result.problems
     assert verify_seconds < edit_seconds
+
+
+# -- LiveVerifier: the same checks on the encoder's packets, while the output is written ----
+
+
+def test_live_verification_matches_the_file_check(media: Path, source: Path) -> None:
+    plan = EditPlan(roi=ROI, shape="ellipse", blacken=((10, 14), (30, 33)), remove=((20, 24),))
+    black = to_output_ranges(plan.blacken, plan.remove)
+    verifier = LiveVerifier(roi=ROI, shape="ellipse", black_frames=black)
+    dst = media / "live.mp4"
+    try:
+        outcome = edit_video(source, dst, plan, on_video_packet=verifier)
+    finally:
+        verifier.close()
+    assert black == outcome.to_output_ranges(plan.blacken) == ((10, 14), (25, 28))
+    progress: list[int] = []
+    live = verifier.finish(dst, 45, on_progress=progress.append)
+    from_file = verify_output(dst, expected_frames=45, roi=ROI, shape="ellipse", black_frames=black)
+    assert live.passed, live.problems
+    assert live == from_file
+    assert progress[-1] == 45  # packets read back from the file
+
+
+def test_live_verification_catches_an_encoder_that_forgets_the_mask(
+    tmp_path: Path, source: Path
+) -> None:
+    verifier = LiveVerifier(roi=ROI, shape="rect", black_frames=((10, 14),))
+    dst = tmp_path / "leaky.mp4"
+    try:
+        edit_video(source, dst, EditPlan(blacken=((10, 14),)), on_video_packet=verifier)
+    finally:
+        verifier.close()
+    result = verifier.finish(dst, 50)
+    assert not result.passed
+    assert result.max_luma_outside is not None
+    assert result.max_luma_outside > 150
+    assert any("Outside the region" in p and "45 frames" in p for p in result.problems)
+
+
+def test_live_verification_refuses_a_file_other_than_the_checked_stream(
+    tmp_path: Path, source: Path, masked: Path
+) -> None:
+    """What is published must be what was decoded: here the file on disk is another encode."""
+    verifier = LiveVerifier(roi=ROI, shape="ellipse", black_frames=((10, 14),))
+    try:
+        edit_video(
+            source,
+            tmp_path / "checked.mp4",
+            EditPlan(roi=ROI, shape="ellipse", blacken=((10, 14),)),
+            encode=EncodeOptions(crf=30),
+            on_video_packet=verifier,
+        )
+    finally:
+        verifier.close()
+    result = verifier.finish(masked, 50)
+    assert not result.passed
+    assert any("differs from the stream that was checked" in p for p in result.problems)
+
+
+def test_live_verification_without_packets_fails(tmp_path: Path, masked: Path) -> None:
+    verifier = LiveVerifier(roi=ROI)
+    verifier.close()
+    result = verifier.finish(masked, 50)
+    assert not result.passed
+    assert result.problems[0] == "The encoder produced no video packet."
+
+
+def test_live_verification_of_an_odd_sized_yuv444_output(tmp_path: Path) -> None:
+    odd = make_video(
+        tmp_path / "odd.mp4", width=321, height=241, seconds=1.0, audio=False, pix_fmt="yuv444p"
+    )
+    roi = Roi(11, 7, 201, 151)
+    verifier = LiveVerifier(roi=roi, shape="ellipse")
+    dst = tmp_path / "odd-out.mp4"
+    try:
+        edit_video(odd, dst, EditPlan(roi=roi, shape="ellipse"), on_video_packet=verifier)
+    finally:
+        verifier.close()
+    result = verifier.finish(dst, 25)
+    assert result.passed, result.problems
+    assert result.frames_checked == 25
+
+
+def test_output_ranges_are_known_before_editing() -> None:
+    """to_output_ranges (from the plan) agrees with EditOutcome's (from what was written)."""
+    rng = random.Random(7)
+    for _ in range(500):
+        n = rng.randint(1, 40)
+        pick = [rng.randint(0, n - 1) for _ in range(8)]
+        removed = tuple((a, min(n - 1, a + rng.randint(0, 5))) for a in pick[:3])
+        blacken = tuple((a, min(n - 1, a + rng.randint(0, 5))) for a in pick[3:])
+        gone = {i for a, b in removed for i in range(a, b + 1)}
+        runs: list[list[int]] = []
+        for new, old in enumerate(i for i in range(n) if i not in gone):
+            if runs and runs[-1][1] == old - 1:
+                runs[-1][1] = old
+            else:
+                runs.append([old, old, new])
+        outcome = EditOutcome(
+            frames_in=n,
+            frames_out=n - len(gone),
+            removed=len(gone),
+            frame_map=tuple((a, b, c) for a, b, c in runs),
+            width=1,
+            height=1,
+            has_audio=False,
+        )
+        assert to_output_ranges(blacken, removed) == outcome.to_output_ranges(blacken)

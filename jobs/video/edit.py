@@ -26,7 +26,7 @@ Audio (first stream only, other streams are dropped):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,6 +39,7 @@ import numpy.typing as npt
 from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
+from av.packet import Packet
 from av.stream import Discard, Stream
 from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
@@ -131,6 +132,7 @@ def edit_video(
     *,
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
+    on_video_packet: Callable[[Packet[Stream]], None] | None = None,
 ) -> EditOutcome:
     """Write to `dst` (MP4, whatever its suffix) the video `src` edited as `plan` says.
 
@@ -139,7 +141,8 @@ def edit_video(
     rate and time base; the kept frames keep their durations and removed spans are closed up
     (see the module docstring, also for the audio). `on_progress` gets the number of frames
     decoded from the source after every frame and once more at the end; an exception it
-    raises aborts the edit and propagates.
+    raises aborts the edit and propagates. `on_video_packet` gets every encoded video packet,
+    in stream order, before the muxer does (see verify.LiveVerifier); it must not keep it.
 
     Raises ValueError if the plan would remove every frame, the ROI is empty or not inside
     the frame, the shape is unknown or a frame range is malformed; InvalidVideo if the source
@@ -179,7 +182,9 @@ def edit_video(
         elif ain is not None:
             relay = AudioRelay.create(out, ain)
 
-        editor = _Editor(out, vin, vout, pix_fmt, fills, blacken, remove, cutter, on_progress)
+        editor = _Editor(
+            out, vin, vout, pix_fmt, fills, blacken, remove, cutter, on_progress, on_video_packet
+        )
         streams: tuple[Stream, ...] = (vin,) if ain is None or relay is None else (vin, ain)
         for stream in inp.streams:
             if stream not in streams:  # the MP4/MKV demuxers then skip their data
@@ -191,7 +196,7 @@ def edit_video(
                     editor.take(frame)
             elif relay is not None:
                 relay.relay(packet)
-        mux(out, encode_frame(vout, None))
+        editor.flush()
         if cutter is not None:
             cutter.finish()
         if relay is not None:
@@ -227,8 +232,10 @@ class _Editor:
         remove: tuple[FrameRange, ...],
         cutter: _AudioCutter | None,
         on_progress: ProgressCallback | None,
+        on_packet: Callable[[Packet[Stream]], None] | None,
     ) -> None:
         self._out = out
+        self._on_packet = on_packet
         self._vout = vout
         self._width = vout.codec_context.width
         self._height = vout.codec_context.height
@@ -283,12 +290,22 @@ class _Editor:
         frame.pts = pts
         frame.time_base = self._time_base
         frame.pict_type = PictureType.NONE  # let x264 choose its own frame types
-        mux(self._out, encode_frame(self._vout, frame))
+        self._emit(encode_frame(self._vout, frame))
         if self.runs and self.runs[-1][1] == index - 1:
             self.runs[-1][1] = index
         else:
             self.runs.append([index, index, self.frames_out])
         self.frames_out += 1
+
+    def flush(self) -> None:
+        """Write the frames the encoder still holds."""
+        self._emit(encode_frame(self._vout, None))
+
+    def _emit(self, packets: list[Packet[Stream]]) -> None:
+        if self._on_packet is not None:
+            for packet in packets:
+                self._on_packet(packet)
+        mux(self._out, packets)
 
 
 _BLACK = (LUMA_BLACK, CHROMA_NEUTRAL, CHROMA_NEUTRAL)

@@ -7,7 +7,14 @@ from collections.abc import Iterable
 FrameRange = tuple[int, int]
 """0-based frame numbers in presentation order, inclusive at both ends."""
 
-__all__ = ["FrameRange", "RangeCursor", "format_ranges", "merge_ranges", "range_frames"]
+__all__ = [
+    "FrameRange",
+    "RangeCursor",
+    "format_ranges",
+    "merge_ranges",
+    "range_frames",
+    "to_output_ranges",
+]
 
 
 def merge_ranges(ranges: Iterable[FrameRange]) -> tuple[FrameRange, ...]:
@@ -62,3 +69,31 @@ class RangeCursor:
         while self._next < len(self._ranges) and self._ranges[self._next][1] < index:
             self._next += 1
         return self._next < len(self._ranges) and self._ranges[self._next][0] <= index
+
+
+def to_output_ranges(
+    ranges: Iterable[FrameRange], removed: Iterable[FrameRange]
+) -> tuple[FrameRange, ...]:
+    """`ranges` of source frames in the numbering of an output that leaves out the `removed`
+    frames (those are dropped from the result), sorted and merged. Known before editing, unlike
+    EditOutcome.to_output_ranges, with which it agrees on the frames the source has."""
+    kept: list[tuple[int, int | None]] = []  # the kept runs of source frames (end None: open)
+    next_kept = 0
+    for start, end in merge_ranges(removed):
+        if start > next_kept:
+            kept.append((next_kept, start - 1))
+        next_kept = end + 1
+    kept.append((next_kept, None))
+    mapped: list[FrameRange] = []
+    for start, end in merge_ranges(ranges):
+        dropped = 0  # removed frames before the current kept run
+        previous_end = -1
+        for run_start, run_end in kept:
+            dropped += run_start - previous_end - 1
+            lo, hi = max(start, run_start), end if run_end is None else min(end, run_end)
+            if lo <= hi:
+                mapped.append((lo - dropped, hi - dropped))
+            if run_end is None:
+                break
+            previous_end = run_end
+    return merge_ranges(mapped)

@@ -20,15 +20,21 @@ converted with swscale first.
 
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import av.error
 import numpy as np
+from av.packet import Packet
+from av.stream import Stream
 from av.video.frame import VideoFrame
 
 from jobs.video.codec import ProgressCallback, demux, plane_view, readable_frame
 from jobs.video.errors import InvalidVideo
+from jobs.video.nal import UnitDigest, annexb_units, avcc_config, length_prefixed_units
 from jobs.video.planes import (
     LUMA_BLACK,
     SHAPES,
@@ -43,7 +49,7 @@ from jobs.video.planes import (
 from jobs.video.probe import open_input, select_video_stream
 from jobs.video.timeline import FrameRange, RangeCursor, merge_ranges
 
-__all__ = ["DEFAULT_MARGIN_PX", "LUMA_LIMIT", "Verification", "verify_output"]
+__all__ = ["DEFAULT_MARGIN_PX", "LUMA_LIMIT", "LiveVerifier", "Verification", "verify_output"]
 
 LUMA_LIMIT = LUMA_BLACK + 8
 """Highest luma accepted where the output must be black (beyond the margin / black frames)."""
@@ -102,7 +108,7 @@ def verify_output(
     if shape not in SHAPES:
         raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
     black = merge_ranges(black_frames)
-    checker = _Checker(expected_frames, roi, shape, black, margin_px)
+    checker = _Checker(roi, shape, black, margin_px)
     try:
         with open_input(path) as container:
             stream = select_video_stream(container)
@@ -124,7 +130,164 @@ def verify_output(
         )
     if on_progress is not None:
         on_progress(checker.frames)
-    return checker.result()
+    return checker.result(expected_frames)
+
+
+class LiveVerifier:
+    """Verifies an H.264 output while it is being written, so the check costs no pass of its
+    own: the same checks as verify_output, on the encoder's own packets.
+
+    Give it to edit_video as `on_video_packet`: it copies each packet the encoder produces
+    (before the muxer gets it) into a bounded queue, and a thread of its own decodes and checks
+    them meanwhile, on the cores the encoder leaves idle. `finish` then reads the written file
+    back without decoding it and compares its NAL units and parameter sets with the ones that
+    were decoded, so what was checked is exactly what was written. Memory stays bounded: the
+    encoder waits when the checker is `backlog` packets behind.
+
+    Not reusable: one instance per output. Call `close` on every path (it is idempotent).
+    """
+
+    def __init__(
+        self,
+        *,
+        roi: Roi | None = None,
+        shape: Shape = "rect",
+        black_frames: tuple[FrameRange, ...] = (),
+        margin_px: int = DEFAULT_MARGIN_PX,
+        backlog: int = 64,
+    ) -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
+        self._checker = _Checker(roi, shape, merge_ranges(black_frames), margin_px)
+        self._queue: queue.Queue[tuple[bytes, int | None, int | None] | None] = queue.Queue(backlog)
+        self._digest = UnitDigest()
+        self._parameter_sets: list[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+
+    def __call__(self, packet: Packet[Stream]) -> None:
+        """Take the next packet of the encoder (called from the editing thread)."""
+        if self._thread is None:
+            extradata = packet.stream.codec_context.extradata
+            self._parameter_sets = annexb_units(bytes(extradata or b""))
+            self._thread = threading.Thread(
+                target=self._run, name="verify-output", args=(bytes(extradata or b""),)
+            )
+            self._thread.start()
+        self._queue.put((bytes(packet), packet.pts, packet.dts))
+
+    def close(self) -> None:
+        """Stop the checking thread (after it has decoded what it was given)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+    def finish(
+        self, path: Path, expected_frames: int, on_progress: ProgressCallback | None = None
+    ) -> Verification:
+        """Wait for the check of every packet, then compare them with the file at `path`.
+
+        `on_progress` gets the number of packets read back from the file. Returns the
+        Verification (see verify_output); a file whose NAL units or parameter sets differ from
+        the checked ones does not pass. OSErrors propagate, as do unexpected errors of the
+        checking thread.
+        """
+        self.close()
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._checker.problems.append("The encoder produced no video packet.")
+            return self._checker.result(expected_frames)
+        written = _WrittenStream.read(path, on_progress)
+        if written is None:
+            self._checker.problems.append("The written file has no readable H.264 stream.")
+        elif (
+            written.parameter_sets != self._parameter_sets
+            or written.digest.hexdigest() != self._digest.hexdigest()
+        ):
+            self._checker.problems.append(
+                "The written file differs from the stream that was checked "
+                f"({written.digest.units} NAL units written, {self._digest.units} checked)."
+            )
+        return self._checker.result(expected_frames)
+
+    def _run(self, extradata: bytes) -> None:
+        checker = self._checker
+        ended = False  # the end marker was taken from the queue
+        try:
+            ctx = av.CodecContext.create("h264", "r")
+            if extradata:
+                ctx.extradata = extradata
+            ctx.thread_type = "AUTO"
+            decoding = True
+            while (item := self._queue.get()) is not None:
+                data, pts, dts = item
+                self._digest.update(annexb_units(data))
+                if not decoding:
+                    continue  # keep draining so that the encoder never waits on a dead check
+                try:
+                    packet = av.Packet(data)
+                    packet.pts, packet.dts = pts, dts
+                    for frame in ctx.decode(packet):
+                        checker.check(frame)
+                except (_Unverifiable, av.error.FFmpegError) as exc:
+                    decoding = False
+                    checker.problems.append(_decode_problem(exc, checker.frames))
+            ended = True
+            if decoding:
+                try:
+                    for frame in ctx.decode(None):
+                        checker.check(frame)
+                except (_Unverifiable, av.error.FFmpegError) as exc:
+                    checker.problems.append(_decode_problem(exc, checker.frames))
+        except BaseException as exc:  # handed to the caller of finish()
+            self._error = exc
+            while not ended and self._queue.get() is not None:  # unblock the editing thread
+                pass
+
+
+def _decode_problem(exc: Exception, frames: int) -> str:
+    if isinstance(exc, _Unverifiable):
+        return str(exc)
+    if frames == 0:
+        return "The output is not a readable video."
+    return f"The output cannot be decoded after frame {frames - 1}."
+
+
+@dataclass
+class _WrittenStream:
+    """The H.264 stream of a written MP4, as NAL units, read without decoding."""
+
+    parameter_sets: list[bytes]
+    digest: UnitDigest
+
+    @classmethod
+    def read(cls, path: Path, on_progress: ProgressCallback | None) -> _WrittenStream | None:
+        try:
+            with open_input(path) as container:
+                stream = select_video_stream(container)
+                length_size, parameter_sets = avcc_config(
+                    bytes(stream.codec_context.extradata or b"")
+                )
+                digest = UnitDigest()
+                packets = 0
+                for packet in demux(container, (stream,)):
+                    if packet.size:
+                        digest.update(length_prefixed_units(bytes(packet), length_size))
+                        packets += 1
+                        if on_progress is not None and packets % 64 == 0:
+                            on_progress(packets)
+        except OSError:
+            raise
+        except (InvalidVideo, ValueError, av.error.FFmpegError):
+            return None
+        if on_progress is not None:
+            on_progress(packets)
+        return cls(parameter_sets, digest)
 
 
 class _Unverifiable(Exception):
@@ -136,13 +299,11 @@ class _Checker:
 
     def __init__(
         self,
-        expected: int,
         roi: Roi | None,
         shape: Shape,
         black: tuple[FrameRange, ...],
         margin: int,
     ) -> None:
-        self._expected = expected
         self._roi = roi
         self._shape = shape
         self._black = black
@@ -196,10 +357,10 @@ class _Checker:
         if not near.all():
             self._far = PlaneFill.from_keep(near, LUMA_BLACK)
 
-    def result(self) -> Verification:
+    def result(self, expected: int) -> Verification:
         problems = list(self.problems)
-        if self.frames != self._expected:
-            problems.append(f"The output has {self.frames} frames; {self._expected} expected.")
+        if self.frames != expected:
+            problems.append(f"The output has {self.frames} frames; {expected} expected.")
         if self._outside_bad:
             problems.append(
                 f"Outside the region (beyond {self._margin} px) the luma reaches "
@@ -213,7 +374,7 @@ class _Checker:
             )
         return Verification(
             frames_checked=self.frames,
-            frames_expected=self._expected,
+            frames_expected=expected,
             max_luma_outside=self._max_outside,
             margin_px=self._margin,
             max_luma_blackened=self._max_black,
