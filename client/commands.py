@@ -335,7 +335,7 @@ def _upload(api: Api, path: Path, shown: str, console: Console) -> tuple[int, Js
         bar.close()
     console.note(
         f"Uploaded as video {video['id']}: {video.get('width')}x{video.get('height')}, "
-        f"{video.get('fps')} fps, {video.get('frame_count')} frames"
+        f"{float(video.get('fps') or 0):g} fps, {video.get('frame_count')} frames"
     )
     return int(video["id"]), video
 
