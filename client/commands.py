@@ -7,6 +7,7 @@ stdout carries results (a task id, the saved file's path, a status, a table, or 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -264,6 +265,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except KeyboardInterrupt:
         console.error("interrupted")
         return Exit.INTERRUPTED
+    except BrokenPipeError:  # stdout went away (`vidcorrect tasks | head -1`): nothing to say
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), console.out.fileno())
+        return Exit.OK
 
 
 def _explain(error: ApiError, api: Api) -> str:
@@ -344,6 +349,12 @@ def _follow(api: Api, task_id: str, console: Console) -> JsonDict:
     view = task_view(console.err, quiet=console.quiet)
     try:
         return Follower(api, task_id, view.update).run()
+    except Unreachable as error:
+        raise Unreachable(
+            f"{error.message}; task {task_id} goes on there: `vidcorrect download {task_id}` "
+            "picks it up",
+            lost=error.lost,
+        ) from None
     except KeyboardInterrupt:
         raise Interrupted(
             f"stopped following; task {task_id} goes on. Pick it up with "

@@ -111,7 +111,9 @@ def device_lines(devices: list[JsonDict]) -> list[str]:
     for device in devices:
         roi = device.get("roi") or {}
         lines.append(
-            f"{device.get('name')}  on {device.get('frame_width')}x{device.get('frame_height')}: "
-            f"--rect {roi.get('x')},{roi.get('y')},{roi.get('width')},{roi.get('height')}"
+            f"{device.get('name')}  keeps x {roi.get('x')}, y {roi.get('y')}, "
+            f"{roi.get('width')}x{roi.get('height')} of a "
+            f"{device.get('frame_width')}x{device.get('frame_height')} frame "
+            "(scaled to the video's size)"
         )
     return lines

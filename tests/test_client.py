@@ -303,6 +303,9 @@ async def test_status_tasks_and_cancel_of_queued_tasks(
     everything = await vidcorrect(here, "tasks", "--limit", "1", "--all", "--json", "--url", url)
     assert [t["task_id"] for t in json.loads(everything.out)["tasks"]] == [second, first]
 
+    devices = await vidcorrect(here, "devices", "--url", url)
+    assert devices.out.startswith("olympus_cv_1500  keeps x 550, y 0, 1350x1080 of a 1920x1080")
+
     cancel = await vidcorrect(here, "cancel", first, "--url", url)
     assert cancel.code == 0
     assert cancel.out.strip() == f"{first}  REVOKED  Cancelled."
