@@ -65,6 +65,8 @@ class Api:
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"the server URL must look like http://host:port, got {base_url!r}")
+        if token and not (token.isprintable() and token.strip() == token and " " not in token):
+            raise ValueError("the API token must be one word of printable characters")
         self.base = base_url.rstrip("/")
         self.token = token or None
         self._opener = urllib.request.build_opener(_NoRedirects)

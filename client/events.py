@@ -22,6 +22,8 @@ POLL_INTERVAL = 1.0
 MAX_BARREN_STREAMS = 3
 #: Seconds the server may stay unreachable while following before the client gives up.
 GIVE_UP_AFTER = 60.0
+#: Answers that mean "not now" (Redis away, a proxy between restarts): try again.
+TRANSIENT = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class Follower:
                 self._wait_for_server(error, self.retry_seconds)
                 continue
             except ApiError as error:
-                if error.status == 503:
+                if error.status in TRANSIENT:
                     self._wait_for_server(error, error.retry_after or self.retry_seconds)
                     continue
                 if error.status == 404 and error.code != "task_not_found":
@@ -114,7 +116,8 @@ class Follower:
             if barren >= MAX_BARREN_STREAMS:
                 return self.poll()
             # The stream ended without its end event (the server restarted, or the connection
-            # dropped): resume after the last event seen, at once the first time.
+            # dropped): resume after the last event seen; soon if this stream brought events,
+            # else after the server's suggested retry interval.
             time.sleep(0.2 if delivered else self.retry_seconds)
 
     def _stream_once(self) -> tuple[JsonDict | None, bool]:
@@ -161,7 +164,7 @@ class Follower:
                 self._wait_for_server(error, POLL_INTERVAL)
                 continue
             except ApiError as error:
-                if error.status != 503:
+                if error.status not in TRANSIENT:
                     raise
                 self._wait_for_server(error, error.retry_after or POLL_INTERVAL)
                 continue
