@@ -1,4 +1,5 @@
-"""The ``vidcorrect`` command: ``serve`` the HTTP API, or run a ``worker``."""
+"""The ``vidcorrect`` command: ``serve`` the HTTP API, or run a ``worker``; the client's
+commands (``submit``, ``status``, ...) are dispatched to the ``client`` package."""
 
 from __future__ import annotations
 
@@ -7,14 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-from aiohttp import web
-
-from jobs.errors import ConfigError
-from jobs.logs import configure_logging
-from jobs.settings import Settings
-from jobs.worker import ResilientWorker, worker_options
-from server.app import create_app
+from client import commands as client
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,12 +29,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker = commands.add_parser("worker", help="run an arq worker against REDIS_URL")
     worker.add_argument("--data-dir", type=Path, help="the same data dir the server uses")
+    client.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vidcorrect`` console script."""
     args = build_parser().parse_args(argv)
+    if args.command in client.COMMANDS:
+        return client.run(args)
+    # The service's imports (PyAV, numpy, arq, ...) load only for the commands that need them.
+    import structlog
+    from aiohttp import web
+
+    from jobs.errors import ConfigError
+    from jobs.logs import configure_logging
+    from jobs.settings import Settings
+    from jobs.worker import ResilientWorker, worker_options
+    from server.app import create_app
+
     try:
         settings = Settings.from_env(data_dir=args.data_dir)
     except ConfigError as error:

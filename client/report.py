@@ -1,0 +1,119 @@
+"""Plain-text views of the API's answers: a task, a page of tasks, a job's result, the devices.
+
+They show what the server sent about tasks and videos by their ids; never a video's filename.
+"""
+
+from __future__ import annotations
+
+from client.api import JsonDict
+from client.progress import duration
+
+
+def task_lines(task: JsonDict) -> list[str]:
+    """A task's state, progress and times, one ``name  value`` line each."""
+    rows = [
+        ("task", str(task.get("task_id"))),
+        ("operation", f"{task.get('operation')} of video {task.get('video_id')}"),
+        ("state", f"{task.get('state')} ({task.get('progress', 0)}%)"),
+        ("status", str(task.get("status") or "")),
+    ]
+    eta = task.get("eta_seconds")
+    if task.get("state") == "PROGRESS" and isinstance(eta, int | float):
+        rows.append(("time left", duration(eta)))
+    if (task.get("attempt") or 1) > 1:
+        rows.append(("attempt", str(task.get("attempt"))))
+    for name in ("created_at", "started_at", "finished_at"):
+        if task.get(name):
+            rows.append((name.removesuffix("_at"), str(task[name])))
+    result = task.get("result") or {}
+    if result.get("output_url"):
+        rows.append(("output", str(result["output_url"])))
+    error = task.get("error")
+    if error:
+        rows.append(("error", f"{error.get('message')} ({error.get('code')})"))
+    width = max(len(name) for name, _ in rows)
+    return [f"{name:<{width}}  {value}" for name, value in rows]
+
+
+def tasks_table(tasks: list[JsonDict]) -> list[str]:
+    """A page of tasks as aligned columns, newest first as the server lists them."""
+    header = ("TASK", "STATE", "PROGRESS", "OPERATION", "VIDEO", "CREATED")
+    rows = [header] + [
+        (
+            str(task.get("task_id")),
+            str(task.get("state")),
+            f"{task.get('progress', 0)}%",
+            str(task.get("operation")),
+            str(task.get("video_id")),
+            str(task.get("created_at") or ""),
+        )
+        for task in tasks
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def finished_line(task: JsonDict) -> str:
+    """One line on a successful job: its time, frames, and its output's check."""
+    result = task.get("result") or {}
+    parts = []
+    if isinstance(result.get("processing_time"), int | float):
+        parts.append(f"Finished in {result['processing_time']:.1f} s")
+    else:
+        parts.append("Finished")
+    if result.get("frames") is not None:
+        parts.append(f"{result['frames']} frames")
+    if result.get("removed_frames"):
+        parts.append(f"{result['removed_frames']} removed ({result.get('removed_ranges')})")
+    check = result.get("verification")
+    if isinstance(check, dict) and check.get("passed"):
+        parts.append(
+            f"output checked: {check.get('frames_checked')} frames decoded again, brightest "
+            f"luma outside the ROI {check.get('max_luma_outside')} "
+            f"(limit {check.get('luma_limit')})"
+        )
+    return "; ".join(parts)
+
+
+def analysis_lines(analysis: JsonDict) -> list[str]:
+    """What an analysis found, with its suggested ROI as the option that uses it."""
+    total = analysis.get("total_frames")
+    count = analysis.get("sensitive_frame_count", 0)
+    ratio = float(analysis.get("sensitive_ratio") or 0.0)
+    lines = [f"frames      {total}, sensitive {count} ({ratio:.1%})"]
+    if analysis.get("sensitive_frame_ids"):
+        lines.append(f"sensitive   {analysis['sensitive_frame_ids']}")
+    segments = analysis.get("segments") or []
+    for segment in segments:
+        lines.append(
+            f"segment     {segment.get('label')} {segment.get('start_frame')}-"
+            f"{segment.get('end_frame')}"
+        )
+    roi = analysis.get("suggested_roi")
+    if isinstance(roi, dict):
+        option = "--ellipse" if roi.get("ellipse") else "--rect"
+        lines.append(
+            f"suggested   {option} {roi.get('x')},{roi.get('y')},{roi.get('width')},"
+            f"{roi.get('height')}"
+        )
+    overlays = analysis.get("overlay_regions") or []
+    if overlays:
+        lines.append(f"overlays    {len(overlays)} static text-like region(s) outside the ROI")
+    return lines
+
+
+def device_lines(devices: list[JsonDict]) -> list[str]:
+    """The known devices and the image area each keeps, on its own frame size."""
+    lines = []
+    for device in devices:
+        roi = device.get("roi") or {}
+        lines.append(
+            f"{device.get('name')}  keeps x {roi.get('x')}, y {roi.get('y')}, "
+            f"{roi.get('width')}x{roi.get('height')} of a "
+            f"{device.get('frame_width')}x{device.get('frame_height')} frame "
+            "(scaled to the video's size)"
+        )
+    return lines
