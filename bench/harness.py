@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import platform
+import random
 import resource
 import shutil
 import statistics
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -394,7 +395,31 @@ async def bench_api(work: Path, clip: Path) -> list[Result]:
                     task_ids.append(task["task_id"])
                 submit.append((time.perf_counter() - started) * 1000)
 
+        burst_began = time.perf_counter()
         await asyncio.gather(*(submitter(n) for n in range(100)))
+        burst_rate = len(submit) / (time.perf_counter() - burst_began)
+
+        # 100 submitters at a steady pace: each posts every 0.5 s (200/s in all) for 5 s.
+        paced: list[float] = []
+
+        async def paced_submitter(n: int) -> None:
+            phase = random.Random(n).random() * 0.5
+            for k in range(10):
+                await asyncio.sleep(max(0.0, paced_began + phase + k * 0.5 - time.perf_counter()))
+                body = {
+                    "mask_type": "custom",
+                    "roi": {"x": n, "y": 8 + k, "width": 64, "height": 64},
+                }
+                started = time.perf_counter()
+                async with session.post(
+                    f"{base}/api/video-apply-mask/{video_id}/", json=body
+                ) as resp:
+                    await resp.read()
+                    assert resp.status == 202
+                paced.append((time.perf_counter() - started) * 1000)
+
+        paced_began = time.perf_counter()
+        await asyncio.gather(*(paced_submitter(n) for n in range(100)))
         status_url = f"{base}/api/task-status/{task_ids[-1]}/"
         gets: list[float] = []
 
@@ -418,23 +443,37 @@ async def bench_api(work: Path, clip: Path) -> list[Result]:
         return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
     p50, p99 = pct(submit, 0.5), pct(submit, 0.99)
+    s50, s99 = pct(paced, 0.5), pct(paced, 0.99)
     g50, g99 = pct(gets, 0.5), pct(gets, 0.99)
     print(
-        f"  5. submit p50 {p50:.1f} ms p99 {p99:.1f} ms; status p50 {g50:.1f} ms "
-        f"p99 {g99:.1f} ms at {rate:.0f}/s",
+        f"  5. submit burst p50 {p50:.1f} ms p99 {p99:.1f} ms ({burst_rate:.0f}/s); paced "
+        f"p50 {s50:.1f} ms p99 {s99:.1f} ms; status p50 {g50:.1f} ms p99 {g99:.1f} ms "
+        f"at {rate:.0f}/s",
         flush=True,
     )
     return [
         Result(
-            "5. POST-to-202 p99, 100 submitters (ms; ref = 20 ms target)",
-            p99,
+            "5. POST-to-202 p99, 100 submitters at 200/s in all (ms; ref = 20 ms target)",
+            s99,
             20.0,
-            p99 / 20.0,
+            s99 / 20.0,
             1.0,
-            p99 <= 20.0,
-            submit,
+            s99 <= 20.0,
+            paced,
             [20.0],
-            f"p50 {p50:.1f} ms over {len(submit)} submissions",
+            f"p50 {s50:.1f} ms over {len(paced)} submissions, each submitter posting every 0.5 s",
+        ),
+        Result(
+            "5. POST-to-202 p99, 100 submitters back to back (ms; ref = 200 ms requirement)",
+            p99,
+            200.0,
+            p99 / 200.0,
+            1.0,
+            p99 <= 200.0,
+            submit,
+            [200.0],
+            f"p50 {p50:.1f} ms over {len(submit)} submissions; {burst_rate:.0f} submissions/s "
+            "served, so each waits behind the 99 others in flight (100 / rate)",
         ),
         Result(
             "5. status GET p99 at 200/s (ms; ref = 20 ms)",
@@ -509,6 +548,62 @@ async def bench_fanout(work: Path, clip: Path, clients: int = 500) -> Result:
     )
 
 
+async def bench_upload_memory(work: Path, clip: Path, size: int = 2 * 1024**3) -> Result:
+    """Case 7, server side: the server's RSS while a ``size`` byte upload streams in (a real
+    clip followed by padding, sent as a raw video/mp4 body in 1 MiB chunks)."""
+    head = await asyncio.to_thread(clip.read_bytes)
+    chunk = bytes(1024 * 1024)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        sent = len(head)
+        while sent < size:
+            part = chunk[: min(len(chunk), size - sent)]
+            sent += len(part)
+            yield part
+
+    async with (
+        service_process(work, "upload") as (base, _, pid),
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session,
+    ):
+        baseline = peak = _rss_mb(pid)
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, _rss_mb(pid))
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.create_task(watch())
+        started = time.perf_counter()
+        async with session.post(
+            f"{base}/api/videos/?filename=upload.mp4",
+            data=body(),
+            headers={"Content-Type": "video/mp4"},
+        ) as resp:
+            answer = await resp.json()
+            assert resp.status == 201, answer
+        took = time.perf_counter() - started
+        watcher.cancel()
+    growth = peak - baseline
+    print(
+        f"  7. {size / 1024**3:.1f} GiB upload in {took:.1f} s: server RSS {baseline:.0f} -> "
+        f"peak {peak:.0f} MB (+{growth:.1f} MB)",
+        flush=True,
+    )
+    return Result(
+        f"7. server RSS growth during a {size / 1024**3:.0f} GiB upload (MB; ref = 50 MB target)",
+        growth,
+        50.0,
+        growth / 50.0,
+        1.0,
+        growth <= 50.0,
+        [baseline, peak],
+        [50.0],
+        f"RSS {baseline:.0f} MB before, peak {peak:.0f} MB; {size / took / 1024**2:.0f} MiB/s",
+    )
+
+
 def bench_memory(work: Path, short: Path) -> Result:
     """Case 7: the worker's frame loop on a 5 min clip against a 20 s one (peak RSS, MB)."""
     long_clip = make_video(work / "long.mp4", width=1920, height=1080, seconds=300)
@@ -559,6 +654,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
         if not quick:
             results += await bench_api(work, first)
             results.append(await bench_fanout(work, first))
+            results.append(await bench_upload_memory(work, first))
         if args.long and not quick:
             results.append(bench_memory(work, first))
     return results
