@@ -368,7 +368,10 @@ async def bench_overhead(
         repeat,
         job,
         bare,
-        note="the job's processing_time includes the output's own check (a full decode)",
+        note=(
+            "the bare pipeline is edit_video alone; the job's processing_time also includes the "
+            "output's own check (decoded alongside the encode, then the file read back)"
+        ),
     )
 
 
