@@ -9,7 +9,6 @@ task ends FAILURE with ``verification_failed``.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,9 @@ from jobs.records import JsonDict, Operation
 from jobs.runner import JobRun, run_task
 from jobs.video import EncodeOptions, Roi
 from jobs.video.analyze import Analysis, analyze_video
-from jobs.video.edit import EditPlan, edit_video
-from jobs.video.timeline import format_ranges, range_frames, to_output_ranges
-from jobs.video.verify import LiveVerifier
+from jobs.video.checked import write_checked
+from jobs.video.edit import EditPlan
+from jobs.video.timeline import format_ranges, range_frames
 
 #: Shares of the task's 0-100 progress for each stage. A single-pass job's progress is the
 #: frames encoded (and checked alongside) over all frames, up to 95; reading the written file
@@ -133,37 +132,18 @@ async def _run_analysis(run: JobRun, span: tuple[int, int]) -> Analysis:
 async def _write_verified(
     run: JobRun, plan: EditPlan, encode_span: tuple[int, int], verify_span: tuple[int, int]
 ) -> JsonDict:
-    """Encode the plan into a temp file, checking the encoder's packets by decoding them as
-    they are written (jobs.video.verify.LiveVerifier), confirm the file holds exactly the
-    checked stream, then publish it."""
+    """Encode the plan into a temp file, checked as it is written (write_checked), then
+    publish it."""
     settings = run.deps.settings
     encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
     source = run.source_path
     temp: Path = run.temp_path(".mp4")
-    verifier = LiveVerifier(
-        roi=plan.roi, shape=plan.shape, black_frames=to_output_ranges(plan.blacken, plan.remove)
-    )
-    try:
-        outcome = await run.run_frames(
-            run.video.frame_count,
-            lambda progress: edit_video(
-                source, temp, plan, encode=encode, on_progress=progress, on_video_packet=verifier
-            ),
-            label="Encoding",
-            span=encode_span,
-            ceiling=min(encode_span[1], verify_span[0]),
-        )
-    finally:
-        await asyncio.to_thread(verifier.close)
-    removed = range_frames(
-        (a, min(b, outcome.frames_in - 1)) for a, b in plan.remove if a < outcome.frames_in
-    )
-    expected = outcome.frames_in - removed
-    verification = await run.run_frames(
-        outcome.frames_out,
-        lambda progress: verifier.finish(temp, expected, on_progress=progress),
-        label="Verifying",
-        span=verify_span,
+    outcome, verification = await run.run_frames(
+        run.video.frame_count,
+        lambda progress: write_checked(source, temp, plan, encode=encode, on_progress=progress),
+        label="Encoding",
+        span=encode_span,
+        ceiling=min(encode_span[1], verify_span[0]),
     )
     if not verification.passed:
         raise VerificationFailed(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from arq.worker import Worker
 
-import jobs.operations
+import jobs.video.checked
 from jobs.settings import Settings
 from jobs.video.edit import edit_video
 from jobs.video.timeline import format_ranges, merge_ranges
@@ -98,7 +98,7 @@ async def test_reprocess_masks_and_removes_in_one_encode_pass(
         encodes.append(src)
         return edit_video(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(jobs.operations, "edit_video", counting_edit_video)
+    monkeypatch.setattr(jobs.video.checked, "edit_video", counting_edit_video)
     video = await upload(client, scenes.path)
     task_id = await submit(client, f"/api/video-reprocess/{video['id']}/", {})
     seen = await follow_task(client, task_id, interval=0.02)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from arq.worker import Worker
 
-import jobs.operations
+import jobs.video.checked
 from jobs.settings import Settings
 from jobs.video.edit import EditPlan, edit_video
 from tests.api import Client, expect_error, follow_task, upload
@@ -145,7 +145,7 @@ async def test_an_output_that_fails_its_check_is_deleted(
     def leaky_edit_video(src: Path, dst: Path, plan: EditPlan, **kwargs: Any) -> Any:
         return edit_video(src, dst, EditPlan(blacken=plan.blacken, remove=plan.remove), **kwargs)
 
-    monkeypatch.setattr(jobs.operations, "edit_video", leaky_edit_video)
+    monkeypatch.setattr(jobs.video.checked, "edit_video", leaky_edit_video)
     video = await upload(client, numbered)
     final = await run_job(
         client,

@@ -1,0 +1,42 @@
+"""Editing with the output's own check: one function that writes an edited video and says
+whether it is what was promised, for the jobs to call (in one thread or one child process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jobs.video.codec import DEFAULT_ENCODE, EncodeOptions, ProgressCallback
+from jobs.video.edit import EditOutcome, EditPlan, edit_video
+from jobs.video.timeline import range_frames, to_output_ranges
+from jobs.video.verify import LiveVerifier, Verification
+
+__all__ = ["write_checked"]
+
+
+def write_checked(
+    src: Path,
+    dst: Path,
+    plan: EditPlan,
+    *,
+    encode: EncodeOptions = DEFAULT_ENCODE,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[EditOutcome, Verification]:
+    """edit_video(src, dst, plan), with every frame of the output decoded and checked while it
+    is written (see verify.LiveVerifier) and the file read back to confirm it holds exactly the
+    checked stream. The caller publishes `dst` only if the Verification passed.
+
+    `on_progress` gets the source frames done, as for edit_video. Raises what edit_video raises.
+    """
+    verifier = LiveVerifier(
+        roi=plan.roi, shape=plan.shape, black_frames=to_output_ranges(plan.blacken, plan.remove)
+    )
+    try:
+        outcome = edit_video(
+            src, dst, plan, encode=encode, on_progress=on_progress, on_video_packet=verifier
+        )
+    finally:
+        verifier.close()
+    removed = range_frames(
+        (a, min(b, outcome.frames_in - 1)) for a, b in plan.remove if a < outcome.frames_in
+    )
+    return outcome, verifier.finish(dst, outcome.frames_in - removed)
