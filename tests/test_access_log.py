@@ -8,7 +8,9 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from subprocess import Popen
@@ -17,14 +19,26 @@ from typing import IO, Any
 import aiohttp
 
 from jobs.settings import Settings
-from tests.test_serve import _command, _free_port
 
 SECRET = "Jane-Doe-1962"
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _serve(port: int, data_dir: Path, env: dict[str, str], log: IO[bytes]) -> Popen[bytes]:
     return subprocess.Popen(
-        [*_command(), "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            str(Path(sys.executable).parent / "vidcorrect"),
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -20,7 +20,7 @@ import pytest
 from jobs.settings import Settings
 from tests.api import Client, follow_task, submit_mask, upload
 from tests.media import make_video
-from tests.test_monitoring import scrape
+from tests.metrics import scrape
 
 JOBS = 8
 #: The fields every line a job logs must carry.

@@ -9,7 +9,6 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
@@ -19,23 +18,11 @@ from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from tests.api import Client, follow_task, submit_mask, upload
+from tests.media import make_video
+from tests.metrics import scrape
 from tests.sse import read_events
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
-
-
-async def scrape(client: Client) -> tuple[str, dict[str, float]]:
-    """GET /metrics: the exposition text and its samples as ``{'name{labels}': value}``."""
-    resp = await client.get("/metrics")
-    assert resp.status == 200
-    assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    text = await resp.text()
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return text, samples
 
 
 async def wait_ready(client: Client, timeout: float = 20) -> dict[str, object]:
@@ -187,3 +174,42 @@ async def test_readyz_counts_only_fresh_workers(client: Client, settings: Settin
         assert "vidcorrect_workers_alive 0.0" in text
     finally:
         await redis.aclose()
+
+
+async def test_running_job_shows_in_fps_and_a_cancelled_run_in_the_histogram(
+    client: Client, settings: Settings, media_dir: Path
+) -> None:
+    clip = make_video(media_dir / "monitoring-8s.mp4", width=1280, height=720, seconds=8.0)
+    video = await upload(client, clip)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    # A slower encode, and beats every second (heartbeat_timeout / 3).
+    busy = replace(settings, x264_preset="medium", heartbeat_timeout=3)
+    async with in_process_worker(busy):
+        deadline = time.monotonic() + 60
+        samples: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            _, samples = await scrape(client)
+            if samples.get("vidcorrect_processing_fps", 0) > 0:
+                break
+            await asyncio.sleep(0.2)
+        assert samples["vidcorrect_processing_fps"] > 0, samples
+        assert samples["vidcorrect_jobs_running"] == 1
+        running = [v for k, v in samples.items() if k.startswith("vidcorrect_worker_jobs_running")]
+        assert running == [1]
+        assert samples['vidcorrect_tasks{operation="mask",state="PROGRESS"}'] == 1
+        assert (await client.post(f"/api/task-status/{task_id}/cancel/")).status == 202
+        deadline = time.monotonic() + 10
+        while (await (await client.get(f"/api/task-status/{task_id}/")).json())["state"] != (
+            "REVOKED"
+        ):
+            assert time.monotonic() < deadline, "the cancel never took"
+            await asyncio.sleep(0.05)
+        text, samples = await scrape(client)
+    assert 'vidcorrect_job_duration_seconds_count{operation="mask",state="REVOKED"} 1.0' in text
+    assert 'vidcorrect_tasks{operation="mask",state="REVOKED"} 1.0' in text
+    assert 'vidcorrect_tasks{operation="mask",state="PROGRESS"} 0.0' in text
+    assert (
+        0
+        < samples['vidcorrect_frames_processed_total{operation="mask",stage="encode"}']
+        < (video["frame_count"])
+    )
