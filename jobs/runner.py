@@ -246,8 +246,11 @@ class JobRun:
         if stats is None or frames <= 0:
             return
         progress.counted += frames  # before the await: a later call never counts them again
+        stage = STAGES.get(label, "process")
         try:
-            await stats.add_frames(self.task.operation.value, STAGES.get(label, "process"), frames)
+            # Shielded: the publisher is cancelled at the stage's end, and frames already taken
+            # off the count must still reach it.
+            await asyncio.shield(stats.add_frames(self.task.operation.value, stage, frames))
         except RedisError as error:
             log.warning("frames not counted", error=str(error))
 

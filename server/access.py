@@ -73,7 +73,7 @@ def access_log_middleware(metrics: HttpMetrics) -> Middleware:
         except web.HTTPException as error:  # redirects and what the error middleware let pass
             status = error.status
             raise
-        except (asyncio.CancelledError, ConnectionResetError):
+        except (asyncio.CancelledError, ConnectionError):
             status = CLIENT_GONE
             raise
         finally:

@@ -79,7 +79,9 @@ class ServiceCollector:
         """The Redis-backed metric families of the current snapshot."""
         snap = self.snapshot
         yield GaugeMetricFamily(
-            "vidcorrect_redis_up", "1 if this scrape could read Redis, else 0.", snap.redis_up
+            "vidcorrect_redis_up",
+            "1 if this scrape could read Redis, else 0.",
+            1.0 if snap.redis_up else 0.0,
         )
         if not snap.redis_up:
             return
