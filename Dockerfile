@@ -17,9 +17,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN python -m venv --without-pip /opt/venv \
  && pip --python /opt/venv/bin/python install --no-cache-dir /app
-COPY jobs ./jobs
-COPY server ./server
-COPY static ./static
+# The packages and static/ (.dockerignore lets nothing else in).
+COPY . .
 # Installed in place (editable): the server serves /app/static next to its code.
 RUN pip --python /opt/venv/bin/python install --no-cache-dir --no-deps --editable /app \
  && /opt/venv/bin/python -m compileall -q /app/jobs /app/server

@@ -74,7 +74,12 @@ async def index(request: web.Request) -> web.FileResponse:
 async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id, the route and the ids the path names to every log line of this
     request (the route pattern, not the path: a path no route matches may hold anything)."""
-    ids = {k: v for k, v in request.match_info.items() if k in ("task_id", "video_id")}
+    ids: dict[str, str | int] = {}
+    if "task_id" in request.match_info:
+        ids["task_id"] = request.match_info["task_id"]
+    if "video_id" in request.match_info:  # a number, as in the job lines (one type per field)
+        raw = request.match_info["video_id"]
+        ids["video_id"] = int(raw) if raw.isdigit() else raw
     with structlog.contextvars.bound_contextvars(
         request_id=uuid.uuid4().hex[:12],
         method=request.method,

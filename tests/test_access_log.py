@@ -108,7 +108,7 @@ async def test_each_request_logs_one_json_access_line(tmp_path: Path, settings: 
         assert line["timestamp"].endswith("Z")
     assert len({line["request_id"] for line in access}) == len(access)
     assert access[1]["task_id"] == "abc123"
-    assert access[2]["video_id"] == "7"
+    assert access[2]["video_id"] == 7
     # The 404 of the unknown task is the error middleware's answer; it logged nothing else, and
     # aiohttp's own access log (the raw request line) is off: /healthz polls left no line.
     assert not [line for line in lines if line.get("logger") == "aiohttp.access"]

@@ -4,6 +4,7 @@ command, setting, module and port they name is one the project provides, and had
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib
 import importlib.util
 import re
@@ -178,8 +179,40 @@ def test_dockerfile_builds_in_one_stage_and_runs_slim_in_another(dockerfile: lis
         assert tool not in final_runs, f"{tool} in the final stage"
     installs = " ".join(build.all("RUN"))
     assert "--editable /app" in installs  # the server finds /app/static next to its code
-    for source in ("jobs", "server", "static", "pyproject.toml"):
-        assert any(source in args for args in build.all("COPY")), f"{source} is not copied"
+    assert "pyproject.toml README.md ./" in build.all("COPY")[0]  # dependencies first
+    assert ". ." in build.all("COPY"), "the sources (as .dockerignore allows them) are copied"
+
+
+def dockerignore_allows(name: str) -> bool:
+    """Whether a top-level file or folder of the checkout reaches the build context."""
+    allowed = False
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line.lstrip("!")
+        if fnmatch.fnmatch(name, pattern):
+            allowed = negate
+    return allowed
+
+
+def test_the_image_gets_every_package_and_nothing_private() -> None:
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    patterns = found["find"]["include"]
+    packages = [
+        path.name
+        for path in ROOT.iterdir()
+        if (path / "__init__.py").is_file()
+        and any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns)
+    ]
+    assert {"jobs", "server"} <= set(packages)
+    for name in [*packages, "static", "pyproject.toml", "README.md"]:
+        assert dockerignore_allows(name), (
+            f"{name} does not reach the image: add it to .dockerignore"
+        )
+    for name in (".git", ".venv", "data", "tests", "bench", ".ci", "Dockerfile"):
+        assert not dockerignore_allows(name), f"{name} would be copied into the image"
 
 
 def test_dockerfile_runs_as_a_user_with_a_healthcheck_and_the_server_port(
@@ -211,8 +244,6 @@ def test_dockerfile_runs_as_a_user_with_a_healthcheck_and_the_server_port(
     assert env["VIDCORRECT_DATA_DIR"] == "/data"
     assert "mkdir /data" in " ".join(final.all("RUN"))
     check_environment({k: v for k, v in env.items() if k in settings_env_names()}, "Dockerfile")
-    ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {".git", ".venv", "data", "tests"} <= set(ignored)
 
 
 def test_hadolint_passes() -> None:
