@@ -288,6 +288,10 @@ def test_compose_runs_redis_server_and_workers(compose: dict[str, Any]) -> None:
     published = with_defaults(server["ports"][0])
     assert published.rsplit(":", 1)[1] == str(served.port)
     assert check_command(worker["command"]).command == "worker"
+    # The other worker command the Dockerfile and README name resolves too.
+    alternative = ["arq", "jobs.worker.WorkerSettings"]
+    assert " ".join(alternative) in (ROOT / "Dockerfile").read_text()
+    check_command(alternative)
     check_command([str(part) for part in worker["healthcheck"]["test"][1:]])
     for name in ("server", "worker"):
         service = services[name]
