@@ -8,6 +8,7 @@ Keys (``P`` is :attr:`Settings.key_prefix`):
     P:task:<task_id>       hash of a :class:`TaskRecord`, one JSON value per field
     P:tasks                sorted set of task ids by creation time (ms)
     P:video:<id>:tasks     the same, per video
+    P:stats:tasks          task counts by operation and state (see jobs.task_counts)
 
 Records have no TTL: they outlive arq's own job results and are the history.
 """
@@ -27,6 +28,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from jobs.errors import NotFound
+from jobs.task_counts import count_state_change, read_task_counts
 
 JsonDict = dict[str, Any]
 
@@ -117,6 +119,8 @@ class TaskRecord:
     attempt: int = 1
     #: "queued" (Redis and the workers) or "local" (run by the server itself, Redis being away).
     mode: str = "queued"
+    #: The worker that started the latest run (``host:pid:tag``); ``None`` until one does.
+    worker_id: str | None = None
     created_at: str = field(default_factory=utc_now)
     started_at: str | None = None
     finished_at: str | None = None
@@ -133,6 +137,7 @@ class TaskRecord:
             "eta_seconds": self.eta_seconds,
             "attempt": self.attempt,
             "mode": self.mode,
+            "worker_id": self.worker_id,
             "video_id": self.video_id,
             "operation": self.operation.value,
             "params": self.params,
@@ -201,6 +206,7 @@ class Records:
         """
         score = (time.time() if created is None else created) * 1000
         async with self.redis.pipeline(transaction=True) as pipe:
+            self._count(pipe, task.task_id, task.operation, task.state)
             pipe.hset(self._task_key(task.task_id), mapping=_encode(asdict(task)))
             pipe.zadd(self.tasks_index_key(), {task.task_id: score})
             pipe.zadd(self.tasks_index_key(task.video_id), {task.task_id: score})
@@ -226,6 +232,8 @@ class Records:
             raise ValueError(f"not task fields: {sorted(unknown)}")
         updated = replace(task, **changes)
         async with self.redis.pipeline(transaction=True) as pipe:
+            if "state" in changes:
+                self._count(pipe, task.task_id, task.operation, updated.state)
             pipe.hset(self._task_key(task.task_id), mapping=_encode(changes))
             self._log_event(pipe, updated)
             if updated.state.finished:
@@ -256,6 +264,8 @@ class Records:
                         return None  # leaving the block resets the pipeline and unwatches
                     updated = replace(current, **changes)
                     pipe.multi()  # type: ignore[no-untyped-call]
+                    if "state" in changes:
+                        self._count(pipe, task_id, current.operation, updated.state)
                     pipe.hset(key, mapping=_encode(changes))
                     self._log_event(pipe, updated)
                     if updated.state.finished:
@@ -293,6 +303,19 @@ class Records:
         """Tasks whose last heartbeat is older than ``older_than`` (epoch seconds)."""
         rows = await self.redis.zrangebyscore(self.running_key(), "-inf", older_than)
         return [row.decode() for row in rows]
+
+    def _count(
+        self, pipe: Pipeline, task_id: str, operation: Operation, state: TaskState | None
+    ) -> None:
+        """Queue the count of a state change (before the write that makes it)."""
+        stored = None if state is None else json.dumps(TaskState(state).value)
+        count_state_change(pipe, self.prefix, self._task_key(task_id), operation.value, stored)
+
+    async def task_counts(self) -> dict[tuple[str, str], int]:
+        """How many tasks are in each ``(operation, state)``, from counters (no scan)."""
+        return await read_task_counts(
+            self.redis, self.prefix, self.tasks_index_key(), self._task_key("")
+        )
 
     def _log_event(self, pipe: Pipeline, task: TaskRecord) -> None:
         event = EVENT_END if task.state.finished else EVENT_PROGRESS
@@ -365,6 +388,7 @@ class Records:
     async def delete_task(self, task: TaskRecord) -> None:
         """Remove a task's record, event log and index entries (its files are the caller's)."""
         async with self.redis.pipeline(transaction=True) as pipe:
+            self._count(pipe, task.task_id, task.operation, None)
             pipe.delete(self._task_key(task.task_id), self.events_key(task.task_id))
             pipe.zrem(self.tasks_index_key(), task.task_id)
             pipe.zrem(self.tasks_index_key(task.video_id), task.task_id)

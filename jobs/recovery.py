@@ -45,7 +45,12 @@ async def recover_lost_tasks(ctx: dict[str, Any]) -> int:
         for leftover in deps.storage.tmp_dir.glob(f"{task_id}-*"):
             leftover.unlink(missing_ok=True)
         reason = f"its worker was lost (no heartbeat for {settings.heartbeat_timeout} s)"
-        with structlog.contextvars.bound_contextvars(task_id=task_id, attempt=task.attempt):
+        with structlog.contextvars.bound_contextvars(
+            task_id=task_id,
+            attempt=task.attempt,
+            video_id=task.video_id,
+            operation=task.operation.value,
+        ):
             if task.attempt >= MAX_ATTEMPTS:
                 log.warning("task lost its worker too often; failing it")
                 await records.transition(

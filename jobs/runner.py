@@ -32,6 +32,7 @@ from jobs.records import (
     utc_now,
 )
 from jobs.settings import Settings
+from jobs.stats import JobStats
 from jobs.storage import Storage
 from jobs.video import InvalidVideo, VideoError
 
@@ -83,6 +84,10 @@ class JobDeps:
     queue: ArqRedis | None
     #: Frame loops run here, one thread per concurrent job, never on the event loop.
     executor: ThreadPoolExecutor
+    #: The worker's id, stored in the records of the tasks it starts (None: a local job).
+    worker_id: str | None = None
+    #: Where the worker counts durations and frames (None: not counted, as for local jobs).
+    stats: JobStats | None = None
 
 
 class JobStopped(Exception):
@@ -104,6 +109,7 @@ class FrameProgress:
         self._first_frame_at: float | None = None
         self._last_sample: tuple[float, int] | None = None
         self.rate: float | None = None  # frames per second, smoothed
+        self.counted = 0  # frames already added to the worker's frame counter
 
     def __call__(self, done: int) -> None:
         if self.stop:
@@ -208,13 +214,16 @@ class JobRun:
             raise JobStopped
         progress = FrameProgress(total)
         self._progress = progress
+        stats = self.deps.stats
+        if stats is not None:
+            stats.stage_started(progress)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.deps.executor, work, progress)
         publisher = asyncio.create_task(
             self._publish(progress, label, span, span[1] if ceiling is None else ceiling)
         )
         try:
-            return await asyncio.shield(future)
+            outcome = await asyncio.shield(future)
         except asyncio.CancelledError:
             progress.stop = True
             with contextlib.suppress(BaseException):
@@ -222,9 +231,28 @@ class JobRun:
             raise
         finally:
             self._progress = None
+            if stats is not None:
+                stats.stage_ended(progress)
             publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher
+        await self._count_frames(progress, label)
+        return outcome
+
+    async def _count_frames(self, progress: FrameProgress, label: str) -> None:
+        """Add the stage's frames since the last call to the worker's frame counter."""
+        stats = self.deps.stats
+        frames = progress.done - progress.counted
+        if stats is None or frames <= 0:
+            return
+        progress.counted += frames  # before the await: a later call never counts them again
+        stage = STAGES.get(label, "process")
+        try:
+            # Shielded: the publisher is cancelled at the stage's end, and frames already taken
+            # off the count must still reach it.
+            await asyncio.shield(stats.add_frames(self.task.operation.value, stage, frames))
+        except RedisError as error:
+            log.warning("frames not counted", error=str(error))
 
     async def supervise(self) -> None:
         """Until cancelled: beat the task's heartbeat and watch for a cancel request."""
@@ -267,7 +295,12 @@ class JobRun:
                 )
             except RedisError as error:  # the frames go on; the next tick publishes again
                 log.warning("progress not published", error=str(error))
+            await self._count_frames(progress, label)
             await asyncio.sleep(PUBLISH_INTERVAL)
+
+
+#: The stage name in the frame counter of each run_frames label.
+STAGES = {"Analyzing": "analyze", "Encoding": "encode", "Verifying": "verify"}
 
 
 Operation = Callable[[JobRun], Awaitable[JsonDict]]
@@ -306,18 +339,38 @@ async def run_task(ctx: dict[str, Any], task_id: str, attempt: int, operation: O
                 started_at=utc_now(),
                 progress=0,
                 eta_seconds=None,
+                worker_id=deps.worker_id,
             )
             if started is None:  # cancelled meanwhile, or another worker has it
                 log.warning("task no longer waiting, not started")
                 return (await records.get_task(task_id)).state.value
             await records.heartbeat(task_id)
+            if deps.stats is not None:
+                deps.stats.jobs_running += 1
+            began = time.monotonic()
+            ended: str | None = None
             try:
-                return await _run(deps, started, operation)
+                ended = await _run(deps, started, operation)
+                return ended
             finally:
+                if deps.stats is not None:
+                    deps.stats.jobs_running -= 1
                 await records.not_running(task_id)
+                if ended is not None:
+                    await _record_run(deps, started, ended, time.monotonic() - began)
 
 
 WAITING = frozenset({TaskState.PENDING, TaskState.RETRY})
+
+
+async def _record_run(deps: JobDeps, task: TaskRecord, state: str, seconds: float) -> None:
+    """Count the run's duration by how it ended (a run handed back at shutdown is not)."""
+    if deps.stats is None:
+        return
+    try:
+        await deps.stats.record_run(task.operation.value, state, seconds)
+    except RedisError as error:
+        log.warning("run duration not counted", error=str(error))
 
 
 async def revoke_if_waiting(records: TaskStore, task_id: str) -> TaskRecord | None:

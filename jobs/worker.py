@@ -19,12 +19,14 @@ from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
 from jobs.history import prune_history
+from jobs.liveness import WorkerBeat, new_worker_id
 from jobs.logs import configure_logging
 from jobs.operations import OPERATION_JOBS
 from jobs.records import Records
 from jobs.recovery import recovery_loop
 from jobs.runner import JobDeps
 from jobs.settings import Settings
+from jobs.stats import JobStats
 from jobs.storage import Storage
 
 log = structlog.get_logger("vidcorrect.worker")
@@ -34,10 +36,13 @@ ARQ_TIMEOUT_MARGIN = 60
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    """arq hook: build the jobs' dependencies on the worker's Redis pool."""
+    """arq hook: build the jobs' dependencies on the worker's Redis pool, and start beating
+    this worker's liveness entry."""
     settings: Settings = ctx["settings"]
     storage = Storage(settings.data_dir)
     storage.ensure()
+    worker_id = new_worker_id()
+    stats = JobStats(ctx["redis"], settings.key_prefix)
     ctx["records"] = Records(ctx["redis"], settings.key_prefix)
     ctx["deps"] = JobDeps(
         settings=settings,
@@ -45,17 +50,35 @@ async def startup(ctx: dict[str, Any]) -> None:
         storage=storage,
         queue=ctx["redis"],
         executor=ThreadPoolExecutor(settings.max_jobs, thread_name_prefix="frames"),
+        worker_id=worker_id,
+        stats=stats,
     )
+    beat = WorkerBeat(ctx["redis"], settings, worker_id, stats)
+    ctx["beat"] = beat
+    try:
+        await beat.beat()
+    except RedisError as error:  # it beats again in a few seconds
+        log.warning("worker beat could not reach redis", error=str(error))
+    ctx["beating"] = asyncio.create_task(beat.run(), name="worker-beat")
     ctx["recovery"] = asyncio.create_task(recovery_loop(ctx), name="recovery")
+    log.info("worker started", worker_id=worker_id, max_jobs=settings.max_jobs)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    """arq hook: release the frame threads (running jobs have been awaited by arq already)."""
-    recovery: asyncio.Task[None] | None = ctx.get("recovery")
-    if recovery is not None:
-        recovery.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await recovery
+    """arq hook: release the frame threads (running jobs have been awaited by arq already) and
+    take this worker out of the live ones."""
+    for name in ("recovery", "beating"):
+        background: asyncio.Task[None] | None = ctx.get(name)
+        if background is not None:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
+    beat: WorkerBeat | None = ctx.get("beat")
+    if beat is not None:
+        try:
+            await beat.forget()
+        except (RedisError, OSError) as error:  # it is forgotten when its beats grow old
+            log.warning("worker entry not removed", error=str(error))
     deps: JobDeps | None = ctx.get("deps")
     if deps is not None:
         deps.executor.shutdown(wait=True)

@@ -18,12 +18,14 @@ from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
 from jobs.worker import in_process_worker
-from server import tasks, videos
+from server import monitoring, tasks, videos
+from server.access import access_log_middleware, route_pattern
 from server.embedded_redis import EmbeddedRedis
 from server.errors import error_middleware
 from server.events import EventHub
-from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, STORAGE, SUBMITTER
+from server.keys import EVENTS, LOCAL, METRICS, RECORDS, SETTINGS, STORAGE, SUBMITTER
 from server.local import LocalJobs
+from server.metrics import Metrics
 
 log = structlog.get_logger("vidcorrect.server")
 
@@ -35,11 +37,17 @@ MAX_JSON_BODY = 1024 * 1024
 def create_app(settings: Settings) -> web.Application:
     """Build the application. Without ``settings.redis_url`` it runs an embedded Redis and an
     in-process arq worker; with it, it only serves and workers run separately."""
+    metrics = Metrics(settings)
     app = web.Application(
-        middlewares=[request_context_middleware, error_middleware],
+        middlewares=[
+            request_context_middleware,
+            access_log_middleware(metrics.http),
+            error_middleware,
+        ],
         client_max_size=MAX_JSON_BODY,
     )
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     app[STORAGE] = Storage(settings.data_dir)
     app[STORAGE].ensure()
     if settings.embedded:
@@ -51,6 +59,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(close_event_streams)
     app.add_routes(videos.routes)
     app.add_routes(tasks.routes)
+    app.add_routes(monitoring.routes)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)
     return app
@@ -63,10 +72,19 @@ async def index(request: web.Request) -> web.FileResponse:
 
 @web.middleware
 async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id and the ids the path names to every log line of this request."""
-    ids = {k: v for k, v in request.match_info.items() if k in ("task_id", "video_id")}
+    """Bind a request id, the route and the ids the path names to every log line of this
+    request (the route pattern, not the path: a path no route matches may hold anything)."""
+    ids: dict[str, str | int] = {}
+    if "task_id" in request.match_info:
+        ids["task_id"] = request.match_info["task_id"]
+    if "video_id" in request.match_info:  # a number, as in the job lines (one type per field)
+        raw = request.match_info["video_id"]
+        ids["video_id"] = int(raw) if raw.isdigit() else raw
     with structlog.contextvars.bound_contextvars(
-        request_id=uuid.uuid4().hex[:12], method=request.method, path=request.path, **ids
+        request_id=uuid.uuid4().hex[:12],
+        method=request.method,
+        path=route_pattern(request),
+        **ids,
     ):
         return await handler(request)
 
@@ -95,6 +113,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     reader = Redis.from_url(settings.redis_url, single_connection_client=True)
     app[EVENTS] = EventHub(app[RECORDS], reader)
     app[EVENTS].start()
+    app[METRICS].follow_events(app[EVENTS])
     try:
         yield
     finally:

@@ -10,6 +10,7 @@ from jobs.storage import Storage
 from jobs.submit import Submitter
 from server.events import EventHub
 from server.local import LocalJobs
+from server.metrics import Metrics
 
 #: The effective settings (with the embedded Redis's URL once it runs).
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,3 +21,5 @@ EVENTS = web.AppKey("events", EventHub)
 SUBMITTER = web.AppKey("submitter", Submitter)
 #: Jobs the server runs itself while Redis is away (the degraded mode).
 LOCAL = web.AppKey("local", LocalJobs)
+#: The process's Prometheus registry and the collectors that feed it.
+METRICS = web.AppKey("metrics", Metrics)

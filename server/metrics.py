@@ -1,0 +1,197 @@
+"""``GET /metrics``: Prometheus text exposition of the service, from any server process.
+
+The registry belongs to the application (never prometheus-client's global one). It holds this
+process's own numbers (HTTP requests, SSE clients) and a :class:`ServiceCollector` for what
+lives in Redis, read with a few commands per scrape and no scan over the tasks: task counts by
+operation and state (:mod:`jobs.task_counts`), job durations and frames that workers add up
+(:mod:`jobs.stats`), the queue's depth and the workers' beats (:mod:`jobs.liveness`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from redis.exceptions import RedisError
+
+from jobs.liveness import WorkerState, read_workers
+from jobs.records import Operation, Records, TaskState
+from jobs.settings import Settings
+from jobs.stats import JobTotals, read_job_stats
+from server.access import HttpMetrics
+from server.events import EventHub
+
+#: The text format every Prometheus version reads.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: A scrape gives up on Redis after this long and reports ``vidcorrect_redis_up 0``.
+REDIS_TIMEOUT = 3.0
+
+
+@dataclass
+class Snapshot:
+    """What one scrape read from Redis."""
+
+    redis_up: bool = False
+    tasks: dict[tuple[str, str], int] = field(default_factory=dict)
+    jobs: JobTotals = field(default_factory=JobTotals)
+    queued: int = 0
+    running: int = 0
+    workers: list[WorkerState] = field(default_factory=list)
+    taken_at: float = 0.0
+
+
+class ServiceCollector:
+    """Turns the latest :class:`Snapshot` into metric families (prometheus-client collects
+    synchronously; the handler refreshes the snapshot just before)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.snapshot = Snapshot()
+
+    async def refresh(self, records: Records) -> None:
+        """Read the service's numbers from Redis; on failure keep only ``redis_up 0``."""
+        redis = records.redis
+        snapshot = Snapshot(taken_at=time.time())
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                snapshot.tasks = await records.task_counts()
+                snapshot.jobs = await read_job_stats(redis, records.prefix)
+                async with redis.pipeline(transaction=False) as pipe:
+                    pipe.zcard(self._settings.queue_name)
+                    pipe.zcard(records.running_key())
+                    snapshot.queued, snapshot.running = await pipe.execute()
+                snapshot.workers = await read_workers(redis, records.prefix)
+            snapshot.redis_up = True
+        except (RedisError, OSError, TimeoutError):
+            snapshot = Snapshot(taken_at=snapshot.taken_at)
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        """The Redis-backed metric families of the current snapshot."""
+        snap = self.snapshot
+        yield GaugeMetricFamily(
+            "vidcorrect_redis_up",
+            "1 if this scrape could read Redis, else 0.",
+            1.0 if snap.redis_up else 0.0,
+        )
+        if not snap.redis_up:
+            return
+        yield self._tasks(snap)
+        yield GaugeMetricFamily(
+            "vidcorrect_queue_depth",
+            "Tasks waiting for a worker (queued, deferred retries included; not running).",
+            max(0, snap.queued - snap.running),
+        )
+        yield GaugeMetricFamily(
+            "vidcorrect_queue_limit",
+            "Waiting tasks past which submissions get 429 (VIDCORRECT_MAX_QUEUED).",
+            self._settings.max_queued,
+        )
+        yield GaugeMetricFamily(
+            "vidcorrect_jobs_running", "Jobs running on the workers now.", snap.running
+        )
+        yield from self._jobs(snap.jobs)
+        yield from self._workers(snap)
+
+    @staticmethod
+    def _tasks(snap: Snapshot) -> Metric:
+        family = GaugeMetricFamily(
+            "vidcorrect_tasks",
+            "Tasks in the history by operation and state.",
+            labels=["operation", "state"],
+        )
+        for operation in Operation:  # every series, zeros included, so alerts see them appear
+            for state in TaskState:
+                count = snap.tasks.get((operation.value, state.value), 0)
+                family.add_metric([operation.value, state.value], count)
+        return family
+
+    @staticmethod
+    def _jobs(jobs: JobTotals) -> Iterable[Metric]:
+        durations = HistogramMetricFamily(
+            "vidcorrect_job_duration_seconds",
+            "Job runs by operation and the state they ended in (SUCCESS, FAILURE, REVOKED, or "
+            "RETRY after a transient error), from start to end on the worker.",
+            labels=["operation", "state"],
+        )
+        for (operation, state), series in sorted(jobs.durations.items()):
+            durations.add_metric([operation, state], series.cumulative(), series.total)
+        yield durations
+        frames = CounterMetricFamily(
+            "vidcorrect_frames_processed",
+            "Frames the jobs went through, by operation and stage (analyze, encode, verify).",
+            labels=["operation", "stage"],
+        )
+        for (operation, stage), count in sorted(jobs.frames.items()):
+            frames.add_metric([operation, stage], count)
+        yield frames
+
+    def _workers(self, snap: Snapshot) -> Iterable[Metric]:
+        timeout = self._settings.heartbeat_timeout
+        alive = [w for w in snap.workers if w.age(snap.taken_at) < timeout]
+        yield GaugeMetricFamily(
+            "vidcorrect_workers_alive",
+            f"Workers that beat within the heartbeat timeout ({timeout} s).",
+            len(alive),
+        )
+        yield GaugeMetricFamily(
+            "vidcorrect_processing_fps",
+            "Frames per second the live workers are processing now, all jobs together.",
+            round(sum(w.fps for w in alive), 2),
+        )
+        age = GaugeMetricFamily(
+            "vidcorrect_worker_heartbeat_age_seconds",
+            "Seconds since each worker's last beat (workers silent for an hour are dropped).",
+            labels=["worker"],
+        )
+        running = GaugeMetricFamily(
+            "vidcorrect_worker_jobs_running",
+            "Jobs each live worker runs now.",
+            labels=["worker"],
+        )
+        fps = GaugeMetricFamily(
+            "vidcorrect_worker_processing_fps",
+            "Frames per second each live worker is processing now.",
+            labels=["worker"],
+        )
+        for worker in snap.workers:
+            age.add_metric([worker.worker_id], round(worker.age(snap.taken_at), 3))
+        for worker in alive:
+            running.add_metric([worker.worker_id], worker.jobs)
+            fps.add_metric([worker.worker_id], worker.fps)
+        yield age
+        yield running
+        yield fps
+
+
+class Metrics:
+    """The application's registry and what feeds it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.registry = CollectorRegistry()
+        self.http = HttpMetrics(self.registry)
+        self.service = ServiceCollector(settings)
+        self.registry.register(self.service)
+        self._sse = Gauge(
+            "vidcorrect_sse_clients",
+            "Clients following task events (SSE) on this server process.",
+            registry=self.registry,
+        )
+
+    def follow_events(self, hub: EventHub) -> None:
+        """Report the SSE clients of ``hub`` (this process's event reader)."""
+        self._sse.set_function(lambda: hub.client_count)
+
+    async def exposition(self, records: Records) -> bytes:
+        """The text exposition, with the Redis-backed numbers read now."""
+        await self.service.refresh(records)
+        return generate_latest(self.registry)
