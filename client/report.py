@@ -71,7 +71,7 @@ def finished_line(task: JsonDict) -> str:
     check = result.get("verification")
     if isinstance(check, dict) and check.get("passed"):
         parts.append(
-            f"output checked: {check.get('frames_checked')} frames decoded again, brightest "
+            f"output checked: {check.get('frames_checked')} frames decoded, brightest "
             f"luma outside the ROI {check.get('max_luma_outside')} "
             f"(limit {check.get('luma_limit')})"
         )

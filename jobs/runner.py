@@ -299,8 +299,9 @@ class JobRun:
             await asyncio.sleep(PUBLISH_INTERVAL)
 
 
-#: The stage name in the frame counter of each run_frames label.
-STAGES = {"Analyzing": "analyze", "Encoding": "encode", "Verifying": "verify"}
+#: The stage name in the frame counter of each run_frames label (an output is checked while it
+#: is encoded, so its frames count once, as "encode").
+STAGES = {"Analyzing": "analyze", "Encoding": "encode"}
 
 
 Operation = Callable[[JobRun], Awaitable[JsonDict]]

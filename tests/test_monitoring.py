@@ -86,7 +86,8 @@ async def test_metrics_and_readiness_follow_a_mask_job(
     duration = after['vidcorrect_job_duration_seconds_sum{operation="mask",state="SUCCESS"}']
     assert 0 < duration <= final["result"]["processing_time"] + 1
     assert after['vidcorrect_frames_processed_total{operation="mask",stage="encode"}'] == frames
-    assert after['vidcorrect_frames_processed_total{operation="mask",stage="verify"}'] == frames
+    # The output is checked while it is encoded: no separate stage counts its frames again.
+    assert not any('stage="verify"' in name for name in after)
     assert "vidcorrect_sse_clients 0.0" in text
     assert "vidcorrect_queue_depth 0.0" in text
     assert "vidcorrect_workers_alive 1.0" in text
