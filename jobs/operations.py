@@ -15,16 +15,17 @@ from typing import Any
 from arq.worker import Function, func
 
 from jobs.errors import InvalidRequest, VerificationFailed
-from jobs.frame_request import LABELS
 from jobs.mask_request import MaskRequest
 from jobs.queueing import JOB_NAMES
 from jobs.records import JsonDict, Operation
 from jobs.runner import JobRun, run_task
 from jobs.video import EncodeOptions, Roi
-from jobs.video.analyze import Analysis, analyze_video
-from jobs.video.checked import write_checked
-from jobs.video.edit import EditPlan
+from jobs.video.analyze import Analysis, Label, analyze_video
+from jobs.video.checked import analyze_and_write_checked, write_checked
+from jobs.video.detectors import LABELS
+from jobs.video.edit import REMOVE_ALL_MESSAGE, EditOutcome, EditPlan
 from jobs.video.timeline import format_ranges, range_frames
+from jobs.video.verify import Verification
 
 #: Shares of the task's 0-100 progress for each stage. A single-pass job's progress is the
 #: frames encoded (and checked alongside) over all frames, up to 95; reading the written file
@@ -84,6 +85,9 @@ async def _analyze(run: JobRun) -> JsonDict:
 
 async def _reprocess(run: JobRun) -> JsonDict:
     params = run.task.params
+    labels: list[Label] = [label for label in LABELS if label in params["remove_labels"]]
+    if params.get("mask") is not None and int(params.get("sample_every", 1)) == 1:
+        return await _reprocess_in_one_pass(run, MaskRequest.from_params(params["mask"]), labels)
     analyze_span, encode_span, verify_span = REPROCESS_SPANS
     analysis = await _run_analysis(run, analyze_span)
     if params.get("mask") is not None:
@@ -98,15 +102,9 @@ async def _reprocess(run: JobRun) -> JsonDict:
             "submit again with a mask (mask_type device or custom).",
             code="no_mask",
         )
-    labels = [label for label in LABELS if label in params["remove_labels"]]
-    remove = analysis.frames_with(labels)  # type: ignore[arg-type]
+    remove = analysis.frames_with(labels)
     if range_frames(remove) >= analysis.total_frames:
-        raise InvalidRequest(
-            f"The analysis flagged every one of the {analysis.total_frames} frames as "
-            f"{' or '.join(labels)}; removing them would leave an empty video, so nothing was "
-            "written.",
-            code="removes_everything",
-        )
+        raise _removes_everything(labels)
     plan = EditPlan(roi=roi, shape=shape, remove=remove)
     result = await _write_verified(run, plan, encode_span, verify_span)
     result["analysis"] = analysis.to_dict()
@@ -116,6 +114,48 @@ async def _reprocess(run: JobRun) -> JsonDict:
         "source": "request" if params.get("mask") else "analysis",
     }
     return result
+
+
+async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[Label]) -> JsonDict:
+    """Reprocess with a given mask: the analysis and the edit share one decoding pass
+    (analyze_and_write_checked), with the same outcome as the two passes."""
+    settings = run.deps.settings
+    encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
+    source = run.source_path
+    temp: Path = run.temp_path(".mp4")
+    try:
+        analysis, outcome, verification = await run.run_frames(
+            run.video.frame_count,
+            lambda progress: analyze_and_write_checked(
+                source,
+                temp,
+                roi=mask.roi,
+                shape=mask.shape,
+                remove=labels,
+                encode=encode,
+                on_progress=progress,
+            ),
+            label="Analyzing and encoding",
+            span=ENCODE_SPAN,
+            ceiling=min(ENCODE_SPAN[1], VERIFY_SPAN[0]),
+        )
+    except ValueError as exc:
+        if str(exc) == REMOVE_ALL_MESSAGE:
+            raise _removes_everything(labels) from exc
+        raise
+    plan = EditPlan(roi=mask.roi, shape=mask.shape, remove=analysis.frames_with(labels))
+    result = await _publish(run, temp, plan, outcome, verification)
+    result["analysis"] = analysis.to_dict()
+    result["mask"] = {**_roi_dict(mask.roi), "shape": mask.shape, "source": "request"}
+    return result
+
+
+def _removes_everything(labels: list[Label]) -> InvalidRequest:
+    return InvalidRequest(
+        f"The analysis flagged every frame as {' or '.join(labels)}; removing them would leave "
+        "an empty video, so nothing was written.",
+        code="removes_everything",
+    )
 
 
 async def _run_analysis(run: JobRun, span: tuple[int, int]) -> Analysis:
@@ -145,6 +185,13 @@ async def _write_verified(
         span=encode_span,
         ceiling=min(encode_span[1], verify_span[0]),
     )
+    return await _publish(run, temp, plan, outcome, verification)
+
+
+async def _publish(
+    run: JobRun, temp: Path, plan: EditPlan, outcome: EditOutcome, verification: Verification
+) -> JsonDict:
+    """Commit the checked output under its final name and describe it, or fail the task."""
     if not verification.passed:
         raise VerificationFailed(
             "The output failed its own check and was deleted: " + "; ".join(verification.problems)

@@ -301,7 +301,7 @@ class JobRun:
 
 #: The stage name in the frame counter of each run_frames label (an output is checked while it
 #: is encoded, so its frames count once, as "encode").
-STAGES = {"Analyzing": "analyze", "Encoding": "encode"}
+STAGES = {"Analyzing": "analyze", "Encoding": "encode", "Analyzing and encoding": "encode"}
 
 
 Operation = Callable[[JobRun], Awaitable[JsonDict]]

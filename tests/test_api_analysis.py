@@ -140,8 +140,14 @@ async def test_reprocess_with_a_given_mask_and_labels(
         "remove_labels": ["blank", "text_screen", "non_endoscopic"],
     }
     task_id = await submit(client, f"/api/video-reprocess/{video['id']}/", body)
-    final = (await follow_task(client, task_id))[-1]
+    seen = await follow_task(client, task_id, interval=0.02)
+    final = seen[-1]
     assert final["state"] == "SUCCESS", final
+    # With the mask given, the analysis and the encode share one decoding pass.
+    stages = {s["status"].split(" frame")[0] for s in seen if s["state"] == "PROGRESS"}
+    assert stages == {"Analyzing and encoding"}, stages
+    assert final["result"]["removed_frames"] == scenes.frames - final["result"]["frames"] > 0
+    assert final["result"]["verification"]["passed"] is True
     assert final["result"]["mask"] == {
         "x": 0,
         "y": 0,

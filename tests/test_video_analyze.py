@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import pytest
 
 from jobs.video import EditPlan, Roi, Shape, edit_video, verify_output
@@ -18,11 +19,13 @@ from jobs.video.analyze import (
     Analysis,
     FramePlanes,
     Label,
+    LiveAnalysis,
     Segment,
     SuggestedRoi,
     _segments,
     analyze_video,
 )
+from jobs.video.checked import analyze_and_write_checked
 from tests.media import make_video
 from tests.scenes import Scene, SceneTruth, make_scene_video
 
@@ -328,3 +331,41 @@ def test_analysis_drives_a_clean_edit(
     again = analyze_video(dst)
     assert again.frames_with(["text_screen", "non_endoscopic"]) == ()
     assert again.overlay_regions == ()
+
+
+def _video_units(path: Path) -> list[bytes]:
+    """The H.264 packets of a file's video stream, as stored."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+@pytest.mark.parametrize("labels", [("text_screen", "non_endoscopic"), ("blank",)])
+def test_one_pass_analysis_and_edit_equals_the_two_passes(
+    tmp_path: Path, scenes: SceneTruth, analysis: Analysis, labels: tuple[Label, ...]
+) -> None:
+    """Reprocess with a given mask analyses and edits in one decoding pass; the analysis, the
+    frames cut and the encoded stream are exactly those of analyze_video then edit_video."""
+    roi = Roi(96, 12, 448, 336)
+    shape: Shape = "ellipse"
+    two_pass = tmp_path / "two-pass.mp4"
+    plan = EditPlan(roi=roi, shape=shape, remove=analysis.frames_with(labels))
+    assert plan.remove, "the scenes have frames with these labels"
+    separate = edit_video(scenes.path, two_pass, plan)
+
+    one_pass = tmp_path / "one-pass.mp4"
+    progress: list[int] = []
+    found, outcome, verdict = analyze_and_write_checked(
+        scenes.path, one_pass, roi=roi, shape=shape, remove=labels, on_progress=progress.append
+    )
+    assert found == analysis
+    assert outcome == separate
+    assert verdict.passed, verdict.problems
+    assert verdict.frames_checked == outcome.frames_out < outcome.frames_in
+    assert _video_units(one_pass) == _video_units(two_pass)
+    assert progress[-1] == outcome.frames_in
+
+
+def test_holding_frames_back_needs_every_frame_analysed() -> None:
+    with pytest.raises(ValueError, match="every frame is analysed"):
+        LiveAnalysis(sample_every=2, hold=("blank",))

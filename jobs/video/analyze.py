@@ -87,6 +87,7 @@ __all__ = [
     "FrameDetector",
     "FramePlanes",
     "Label",
+    "LiveAnalysis",
     "Segment",
     "SuggestedRoi",
     "analyze_video",
@@ -202,45 +203,105 @@ def analyze_video(
 
     Raises ValueError if sample_every < 1, InvalidVideo if the video cannot be decoded.
     """
-    if sample_every < 1:
-        raise ValueError(f"sample_every must be at least 1, not {sample_every}.")
-    learner: _Learner | None = None
-    size: tuple[int, int] | None = None
-    done = 0
+    analysis = LiveAnalysis(sample_every=sample_every, extra_detectors=extra_detectors)
     with open_input(src) as inp:
         vin = select_video_stream(inp)
         vin.codec_context.thread_type = "AUTO"
         for packet in demux(inp, (vin,)):
             for frame in decode_video(vin, packet):
-                if size is None:
-                    size = (frame.width, frame.height)
-                elif (frame.width, frame.height) != size:
-                    raise InvalidVideo(
-                        "The picture size changes within the video; this is not supported."
-                    )
-                if done % sample_every == 0:
-                    planes = _planes(done, frame)
-                    if learner is None:
-                        learner = _Learner(size[0], size[1], planes)
-                    learner.take(planes, extra_detectors)
-                done += 1
+                analysis.push(frame)
                 if on_progress is not None:
-                    on_progress(done)
-    if done == 0 or learner is None or size is None:
-        raise InvalidVideo("The video stream contains no decodable frame.")
-    learner.finish()
+                    on_progress(analysis.frames)
+    analysis.finish()
     if on_progress is not None:
-        on_progress(done)
-    method = DETECTION_METHOD + "".join(f"+{d.name}" for d in extra_detectors)
-    roi = learner.suggested_roi()
-    return Analysis(
-        total_frames=done,
-        sample_every=sample_every,
-        segments=_segments(learner.codes, sample_every, done),
-        suggested_roi=roi,
-        overlay_regions=learner.overlay_regions(roi),
-        detection_method=method,
-    )
+        on_progress(analysis.frames)
+    return analysis.result()
+
+
+class LiveAnalysis:
+    """The analysis of a video whose frames someone else decodes, given one at a time.
+
+    analyze_video feeds it from its own decoding loop. The editor feeds it too when a video is
+    analysed and edited in one pass (reprocess with a given mask): with `hold` labels, each
+    frame is held back until its label is decided (DECISION_LAG analysed frames later; only
+    with sample_every 1, so at most DECISION_LAG + 1 frames are held) and then handed on, and
+    `in` tells whether a handed-on frame carries one of those labels, i.e. is to be cut. The
+    labels are the ones analyze_video would give: same code, same order.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_every: int = 1,
+        extra_detectors: Sequence[FrameDetector] = (),
+        hold: Iterable[Label] | None = None,
+    ) -> None:
+        if sample_every < 1:
+            raise ValueError(f"sample_every must be at least 1, not {sample_every}.")
+        if hold is not None and sample_every != 1:
+            raise ValueError("Frames can only be held back while every frame is analysed.")
+        self._every = sample_every
+        self._extra = extra_detectors
+        self._hold = None if hold is None else frozenset(_CODES[label] for label in hold)
+        self._learner: _Learner | None = None
+        self._size: tuple[int, int] | None = None
+        self._held: deque[VideoFrame] = deque()
+        self._handed_on = 0
+        self.frames = 0  # frames given so far
+
+    def push(self, frame: VideoFrame) -> list[VideoFrame]:
+        """Take the next decoded frame; returns the held frames whose label is now decided,
+        in order (always empty unless labels are held)."""
+        if self._size is None:
+            self._size = (frame.width, frame.height)
+        elif (frame.width, frame.height) != self._size:
+            raise InvalidVideo("The picture size changes within the video; this is not supported.")
+        if self.frames % self._every == 0:
+            planes = _planes(self.frames, frame)
+            if self._learner is None:
+                self._learner = _Learner(self._size[0], self._size[1], planes)
+            self._learner.take(planes, self._extra)
+        self.frames += 1
+        if self._hold is None:
+            return []
+        self._held.append(frame)
+        return self._hand_on(0 if self._learner is None else len(self._learner.codes))
+
+    def finish(self) -> list[VideoFrame]:
+        """Decide the labels still pending; returns the frames still held back."""
+        if self._learner is not None:
+            self._learner.finish()
+        return self._hand_on(self.frames)
+
+    def __contains__(self, index: object) -> bool:
+        """Whether handed-on frame `index` has one of the held labels."""
+        if self._hold is None or self._learner is None or not isinstance(index, int):
+            return False
+        codes = self._learner.codes
+        return 0 <= index < len(codes) and codes[index] in self._hold
+
+    def result(self) -> Analysis:
+        """What analyze_video returns, once `finish` was called."""
+        learner, size, done = self._learner, self._size, self.frames
+        if done == 0 or learner is None or size is None:
+            raise InvalidVideo("The video stream contains no decodable frame.")
+        method = DETECTION_METHOD + "".join(f"+{d.name}" for d in self._extra)
+        roi = learner.suggested_roi()
+        return Analysis(
+            total_frames=done,
+            sample_every=self._every,
+            segments=_segments(learner.codes, self._every, done),
+            suggested_roi=roi,
+            overlay_regions=learner.overlay_regions(roi),
+            detection_method=method,
+        )
+
+    def _hand_on(self, decided: int) -> list[VideoFrame]:
+        ready: list[VideoFrame] = []
+        while self._held and self._handed_on < decided:
+            ready.append(self._held.popleft())
+            self._handed_on += 1
+        return ready
 
 
 def _planes(index: int, frame: VideoFrame) -> FramePlanes:

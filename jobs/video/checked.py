@@ -3,14 +3,17 @@ whether it is what was promised, for the jobs to call (in one thread or one chil
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+from jobs.video.analyze import Analysis, Label, LiveAnalysis
 from jobs.video.codec import DEFAULT_ENCODE, EncodeOptions, ProgressCallback
 from jobs.video.edit import EditOutcome, EditPlan, edit_video
+from jobs.video.planes import Roi, Shape
 from jobs.video.timeline import range_frames, to_output_ranges
 from jobs.video.verify import LiveVerifier, Verification
 
-__all__ = ["write_checked"]
+__all__ = ["analyze_and_write_checked", "write_checked"]
 
 
 def write_checked(
@@ -40,3 +43,41 @@ def write_checked(
         (a, min(b, outcome.frames_in - 1)) for a, b in plan.remove if a < outcome.frames_in
     )
     return outcome, verifier.finish(dst, outcome.frames_in - removed)
+
+
+def analyze_and_write_checked(
+    src: Path,
+    dst: Path,
+    *,
+    roi: Roi,
+    shape: Shape,
+    remove: Iterable[Label],
+    encode: EncodeOptions = DEFAULT_ENCODE,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[Analysis, EditOutcome, Verification]:
+    """Analyse `src` and, in the same decoding pass, write it masked to `roi` without the frames
+    labelled with any of `remove`, checked as write_checked does.
+
+    The frames go from the decoder through the analysis (which holds each back until its label
+    is decided, DECISION_LAG frames later) to the editor, so the result is the one of
+    analyze_video followed by edit_video, for one decoding instead of two. Raises what
+    edit_video raises (ValueError when every frame is cut).
+    """
+    labels = tuple(remove)
+    analysis = LiveAnalysis(hold=labels)
+    verifier = LiveVerifier(roi=roi, shape=shape)
+    try:
+        outcome = edit_video(
+            src,
+            dst,
+            EditPlan(roi=roi, shape=shape),
+            encode=encode,
+            on_progress=on_progress,
+            on_video_packet=verifier,
+            gate=analysis,
+        )
+    finally:
+        verifier.close()
+    result = analysis.result()
+    expected = result.total_frames - range_frames(result.frames_with(labels))
+    return result, outcome, verifier.finish(dst, expected)

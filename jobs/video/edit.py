@@ -26,12 +26,12 @@ Audio (first stream only, other streams are dropped):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import av
 import numpy as np
@@ -94,6 +94,22 @@ class EditPlan:
     remove: tuple[FrameRange, ...] = ()  # frames cut out; removal wins over blacken
 
 
+class FrameGate(Protocol):
+    """Decides which frames to cut while they stream by (see edit_video's `gate`)."""
+
+    def push(self, frame: VideoFrame) -> list[VideoFrame]:
+        """Take the next decoded frame; return the frames now ready, in order."""
+        ...
+
+    def finish(self) -> list[VideoFrame]:
+        """At the end of the stream: the frames still held back."""
+        ...
+
+    def __contains__(self, index: object) -> bool:
+        """Whether the ready frame `index` (0-based, in order) is to be cut."""
+        ...
+
+
 @dataclass(frozen=True)
 class EditOutcome:
     """What edit_video wrote."""
@@ -133,6 +149,7 @@ def edit_video(
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
     on_video_packet: Callable[[Packet[Stream]], None] | None = None,
+    gate: FrameGate | None = None,
 ) -> EditOutcome:
     """Write to `dst` (MP4, whatever its suffix) the video `src` edited as `plan` says.
 
@@ -143,6 +160,8 @@ def edit_video(
     decoded from the source after every frame and once more at the end; an exception it
     raises aborts the edit and propagates. `on_video_packet` gets every encoded video packet,
     in stream order, before the muxer does (see verify.LiveVerifier); it must not keep it.
+    A `gate` sees every decoded frame first and hands them on, in order, once it has decided
+    which to cut (analyze.LiveAnalysis); the plan must not remove frames itself then.
 
     Raises ValueError if the plan would remove every frame, the ROI is empty or not inside
     the frame, the shape is unknown or a frame range is malformed; InvalidVideo if the source
@@ -153,6 +172,8 @@ def edit_video(
         raise ValueError(f"Unknown mask shape {plan.shape!r}; expected one of {SHAPES}.")
     blacken = merge_ranges(plan.blacken)
     remove = merge_ranges(plan.remove)
+    if gate is not None and remove:
+        raise ValueError("Frames are removed by the plan or by a gate, not both.")
     with ExitStack() as stack:
         inp = stack.enter_context(open_input(src))
         vin = select_video_stream(inp)
@@ -177,13 +198,22 @@ def edit_video(
         vout = add_video_output(out, vin, width, height, pix_fmt, encode)
         relay: AudioRelay | None = None
         cutter: _AudioCutter | None = None
-        if ain is not None and remove:
+        if ain is not None and (remove or gate is not None):
             cutter = _AudioCutter(stack.enter_context(open_input(src)), ain.index, out)
         elif ain is not None:
             relay = AudioRelay.create(out, ain)
 
         editor = _Editor(
-            out, vin, vout, pix_fmt, fills, blacken, remove, cutter, on_progress, on_video_packet
+            out,
+            vin,
+            vout,
+            pix_fmt,
+            fills,
+            blacken,
+            RangeCursor(remove) if gate is None else gate,
+            cutter,
+            on_progress,
+            on_video_packet,
         )
         streams: tuple[Stream, ...] = (vin,) if ain is None or relay is None else (vin, ain)
         for stream in inp.streams:
@@ -193,9 +223,16 @@ def edit_video(
             # Not packet.stream_index: PyAV's end-of-stream flush packets all say 0.
             if packet.stream.index == vin.index:
                 for frame in decode_video(vin, packet):
-                    editor.take(frame)
+                    if gate is None:
+                        editor.take(frame)
+                    else:
+                        for ready in gate.push(frame):
+                            editor.take(ready)
             elif relay is not None:
                 relay.relay(packet)
+        if gate is not None:
+            for ready in gate.finish():
+                editor.take(ready)
         editor.flush()
         if cutter is not None:
             cutter.finish()
@@ -229,7 +266,7 @@ class _Editor:
         pix_fmt: str,
         fills: tuple[PlaneFill, PlaneFill, PlaneFill] | None,
         blacken: tuple[FrameRange, ...],
-        remove: tuple[FrameRange, ...],
+        remove: Container[int],
         cutter: _AudioCutter | None,
         on_progress: ProgressCallback | None,
         on_packet: Callable[[Packet[Stream]], None] | None,
@@ -242,7 +279,7 @@ class _Editor:
         self._pix_fmt = pix_fmt
         self._fills = fills
         self._blacken = RangeCursor(blacken)
-        self._remove = RangeCursor(remove)
+        self._remove = remove
         self._cutter = cutter
         self._on_progress = on_progress
         self._time_base = vout.codec_context.time_base
