@@ -18,28 +18,32 @@ from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
 from jobs.worker import in_process_worker
-from server import tasks, videos
+from server import auth, tasks, videos
+from server.access import Access
+from server.access_log import logged_ids, route_of
 from server.embedded_redis import EmbeddedRedis
 from server.errors import error_middleware
 from server.events import EventHub
-from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, STORAGE, SUBMITTER
+from server.headers import add_security_headers
+from server.json_body import MAX_JSON_BODY
+from server.keys import ACCESS, EVENTS, LOCAL, RECORDS, SETTINGS, STORAGE, SUBMITTER
 from server.local import LocalJobs
 
 log = structlog.get_logger("vidcorrect.server")
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-#: JSON bodies are small; uploads are streamed and limited separately.
-MAX_JSON_BODY = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
     """Build the application. Without ``settings.redis_url`` it runs an embedded Redis and an
     in-process arq worker; with it, it only serves and workers run separately."""
     app = web.Application(
-        middlewares=[request_context_middleware, error_middleware],
+        middlewares=[request_context_middleware, error_middleware, auth.access_middleware],
         client_max_size=MAX_JSON_BODY,
     )
     app[SETTINGS] = settings
+    app[ACCESS] = Access(settings.api_token)
+    app.on_response_prepare.append(add_security_headers)
     app[STORAGE] = Storage(settings.data_dir)
     app[STORAGE].ensure()
     if settings.embedded:
@@ -51,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(close_event_streams)
     app.add_routes(videos.routes)
     app.add_routes(tasks.routes)
+    app.add_routes(auth.routes)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)
     return app
@@ -63,10 +68,13 @@ async def index(request: web.Request) -> web.FileResponse:
 
 @web.middleware
 async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id and the ids the path names to every log line of this request."""
-    ids = {k: v for k, v in request.match_info.items() if k in ("task_id", "video_id")}
+    """Bind a request id, the route and the ids the path names to every log line of this
+    request (the route, not the path as sent: a client's path may carry anything)."""
     with structlog.contextvars.bound_contextvars(
-        request_id=uuid.uuid4().hex[:12], method=request.method, path=request.path, **ids
+        request_id=uuid.uuid4().hex[:12],
+        method=request.method,
+        path=route_of(request),
+        **logged_ids(request),
     ):
         return await handler(request)
 

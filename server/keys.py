@@ -8,6 +8,7 @@ from jobs.records import Records
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
+from server.access import Access
 from server.events import EventHub
 from server.local import LocalJobs
 
@@ -20,3 +21,5 @@ EVENTS = web.AppKey("events", EventHub)
 SUBMITTER = web.AppKey("submitter", Submitter)
 #: Jobs the server runs itself while Redis is away (the degraded mode).
 LOCAL = web.AppKey("local", LocalJobs)
+#: The API token (or none) and the page's session cookies.
+ACCESS = web.AppKey("access", Access)

@@ -35,26 +35,12 @@ from jobs.runner import revoke_if_waiting
 from jobs.submit import Submission
 from server.errors import error_response
 from server.events import EVENT_ID, TaskEvent
+from server.json_body import read_json
 from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, STORAGE, SUBMITTER
 
 routes = web.RouteTableDef()
 
 TASK_ID = r"{task_id:[A-Za-z0-9_-]{1,64}}"
-
-
-async def read_json(request: web.Request) -> Any:
-    """The request's JSON body (``{}`` when empty); :class:`InvalidRequest` if it is not JSON."""
-    text = await request.text()
-    if not text.strip():
-        return {}
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidRequest(
-            f"The request body is not valid JSON: {error.msg} at line "
-            f"{error.lineno} column {error.colno}.",
-            code="invalid_json",
-        ) from None
 
 
 VIDEO_ID = r"{video_id:\d+}"
