@@ -21,12 +21,18 @@ async def read_json(request: web.Request) -> Any:
     ``client_max_size`` (:data:`MAX_JSON_BODY`).
     """
     try:
-        text = await request.text()
+        raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(
             f"The JSON body is larger than the limit of {MAX_JSON_BODY} bytes; these requests are "
             "small (videos are uploaded to /api/videos/).",
             code="body_too_large",
+        ) from None
+    try:
+        text = raw.decode("utf-8")  # JSON is UTF-8 (RFC 8259), whatever charset is claimed
+    except UnicodeDecodeError:
+        raise InvalidRequest(
+            "The request body is not valid JSON: it is not UTF-8 text.", code="invalid_json"
         ) from None
     if not text.strip():
         return {}
