@@ -195,3 +195,23 @@ async def test_streamed_multipart_upload_over_the_limit_is_413_and_removed(
     resp = await client.post("/api/videos/", data=writer)
     assert "VIDCORRECT_MAX_UPLOAD_BYTES" in await expect_error(resp, 413, "too_large")
     assert stored_files(small) == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"--x\r\n\r\nabc\r\n--x--\r\n"),
+        ("multipart/form-data; boundary=x", b"no boundary in here at all"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Length: zz\r\n\r\nabc\r\n--x--"),
+        ("multipart/form-data; boundary=x", b"--x\r\nBad\x00Header: 1\r\n\r\nabc\r\n--x--"),
+        ("multipart/form-data; boundary=" + "b" * 80, b"--" + b"b" * 80 + b"\r\n"),
+    ],
+    ids=["no-boundary", "no-parts", "bad-length", "nul-header", "long-boundary"],
+)
+async def test_malformed_multipart_is_a_400(
+    client: Client, settings: Settings, content_type: str, body: bytes
+) -> None:
+    resp = await client.post("/api/videos/", data=body, headers={"Content-Type": content_type})
+    assert (await resp.json())["error"]["code"] in ("invalid_multipart", "missing_file")
+    assert resp.status == 400
+    assert stored_files(settings) == []
