@@ -3,14 +3,18 @@
 aiohttp's own access log writes the request line with its query string (``?filename=`` of a raw
 upload is a patient's file name) plus Referer and User-Agent. This one logs the route that
 served the request (``/api/videos/{video_id}/``, not the path as sent), the ids it named, the
-status, the size and the time.
+status, the size and the time. :class:`RedactMalformedRequests` does the same for aiohttp's own
+report of a request it could not parse, which quotes the offending bytes.
 """
 
 from __future__ import annotations
 
+import logging
+
 import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import BaseRequest
 
 log = structlog.get_logger("vidcorrect.access")
@@ -20,20 +24,30 @@ UNMATCHED = "(no route)"
 LOGGED_IDS = ("task_id", "video_id")
 
 
+def _match_info(request: BaseRequest) -> web.UrlMappingMatchInfo | None:
+    """The router's match, or ``None`` for a request that never reached the router (aiohttp
+    answers a malformed request itself, and asserts when asked for its match)."""
+    if not isinstance(request, web.Request):
+        return None
+    try:
+        return request.match_info
+    except AssertionError:
+        return None
+
+
 def route_of(request: BaseRequest) -> str:
     """The canonical path of the route that serves ``request``, never the path as sent."""
-    if isinstance(request, web.Request):
-        resource = request.match_info.route.resource
-        if resource is not None:
-            return resource.canonical
-    return UNMATCHED
+    match = _match_info(request)
+    resource = match.route.resource if match is not None else None
+    return resource.canonical if resource is not None else UNMATCHED
 
 
 def logged_ids(request: BaseRequest) -> dict[str, str]:
     """The task and video ids the route matched in the path (they passed its pattern)."""
-    if not isinstance(request, web.Request):
+    match = _match_info(request)
+    if match is None:
         return {}
-    return {k: v for k, v in request.match_info.items() if k in LOGGED_IDS}
+    return {k: v for k, v in match.items() if k in LOGGED_IDS}
 
 
 class RouteAccessLogger(AbstractAccessLogger):
@@ -50,3 +64,26 @@ class RouteAccessLogger(AbstractAccessLogger):
             ms=round(time * 1000, 1),
             **logged_ids(request),
         )
+
+
+class RedactMalformedRequests(logging.Filter):
+    """Keep the fact that aiohttp refused a malformed request, drop the bytes it quotes (a
+    request line with its query string, a header value) and the traceback around them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record of a refused request in place; every record passes."""
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "malformed request refused: %s %s"
+            record.args = (error.code, type(error).__name__)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def redact_malformed_requests() -> None:
+    """Install :class:`RedactMalformedRequests` on aiohttp's server logger (once)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, RedactMalformedRequests) for f in server_log.filters):
+        server_log.addFilter(RedactMalformedRequests())

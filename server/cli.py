@@ -15,7 +15,7 @@ from jobs.logs import configure_logging
 from jobs.settings import Settings
 from jobs.worker import ResilientWorker, worker_options
 from server.access import is_loopback
-from server.access_log import RouteAccessLogger
+from server.access_log import RouteAccessLogger, redact_malformed_requests
 from server.app import create_app
 
 
@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if refusal := anonymous_refusal(settings, args.host, args.allow_anonymous):
         print(f"vidcorrect: {refusal}", file=sys.stderr)
         return 2
+    redact_malformed_requests()
     try:
         app = create_app(settings)
         log.info(

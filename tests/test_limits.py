@@ -215,3 +215,17 @@ async def test_malformed_multipart_is_a_400(
     assert (await resp.json())["error"]["code"] in ("invalid_multipart", "missing_file")
     assert resp.status == 400
     assert stored_files(settings) == []
+
+
+async def test_a_tiny_video_is_refused_at_probe_time(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    tiny = make_video(tmp_path / "tiny.mp4", width=8, height=8, seconds=0.2, audio=False,
+                      pix_fmt="yuv444p")  # fmt: skip
+    resp = await client.post(
+        "/api/videos/", data=tiny.read_bytes(), headers={"Content-Type": "video/mp4"}
+    )
+    message = await expect_error(resp, 415, "not_a_video")
+    assert "8x8" in message
+    assert "at least 16 pixels" in message
+    assert stored_files(settings) == []

@@ -120,7 +120,15 @@ def probe(
         )
 
 
+#: Smaller frames are no endoscopy video, and smaller than one tile of the analysis.
+MIN_SIDE = 16
+
+
 def _check_size(width: int, height: int, max_side: int | None) -> None:
+    if 0 < min(width, height) < MIN_SIDE:
+        raise InvalidVideo(
+            f"The video is {width}x{height} pixels; at least {MIN_SIDE} pixels a side are needed."
+        )
     if max_side is not None and max(width, height) > max_side:
         raise VideoTooLarge(
             f"The video is {width}x{height} pixels; at most {max_side} pixels a side are accepted."
