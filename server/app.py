@@ -18,7 +18,7 @@ from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
 from jobs.worker import in_process_worker
-from server import auth, tasks, videos
+from server import auth, openapi, tasks, videos
 from server.access import Access
 from server.access_log import logged_ids, route_of
 from server.embedded_redis import EmbeddedRedis
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(videos.routes)
     app.add_routes(tasks.routes)
     app.add_routes(auth.routes)
+    app.add_routes(openapi.routes)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)
     return app

@@ -1,0 +1,772 @@
+"""The OpenAPI 3.1 description of the JSON API, served at ``GET /api/openapi.json``.
+
+Built as a dict from the same constants the handlers validate with, for the server's own
+configuration: with an API token every protected operation lists the bearer and cookie schemes
+and its 401; in the legacy synchronous mode the submissions' 200 carries the result and a
+failed job is a 422. The page, its static files and the operations endpoints (``/healthz``,
+``/readyz``, ``/metrics``) are not part of the JSON API and are not described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS
+from jobs.mask_request import DEVICE_KEYS, known_devices
+from jobs.records import Operation, TaskState
+from jobs.settings import Settings
+from server.access import SESSION_COOKIE
+from server.keys import SETTINGS
+
+Schema = dict[str, Any]
+routes = web.RouteTableDef()
+
+OPENAPI_PATH = "/api/openapi.json"
+_REF = "#/components/schemas/"
+#: A Redis Stream id, or empty (the same as not sending one).
+EVENT_ID_PATTERN = r"^([0-9]{1,20}-[0-9]{1,20})?$"
+#: Frame selections such as "10-20,30,45-50" (what jobs.frame_request parses).
+RANGES_PATTERN = r"^\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*$"
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": _REF + name}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _json(schema: Schema) -> dict[str, Schema]:
+    return {"application/json": {"schema": schema}}
+
+
+_INT = {"type": "integer"}
+_STR = {"type": "string"}
+_COUNT = {"type": "integer", "minimum": 0}
+_SIZE = {"type": "integer", "minimum": 1}
+
+
+def _schemas() -> dict[str, Schema]:
+    roi = {
+        "type": "object",
+        "properties": {key: _COUNT for key in ("x", "y", "width", "height")},
+        "required": ["x", "y", "width", "height"],
+    }
+    video = {
+        "type": "object",
+        "required": [
+            "id",
+            "filename",
+            "size_bytes",
+            "width",
+            "height",
+            "fps",
+            "frame_count",
+            "duration",
+            "codec",
+            "pix_fmt",
+            "has_audio",
+            "audio_codec",
+            "created_at",
+        ],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "filename": {**_STR, "description": "The uploaded name, for display only."},
+            "size_bytes": _COUNT,
+            "width": _COUNT,
+            "height": _COUNT,
+            "fps": {"type": "number", "minimum": 0},
+            "frame_count": _COUNT,
+            "duration": {"type": "number", "minimum": 0},
+            "codec": _STR,
+            "pix_fmt": _STR,
+            "has_audio": {"type": "boolean"},
+            "audio_codec": _nullable(_STR),
+            "created_at": {**_STR, "format": "date-time"},
+        },
+    }
+    task = {
+        "type": "object",
+        "required": [
+            "task_id",
+            "state",
+            "progress",
+            "status",
+            "result",
+            "error",
+            "eta_seconds",
+            "attempt",
+            "mode",
+            "video_id",
+            "operation",
+            "params",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ],
+        "properties": {
+            "task_id": _STR,
+            "state": {"enum": [state.value for state in TaskState]},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "status": _STR,
+            "result": _nullable({"type": "object"}),
+            "error": _nullable(_ref("ErrorDetail")),
+            "eta_seconds": _nullable({"type": "number", "minimum": 0}),
+            "attempt": {"type": "integer", "minimum": 1},
+            "mode": {"enum": ["queued", "local"]},
+            "video_id": _INT,
+            "operation": {"enum": [op.value for op in Operation]},
+            "params": {"type": "object"},
+            "created_at": _STR,
+            "started_at": _nullable(_STR),
+            "finished_at": _nullable(_STR),
+        },
+    }
+    output = {
+        "type": "object",
+        "required": ["task_id", "operation", "output_file", "output_url", "finished_at"],
+        "properties": {
+            "task_id": _STR,
+            "operation": {"enum": [op.value for op in Operation]},
+            "output_file": _STR,
+            "output_url": _STR,
+            "finished_at": _nullable(_STR),
+        },
+    }
+    return {
+        "ErrorDetail": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": _STR, "message": _STR},
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {**_STR, "description": "For programs, e.g. invalid_roi."},
+                        "message": {**_STR, "description": "For people: what to fix."},
+                    },
+                }
+            },
+        },
+        "Roi": roi,
+        "Video": video,
+        "VideoList": {
+            "type": "object",
+            "required": ["videos"],
+            "properties": {"videos": {"type": "array", "items": _ref("Video")}},
+        },
+        "VideoDetail": {
+            "allOf": [
+                _ref("Video"),
+                {
+                    "type": "object",
+                    "required": ["tasks", "more_tasks_url", "outputs"],
+                    "properties": {
+                        "tasks": {"type": "array", "items": _ref("Task")},
+                        "more_tasks_url": _nullable(_STR),
+                        "outputs": {"type": "array", "items": output},
+                    },
+                },
+            ]
+        },
+        "Task": task,
+        "TaskList": {
+            "type": "object",
+            "required": ["tasks", "next_cursor"],
+            "properties": {
+                "tasks": {"type": "array", "items": _ref("Task")},
+                "next_cursor": _nullable(_STR),
+            },
+        },
+        "Submitted": {
+            "type": "object",
+            "required": [
+                "task_id",
+                "status",
+                "duplicate",
+                "message",
+                "status_url",
+                "events_url",
+                "mode",
+            ],
+            "properties": {
+                "task_id": _STR,
+                "status": {"enum": [state.value.lower() for state in TaskState]},
+                "duplicate": {"type": "boolean"},
+                "message": _STR,
+                "status_url": _STR,
+                "events_url": _STR,
+                "mode": {"enum": ["queued", "local"]},
+            },
+        },
+        "LegacyResult": {
+            "type": "object",
+            "required": ["task_id", "result"],
+            "properties": {"task_id": {"type": "null"}, "result": {"type": "object"}},
+        },
+        "Cancelled": {
+            "type": "object",
+            "required": ["task_id", "state", "message"],
+            "properties": {
+                "task_id": _STR,
+                "state": {"enum": [state.value for state in TaskState]},
+                "message": _STR,
+            },
+        },
+        "DeviceList": {
+            "type": "object",
+            "required": ["devices"],
+            "properties": {
+                "devices": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "frame_width", "frame_height", "roi"],
+                        "properties": {
+                            "name": _STR,
+                            "frame_width": _INT,
+                            "frame_height": _INT,
+                            "roi": _ref("Roi"),
+                        },
+                    },
+                }
+            },
+        },
+        "TaskEvent": {
+            "type": "object",
+            "description": "One Server-Sent Event: its data is the task as the status endpoint "
+            "answers it.",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"enum": ["progress", "end"]},
+                "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
+                "retry": {"type": "integer", "minimum": 0},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": _ref("Task"),
+                },
+            },
+        },
+        "Session": {
+            "type": "object",
+            "required": ["auth_required", "authenticated"],
+            "additionalProperties": False,
+            "properties": {
+                "auth_required": {"type": "boolean"},
+                "authenticated": {"type": "boolean"},
+            },
+        },
+    }
+
+
+def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
+    """The two kinds of mask body, each with the route's ``extra`` fields."""
+    shape = {"enum": ["rect", "ellipse"], "default": "rect"}
+    device = {
+        "type": "object",
+        "title": "device mask",
+        "required": ["mask_type", "device_name"],
+        "additionalProperties": False,
+        "properties": {
+            "mask_type": {"const": "device"},
+            "device_name": {"enum": list(known_devices())},
+            "shape": shape,
+            **extra,
+        },
+    }
+    # Pixels; the ROI must also lie inside the video's frame (a 400 says so).
+    edges = {"x": _COUNT, "y": _COUNT, "width": _SIZE, "height": _SIZE}
+    aliases = {alias: edges[key] for key, alias in zip(edges, DEVICE_KEYS, strict=True)}
+    roi_in_body = {
+        "type": "object",
+        "description": "x, y, width and height, or the endoscope_image_* keys; other keys are "
+        "ignored.",
+        "properties": {**edges, **aliases},
+    }
+    custom = {
+        "type": "object",
+        "title": "custom mask",
+        "required": ["mask_type"],
+        "additionalProperties": False,
+        "anyOf": [{"required": ["roi"]}, {"required": list(DEVICE_KEYS)}],
+        "properties": {
+            "mask_type": {"const": "custom"},
+            "roi": roi_in_body,
+            **aliases,
+            "shape": shape,
+            **extra,
+        },
+    }
+    return [device, custom]
+
+
+def _bodies() -> dict[str, Schema]:
+    ranges = {"type": "string", "pattern": RANGES_PATTERN, "examples": ["10-20,30"]}
+    sample_every = _nullable({"type": "integer", "minimum": 1, "maximum": MAX_SAMPLE_EVERY})
+    remove_labels = _nullable({"type": "array", "items": {"enum": list(LABELS)}})
+    frame_list = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_SELECTION_ITEMS,
+        "items": {"type": "integer", "minimum": 0},
+    }
+    return {
+        "mask": {"oneOf": _mask_variants({"blacken_frames": ranges})},
+        "remove": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": [name],
+                    "additionalProperties": False,
+                    "properties": {name: schema},
+                }
+                for name, schema in (
+                    ("frame_list", frame_list),
+                    ("frame_ranges", ranges),
+                    ("detection_method", {"const": "automatic"}),
+                )
+            ]
+        },
+        "analyze": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"sample_every": sample_every},
+        },
+        "reprocess": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "title": "mask from the analysis",
+                    "additionalProperties": False,
+                    "properties": {"remove_labels": remove_labels, "sample_every": sample_every},
+                },
+                *_mask_variants({"remove_labels": remove_labels, "sample_every": sample_every}),
+            ]
+        },
+    }
+
+
+class _Builder:
+    """Collects the operations of one document."""
+
+    def __init__(self, auth: bool) -> None:
+        self.auth = auth
+        self.paths: dict[str, dict[str, Schema]] = {}
+
+    def error(self, description: str, *, headers: dict[str, Schema] | None = None) -> Schema:
+        answer: Schema = {"description": description, "content": _json(_ref("Error"))}
+        if headers:
+            answer["headers"] = headers
+        return answer
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        summary: str,
+        responses: dict[str, Schema],
+        *,
+        errors: dict[str, str],
+        parameters: list[Schema] | None = None,
+        body: Schema | None = None,
+        body_required: bool = False,
+        open_route: bool = False,
+    ) -> None:
+        """One operation: its success ``responses`` and the ``errors`` it answers."""
+        answers = dict(responses)
+        for status, description in errors.items():
+            headers = None
+            if status == "429":
+                headers = {"Retry-After": _header("Seconds to wait before submitting again.")}
+            answers[status] = self.error(description, headers=headers)
+        answers["503"] = self.error(
+            "Redis or the data dir is unreachable right now; try again after Retry-After.",
+            headers={"Retry-After": _header("Seconds to wait.")},
+        )
+        operation: Schema = {
+            "summary": summary,
+            "operationId": f"{method}_{path}".replace("/", "_").strip("_"),
+            "responses": answers,
+        }
+        if parameters:
+            operation["parameters"] = parameters
+        if body is not None:
+            operation["requestBody"] = {"required": body_required, "content": _json(body)}
+        if self.auth and not open_route:
+            answers["401"] = self.error(
+                "No token: send Authorization: Bearer <token>, or the page's session cookie.",
+                headers={"WWW-Authenticate": _header("Bearer")},
+            )
+        if open_route:
+            operation["security"] = []
+        self.paths.setdefault(path, {})[method] = operation
+
+
+def _header(description: str) -> Schema:
+    return {"description": description, "required": True, "schema": {"type": "string"}}
+
+
+def _path_id(name: str, schema: Schema, example: Any) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "example": example}
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+VIDEO_ID = _path_id("video_id", {"type": "integer", "minimum": 0}, 1)
+TASK_ID = _path_id(
+    "task_id", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "0123456789abcdef"
+)
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The same key within a day answers with the task it made the first time.",
+}
+
+
+def build_openapi(settings: Settings) -> Schema:
+    """The OpenAPI 3.1 document for a server running with ``settings``."""
+    auth = settings.api_token is not None
+    b = _Builder(auth)
+    bodies = _bodies()
+    video, task = ("video_not_found", "task_not_found")
+    submitted = {
+        "202": {
+            "description": "Queued: follow it at status_url or events_url.",
+            "headers": {"Location": _header("The task's status URL.")},
+            "content": _json(_ref("Submitted")),
+        },
+        "200": {
+            "description": "An identical task is already queued or running (duplicate: true), "
+            "or the Idempotency-Key was used before.",
+            "content": _json(_ref("Submitted")),
+        },
+    }
+    if not settings.use_async_tasks:
+        submitted = {
+            "200": {
+                "description": "The job's result (USE_ASYNC_TASKS=false).",
+                "content": _json(_ref("LegacyResult")),
+            },
+            "422": b.error("The job failed; the error says why."),
+        }
+    submit_errors = {
+        "400": "The body is not valid JSON or its fields are wrong; the message says which.",
+        "404": f"There is no such video ({video}).",
+        "409": "The request does not fit the video's state (e.g. analysis_required).",
+        "413": "The JSON body is larger than 1 MiB (body_too_large).",
+        "429": "Too many tasks are waiting (queue_full); submit again after Retry-After.",
+    }
+    for path, summary, body in (
+        ("/api/video-apply-mask/{video_id}/", "Mask everything outside an ROI", "mask"),
+        ("/api/video-remove-frames/{video_id}/", "Remove frames", "remove"),
+        ("/api/video-analyze/{video_id}/", "Find sensitive frames and the live image", "analyze"),
+        ("/api/video-reprocess/{video_id}/", "Analyze, mask and cut in one pass", "reprocess"),
+    ):
+        b.add(
+            "post",
+            path,
+            summary,
+            submitted,
+            errors=submit_errors,
+            parameters=[VIDEO_ID, IDEMPOTENCY_KEY],
+            body=bodies[body],
+        )
+
+    b.add(
+        "post",
+        "/api/videos/",
+        "Upload a video",
+        {
+            "201": {
+                "description": "Stored and probed.",
+                "headers": {"Location": _header("The video's URL.")},
+                "content": _json(_ref("Video")),
+            }
+        },
+        errors={
+            "400": 'A malformed multipart body, or no "file" field in it.',
+            "413": "Larger than VIDCORRECT_MAX_UPLOAD_BYTES (too_large).",
+            "415": "Not a decodable video, an empty body, another content type, or a video "
+            "beyond VIDCORRECT_MAX_VIDEO_SIDE / VIDCORRECT_MAX_VIDEO_FRAMES.",
+        },
+        parameters=[_query("filename", _STR, "The file's name (raw uploads), for display.")],
+    )
+    upload = b.paths["/api/videos/"]["post"]
+    binary = {"type": "string", "format": "binary"}
+    upload["requestBody"] = {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": binary},
+                }
+            },
+            "video/mp4": {"schema": binary},
+            "video/*": {"schema": binary},
+            "application/octet-stream": {"schema": binary},
+        },
+    }
+    b.add(
+        "get",
+        "/api/videos/",
+        "List the videos",
+        {"200": {"description": "Newest first.", "content": _json(_ref("VideoList"))}},
+        errors={},
+    )
+    b.add(
+        "get",
+        "/api/videos/{video_id}/",
+        "One video, its tasks and outputs",
+        {"200": {"description": "The video.", "content": _json(_ref("VideoDetail"))}},
+        errors={"404": f"No such video ({video})."},
+        parameters=[VIDEO_ID],
+    )
+    b.add(
+        "get",
+        "/api/videos/{video_id}/file",
+        "Download the original",
+        {
+            "200": {
+                "description": "The original upload, untouched, typed by its container (FFmpeg "
+                "also reads animated images such as GIF as video).",
+                "content": {
+                    "video/*": {"schema": binary},
+                    "image/*": {"schema": binary},
+                    "application/octet-stream": {"schema": binary},
+                },
+            }
+        },
+        errors={"404": f"No such video ({video})."},
+        parameters=[VIDEO_ID],
+    )
+    b.add(
+        "get",
+        "/api/videos/{video_id}/frame",
+        "A frame of the original as a JPEG",
+        {"200": {"description": "The frame.", "content": {"image/jpeg": {"schema": binary}}}},
+        errors={
+            "400": "n is not a frame of the video (frame_out_of_range).",
+            "404": f"No such video ({video}).",
+            "415": "The original could not be decoded at that frame.",
+        },
+        parameters=[
+            VIDEO_ID,
+            _query("n", {"type": "integer", "minimum": 0, "default": 0}, "0-based frame number."),
+        ],
+    )
+    b.add(
+        "get",
+        "/api/devices/",
+        "The known devices",
+        {
+            "200": {
+                "description": "Devices and their image areas.",
+                "content": _json(_ref("DeviceList")),
+            }
+        },
+        errors={},
+    )
+    b.add(
+        "get",
+        "/api/task-status/{task_id}/",
+        "A task's state",
+        {"200": {"description": "The task.", "content": _json(_ref("Task"))}},
+        errors={"404": f"No such task ({task})."},
+        parameters=[TASK_ID],
+    )
+    cancelled = {
+        "202": {"description": "Cancelled, or cancelling.", "content": _json(_ref("Cancelled"))}
+    }
+    cancel_errors = {
+        "404": f"No such task ({task}).",
+        "409": "The task has already ended (already_finished).",
+    }
+    b.add(
+        "post",
+        "/api/task-status/{task_id}/cancel/",
+        "Cancel a task",
+        cancelled,
+        errors=cancel_errors,
+        parameters=[TASK_ID],
+    )
+    b.add(
+        "delete",
+        "/api/task-status/{task_id}/",
+        "Cancel a task",
+        cancelled,
+        errors=cancel_errors,
+        parameters=[TASK_ID],
+    )
+    b.add(
+        "get",
+        "/api/task-status/{task_id}/events",
+        "A task's events (Server-Sent Events)",
+        {
+            "200": {
+                "description": "event: progress (data: the task as JSON), then event: end; then "
+                "the stream closes.",
+                "content": {"text/event-stream": {"schema": _ref("TaskEvent")}},
+            }
+        },
+        errors={
+            "400": "Last-Event-ID is not an id this stream sent (invalid_event_id).",
+            "404": f"No such task ({task}).",
+        },
+        parameters=[
+            TASK_ID,
+            _query(
+                "last_event_id",
+                {"type": "string", "pattern": EVENT_ID_PATTERN},
+                "Resume after this event (for clients that cannot set Last-Event-ID).",
+            ),
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": EVENT_ID_PATTERN},
+            },
+        ],
+    )
+    b.add(
+        "get",
+        "/api/tasks/{task_id}/output",
+        "Download a task's output",
+        {"200": {"description": "The output video.", "content": {"video/mp4": {"schema": binary}}}},
+        errors={
+            "404": f"No such task ({task}).",
+            "409": "The task has not succeeded (output_not_ready), or it is an analysis, "
+            "which writes no video (no_output).",
+        },
+        parameters=[TASK_ID],
+    )
+    states = [state.value for state in TaskState]
+    operations = [op.value for op in Operation]
+    b.add(
+        "get",
+        "/api/tasks/",
+        "Task history, newest first",
+        {"200": {"description": "A page of tasks.", "content": _json(_ref("TaskList"))}},
+        errors={"400": "A filter, limit or cursor is not valid; the message says which."},
+        parameters=[
+            _query("video_id", {"type": "integer", "minimum": 1}, "Only this video's tasks."),
+            _query(
+                "state",
+                {"enum": ["", *states, *(s.lower() for s in states)]},
+                "Only tasks in this state (either case; empty: any).",
+            ),
+            _query(
+                "operation",
+                {"enum": ["", *operations, *(o.upper() for o in operations)]},
+                "Only this operation (either case; empty: any).",
+            ),
+            _query(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                "Page size.",
+            ),
+            _query("cursor", _STR, "next_cursor of the previous page."),
+        ],
+    )
+    session = {
+        "200": {
+            "description": "Whether a token is needed and whether this client has access.",
+            "content": _json(_ref("Session")),
+        }
+    }
+    b.add("get", "/api/session/", "Access state", session, errors={}, open_route=True)
+    b.add(
+        "post",
+        "/api/session/",
+        "Sign in with the token (sets the session cookie)",
+        session,
+        errors={
+            "400": 'The body is not {"token": "..."}.',
+            **({"401": "That is not the token (bad_token)."} if auth else {}),
+            "413": "The JSON body is larger than 1 MiB.",
+        },
+        body={
+            "type": "object",
+            "required": ["token"],
+            "additionalProperties": False,
+            "properties": {"token": _STR},
+        },
+        body_required=True,
+        open_route=True,
+    )
+    b.add(
+        "delete",
+        "/api/session/",
+        "Sign out (clears the cookie)",
+        session,
+        errors={},
+        open_route=True,
+    )
+    b.add(
+        "get",
+        OPENAPI_PATH,
+        "This document",
+        {"200": {"description": "OpenAPI 3.1.", "content": _json({"type": "object"})}},
+        errors={},
+        open_route=True,
+    )
+    if "401" in b.paths["/api/session/"]["post"]["responses"]:
+        b.paths["/api/session/"]["post"]["responses"]["401"]["headers"] = {
+            "WWW-Authenticate": _header("Bearer")
+        }
+
+    document: Schema = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "vidcorrect",
+            "version": "0.1.0",
+            "description": "Masks and anonymizes endoscopy videos in the background. Errors are "
+            '{"error": {"code", "message"}} with a 4xx status.',
+        },
+        "paths": dict(sorted(b.paths.items())),
+        "components": {"schemas": _schemas()},
+    }
+    if auth:
+        document["components"]["securitySchemes"] = {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "VIDCORRECT_API_TOKEN",
+            },
+            "sessionCookie": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": SESSION_COOKIE,
+                "description": "Set by POST /api/session/ (the page).",
+            },
+        }
+        document["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
+    return document
+
+
+@routes.get(OPENAPI_PATH)
+async def openapi_document(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this server (open: it holds no data)."""
+    return web.json_response(build_openapi(request.app[SETTINGS]))
