@@ -61,6 +61,7 @@ async def _schemathesis(served: Served, report: Path, examples: int, headers: li
         "--report", "json", "--report-json-path", str(report),
         *headers,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        cwd=report.parent,  # its crash cache goes there, not into the checkout
     )  # fmt: skip
     try:
         output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
