@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from jobs.errors import ConfigError
 from jobs.frame_request import MAX_SELECTION_ITEMS
 from jobs.settings import Settings
 from jobs.video import VideoTooLarge, probe
@@ -229,3 +230,15 @@ async def test_a_tiny_video_is_refused_at_probe_time(
     assert "8x8" in message
     assert "at least 16 pixels" in message
     assert stored_files(settings) == []
+
+
+def test_video_limits_come_from_the_environment() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.max_video_side, defaults.max_video_frames) == (8192, 2_000_000)
+    env = {"VIDCORRECT_MAX_VIDEO_SIDE": "4096", "VIDCORRECT_MAX_VIDEO_FRAMES": "900"}
+    configured = Settings.from_env(env)
+    assert (configured.max_video_side, configured.max_video_frames) == (4096, 900)
+    with pytest.raises(ConfigError, match="VIDCORRECT_MAX_VIDEO_SIDE must be at least 16"):
+        Settings.from_env({"VIDCORRECT_MAX_VIDEO_SIDE": "8"})
+    with pytest.raises(ConfigError, match="VIDCORRECT_MAX_VIDEO_FRAMES must be a whole number"):
+        Settings.from_env({"VIDCORRECT_MAX_VIDEO_FRAMES": "lots"})
