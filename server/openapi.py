@@ -13,348 +13,23 @@ from typing import Any
 
 from aiohttp import web
 
-from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS
-from jobs.mask_request import DEVICE_KEYS, known_devices
 from jobs.records import Operation, TaskState
 from jobs.settings import Settings
 from server.access import SESSION_COOKIE
+from server.api_schemas import (
+    EVENT_ID_PATTERN,
+    STR,
+    Schema,
+    component_schemas,
+    json_content,
+    ref,
+    request_bodies,
+)
 from server.keys import SETTINGS
 
-Schema = dict[str, Any]
 routes = web.RouteTableDef()
 
 OPENAPI_PATH = "/api/openapi.json"
-_REF = "#/components/schemas/"
-#: A Redis Stream id, or empty (the same as not sending one).
-EVENT_ID_PATTERN = r"^([0-9]{1,20}-[0-9]{1,20})?$"
-#: Frame selections such as "10-20,30,45-50" (what jobs.frame_request parses).
-RANGES_PATTERN = r"^\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*$"
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": _REF + name}
-
-
-def _nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _json(schema: Schema) -> dict[str, Schema]:
-    return {"application/json": {"schema": schema}}
-
-
-_INT = {"type": "integer"}
-_STR = {"type": "string"}
-_COUNT = {"type": "integer", "minimum": 0}
-_SIZE = {"type": "integer", "minimum": 1}
-
-
-def _schemas() -> dict[str, Schema]:
-    roi = {
-        "type": "object",
-        "properties": {key: _COUNT for key in ("x", "y", "width", "height")},
-        "required": ["x", "y", "width", "height"],
-    }
-    video = {
-        "type": "object",
-        "required": [
-            "id",
-            "filename",
-            "size_bytes",
-            "width",
-            "height",
-            "fps",
-            "frame_count",
-            "duration",
-            "codec",
-            "pix_fmt",
-            "has_audio",
-            "audio_codec",
-            "created_at",
-        ],
-        "properties": {
-            "id": {"type": "integer", "minimum": 1},
-            "filename": {**_STR, "description": "The uploaded name, for display only."},
-            "size_bytes": _COUNT,
-            "width": _COUNT,
-            "height": _COUNT,
-            "fps": {"type": "number", "minimum": 0},
-            "frame_count": _COUNT,
-            "duration": {"type": "number", "minimum": 0},
-            "codec": _STR,
-            "pix_fmt": _STR,
-            "has_audio": {"type": "boolean"},
-            "audio_codec": _nullable(_STR),
-            "created_at": {**_STR, "format": "date-time"},
-        },
-    }
-    task = {
-        "type": "object",
-        "required": [
-            "task_id",
-            "state",
-            "progress",
-            "status",
-            "result",
-            "error",
-            "eta_seconds",
-            "attempt",
-            "mode",
-            "video_id",
-            "operation",
-            "params",
-            "created_at",
-            "started_at",
-            "finished_at",
-        ],
-        "properties": {
-            "task_id": _STR,
-            "state": {"enum": [state.value for state in TaskState]},
-            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-            "status": _STR,
-            "result": _nullable({"type": "object"}),
-            "error": _nullable(_ref("ErrorDetail")),
-            "eta_seconds": _nullable({"type": "number", "minimum": 0}),
-            "attempt": {"type": "integer", "minimum": 1},
-            "mode": {"enum": ["queued", "local"]},
-            "video_id": _INT,
-            "operation": {"enum": [op.value for op in Operation]},
-            "params": {"type": "object"},
-            "created_at": _STR,
-            "started_at": _nullable(_STR),
-            "finished_at": _nullable(_STR),
-        },
-    }
-    output = {
-        "type": "object",
-        "required": ["task_id", "operation", "output_file", "output_url", "finished_at"],
-        "properties": {
-            "task_id": _STR,
-            "operation": {"enum": [op.value for op in Operation]},
-            "output_file": _STR,
-            "output_url": _STR,
-            "finished_at": _nullable(_STR),
-        },
-    }
-    return {
-        "ErrorDetail": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {"code": _STR, "message": _STR},
-        },
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "additionalProperties": False,
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "code": {**_STR, "description": "For programs, e.g. invalid_roi."},
-                        "message": {**_STR, "description": "For people: what to fix."},
-                    },
-                }
-            },
-        },
-        "Roi": roi,
-        "Video": video,
-        "VideoList": {
-            "type": "object",
-            "required": ["videos"],
-            "properties": {"videos": {"type": "array", "items": _ref("Video")}},
-        },
-        "VideoDetail": {
-            "allOf": [
-                _ref("Video"),
-                {
-                    "type": "object",
-                    "required": ["tasks", "more_tasks_url", "outputs"],
-                    "properties": {
-                        "tasks": {"type": "array", "items": _ref("Task")},
-                        "more_tasks_url": _nullable(_STR),
-                        "outputs": {"type": "array", "items": output},
-                    },
-                },
-            ]
-        },
-        "Task": task,
-        "TaskList": {
-            "type": "object",
-            "required": ["tasks", "next_cursor"],
-            "properties": {
-                "tasks": {"type": "array", "items": _ref("Task")},
-                "next_cursor": _nullable(_STR),
-            },
-        },
-        "Submitted": {
-            "type": "object",
-            "required": [
-                "task_id",
-                "status",
-                "duplicate",
-                "message",
-                "status_url",
-                "events_url",
-                "mode",
-            ],
-            "properties": {
-                "task_id": _STR,
-                "status": {"enum": [state.value.lower() for state in TaskState]},
-                "duplicate": {"type": "boolean"},
-                "message": _STR,
-                "status_url": _STR,
-                "events_url": _STR,
-                "mode": {"enum": ["queued", "local"]},
-            },
-        },
-        "LegacyResult": {
-            "type": "object",
-            "required": ["task_id", "result"],
-            "properties": {"task_id": {"type": "null"}, "result": {"type": "object"}},
-        },
-        "Cancelled": {
-            "type": "object",
-            "required": ["task_id", "state", "message"],
-            "properties": {
-                "task_id": _STR,
-                "state": {"enum": [state.value for state in TaskState]},
-                "message": _STR,
-            },
-        },
-        "DeviceList": {
-            "type": "object",
-            "required": ["devices"],
-            "properties": {
-                "devices": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "frame_width", "frame_height", "roi"],
-                        "properties": {
-                            "name": _STR,
-                            "frame_width": _INT,
-                            "frame_height": _INT,
-                            "roi": _ref("Roi"),
-                        },
-                    },
-                }
-            },
-        },
-        "TaskEvent": {
-            "type": "object",
-            "description": "One Server-Sent Event: its data is the task as the status endpoint "
-            "answers it.",
-            "required": ["event", "data"],
-            "properties": {
-                "event": {"enum": ["progress", "end"]},
-                "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
-                "retry": {"type": "integer", "minimum": 0},
-                "data": {
-                    "type": "string",
-                    "contentMediaType": "application/json",
-                    "contentSchema": _ref("Task"),
-                },
-            },
-        },
-        "Session": {
-            "type": "object",
-            "required": ["auth_required", "authenticated"],
-            "additionalProperties": False,
-            "properties": {
-                "auth_required": {"type": "boolean"},
-                "authenticated": {"type": "boolean"},
-            },
-        },
-    }
-
-
-def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
-    """The two kinds of mask body, each with the route's ``extra`` fields."""
-    shape = {"enum": ["rect", "ellipse"], "default": "rect"}
-    device = {
-        "type": "object",
-        "title": "device mask",
-        "required": ["mask_type", "device_name"],
-        "additionalProperties": False,
-        "properties": {
-            "mask_type": {"const": "device"},
-            "device_name": {"enum": list(known_devices())},
-            "shape": shape,
-            **extra,
-        },
-    }
-    # Pixels; the ROI must also lie inside the video's frame (a 400 says so).
-    edges = {"x": _COUNT, "y": _COUNT, "width": _SIZE, "height": _SIZE}
-    aliases = {alias: edges[key] for key, alias in zip(edges, DEVICE_KEYS, strict=True)}
-    roi_in_body = {
-        "type": "object",
-        "description": "x, y, width and height, or the endoscope_image_* keys; other keys are "
-        "ignored.",
-        "properties": {**edges, **aliases},
-    }
-    custom = {
-        "type": "object",
-        "title": "custom mask",
-        "required": ["mask_type"],
-        "additionalProperties": False,
-        "anyOf": [{"required": ["roi"]}, {"required": list(DEVICE_KEYS)}],
-        "properties": {
-            "mask_type": {"const": "custom"},
-            "roi": roi_in_body,
-            **aliases,
-            "shape": shape,
-            **extra,
-        },
-    }
-    return [device, custom]
-
-
-def _bodies() -> dict[str, Schema]:
-    ranges = {"type": "string", "pattern": RANGES_PATTERN, "examples": ["10-20,30"]}
-    sample_every = _nullable({"type": "integer", "minimum": 1, "maximum": MAX_SAMPLE_EVERY})
-    remove_labels = _nullable({"type": "array", "items": {"enum": list(LABELS)}})
-    frame_list = {
-        "type": "array",
-        "minItems": 1,
-        "maxItems": MAX_SELECTION_ITEMS,
-        "items": {"type": "integer", "minimum": 0},
-    }
-    return {
-        "mask": {"oneOf": _mask_variants({"blacken_frames": ranges})},
-        "remove": {
-            "oneOf": [
-                {
-                    "type": "object",
-                    "required": [name],
-                    "additionalProperties": False,
-                    "properties": {name: schema},
-                }
-                for name, schema in (
-                    ("frame_list", frame_list),
-                    ("frame_ranges", ranges),
-                    ("detection_method", {"const": "automatic"}),
-                )
-            ]
-        },
-        "analyze": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"sample_every": sample_every},
-        },
-        "reprocess": {
-            "oneOf": [
-                {
-                    "type": "object",
-                    "title": "mask from the analysis",
-                    "additionalProperties": False,
-                    "properties": {"remove_labels": remove_labels, "sample_every": sample_every},
-                },
-                *_mask_variants({"remove_labels": remove_labels, "sample_every": sample_every}),
-            ]
-        },
-    }
 
 
 class _Builder:
@@ -365,7 +40,7 @@ class _Builder:
         self.paths: dict[str, dict[str, Schema]] = {}
 
     def error(self, description: str, *, headers: dict[str, Schema] | None = None) -> Schema:
-        answer: Schema = {"description": description, "content": _json(_ref("Error"))}
+        answer: Schema = {"description": description, "content": json_content(ref("Error"))}
         if headers:
             answer["headers"] = headers
         return answer
@@ -402,7 +77,7 @@ class _Builder:
         if parameters:
             operation["parameters"] = parameters
         if body is not None:
-            operation["requestBody"] = {"required": body_required, "content": _json(body)}
+            operation["requestBody"] = {"required": body_required, "content": json_content(body)}
         if self.auth and not open_route:
             answers["401"] = self.error(
                 "No token: send Authorization: Bearer <token>, or the page's session cookie.",
@@ -448,25 +123,25 @@ def build_openapi(settings: Settings) -> Schema:
     """The OpenAPI 3.1 document for a server running with ``settings``."""
     auth = settings.api_token is not None
     b = _Builder(auth)
-    bodies = _bodies()
+    bodies = request_bodies()
     video, task = ("video_not_found", "task_not_found")
     submitted = {
         "202": {
             "description": "Queued: follow it at status_url or events_url.",
             "headers": {"Location": _header("The task's status URL.")},
-            "content": _json(_ref("Submitted")),
+            "content": json_content(ref("Submitted")),
         },
         "200": {
             "description": "An identical task is already queued or running (duplicate: true), "
             "or the Idempotency-Key was used before.",
-            "content": _json(_ref("Submitted")),
+            "content": json_content(ref("Submitted")),
         },
     }
     if not settings.use_async_tasks:
         submitted = {
             "200": {
                 "description": "The job's result (USE_ASYNC_TASKS=false).",
-                "content": _json(_ref("LegacyResult")),
+                "content": json_content(ref("LegacyResult")),
             },
             "422": b.error("The job failed; the error says why."),
         }
@@ -501,7 +176,7 @@ def build_openapi(settings: Settings) -> Schema:
             "201": {
                 "description": "Stored and probed.",
                 "headers": {"Location": _header("The video's URL.")},
-                "content": _json(_ref("Video")),
+                "content": json_content(ref("Video")),
             }
         },
         errors={
@@ -510,7 +185,7 @@ def build_openapi(settings: Settings) -> Schema:
             "415": "Not a decodable video, an empty body, another content type, or a video "
             "beyond VIDCORRECT_MAX_VIDEO_SIDE / VIDCORRECT_MAX_VIDEO_FRAMES.",
         },
-        parameters=[_query("filename", _STR, "The file's name (raw uploads), for display.")],
+        parameters=[_query("filename", STR, "The file's name (raw uploads), for display.")],
     )
     upload = b.paths["/api/videos/"]["post"]
     binary = {"type": "string", "format": "binary"}
@@ -533,14 +208,14 @@ def build_openapi(settings: Settings) -> Schema:
         "get",
         "/api/videos/",
         "List the videos",
-        {"200": {"description": "Newest first.", "content": _json(_ref("VideoList"))}},
+        {"200": {"description": "Newest first.", "content": json_content(ref("VideoList"))}},
         errors={},
     )
     b.add(
         "get",
         "/api/videos/{video_id}/",
         "One video, its tasks and outputs",
-        {"200": {"description": "The video.", "content": _json(_ref("VideoDetail"))}},
+        {"200": {"description": "The video.", "content": json_content(ref("VideoDetail"))}},
         errors={"404": f"No such video ({video})."},
         parameters=[VIDEO_ID],
     )
@@ -584,7 +259,7 @@ def build_openapi(settings: Settings) -> Schema:
         {
             "200": {
                 "description": "Devices and their image areas.",
-                "content": _json(_ref("DeviceList")),
+                "content": json_content(ref("DeviceList")),
             }
         },
         errors={},
@@ -593,12 +268,15 @@ def build_openapi(settings: Settings) -> Schema:
         "get",
         "/api/task-status/{task_id}/",
         "A task's state",
-        {"200": {"description": "The task.", "content": _json(_ref("Task"))}},
+        {"200": {"description": "The task.", "content": json_content(ref("Task"))}},
         errors={"404": f"No such task ({task})."},
         parameters=[TASK_ID],
     )
     cancelled = {
-        "202": {"description": "Cancelled, or cancelling.", "content": _json(_ref("Cancelled"))}
+        "202": {
+            "description": "Cancelled, or cancelling.",
+            "content": json_content(ref("Cancelled")),
+        }
     }
     cancel_errors = {
         "404": f"No such task ({task}).",
@@ -628,7 +306,7 @@ def build_openapi(settings: Settings) -> Schema:
             "200": {
                 "description": "event: progress (data: the task as JSON), then event: end; then "
                 "the stream closes.",
-                "content": {"text/event-stream": {"schema": _ref("TaskEvent")}},
+                "content": {"text/event-stream": {"schema": ref("TaskEvent")}},
             }
         },
         errors={
@@ -668,7 +346,7 @@ def build_openapi(settings: Settings) -> Schema:
         "get",
         "/api/tasks/",
         "Task history, newest first",
-        {"200": {"description": "A page of tasks.", "content": _json(_ref("TaskList"))}},
+        {"200": {"description": "A page of tasks.", "content": json_content(ref("TaskList"))}},
         errors={"400": "A filter, limit or cursor is not valid; the message says which."},
         parameters=[
             _query("video_id", {"type": "integer", "minimum": 1}, "Only this video's tasks."),
@@ -687,13 +365,13 @@ def build_openapi(settings: Settings) -> Schema:
                 {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
                 "Page size.",
             ),
-            _query("cursor", _STR, "next_cursor of the previous page."),
+            _query("cursor", STR, "next_cursor of the previous page."),
         ],
     )
     session = {
         "200": {
             "description": "Whether a token is needed and whether this client has access.",
-            "content": _json(_ref("Session")),
+            "content": json_content(ref("Session")),
         }
     }
     b.add("get", "/api/session/", "Access state", session, errors={}, open_route=True)
@@ -711,7 +389,7 @@ def build_openapi(settings: Settings) -> Schema:
             "type": "object",
             "required": ["token"],
             "additionalProperties": False,
-            "properties": {"token": _STR},
+            "properties": {"token": STR},
         },
         body_required=True,
         open_route=True,
@@ -728,7 +406,7 @@ def build_openapi(settings: Settings) -> Schema:
         "get",
         OPENAPI_PATH,
         "This document",
-        {"200": {"description": "OpenAPI 3.1.", "content": _json({"type": "object"})}},
+        {"200": {"description": "OpenAPI 3.1.", "content": json_content({"type": "object"})}},
         errors={},
         open_route=True,
     )
@@ -746,7 +424,7 @@ def build_openapi(settings: Settings) -> Schema:
             '{"error": {"code", "message"}} with a 4xx status.',
         },
         "paths": dict(sorted(b.paths.items())),
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": component_schemas()},
     }
     if auth:
         document["components"]["securitySchemes"] = {
