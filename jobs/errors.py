@@ -7,6 +7,7 @@ uploaded filenames or file contents.
 
     VidcorrectError
     ├── InvalidRequest        bad parameters (400)
+    ├── Unauthorized          no or a wrong API token / session (401)
     ├── NotFound              unknown video or task id (404)
     ├── Conflict              the request does not fit the current state (409)
     ├── PayloadTooLarge       upload larger than allowed (413)
@@ -35,6 +36,12 @@ class InvalidRequest(VidcorrectError):
     """The request's parameters are malformed or out of range."""
 
     code = "invalid_request"
+
+
+class Unauthorized(VidcorrectError):
+    """The API needs a token (``VIDCORRECT_API_TOKEN``) and the request brought none that fits."""
+
+    code = "unauthorized"
 
 
 class NotFound(VidcorrectError):

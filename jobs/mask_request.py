@@ -173,14 +173,13 @@ def _device_roi(body: dict[str, Any], width: int, height: int) -> Roi:
 def _custom_roi(body: dict[str, Any], width: int, height: int) -> Roi:
     if "device_name" in body:
         raise InvalidRequest('A custom mask takes no device_name; use mask_type "device".')
-    source = body.get("roi")
-    if source is None:
-        source = {k: body[k] for k in DEVICE_KEYS if k in body}
-        if not source:
-            raise InvalidRequest(
-                'A custom mask needs "roi": {"x", "y", "width", "height"} '
-                "(or the endoscope_image_x/y/width/height keys)."
-            )
+    # "roi" wins when given, whatever it holds (null included: that is an error, not "absent").
+    source = body["roi"] if "roi" in body else {k: body[k] for k in DEVICE_KEYS if k in body}
+    if source == {} and "roi" not in body:
+        raise InvalidRequest(
+            'A custom mask needs "roi": {"x", "y", "width", "height"} '
+            "(or the endoscope_image_x/y/width/height keys)."
+        )
     if not isinstance(source, dict):
         raise InvalidRequest('roi must be an object {"x", "y", "width", "height"}.')
     values = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -44,6 +45,13 @@ class Settings:
     task_retention_days: int = 0
     log_format: LogFormat = "auto"
     log_level: str = "info"
+    #: When set, every /api route needs ``Authorization: Bearer <token>`` (or the page's session
+    #: cookie); ``None`` leaves the API open (``serve`` then listens on loopback only).
+    api_token: str | None = dataclasses.field(default=None, repr=False)
+    #: Uploads wider or taller than this many pixels are refused at probe time.
+    max_video_side: int = 8192
+    #: Uploads with more frames than this are refused at probe time.
+    max_video_frames: int = 2_000_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -65,6 +73,8 @@ class Settings:
             ("VIDCORRECT_TASK_RETENTION_DAYS", "task_retention_days", 0),
             ("VIDCORRECT_HEARTBEAT_TIMEOUT", "heartbeat_timeout", 3),
             ("VIDCORRECT_MAX_QUEUED", "max_queued", 1),
+            ("VIDCORRECT_MAX_VIDEO_SIDE", "max_video_side", 16),
+            ("VIDCORRECT_MAX_VIDEO_FRAMES", "max_video_frames", 1),
         ):
             if name in env:
                 values[field] = _int_var(env, name, minimum)
@@ -75,6 +85,8 @@ class Settings:
         ):
             if value := env.get(name, "").strip():
                 values[field] = value
+        if token := env.get("VIDCORRECT_API_TOKEN", "").strip():
+            values["api_token"] = token
         if "USE_ASYNC_TASKS" in env:
             flag = env["USE_ASYNC_TASKS"].strip().lower()
             if flag not in ("true", "false", "1", "0", "yes", "no"):
@@ -99,6 +111,16 @@ class Settings:
             ("redis://", "rediss://", "unix://")
         ):
             raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.api_token is not None and not all(33 <= ord(c) < 127 for c in self.api_token):
+            raise ConfigError(
+                "VIDCORRECT_API_TOKEN must be printable ASCII without spaces (it is sent in an "
+                "Authorization header)"
+            )
+        if self.api_token is not None and len(self.api_token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"VIDCORRECT_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters long "
+                "(e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe())')"
+            )
 
     def with_redis(self, redis_url: str) -> Settings:
         """A copy pointing at ``redis_url`` (used once the embedded Redis has started)."""
@@ -120,6 +142,9 @@ class Settings:
             return RedisSettings()
         return RedisSettings.from_dsn(self.redis_url)
 
+
+#: Shortest API token accepted: long enough that guessing it is hopeless.
+MIN_TOKEN_LENGTH = 16
 
 X264_PRESETS = (
     "ultrafast",

@@ -1,91 +1,93 @@
-"""HTTP access logs through the service's structlog pipeline, and the HTTP metrics.
+"""The API token and the session cookies derived from it (see :mod:`server.auth`).
 
-One line per request: ``method``, ``path`` (the route pattern, such as
-``/api/task-status/{task_id}/``, never the query string, which can carry an upload's filename),
-``status``, ``duration_ms`` and the ``request_id`` (with ``task_id``/``video_id`` when the path
-names them, bound by the request context). Probes (``/healthz``, ``/readyz``, ``/metrics``) log
-at debug level, so a health check every few seconds does not flood the log. aiohttp's own access
-log is off (see :func:`jobs.logs.configure_logging`): it prints the raw request line.
+The cookie is not the token: it is a random session id and an expiry, signed with an HMAC key
+derived from the token, so every server process with the same token accepts it, nobody can
+recover the token from it, and a new token ends every session.
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import secrets
 import time
+from dataclasses import dataclass, field
 
-import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
-log = structlog.get_logger("vidcorrect.access")
-
-#: What requests to paths no route matches are logged as (such a path may hold anything).
-UNMATCHED = "<unmatched>"
-PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
-#: Status logged for a request whose client went away before it was answered (as nginx does).
-CLIENT_GONE = 499
+SESSION_COOKIE = "vidcorrect_session"
+#: How long a page session lasts (seconds); sign in again after that.
+SESSION_SECONDS = 12 * 3600
+_KEY_LABEL = b"vidcorrect session cookie v1"
 
 
-def route_pattern(request: web.Request) -> str:
-    """The pattern of the route that matched, such as ``/api/videos/{video_id}/``."""
-    route = request.match_info.route
-    if route.resource is None or isinstance(request.match_info.http_exception, web.HTTPException):
-        return UNMATCHED
-    return route.resource.canonical
+@dataclass(frozen=True)
+class Access:
+    """The API token (``None``: the API is open) and the session cookies derived from it."""
+
+    token: str | None
+    _key: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        secret = (self.token or "").encode()
+        object.__setattr__(self, "_key", hmac.new(secret, _KEY_LABEL, hashlib.sha256).digest())
+
+    @property
+    def required(self) -> bool:
+        """True when requests must bring the token or a session."""
+        return self.token is not None
+
+    def token_matches(self, candidate: str) -> bool:
+        """Whether ``candidate`` is the token, compared in constant time."""
+        if self.token is None:
+            return False
+        return hmac.compare_digest(candidate.encode(), self.token.encode())
+
+    def bearer_matches(self, header: str) -> bool:
+        """Whether an ``Authorization`` header is ``Bearer <the token>``."""
+        scheme, _, credentials = header.strip().partition(" ")
+        return scheme.lower() == "bearer" and self.token_matches(credentials.strip())
+
+    def new_session(self, now: float | None = None) -> str:
+        """A fresh cookie value: ``<random id>.<expiry, Unix seconds>.<signature>``."""
+        expires = int(time.time() if now is None else now) + SESSION_SECONDS
+        payload = f"{secrets.token_urlsafe(18)}.{expires}"
+        return f"{payload}.{self._sign(payload)}"
+
+    def session_valid(self, value: str, now: float | None = None) -> bool:
+        """Whether a cookie value is one :meth:`new_session` made and has not expired."""
+        if not self.required:
+            return False
+        payload, _, signature = value.rpartition(".")
+        if not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
+            return False
+        expires = payload.rpartition(".")[2]
+        if not (expires.isascii() and expires.isdigit()):
+            return False
+        return int(expires) > (time.time() if now is None else now)
+
+    def _sign(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def allows(self, request: web.Request) -> bool:
+        """Whether the request brings the token or a valid session cookie."""
+        if not self.required:
+            return True
+        header = request.headers.get("Authorization")
+        if header is not None:
+            return self.bearer_matches(header)
+        cookie = request.cookies.get(SESSION_COOKIE)
+        return cookie is not None and self.session_valid(cookie)
 
 
-class HttpMetrics:
-    """Request counts and latencies of this server process, in the app's registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "vidcorrect_http_requests",
-            "HTTP requests answered, by method, route pattern and status.",
-            ["method", "route", "status"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "vidcorrect_http_request_duration_seconds",
-            "Time to answer HTTP requests (streams: until they closed), by method and route.",
-            ["method", "route"],
-            registry=registry,
-        )
-
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one answered request."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
-
-
-def access_log_middleware(metrics: HttpMetrics) -> Middleware:
-    """Log and count every request. Sits inside the request context (for ``request_id``) and
-    outside the error middleware (for the status clients really get)."""
-
-    @web.middleware
-    async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as error:  # redirects and what the error middleware let pass
-            status = error.status
-            raise
-        except (asyncio.CancelledError, ConnectionError):
-            status = CLIENT_GONE
-            raise
-        finally:
-            seconds = time.perf_counter() - started
-            route = route_pattern(request)
-            metrics.observe(request.method, route, status, seconds)
-            (log.debug if request.path in PROBES else log.info)(
-                "request",
-                method=request.method,
-                path=route,
-                status=status,
-                duration_ms=round(seconds * 1000, 1),
-            )
-
-    return access_log
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address to listen on) is only reachable from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -18,20 +18,22 @@ from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
 from jobs.worker import in_process_worker
-from server import monitoring, tasks, videos
-from server.access import access_log_middleware, route_pattern
+from server import auth, monitoring, openapi, tasks, videos
+from server.access import Access
+from server.access_log import logged_ids, route_of
 from server.embedded_redis import EmbeddedRedis
 from server.errors import error_middleware
 from server.events import EventHub
-from server.keys import EVENTS, LOCAL, METRICS, RECORDS, SETTINGS, STORAGE, SUBMITTER
+from server.headers import add_security_headers
+from server.http_log import access_log_middleware
+from server.json_body import MAX_JSON_BODY
+from server.keys import ACCESS, EVENTS, LOCAL, METRICS, RECORDS, SETTINGS, STORAGE, SUBMITTER
 from server.local import LocalJobs
 from server.metrics import Metrics
 
 log = structlog.get_logger("vidcorrect.server")
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-#: JSON bodies are small; uploads are streamed and limited separately.
-MAX_JSON_BODY = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -43,11 +45,14 @@ def create_app(settings: Settings) -> web.Application:
             request_context_middleware,
             access_log_middleware(metrics.http),
             error_middleware,
+            auth.access_middleware,
         ],
         client_max_size=MAX_JSON_BODY,
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[ACCESS] = Access(settings.api_token)
+    app.on_response_prepare.append(add_security_headers)
     app[STORAGE] = Storage(settings.data_dir)
     app[STORAGE].ensure()
     if settings.embedded:
@@ -60,6 +65,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(videos.routes)
     app.add_routes(tasks.routes)
     app.add_routes(monitoring.routes)
+    app.add_routes(auth.routes)
+    app.add_routes(openapi.routes)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)
     return app
@@ -73,18 +80,12 @@ async def index(request: web.Request) -> web.FileResponse:
 @web.middleware
 async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id, the route and the ids the path names to every log line of this
-    request (the route pattern, not the path: a path no route matches may hold anything)."""
-    ids: dict[str, str | int] = {}
-    if "task_id" in request.match_info:
-        ids["task_id"] = request.match_info["task_id"]
-    if "video_id" in request.match_info:  # a number, as in the job lines (one type per field)
-        raw = request.match_info["video_id"]
-        ids["video_id"] = int(raw) if raw.isdigit() else raw
+    request (the route, not the path as sent: a client's path may carry anything)."""
     with structlog.contextvars.bound_contextvars(
         request_id=uuid.uuid4().hex[:12],
         method=request.method,
-        path=route_pattern(request),
-        **ids,
+        path=route_of(request),
+        **logged_ids(request),
     ):
         return await handler(request)
 

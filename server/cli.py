@@ -7,8 +7,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from client import commands as client
+
+if TYPE_CHECKING:
+    from jobs.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="serve without VIDCORRECT_API_TOKEN on an address other machines can reach",
+    )
     serve.add_argument(
         "--data-dir",
         type=Path,
@@ -46,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jobs.logs import configure_logging
     from jobs.settings import Settings
     from jobs.worker import ResilientWorker, worker_options
+    from server.access_log import redact_malformed_requests
     from server.app import create_app
 
     try:
@@ -64,19 +74,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         ResilientWorker(**worker_options(settings, own_process=True)).run()
         return 0
+    if refusal := anonymous_refusal(settings, args.host, args.allow_anonymous):
+        print(f"vidcorrect: {refusal}", file=sys.stderr)
+        return 2
+    redact_malformed_requests()
     try:
         app = create_app(settings)
         log.info(
             "serving",
             url=f"http://{args.host}:{args.port}/",
             embedded=settings.embedded,
+            access="token" if settings.api_token else "open",
             data_dir=str(settings.data_dir),
         )
-        web.run_app(app, host=args.host, port=args.port, print=None)
+        # Requests are logged by the app's own middleware (server/http_log.py).
+        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     except ConfigError as error:
         print(f"vidcorrect: {error.message}", file=sys.stderr)
         return 2
     return 0
+
+
+def anonymous_refusal(settings: Settings, host: str, allow_anonymous: bool) -> str | None:
+    """Why ``serve`` must not listen on ``host`` (``None`` when it may): with no API token, only
+    on a loopback address, unless anonymous access was asked for."""
+    from server.access import is_loopback
+
+    if settings.api_token is not None or allow_anonymous or is_loopback(host):
+        return None
+    return (
+        f"refusing to serve an open API on {host}, which other machines can reach: set "
+        "VIDCORRECT_API_TOKEN, listen on 127.0.0.1, or pass --allow-anonymous to serve "
+        "without a token on purpose"
+    )
 
 
 if __name__ == "__main__":

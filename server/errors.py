@@ -13,6 +13,7 @@ from jobs.errors import (
     NotFound,
     PayloadTooLarge,
     QueueFull,
+    Unauthorized,
     UnsupportedMedia,
     VidcorrectError,
 )
@@ -21,6 +22,7 @@ log = structlog.get_logger("vidcorrect.http")
 
 HTTP_STATUS: dict[type[VidcorrectError], int] = {
     InvalidRequest: 400,
+    Unauthorized: 401,
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
@@ -53,11 +55,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = error_response(status, error.code, error.message)
         if isinstance(error, QueueFull):
             response.headers["Retry-After"] = str(error.retry_after)
+        if isinstance(error, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="vidcorrect"'
         return response
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return error_response(error.status, *_describe_http_error(request, error))
+        response = error_response(error.status, *_describe_http_error(request, error))
+        if "Allow" in error.headers:  # a 405 says what is allowed
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
     except RedisError as error:
         log.warning("redis unreachable", error=str(error))
         response = error_response(

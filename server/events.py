@@ -30,7 +30,8 @@ log = structlog.get_logger("vidcorrect.events")
 BLOCK_MS = 250
 #: A client this many events behind is dropped (it reconnects and resumes with Last-Event-ID).
 MAX_BACKLOG = 1000
-EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+#: A Redis Stream id; ASCII digits only (``\d`` takes other scripts' digits, which Redis refuses).
+EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
 @dataclass(frozen=True)

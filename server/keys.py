@@ -8,6 +8,7 @@ from jobs.records import Records
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
+from server.access import Access
 from server.events import EventHub
 from server.local import LocalJobs
 from server.metrics import Metrics
@@ -23,3 +24,5 @@ SUBMITTER = web.AppKey("submitter", Submitter)
 LOCAL = web.AppKey("local", LocalJobs)
 #: The process's Prometheus registry and the collectors that feed it.
 METRICS = web.AppKey("metrics", Metrics)
+#: The API token (or none) and the page's session cookies.
+ACCESS = web.AppKey("access", Access)

@@ -27,8 +27,8 @@ from jobs.liveness import WorkerState, read_workers
 from jobs.records import Operation, Records, TaskState
 from jobs.settings import Settings
 from jobs.stats import JobTotals, read_job_stats
-from server.access import HttpMetrics
 from server.events import EventHub
+from server.http_log import HttpMetrics
 
 #: The text format every Prometheus version reads.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

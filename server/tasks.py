@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from enum import StrEnum
@@ -35,26 +36,12 @@ from jobs.runner import revoke_if_waiting
 from jobs.submit import Submission
 from server.errors import error_response
 from server.events import EVENT_ID, TaskEvent
+from server.json_body import read_json
 from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, STORAGE, SUBMITTER
 
 routes = web.RouteTableDef()
 
 TASK_ID = r"{task_id:[A-Za-z0-9_-]{1,64}}"
-
-
-async def read_json(request: web.Request) -> Any:
-    """The request's JSON body (``{}`` when empty); :class:`InvalidRequest` if it is not JSON."""
-    text = await request.text()
-    if not text.strip():
-        return {}
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidRequest(
-            f"The request body is not valid JSON: {error.msg} at line "
-            f"{error.lineno} column {error.colno}.",
-            code="invalid_json",
-        ) from None
 
 
 VIDEO_ID = r"{video_id:\d+}"
@@ -298,6 +285,12 @@ async def task_output(request: web.Request) -> web.FileResponse:
             "has succeeded.",
             code="output_not_ready",
         )
+    if "output_file" not in task.result:  # an analysis: its result is the answer
+        raise Conflict(
+            f"Task {task.task_id} ({task.operation.value}) writes no video; its findings are "
+            f"in its result at /api/task-status/{task.task_id}/.",
+            code="no_output",
+        )
     path = request.app[STORAGE].resolve(task.result["output_file"])
     filename = f"video-{task.video_id}-{task.operation.value}-{task.task_id[:8]}{path.suffix}"
     return web.FileResponse(
@@ -322,7 +315,7 @@ async def task_events(request: web.Request) -> web.StreamResponse:
     task_id = request.match_info["task_id"]
     task = await _store(app, task_id).get_task(task_id)
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or None
-    if last_id is not None and not EVENT_ID.match(last_id):
+    if last_id is not None and not EVENT_ID.fullmatch(last_id):
         raise InvalidRequest(
             "Last-Event-ID must be an event id this stream sent, such as 1732800000000-0.",
             code="invalid_event_id",
@@ -375,18 +368,17 @@ async def list_tasks(request: web.Request) -> web.Response:
     )
 
 
+WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 E = TypeVar("E", bound=StrEnum)
 
 
 def _int_query(raw: str | None, name: str, low: int, high: int | None) -> int | None:
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
+    # ASCII digits only: int() also takes " 5", "+5", "5_0" and other scripts' digits.
+    value = int(raw) if WHOLE_NUMBER.fullmatch(raw) else low - 1
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise InvalidRequest(f"{name} must be a whole number {bounds}, got {raw!r}.")

@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 
 CHUNK = 1024 * 1024
+#: What aiohttp's multipart reader raises for a body that is not well-formed multipart.
+MULTIPART_ERRORS = (HttpProcessingError, ValueError, RuntimeError, KeyError, TypeError)
 
 
 async def upload_source(request: web.Request) -> tuple[AsyncIterator[bytes], str | None]:
@@ -19,12 +22,15 @@ async def upload_source(request: web.Request) -> tuple[AsyncIterator[bytes], str
     ``multipart/form-data`` with a ``file`` field, or a raw ``video/*`` body with ``?filename=``.
     """
     if request.content_type == "multipart/form-data":
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                return _part_chunks(part), part.filename
-            if isinstance(part, BodyPartReader):
-                await part.release()
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if isinstance(part, BodyPartReader) and part.name == "file":
+                    return _part_chunks(part), part.filename
+                if isinstance(part, BodyPartReader):
+                    await part.release()
+        except MULTIPART_ERRORS:
+            raise _malformed() from None
         raise InvalidRequest('The multipart upload has no "file" field.', code="missing_file")
     if request.content_type.startswith("video/") or request.content_type == (
         "application/octet-stream"
@@ -37,8 +43,19 @@ async def upload_source(request: web.Request) -> tuple[AsyncIterator[bytes], str
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(CHUNK):
-        yield chunk
+    try:
+        while chunk := await part.read_chunk(CHUNK):
+            yield chunk
+    except MULTIPART_ERRORS:
+        raise _malformed() from None
+
+
+def _malformed() -> InvalidRequest:
+    return InvalidRequest(
+        'The multipart/form-data body is malformed; send the video in a "file" field as '
+        "browsers and curl -F do.",
+        code="invalid_multipart",
+    )
 
 
 async def receive_to_file(chunks: AsyncIterator[bytes], path: Path, limit: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from urllib.parse import urlencode
 
 import structlog
@@ -11,12 +12,13 @@ from aiohttp import web
 
 from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 from jobs.records import TaskState, VideoRecord, utc_now
-from jobs.video import InvalidVideo, probe
+from jobs.video import InvalidVideo, VideoTooLarge, probe
 from jobs.video.still import still_frame
 from server.keys import RECORDS, SETTINGS, STORAGE
 from server.uploads import display_filename, receive_to_file, upload_source
 
 log = structlog.get_logger("vidcorrect.videos")
+FRAME_NUMBER = re.compile(r"[0-9]{1,10}")
 routes = web.RouteTableDef()
 
 
@@ -36,7 +38,19 @@ async def upload_video(request: web.Request) -> web.Response:
         if size == 0:
             raise UnsupportedMedia("The upload is empty; send a video file.", code="empty_upload")
         try:
-            info = await asyncio.to_thread(probe, temp, client_name)
+            info = await asyncio.to_thread(
+                probe,
+                temp,
+                client_name,
+                max_side=settings.max_video_side,
+                max_frames=settings.max_video_frames,
+            )
+        except VideoTooLarge as error:
+            raise UnsupportedMedia(
+                f"The upload is too large a video to process: {error} (limits: "
+                "VIDCORRECT_MAX_VIDEO_SIDE, VIDCORRECT_MAX_VIDEO_FRAMES)",
+                code="video_too_large",
+            ) from None
         except InvalidVideo as error:
             raise UnsupportedMedia(
                 f"The upload is not a usable video: {error}", code="not_a_video"
@@ -129,7 +143,8 @@ async def video_frame(request: web.Request) -> web.Response:
     """Frame ``?n=`` (default 0) of the original as a JPEG, for previews and drawing an ROI."""
     video = await request.app[RECORDS].get_video(int(request.match_info["video_id"]))
     raw = request.query.get("n", "0")
-    if not raw.isdigit() or int(raw) >= video.frame_count:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not FRAME_NUMBER.fullmatch(raw) or int(raw) >= video.frame_count:
         raise InvalidRequest(
             f"n must be a frame number from 0 to {video.frame_count - 1}; the video has "
             f"{video.frame_count} frames.",

@@ -4,6 +4,7 @@ import { apiFetch, uploadVideo } from "./js/api.js";
 import { analysisSummary, formatBytes, formatDuration, formatFps } from "./js/format.js";
 import { RoiEditor } from "./js/roi.js";
 import { TaskBoard, rememberedTasks } from "./js/tasks.js";
+import { UNAUTHORIZED_EVENT, sessionState, signIn, signOut } from "./js/session.js";
 
 const SELECTED_KEY = "vidcorrect.selectedVideo";
 const $ = (id) => document.getElementById(id);
@@ -403,15 +404,84 @@ function onTaskFinished(task) {
 
 // ---- start ---------------------------------------------------------------------------------
 
-async function start() {
-  setupUpload();
-  setupForms();
+// ---- signing in -----------------------------------------------------------------------------
+
+function showSignIn(message = "") {
+  board.clear();
+  $("app-main").hidden = true;
+  $("sign-out").hidden = true;
+  $("sign-in").hidden = false;
+  $("sign-in-error").textContent = message;
+  $("token-input").value = "";
+  $("token-input").focus();
+}
+
+function setupSession() {
+  $("sign-in-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const token = $("token-input").value.trim();
+    if (!token) {
+      $("sign-in-error").textContent = "Enter the API token.";
+      return;
+    }
+    $("sign-in-button").disabled = true;
+    try {
+      await signIn(token);
+      $("token-input").value = "";
+      $("sign-in").hidden = true;
+      $("app-main").hidden = false;
+      $("sign-out").hidden = false;
+      await startApp();
+    } catch (err) {
+      $("sign-in-error").textContent = err.message;
+    } finally {
+      $("sign-in-button").disabled = false;
+    }
+  });
+  $("sign-out").addEventListener("click", async () => {
+    try {
+      await signOut();
+    } finally {
+      showSignIn("Signed out.");
+    }
+  });
+  window.addEventListener(UNAUTHORIZED_EVENT, () => {
+    if ($("sign-in").hidden) showSignIn("Your session has ended; sign in again.");
+  });
+}
+
+// ---- start ---------------------------------------------------------------------------------
+
+let appStarted = false;
+
+async function startApp() {
+  if (!appStarted) {
+    appStarted = true;
+    setupUpload();
+    setupForms();
+  }
   await Promise.all([loadDevices(), loadVideos().catch(() => undefined)]);
   syncMaskType();
   const fromHash = /^#video=(\d+)$/.exec(window.location.hash);
   const stored = fromHash ? fromHash[1] : localStorage.getItem(SELECTED_KEY);
   const id = Number(stored);
   if (stored && state.videos.some((v) => v.id === id)) await selectVideo(id);
+}
+
+async function start() {
+  setupSession();
+  let session = { auth_required: false, authenticated: true };
+  try {
+    session = await sessionState();
+  } catch {
+    /* an older server without sessions: carry on, errors show where they happen */
+  }
+  if (session.auth_required && !session.authenticated) {
+    showSignIn();
+  } else {
+    $("sign-out").hidden = !session.auth_required;
+    await startApp();
+  }
   document.body.dataset.ready = "true";
 }
 

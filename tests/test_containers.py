@@ -21,10 +21,16 @@ import yaml
 
 from jobs.errors import ConfigError
 from jobs.settings import Settings
-from server.cli import build_parser
+from server.cli import anonymous_refusal, build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
-INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
+INTERPOLATION = re.compile(
+    r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*)|:\?(?P<required>[^}]*))?\}"
+)
+#: Variables compose.yml may require (``${NAME:?why}``) instead of defaulting: secrets.
+REQUIRED = {"VIDCORRECT_API_TOKEN"}
+#: What the checks below put in for a required variable.
+SECRET_STAND_IN = "a-test-token-of-32-characters-xx"
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -57,11 +63,18 @@ def console_scripts() -> set[str]:
 
 def with_defaults(value: Any) -> str:
     """A compose value as ``docker compose`` resolves it with no variables set; every
-    interpolation must have a default, so the file works without an .env file."""
+    interpolation must have a default, so the file works without an .env file, except the
+    secrets in REQUIRED, which stand in for a value the operator must give."""
     text = str(value)
     for match in INTERPOLATION.finditer(text):
-        assert match["default"] is not None, f"${{{match['name']}}} has no default in {text!r}"
-    return INTERPOLATION.sub(lambda m: m["default"] or "", text)
+        if match["required"] is not None:
+            assert match["name"] in REQUIRED, f"${{{match['name']}}} may not be required"
+            assert match["required"].strip(), "a required variable says what to set"
+        else:
+            assert match["default"] is not None, f"${{{match['name']}}} has no default in {text!r}"
+    return INTERPOLATION.sub(
+        lambda m: SECRET_STAND_IN if m["required"] is not None else m["default"] or "", text
+    )
 
 
 def check_command(command: list[str]) -> Any:
@@ -326,7 +339,22 @@ def test_compose_configures_both_through_settings_and_shares_the_data_dir(
     assert replicas >= 2
     for key in service_env(services["server"]):
         assert key in service_env(worker) or key in {
+            "VIDCORRECT_API_TOKEN",
             "VIDCORRECT_MAX_UPLOAD_BYTES",
             "VIDCORRECT_MAX_QUEUED",
             "USE_ASYNC_TASKS",
         }, f"{key} is set for the server only: workers must agree on it"
+
+
+def test_compose_serves_the_api_beyond_loopback_only_with_a_token(compose: dict[str, Any]) -> None:
+    """The server listens on 0.0.0.0 in its container, which ``serve`` refuses without a token
+    (or --allow-anonymous): compose requires the token instead of opening the API."""
+    server = compose["services"]["server"]
+    served = check_command(server["command"])
+    assert not served.allow_anonymous
+    raw = str(server["environment"]["VIDCORRECT_API_TOKEN"])
+    assert raw.startswith("${VIDCORRECT_API_TOKEN:?"), raw
+    settings = check_environment(service_env(server), "compose service server")
+    assert anonymous_refusal(settings, served.host, served.allow_anonymous) is None
+    without = Settings.from_env({k: v for k, v in service_env(server).items() if "TOKEN" not in k})
+    assert anonymous_refusal(without, served.host, served.allow_anonymous) is not None

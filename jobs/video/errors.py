@@ -13,3 +13,7 @@ class VideoError(Exception):
 
 class InvalidVideo(VideoError):
     """The file is not a decodable video (empty, not a media file, no video stream, ...)."""
+
+
+class VideoTooLarge(InvalidVideo):
+    """The file is a video, but larger than the configured limits (frame size or count)."""

@@ -13,7 +13,7 @@ from av.stream import Disposition
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from jobs.video.errors import InvalidVideo
+from jobs.video.errors import InvalidVideo, VideoTooLarge
 
 # Demuxers that "succeed" on things that are not videos: text rendered as ANSI art, and
 # single still images.
@@ -76,19 +76,32 @@ def select_video_stream(container: InputContainer) -> VideoStream:
     raise InvalidVideo("The file contains no video stream.")
 
 
-def probe(path: Path, filename_hint: str | None = None) -> VideoInfo:
+def probe(
+    path: Path,
+    filename_hint: str | None = None,
+    *,
+    max_side: int | None = None,
+    max_frames: int | None = None,
+) -> VideoInfo:
     """Describe the video at `path` (opened read-only), decoding its first frame.
 
     Raises InvalidVideo with a user-facing message unless the file is a video that PyAV can
     decode. `filename_hint` (e.g. the uploaded file's name) provides the preferred extension
-    when its suffix is one of the detected container format's extensions.
+    when its suffix is one of the detected container format's extensions. A video wider or
+    taller than `max_side` pixels, or with more than `max_frames` frames, raises VideoTooLarge;
+    the frame size is checked before anything is decoded and counting stops past the limit.
     """
     with open_input(path) as container:
         stream = select_video_stream(container)
-        first, counted = _first_frame_and_count(container, stream, count=stream.frames <= 0)
         ctx = stream.codec_context
+        _check_size(ctx.width, ctx.height, max_side)
+        _check_frames(stream.frames, max_frames)
+        first, counted = _first_frame_and_count(
+            container, stream, count=stream.frames <= 0, max_frames=max_frames
+        )
         width = ctx.width or first.width
         height = ctx.height or first.height
+        _check_size(width, height, max_side)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         frame_count = stream.frames if stream.frames > 0 else counted
@@ -107,17 +120,40 @@ def probe(path: Path, filename_hint: str | None = None) -> VideoInfo:
         )
 
 
+#: Smaller frames are no endoscopy video, and smaller than one tile of the analysis.
+MIN_SIDE = 16
+
+
+def _check_size(width: int, height: int, max_side: int | None) -> None:
+    if 0 < min(width, height) < MIN_SIDE:
+        raise InvalidVideo(
+            f"The video is {width}x{height} pixels; at least {MIN_SIDE} pixels a side are needed."
+        )
+    if max_side is not None and max(width, height) > max_side:
+        raise VideoTooLarge(
+            f"The video is {width}x{height} pixels; at most {max_side} pixels a side are accepted."
+        )
+
+
+def _check_frames(frames: int, max_frames: int | None) -> None:
+    if max_frames is not None and frames > max_frames:
+        raise VideoTooLarge(
+            f"The video has more than {max_frames} frames; at most {max_frames} are accepted."
+        )
+
+
 def _first_frame_and_count(
-    container: InputContainer, stream: VideoStream, *, count: bool
+    container: InputContainer, stream: VideoStream, *, count: bool, max_frames: int | None
 ) -> tuple[VideoFrame, int]:
     """Decode until the first frame; if `count`, keep demuxing (not decoding) to the end and
-    return the number of video packets too."""
+    return the number of video packets too (VideoTooLarge as soon as it passes `max_frames`)."""
     first: VideoFrame | None = None
     packets = 0
     try:
         for packet in container.demux(stream):
             if packet.size > 0:
                 packets += 1
+                _check_frames(packets, max_frames)
             if first is None:
                 frames = packet.decode()
                 if frames:

@@ -1,5 +1,13 @@
 // JSON requests to the vidcorrect API, with its {"error": {code, message}} errors as exceptions.
 
+/** Sent on window when the API answers 401 outside signing in: the session is gone. */
+export const UNAUTHORIZED_EVENT = "vidcorrect:unauthorized";
+const SESSION_URL = "/api/session/";
+
+function noteUnauthorized(status, url) {
+  if (status === 401 && url !== SESSION_URL) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
+}
+
 export class ApiError extends Error {
   constructor(status, code, message, retryAfter = null) {
     super(message);
@@ -32,6 +40,7 @@ export async function apiFetch(url, { method = "GET", body } = {}) {
     init.body = JSON.stringify(body);
   }
   const response = await fetch(url, init);
+  noteUnauthorized(response.status, url);
   if (!response.ok) throw await errorFrom(response);
   const text = await response.text();
   return text ? JSON.parse(text) : null;
@@ -47,6 +56,7 @@ export function uploadVideo(file, onProgress) {
       if (ev.lengthComputable) onProgress(ev.loaded / ev.total);
     });
     xhr.addEventListener("load", () => {
+      noteUnauthorized(xhr.status, "/api/videos/");
       let body = null;
       try {
         body = JSON.parse(xhr.responseText);

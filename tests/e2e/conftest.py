@@ -105,6 +105,12 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     opened = await context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The Content-Security-Policy allows no inline script or style: Chromium reports anything
+    # it blocks on the console.
+    opened.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     try:
         yield opened
     finally:

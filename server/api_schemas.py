@@ -1,0 +1,353 @@
+"""JSON Schemas of the API's bodies and answers, for the OpenAPI document (server.openapi).
+
+Request bodies are exactly as strict as the handlers that parse them (jobs.mask_request,
+jobs.frame_request), so schemathesis's invalid data is refused and valid data is not called
+invalid; answers follow the records' ``to_api`` shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS
+from jobs.mask_request import DEVICE_KEYS, known_devices
+from jobs.records import Operation, TaskState
+
+Schema = dict[str, Any]
+
+_REF = "#/components/schemas/"
+#: A Redis Stream id, or empty (the same as not sending one).
+EVENT_ID_PATTERN = r"^([0-9]{1,20}-[0-9]{1,20})?$"
+#: Frame selections such as "10-20,30,45-50" (what jobs.frame_request parses).
+RANGES_PATTERN = r"^\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*$"
+
+
+def ref(name: str) -> Schema:
+    """A reference to one of :func:`component_schemas`."""
+    return {"$ref": _REF + name}
+
+
+def nullable(schema: Schema) -> Schema:
+    """``schema`` or JSON null."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def json_content(schema: Schema) -> dict[str, Schema]:
+    """A ``content`` map with ``schema`` as ``application/json``."""
+    return {"application/json": {"schema": schema}}
+
+
+INT = {"type": "integer"}
+STR = {"type": "string"}
+COUNT = {"type": "integer", "minimum": 0}
+SIZE = {"type": "integer", "minimum": 1}
+
+
+def component_schemas() -> dict[str, Schema]:
+    """The shapes of the answers (and of the error), by name."""
+    roi = {
+        "type": "object",
+        "properties": {key: COUNT for key in ("x", "y", "width", "height")},
+        "required": ["x", "y", "width", "height"],
+    }
+    video = {
+        "type": "object",
+        "required": [
+            "id",
+            "filename",
+            "size_bytes",
+            "width",
+            "height",
+            "fps",
+            "frame_count",
+            "duration",
+            "codec",
+            "pix_fmt",
+            "has_audio",
+            "audio_codec",
+            "created_at",
+        ],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "filename": {**STR, "description": "The uploaded name, for display only."},
+            "size_bytes": COUNT,
+            "width": COUNT,
+            "height": COUNT,
+            "fps": {"type": "number", "minimum": 0},
+            "frame_count": COUNT,
+            "duration": {"type": "number", "minimum": 0},
+            "codec": STR,
+            "pix_fmt": STR,
+            "has_audio": {"type": "boolean"},
+            "audio_codec": nullable(STR),
+            "created_at": {**STR, "format": "date-time"},
+        },
+    }
+    task = {
+        "type": "object",
+        "required": [
+            "task_id",
+            "state",
+            "progress",
+            "status",
+            "result",
+            "error",
+            "eta_seconds",
+            "attempt",
+            "mode",
+            "video_id",
+            "operation",
+            "params",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ],
+        "properties": {
+            "task_id": STR,
+            "state": {"enum": [state.value for state in TaskState]},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "status": STR,
+            "result": nullable({"type": "object"}),
+            "error": nullable(ref("ErrorDetail")),
+            "eta_seconds": nullable({"type": "number", "minimum": 0}),
+            "attempt": {"type": "integer", "minimum": 1},
+            "mode": {"enum": ["queued", "local"]},
+            "video_id": INT,
+            "operation": {"enum": [op.value for op in Operation]},
+            "params": {"type": "object"},
+            "created_at": STR,
+            "started_at": nullable(STR),
+            "finished_at": nullable(STR),
+        },
+    }
+    output = {
+        "type": "object",
+        "required": ["task_id", "operation", "output_file", "output_url", "finished_at"],
+        "properties": {
+            "task_id": STR,
+            "operation": {"enum": [op.value for op in Operation]},
+            "output_file": STR,
+            "output_url": STR,
+            "finished_at": nullable(STR),
+        },
+    }
+    return {
+        "ErrorDetail": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": STR, "message": STR},
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {**STR, "description": "For programs, e.g. invalid_roi."},
+                        "message": {**STR, "description": "For people: what to fix."},
+                    },
+                }
+            },
+        },
+        "Roi": roi,
+        "Video": video,
+        "VideoList": {
+            "type": "object",
+            "required": ["videos"],
+            "properties": {"videos": {"type": "array", "items": ref("Video")}},
+        },
+        "VideoDetail": {
+            "allOf": [
+                ref("Video"),
+                {
+                    "type": "object",
+                    "required": ["tasks", "more_tasks_url", "outputs"],
+                    "properties": {
+                        "tasks": {"type": "array", "items": ref("Task")},
+                        "more_tasks_url": nullable(STR),
+                        "outputs": {"type": "array", "items": output},
+                    },
+                },
+            ]
+        },
+        "Task": task,
+        "TaskList": {
+            "type": "object",
+            "required": ["tasks", "next_cursor"],
+            "properties": {
+                "tasks": {"type": "array", "items": ref("Task")},
+                "next_cursor": nullable(STR),
+            },
+        },
+        "Submitted": {
+            "type": "object",
+            "required": [
+                "task_id",
+                "status",
+                "duplicate",
+                "message",
+                "status_url",
+                "events_url",
+                "mode",
+            ],
+            "properties": {
+                "task_id": STR,
+                "status": {"enum": [state.value.lower() for state in TaskState]},
+                "duplicate": {"type": "boolean"},
+                "message": STR,
+                "status_url": STR,
+                "events_url": STR,
+                "mode": {"enum": ["queued", "local"]},
+            },
+        },
+        "LegacyResult": {
+            "type": "object",
+            "required": ["task_id", "result"],
+            "properties": {"task_id": {"type": "null"}, "result": {"type": "object"}},
+        },
+        "Cancelled": {
+            "type": "object",
+            "required": ["task_id", "state", "message"],
+            "properties": {
+                "task_id": STR,
+                "state": {"enum": [state.value for state in TaskState]},
+                "message": STR,
+            },
+        },
+        "DeviceList": {
+            "type": "object",
+            "required": ["devices"],
+            "properties": {
+                "devices": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "frame_width", "frame_height", "roi"],
+                        "properties": {
+                            "name": STR,
+                            "frame_width": INT,
+                            "frame_height": INT,
+                            "roi": ref("Roi"),
+                        },
+                    },
+                }
+            },
+        },
+        "TaskEvent": {
+            "type": "object",
+            "description": "One Server-Sent Event: its data is the task as the status endpoint "
+            "answers it.",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"enum": ["progress", "end"]},
+                "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
+                "retry": {"type": "integer", "minimum": 0},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": ref("Task"),
+                },
+            },
+        },
+        "Session": {
+            "type": "object",
+            "required": ["auth_required", "authenticated"],
+            "additionalProperties": False,
+            "properties": {
+                "auth_required": {"type": "boolean"},
+                "authenticated": {"type": "boolean"},
+            },
+        },
+    }
+
+
+def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
+    """The two kinds of mask body, each with the route's ``extra`` fields."""
+    shape = {"enum": ["rect", "ellipse"], "default": "rect"}
+    device = {
+        "type": "object",
+        "title": "device mask",
+        "required": ["mask_type", "device_name"],
+        "additionalProperties": False,
+        "properties": {
+            "mask_type": {"const": "device"},
+            "device_name": {"enum": list(known_devices())},
+            "shape": shape,
+            **extra,
+        },
+    }
+    # Pixels; the ROI must also lie inside the video's frame (a 400 says so).
+    edges = {"x": COUNT, "y": COUNT, "width": SIZE, "height": SIZE}
+    aliases = {alias: edges[key] for key, alias in zip(edges, DEVICE_KEYS, strict=True)}
+    roi_in_body = {
+        "type": "object",
+        "description": "x, y, width and height, or the endoscope_image_* keys; other keys are "
+        "ignored.",
+        "properties": {**edges, **aliases},
+    }
+    custom = {
+        "type": "object",
+        "title": "custom mask",
+        "required": ["mask_type"],
+        "additionalProperties": False,
+        "anyOf": [{"required": ["roi"]}, {"required": list(DEVICE_KEYS)}],
+        "properties": {
+            "mask_type": {"const": "custom"},
+            "roi": roi_in_body,
+            **aliases,
+            "shape": shape,
+            **extra,
+        },
+    }
+    return [device, custom]
+
+
+def request_bodies() -> dict[str, Schema]:
+    """The JSON bodies of the four submissions, as strict as their handlers."""
+    ranges = {"type": "string", "pattern": RANGES_PATTERN, "examples": ["10-20,30"]}
+    sample_every = nullable({"type": "integer", "minimum": 1, "maximum": MAX_SAMPLE_EVERY})
+    remove_labels = nullable({"type": "array", "items": {"enum": list(LABELS)}})
+    frame_list = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_SELECTION_ITEMS,
+        "items": {"type": "integer", "minimum": 0},
+    }
+    return {
+        "mask": {"oneOf": _mask_variants({"blacken_frames": ranges})},
+        "remove": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": [name],
+                    "additionalProperties": False,
+                    "properties": {name: schema},
+                }
+                for name, schema in (
+                    ("frame_list", frame_list),
+                    ("frame_ranges", ranges),
+                    ("detection_method", {"const": "automatic"}),
+                )
+            ]
+        },
+        "analyze": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"sample_every": sample_every},
+        },
+        "reprocess": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "title": "mask from the analysis",
+                    "additionalProperties": False,
+                    "properties": {"remove_labels": remove_labels, "sample_every": sample_every},
+                },
+                *_mask_variants({"remove_labels": remove_labels, "sample_every": sample_every}),
+            ]
+        },
+    }

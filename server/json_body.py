@@ -1,0 +1,57 @@
+"""Reading a request's JSON body: strict JSON, size-limited, never a 500 for what a client sends."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+from aiohttp import web
+
+from jobs.errors import InvalidRequest, PayloadTooLarge
+
+#: The largest JSON body the app reads (its ``client_max_size``); uploads stream separately.
+MAX_JSON_BODY = 1024 * 1024
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body (``{}`` when empty).
+
+    :class:`InvalidRequest` if it is not strict JSON (``NaN`` and ``Infinity`` included, and
+    nesting or numbers too deep or long to parse); :class:`PayloadTooLarge` past the app's
+    ``client_max_size`` (:data:`MAX_JSON_BODY`).
+    """
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"The JSON body is larger than the limit of {MAX_JSON_BODY} bytes; these requests are "
+            "small (videos are uploaded to /api/videos/).",
+            code="body_too_large",
+        ) from None
+    try:
+        text = raw.decode("utf-8")  # JSON is UTF-8 (RFC 8259), whatever charset is claimed
+    except UnicodeDecodeError:
+        raise InvalidRequest(
+            "The request body is not valid JSON: it is not UTF-8 text.", code="invalid_json"
+        ) from None
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise InvalidRequest(
+            f"The request body is not valid JSON: {error.msg} at line "
+            f"{error.lineno} column {error.colno}.",
+            code="invalid_json",
+        ) from None
+    except (ValueError, RecursionError):  # a 5000-digit number, or [[[[... 100000 deep
+        raise InvalidRequest(
+            "The request body is JSON that nests too deeply or has a number too long to read.",
+            code="invalid_json",
+        ) from None
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise InvalidRequest(
+        f"The request body is not valid JSON: {name} is not a JSON number.", code="invalid_json"
+    )

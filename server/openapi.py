@@ -1,0 +1,450 @@
+"""The OpenAPI 3.1 description of the JSON API, served at ``GET /api/openapi.json``.
+
+Built as a dict from the same constants the handlers validate with, for the server's own
+configuration: with an API token every protected operation lists the bearer and cookie schemes
+and its 401; in the legacy synchronous mode the submissions' 200 carries the result and a
+failed job is a 422. The page, its static files and the operations endpoints (``/healthz``,
+``/readyz``, ``/metrics``) are not part of the JSON API and are not described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from jobs.records import Operation, TaskState
+from jobs.settings import Settings
+from server.access import SESSION_COOKIE
+from server.api_schemas import (
+    EVENT_ID_PATTERN,
+    STR,
+    Schema,
+    component_schemas,
+    json_content,
+    ref,
+    request_bodies,
+)
+from server.keys import SETTINGS
+
+routes = web.RouteTableDef()
+
+OPENAPI_PATH = "/api/openapi.json"
+
+
+class _Builder:
+    """Collects the operations of one document."""
+
+    def __init__(self, auth: bool) -> None:
+        self.auth = auth
+        self.paths: dict[str, dict[str, Schema]] = {}
+
+    def error(self, description: str, *, headers: dict[str, Schema] | None = None) -> Schema:
+        answer: Schema = {"description": description, "content": json_content(ref("Error"))}
+        if headers:
+            answer["headers"] = headers
+        return answer
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        summary: str,
+        responses: dict[str, Schema],
+        *,
+        errors: dict[str, str],
+        parameters: list[Schema] | None = None,
+        body: Schema | None = None,
+        body_required: bool = False,
+        open_route: bool = False,
+    ) -> None:
+        """One operation: its success ``responses`` and the ``errors`` it answers."""
+        answers = dict(responses)
+        for status, description in errors.items():
+            headers = None
+            if status == "429":
+                headers = {"Retry-After": _header("Seconds to wait before submitting again.")}
+            answers[status] = self.error(description, headers=headers)
+        answers["503"] = self.error(
+            "Redis or the data dir is unreachable right now; try again after Retry-After.",
+            headers={"Retry-After": _header("Seconds to wait.")},
+        )
+        operation: Schema = {
+            "summary": summary,
+            "operationId": f"{method}_{path}".replace("/", "_").strip("_"),
+            "responses": answers,
+        }
+        if parameters:
+            operation["parameters"] = parameters
+        if body is not None:
+            operation["requestBody"] = {"required": body_required, "content": json_content(body)}
+        if self.auth and not open_route:
+            answers["401"] = self.error(
+                "No token: send Authorization: Bearer <token>, or the page's session cookie.",
+                headers={"WWW-Authenticate": _header("Bearer")},
+            )
+        if open_route:
+            operation["security"] = []
+        self.paths.setdefault(path, {})[method] = operation
+
+
+def _header(description: str) -> Schema:
+    return {"description": description, "required": True, "schema": {"type": "string"}}
+
+
+def _path_id(name: str, schema: Schema, example: Any) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "example": example}
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+VIDEO_ID = _path_id("video_id", {"type": "integer", "minimum": 0}, 1)
+TASK_ID = _path_id(
+    "task_id", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "0123456789abcdef"
+)
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The same key within a day answers with the task it made the first time.",
+}
+
+
+def build_openapi(settings: Settings) -> Schema:
+    """The OpenAPI 3.1 document for a server running with ``settings``."""
+    auth = settings.api_token is not None
+    b = _Builder(auth)
+    bodies = request_bodies()
+    video, task = ("video_not_found", "task_not_found")
+    submitted = {
+        "202": {
+            "description": "Queued: follow it at status_url or events_url.",
+            "headers": {"Location": _header("The task's status URL.")},
+            "content": json_content(ref("Submitted")),
+        },
+        "200": {
+            "description": "An identical task is already queued or running (duplicate: true), "
+            "or the Idempotency-Key was used before.",
+            "content": json_content(ref("Submitted")),
+        },
+    }
+    if not settings.use_async_tasks:
+        submitted = {
+            "200": {
+                "description": "The job's result (USE_ASYNC_TASKS=false).",
+                "content": json_content(ref("LegacyResult")),
+            },
+            "422": b.error("The job failed; the error says why."),
+        }
+    submit_errors = {
+        "400": "The body is not valid JSON or its fields are wrong; the message says which.",
+        "404": f"There is no such video ({video}).",
+        "409": "The request does not fit the video's state (e.g. analysis_required).",
+        "413": "The JSON body is larger than 1 MiB (body_too_large).",
+        "429": "Too many tasks are waiting (queue_full); submit again after Retry-After.",
+    }
+    for path, summary, body in (
+        ("/api/video-apply-mask/{video_id}/", "Mask everything outside an ROI", "mask"),
+        ("/api/video-remove-frames/{video_id}/", "Remove frames", "remove"),
+        ("/api/video-analyze/{video_id}/", "Find sensitive frames and the live image", "analyze"),
+        ("/api/video-reprocess/{video_id}/", "Analyze, mask and cut in one pass", "reprocess"),
+    ):
+        b.add(
+            "post",
+            path,
+            summary,
+            submitted,
+            errors=submit_errors,
+            parameters=[VIDEO_ID, IDEMPOTENCY_KEY],
+            body=bodies[body],
+        )
+
+    b.add(
+        "post",
+        "/api/videos/",
+        "Upload a video",
+        {
+            "201": {
+                "description": "Stored and probed.",
+                "headers": {"Location": _header("The video's URL.")},
+                "content": json_content(ref("Video")),
+            }
+        },
+        errors={
+            "400": 'A malformed multipart body, or no "file" field in it.',
+            "413": "Larger than VIDCORRECT_MAX_UPLOAD_BYTES (too_large).",
+            "415": "Not a decodable video, an empty body, another content type, or a video "
+            "beyond VIDCORRECT_MAX_VIDEO_SIDE / VIDCORRECT_MAX_VIDEO_FRAMES.",
+        },
+        parameters=[_query("filename", STR, "The file's name (raw uploads), for display.")],
+    )
+    upload = b.paths["/api/videos/"]["post"]
+    binary = {"type": "string", "format": "binary"}
+    upload["requestBody"] = {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": binary},
+                }
+            },
+            "video/mp4": {"schema": binary},
+            "video/*": {"schema": binary},
+            "application/octet-stream": {"schema": binary},
+        },
+    }
+    b.add(
+        "get",
+        "/api/videos/",
+        "List the videos",
+        {"200": {"description": "Newest first.", "content": json_content(ref("VideoList"))}},
+        errors={},
+    )
+    b.add(
+        "get",
+        "/api/videos/{video_id}/",
+        "One video, its tasks and outputs",
+        {"200": {"description": "The video.", "content": json_content(ref("VideoDetail"))}},
+        errors={"404": f"No such video ({video})."},
+        parameters=[VIDEO_ID],
+    )
+    b.add(
+        "get",
+        "/api/videos/{video_id}/file",
+        "Download the original",
+        {
+            "200": {
+                "description": "The original upload, untouched, typed by its container (FFmpeg "
+                "also reads animated images such as GIF as video).",
+                "content": {
+                    "video/*": {"schema": binary},
+                    "image/*": {"schema": binary},
+                    "application/octet-stream": {"schema": binary},
+                },
+            }
+        },
+        errors={"404": f"No such video ({video})."},
+        parameters=[VIDEO_ID],
+    )
+    b.add(
+        "get",
+        "/api/videos/{video_id}/frame",
+        "A frame of the original as a JPEG",
+        {"200": {"description": "The frame.", "content": {"image/jpeg": {"schema": binary}}}},
+        errors={
+            "400": "n is not a frame of the video (frame_out_of_range).",
+            "404": f"No such video ({video}).",
+            "415": "The original could not be decoded at that frame.",
+        },
+        parameters=[
+            VIDEO_ID,
+            _query("n", {"type": "integer", "minimum": 0, "default": 0}, "0-based frame number."),
+        ],
+    )
+    b.add(
+        "get",
+        "/api/devices/",
+        "The known devices",
+        {
+            "200": {
+                "description": "Devices and their image areas.",
+                "content": json_content(ref("DeviceList")),
+            }
+        },
+        errors={},
+    )
+    b.add(
+        "get",
+        "/api/task-status/{task_id}/",
+        "A task's state",
+        {"200": {"description": "The task.", "content": json_content(ref("Task"))}},
+        errors={"404": f"No such task ({task})."},
+        parameters=[TASK_ID],
+    )
+    cancelled = {
+        "202": {
+            "description": "Cancelled, or cancelling.",
+            "content": json_content(ref("Cancelled")),
+        }
+    }
+    cancel_errors = {
+        "404": f"No such task ({task}).",
+        "409": "The task has already ended (already_finished).",
+    }
+    b.add(
+        "post",
+        "/api/task-status/{task_id}/cancel/",
+        "Cancel a task",
+        cancelled,
+        errors=cancel_errors,
+        parameters=[TASK_ID],
+    )
+    b.add(
+        "delete",
+        "/api/task-status/{task_id}/",
+        "Cancel a task",
+        cancelled,
+        errors=cancel_errors,
+        parameters=[TASK_ID],
+    )
+    b.add(
+        "get",
+        "/api/task-status/{task_id}/events",
+        "A task's events (Server-Sent Events)",
+        {
+            "200": {
+                "description": "event: progress (data: the task as JSON), then event: end; then "
+                "the stream closes.",
+                "content": {"text/event-stream": {"schema": ref("TaskEvent")}},
+            }
+        },
+        errors={
+            "400": "Last-Event-ID is not an id this stream sent (invalid_event_id).",
+            "404": f"No such task ({task}).",
+        },
+        parameters=[
+            TASK_ID,
+            _query(
+                "last_event_id",
+                {"type": "string", "pattern": EVENT_ID_PATTERN},
+                "Resume after this event (for clients that cannot set Last-Event-ID).",
+            ),
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": EVENT_ID_PATTERN},
+            },
+        ],
+    )
+    b.add(
+        "get",
+        "/api/tasks/{task_id}/output",
+        "Download a task's output",
+        {"200": {"description": "The output video.", "content": {"video/mp4": {"schema": binary}}}},
+        errors={
+            "404": f"No such task ({task}).",
+            "409": "The task has not succeeded (output_not_ready), or it is an analysis, "
+            "which writes no video (no_output).",
+        },
+        parameters=[TASK_ID],
+    )
+    states = [state.value for state in TaskState]
+    operations = [op.value for op in Operation]
+    b.add(
+        "get",
+        "/api/tasks/",
+        "Task history, newest first",
+        {"200": {"description": "A page of tasks.", "content": json_content(ref("TaskList"))}},
+        errors={"400": "A filter, limit or cursor is not valid; the message says which."},
+        parameters=[
+            _query("video_id", {"type": "integer", "minimum": 1}, "Only this video's tasks."),
+            _query(
+                "state",
+                {"enum": ["", *states, *(s.lower() for s in states)]},
+                "Only tasks in this state (either case; empty: any).",
+            ),
+            _query(
+                "operation",
+                {"enum": ["", *operations, *(o.upper() for o in operations)]},
+                "Only this operation (either case; empty: any).",
+            ),
+            _query(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                "Page size.",
+            ),
+            _query("cursor", STR, "next_cursor of the previous page."),
+        ],
+    )
+    session = {
+        "200": {
+            "description": "Whether a token is needed and whether this client has access.",
+            "content": json_content(ref("Session")),
+        }
+    }
+    b.add("get", "/api/session/", "Access state", session, errors={}, open_route=True)
+    b.add(
+        "post",
+        "/api/session/",
+        "Sign in with the token (sets the session cookie)",
+        session,
+        errors={
+            "400": 'The body is not {"token": "..."}.',
+            **({"401": "That is not the token (bad_token)."} if auth else {}),
+            "413": "The JSON body is larger than 1 MiB.",
+        },
+        body={
+            "type": "object",
+            "required": ["token"],
+            "additionalProperties": False,
+            "properties": {"token": STR},
+        },
+        body_required=True,
+        open_route=True,
+    )
+    b.add(
+        "delete",
+        "/api/session/",
+        "Sign out (clears the cookie)",
+        session,
+        errors={},
+        open_route=True,
+    )
+    b.add(
+        "get",
+        OPENAPI_PATH,
+        "This document",
+        {"200": {"description": "OpenAPI 3.1.", "content": json_content({"type": "object"})}},
+        errors={},
+        open_route=True,
+    )
+    if "401" in b.paths["/api/session/"]["post"]["responses"]:
+        b.paths["/api/session/"]["post"]["responses"]["401"]["headers"] = {
+            "WWW-Authenticate": _header("Bearer")
+        }
+
+    document: Schema = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "vidcorrect",
+            "version": "0.1.0",
+            "description": "Masks and anonymizes endoscopy videos in the background. Errors are "
+            '{"error": {"code", "message"}} with a 4xx status.',
+        },
+        "paths": dict(sorted(b.paths.items())),
+        "components": {"schemas": component_schemas()},
+    }
+    if auth:
+        document["components"]["securitySchemes"] = {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "VIDCORRECT_API_TOKEN",
+            },
+            "sessionCookie": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": SESSION_COOKIE,
+                "description": "Set by POST /api/session/ (the page).",
+            },
+        }
+        document["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
+    return document
+
+
+@routes.get(OPENAPI_PATH)
+async def openapi_document(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this server (open: it holds no data)."""
+    return web.json_response(build_openapi(request.app[SETTINGS]))

@@ -1,0 +1,21 @@
+// Signing in with the API token: the server answers with an HttpOnly session cookie, which
+// every later request (fetch, EventSource, image and download links) carries by itself.
+
+import { apiFetch } from "./api.js";
+
+export { UNAUTHORIZED_EVENT } from "./api.js";
+
+/** {auth_required, authenticated} for this browser. */
+export function sessionState() {
+  return apiFetch("/api/session/");
+}
+
+/** Exchange the token for a session cookie; rejects with the server's ApiError (401 if wrong). */
+export function signIn(token) {
+  return apiFetch("/api/session/", { method: "POST", body: { token } });
+}
+
+/** Drop the session cookie. */
+export function signOut() {
+  return apiFetch("/api/session/", { method: "DELETE" });
+}
