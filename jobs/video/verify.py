@@ -222,7 +222,9 @@ class LiveVerifier:
             ctx = av.CodecContext.create("h264", "r")
             if extradata:
                 ctx.extradata = extradata
-            ctx.thread_type = "AUTO"
+            # One thread: it keeps up with the encoder by far, and frame threads would each
+            # hold frames (tens of MB at 1080p) for no gain in a pipeline whose cores are busy.
+            ctx.thread_count = 1
             decoding = True
             while (item := self._queue.get()) is not None:
                 data, pts, dts = item
