@@ -39,7 +39,7 @@ async def upload_video(request: web.Request) -> web.Response:
             info = await asyncio.to_thread(probe, temp, client_name)
         except InvalidVideo as error:
             raise UnsupportedMedia(
-                f"The upload is not a usable video: {error}", code="not_a_video"
+                f"The upload is not a usable video: {error}", code=error.code
             ) from None
         video_id = await records.next_video_id()
         stored_name = storage.original_name(video_id, info.extension)
