@@ -446,9 +446,19 @@ def _remove_temp_files(run: JobRun | None) -> None:
     run.temp_files.clear()
 
 
+#: Storage errors that mean "the disk is full" (EFBIG: a file-size limit was reached).
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
 def _describe_failure(exc: Exception, timeout: int) -> tuple[str, str]:
     if isinstance(exc, TimeoutError):
         return "timeout", f"The job ran longer than its limit of {timeout} s and was stopped."
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+        return "no_space", (
+            "The server ran out of storage space while writing the output "
+            f"({os.strerror(exc.errno or 0)}); the partial output was removed and the original "
+            "is untouched. Submit again once space has been freed."
+        )
     if isinstance(exc, InvalidVideo):
         return "invalid_video", str(exc)
     if isinstance(exc, VideoError):
