@@ -7,12 +7,14 @@ If that fails, the output is deleted and the task ends FAILURE with ``verificati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from arq.worker import Function, func
 
 from jobs.errors import InvalidRequest, VerificationFailed
+from jobs.frame_process import InChild
 from jobs.frame_request import LABELS
 from jobs.mask_request import MaskRequest
 from jobs.queueing import JOB_NAMES
@@ -23,6 +25,8 @@ from jobs.video.analyze import Analysis, analyze_video
 from jobs.video.edit import EditPlan, edit_video
 from jobs.video.timeline import format_ranges, range_frames
 from jobs.video.verify import verify_output
+
+T = TypeVar("T")
 
 #: Shares of the task's 0-100 progress for each stage. A single-pass job's progress is the
 #: frames encoded over all frames (so within 5 points of it) up to 95; the check that follows
@@ -121,7 +125,7 @@ async def _run_analysis(run: JobRun, span: tuple[int, int]) -> Analysis:
     sample_every = int(run.task.params.get("sample_every", 1))
     return await run.run_frames(
         run.video.frame_count,
-        lambda progress: analyze_video(source, sample_every=sample_every, on_progress=progress),
+        _in_child(run, analyze_video, source, sample_every=sample_every),
         label="Analyzing",
         span=span,
     )
@@ -137,7 +141,7 @@ async def _write_verified(
     temp: Path = run.temp_path(".mp4")
     outcome = await run.run_frames(
         run.video.frame_count,
-        lambda progress: edit_video(source, temp, plan, encode=encode, on_progress=progress),
+        _in_child(run, edit_video, source, temp, plan, encode=encode),
         label="Encoding",
         span=encode_span,
         ceiling=min(encode_span[1], verify_span[0]),
@@ -149,13 +153,14 @@ async def _write_verified(
     black = outcome.to_output_ranges(plan.blacken)
     verification = await run.run_frames(
         outcome.frames_out,
-        lambda progress: verify_output(
+        _in_child(
+            run,
+            verify_output,
             temp,
             expected_frames=expected,
             roi=plan.roi,
             shape=plan.shape,
             black_frames=black,
-            on_progress=progress,
         ),
         label="Verifying",
         span=verify_span,
@@ -188,6 +193,12 @@ OPERATION_BODIES = {
     Operation.ANALYZE: _analyze,
     Operation.REPROCESS: _reprocess,
 }
+
+
+def _in_child(run: JobRun, fn: Callable[..., T], *args: Any, **kwargs: Any) -> InChild[T]:
+    """A frame loop run in a child process (see :mod:`jobs.frame_process`)."""
+    crash = run.deps.settings.test_crash_task == run.task.task_id
+    return InChild(fn, *args, crash_after_first_frame=crash, **kwargs)
 
 
 def _roi_dict(roi: Roi) -> JsonDict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +45,10 @@ class Settings:
     task_retention_days: int = 0
     log_format: LogFormat = "auto"
     log_level: str = "info"
+    #: Test only: the task with this id crashes its frame process (SIGSEGV) after one frame, to
+    #: show that a crash ends that task alone. Read from ``VIDCORRECT_TEST_CRASH_TASK``, which
+    #: no request can set; never set it in production.
+    test_crash_task: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -72,6 +77,7 @@ class Settings:
             ("VIDCORRECT_X264_PRESET", "x264_preset"),
             ("VIDCORRECT_KEY_PREFIX", "key_prefix"),
             ("VIDCORRECT_LOG_LEVEL", "log_level"),
+            ("VIDCORRECT_TEST_CRASH_TASK", "test_crash_task"),
         ):
             if value := env.get(name, "").strip():
                 values[field] = value
@@ -99,6 +105,8 @@ class Settings:
             ("redis://", "rediss://", "unix://")
         ):
             raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.test_crash_task is not None and not TASK_ID.fullmatch(self.test_crash_task):
+            raise ConfigError("VIDCORRECT_TEST_CRASH_TASK must be a task id (tests only)")
 
     def with_redis(self, redis_url: str) -> Settings:
         """A copy pointing at ``redis_url`` (used once the embedded Redis has started)."""
@@ -120,6 +128,9 @@ class Settings:
             return RedisSettings()
         return RedisSettings.from_dsn(self.redis_url)
 
+
+#: What a task id looks like (the HTTP routes accept the same).
+TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 X264_PRESETS = (
     "ultrafast",

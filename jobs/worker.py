@@ -18,6 +18,7 @@ from arq.cron import cron
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
+from jobs.frame_process import start_forkserver
 from jobs.history import prune_history
 from jobs.logs import configure_logging
 from jobs.operations import OPERATION_JOBS
@@ -38,6 +39,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     storage = Storage(settings.data_dir)
     storage.ensure()
+    await asyncio.to_thread(start_forkserver)  # the process the frame loops are forked from
     ctx["records"] = Records(ctx["redis"], settings.key_prefix)
     ctx["deps"] = JobDeps(
         settings=settings,

@@ -71,6 +71,10 @@ async def test_cancel_mid_job_stops_within_2s_and_cleans_up(
     video = await upload(client, long_clip)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
     await wait_for(client, task_id, {"PROGRESS"}, min_progress=5)
+    for _ in range(500):  # the encoder writes once its look-ahead is full
+        if temp_files(settings):
+            break
+        await asyncio.sleep(0.02)
     assert temp_files(settings), "the job should be writing its temp output"
     asked = time.monotonic()
     resp = await client.post(f"/api/task-status/{task_id}/cancel/")
