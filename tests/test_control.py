@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -149,43 +147,6 @@ async def test_four_masks_at_once_all_finish(
 
 
 # ------------------------------------------------------------------------ worker processes
-
-
-@pytest.fixture
-def worker_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDCORRECT_")}
-    assert settings.redis_url is not None
-    env.update(
-        REDIS_URL=settings.redis_url,
-        VIDCORRECT_DATA_DIR=str(settings.data_dir),
-        VIDCORRECT_KEY_PREFIX=settings.key_prefix,
-        VIDCORRECT_HEARTBEAT_TIMEOUT="3",
-        VIDCORRECT_X264_PRESET="medium",
-        VIDCORRECT_LOG_FORMAT="json",
-    )
-    return env
-
-
-@pytest.fixture
-def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def spawn() -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "worker"],
-            env=worker_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        return process
-
-    yield spawn
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 async def job_under_way(
