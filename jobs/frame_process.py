@@ -14,8 +14,8 @@ in the worker keeps everything else: Redis, progress publishing, cancel and time
 - A child that dies from a signal (or exits without an answer) raises :class:`FrameProcessCrashed`
   (task error code ``worker_crash``), naming the signal; the worker goes on.
 - The child writes no core dump (its memory holds decoded patient video), ignores terminal and
-  service-manager signals meant for the worker (the worker decides when it stops), and dies
-  with its parent, the forkserver, which itself ends when the worker does.
+  service-manager signals meant for the worker (the worker decides when it stops), and ends
+  itself when the worker's side of its pipe closes (the worker died, even by SIGKILL).
 
 This module imports only the standard library and our error types (so a child imports nothing
 new); the functions it runs are referenced by name and loaded in the child.
@@ -24,18 +24,19 @@ new); the functions it runs are referenced by name and loaded in the child.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import pickle
 import resource
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection
+from types import ModuleType
 from typing import Any, Generic, Protocol, TypeVar
 
 from jobs.errors import FrameProcessCrashed
@@ -47,10 +48,13 @@ T = TypeVar("T")
 PROGRESS_INTERVAL = 0.2
 #: How often the waiting thread looks at the pipe, the child and the stop flag (seconds).
 POLL_INTERVAL = 0.05
+#: How long a child that has answered gets to exit by itself before it is killed (seconds).
+EXIT_GRACE = 5.0
 #: Modules the forkserver imports once, so that each child starts with them loaded.
 PRELOAD = ["jobs.frame_process", "jobs.video"]
 
-_PR_SET_PDEATHSIG = 1
+#: Exit status of a child whose parent has gone.
+ORPHANED_EXIT = 3
 
 
 class Progress(Protocol):
@@ -64,7 +68,8 @@ class Progress(Protocol):
 
 class InChild(Generic[T]):
     """``fn(*args, on_progress=..., **kwargs)`` run in a child process when called with a
-    :class:`Progress`; returns what ``fn`` returned, or raises what it raised.
+    :class:`Progress`; returns what ``fn`` returned, or raises what it raised. Called without
+    one, ``fn`` gets no ``on_progress`` (for calls such as ``probe``).
 
     ``crash_after_first_frame`` is a test hook (see ``Settings.test_crash_task``): the child
     kills itself with SIGSEGV after its first frame, as a crashing decoder would.
@@ -82,27 +87,49 @@ class InChild(Generic[T]):
         self.kwargs = kwargs
         self.crash_after_first_frame = crash_after_first_frame
 
-    def __call__(self, progress: Progress) -> T:
+    def __call__(self, progress: Progress | None = None) -> T:
         """Run the call in a child; blocks the calling thread until it has ended."""
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_preload())
-        receiver, sender = context.Pipe(duplex=False)
+        # Duplex, so that the child sees the end of file when this process dies (see
+        # _exit_with_parent); it never reads anything else from it.
+        receiver, sender = context.Pipe(duplex=True)
         child = context.Process(
             target=_child_main,
-            args=(sender, self.fn, self.args, self.kwargs, self.crash_after_first_frame),
+            args=(
+                sender,
+                self.fn,
+                self.args,
+                self.kwargs,
+                progress is not None,
+                self.crash_after_first_frame,
+            ),
             name="vidcorrect-frames",
             daemon=True,
         )
+        answered = False
         try:
             child.start()
             sender.close()
-            return _await_answer(child, receiver, progress)  # type: ignore[no-any-return]
+            result = _await_answer(child, receiver, progress or _NoProgress())
+            answered = True
+            return result  # type: ignore[no-any-return]
         finally:
-            if child.is_alive():
-                child.kill()
-            child.join()
-            child.close()
             receiver.close()
+            sender.close()
+            if child.pid is not None:  # started
+                child.join(EXIT_GRACE if answered else 0)  # an answered child is exiting
+                if child.exitcode is None:
+                    child.kill()
+                    child.join()
+            child.close()
+
+
+class _NoProgress:
+    stop = False
+
+    def __call__(self, done: int) -> None:
+        pass
 
 
 def start_forkserver() -> None:
@@ -113,13 +140,24 @@ def start_forkserver() -> None:
 
 
 def _preload() -> list[str]:
-    """What the forkserver imports before it forks the first child: our modules, and this
-    process's main module, which multiprocessing runs again in every child (with its imports
-    already loaded, that costs a millisecond instead of a second)."""
+    """What the forkserver imports before it forks the first child: our modules, and what this
+    process's main module is made of. multiprocessing runs the main module again in every child
+    (as ``__mp_main__``); with its imports already loaded that costs a millisecond, not the
+    second it takes to import a web framework or a test runner."""
+    names: set[str] = set()
     main = sys.modules.get("__main__")
-    name = getattr(getattr(main, "__spec__", None), "name", None)
-    extra = [name] if isinstance(name, str) and not name.endswith("__main__") else []
-    return ["__main__", *extra, *PRELOAD]
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+    if isinstance(spec_name, str) and not spec_name.endswith("__main__"):
+        names.add(spec_name)  # python -m package.module
+    for key, value in vars(main).items() if main is not None else ():
+        if key.startswith("__"):
+            continue
+        module = (
+            value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", "")
+        )
+        if isinstance(module, str) and module and not module.startswith(("__", "builtins")):
+            names.update((module, module.partition(".")[0]))  # a console script's imports
+    return [*sorted(names), *PRELOAD]
 
 
 def _await_answer(child: Any, receiver: Connection, progress: Progress) -> Any:
@@ -203,10 +241,11 @@ def _child_main(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    with_progress: bool,
     crash_after_first_frame: bool,
 ) -> None:
     """The child's entry point: run the call, send progress and then the answer."""
-    _harden_child()
+    _harden_child(sender)
     last_sent = 0.0
     frames = 0
 
@@ -222,7 +261,9 @@ def _child_main(
 
     answer: tuple[Any, ...]
     try:
-        answer = ("result", fn(*args, on_progress=on_progress, **kwargs))
+        if with_progress:
+            kwargs = {**kwargs, "on_progress": on_progress}
+        answer = ("result", fn(*args, **kwargs))
     except BaseException as error:  # everything goes back to the parent, which decides
         answer = ("error", _portable(error), traceback.format_exc(), frames)
     try:
@@ -232,17 +273,27 @@ def _child_main(
     sender.close()
 
 
-def _harden_child() -> None:
-    """No core dump, no stray signals, and death with the parent."""
+def _harden_child(connection: Connection) -> None:
+    """No core dump, no stray signals, and no life after the parent's."""
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the forkserver ended before the death signal was armed
-        os._exit(1)
+    threading.Thread(
+        target=_exit_with_parent, args=(connection,), name="parent-watch", daemon=True
+    ).start()
+
+
+def _exit_with_parent(connection: Connection) -> None:
+    """Wait for the end of file of the parent's side of the pipe, then end this process.
+
+    The parent closes it when it is done with the child, and the kernel closes it when the
+    parent dies (even by SIGKILL); an orphan must not go on writing a file nobody will use.
+    (The forkserver cannot tell: every child holds its "alive" pipe too.)
+    """
+    with contextlib.suppress(OSError, EOFError):
+        connection.poll(None)
+    os._exit(ORPHANED_EXIT)
 
 
 def _portable(error: BaseException) -> BaseException:

@@ -96,3 +96,22 @@ class ServerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def descendants(pid: int) -> list[int]:
+    """The ids of ``pid``'s child processes, theirs, and so on (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # it ended meanwhile
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: list[int] = []
+    wanted = [pid]
+    while wanted:
+        parent = wanted.pop()
+        children = [child for child, of in parents.items() if of == parent]
+        found += children
+        wanted += children
+    return found

@@ -24,6 +24,7 @@ from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from tests.api import Client, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video
+from tests.processes import descendants
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 
@@ -164,9 +165,16 @@ async def test_sigkilled_worker_task_is_finished_by_another(
     client: Client, settings: Settings, long_clip: Path, spawn_worker: Any
 ) -> None:
     task_id, first = await job_under_way(client, long_clip, spawn_worker)
+    helpers = descendants(first.pid)  # the forkserver and the job's frame process among them
+    assert len(helpers) >= 2, helpers
     first.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     first.wait()
+    for _ in range(100):  # the frame process ends itself, then the forkserver
+        if not any(Path(f"/proc/{pid}").exists() for pid in helpers):
+            break
+        await asyncio.sleep(0.05)
+    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()], "orphans left"
     spawn_worker()
     deadline = time.monotonic() + 30
     status: dict[str, Any] = {}
