@@ -314,7 +314,10 @@ async def run_task(ctx: dict[str, Any], task_id: str, attempt: int, operation: O
             try:
                 return await _run(deps, started, operation)
             finally:
-                await records.not_running(task_id)
+                try:
+                    await records.not_running(task_id)
+                except RedisError as error:  # recovery drops the entry: the task has ended
+                    log.warning("could not clear the heartbeat", error=str(error))
 
 
 WAITING = frozenset({TaskState.PENDING, TaskState.RETRY})
@@ -362,12 +365,14 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
     except JobStopped:
         _remove_temp_files(run)
         log.info("job cancelled")
-        await deps.records.update_task(
-            run.task if run else task,
-            state=TaskState.REVOKED,
-            status="Cancelled",
-            eta_seconds=None,
-            finished_at=utc_now(),
+        await _settle(
+            lambda: deps.records.update_task(
+                run.task if run else task,
+                state=TaskState.REVOKED,
+                status="Cancelled",
+                eta_seconds=None,
+                finished_at=utc_now(),
+            )
         )
         return TaskState.REVOKED.value
     except Exception as exc:
@@ -379,13 +384,15 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
             log.exception("job failed")
         else:
             log.warning("job failed", code=code)
-        await deps.records.update_task(
-            run.task if run else task,
-            state=TaskState.FAILURE,
-            status=f"Failed: {message}",
-            error={"code": code, "message": message},
-            eta_seconds=None,
-            finished_at=utc_now(),
+        await _settle(
+            lambda: deps.records.update_task(
+                run.task if run else task,
+                state=TaskState.FAILURE,
+                status=f"Failed: {message}",
+                error={"code": code, "message": message},
+                eta_seconds=None,
+                finished_at=utc_now(),
+            )
         )
         return TaskState.FAILURE.value
     finally:
@@ -394,16 +401,38 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
     result["processing_time"] = round(time.monotonic() - started, 3)
-    await run.update(
-        state=TaskState.SUCCESS,
-        progress=100,
-        status="Done",
-        result=result,
-        eta_seconds=0,
-        finished_at=utc_now(),
+    await _settle(
+        lambda: run.update(
+            state=TaskState.SUCCESS,
+            progress=100,
+            status="Done",
+            result=result,
+            eta_seconds=0,
+            finished_at=utc_now(),
+        )
     )
     log.info("job succeeded", processing_time=result["processing_time"])
     return TaskState.SUCCESS.value
+
+
+#: How long a job that has ended waits for Redis to record how (seconds).
+SETTLE_TIMEOUT = 120.0
+
+
+async def _settle(write: Callable[[], Awaitable[T]]) -> T:
+    """Record a job's end, waiting out a Redis outage: the work is done (its output is in
+    place), and an end that is not recorded would have it done again."""
+    delay = 0.2
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        try:
+            return await write()
+        except RedisError as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("the job's end is not recorded yet; waiting for redis", error=str(error))
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
 
 
 #: Storage errors worth another try: I/O errors, busy or stale (network) files, time-outs.
