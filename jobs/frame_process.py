@@ -147,16 +147,23 @@ def _preload() -> list[str]:
     names: set[str] = set()
     main = sys.modules.get("__main__")
     spec_name = getattr(getattr(main, "__spec__", None), "name", None)
-    if isinstance(spec_name, str) and not spec_name.endswith("__main__"):
-        names.add(spec_name)  # python -m package.module
+    if isinstance(spec_name, str) and "." in spec_name:
+        # python -m package.module: its package, not the module itself (runpy warns when the
+        # module it runs is already imported)
+        names.add(spec_name.rpartition(".")[0])
     for key, value in vars(main).items() if main is not None else ():
         if key.startswith("__"):
             continue
         module = (
             value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", "")
         )
-        if isinstance(module, str) and module and not module.startswith(("__", "builtins")):
-            names.update((module, module.partition(".")[0]))  # a console script's imports
+        if (
+            isinstance(module, str)
+            and module
+            and module != spec_name
+            and not module.startswith(("__", "builtins"))
+        ):
+            names.update((module, module.partition(".")[0]))  # what the main module imports
     return [*sorted(names), *PRELOAD]
 
 
