@@ -133,6 +133,11 @@ async def test_automatic_removal_needs_an_analysis(client: Client, numbered: Pat
     assert f"/api/video-analyze/{video['id']}/" in message
 
 
+def leaky_edit_video(src: Path, dst: Path, plan: EditPlan, **kwargs: Any) -> Any:
+    """An encoder that forgets the mask (module-level: it runs in the job's frame process)."""
+    return edit_video(src, dst, EditPlan(blacken=plan.blacken, remove=plan.remove), **kwargs)
+
+
 async def test_an_output_that_fails_its_check_is_deleted(
     client: Client,
     worker: Worker,
@@ -141,10 +146,6 @@ async def test_an_output_that_fails_its_check_is_deleted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A masking bug (here: an encoder that forgets the mask) must never publish a video."""
-
-    def leaky_edit_video(src: Path, dst: Path, plan: EditPlan, **kwargs: Any) -> Any:
-        return edit_video(src, dst, EditPlan(blacken=plan.blacken, remove=plan.remove), **kwargs)
-
     monkeypatch.setattr(jobs.operations, "edit_video", leaky_edit_video)
     video = await upload(client, numbered)
     final = await run_job(
