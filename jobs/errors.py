@@ -14,7 +14,8 @@ uploaded filenames or file contents.
     ├── UnsupportedMedia      the upload is not a video we can decode (415)
     ├── QueueFull             too many tasks wait already; retry later (429)
     ├── ConfigError           the service's own configuration is unusable (start-up only)
-    └── VerificationFailed    a job's output failed its own check (a task error, never HTTP)
+    ├── VerificationFailed    a job's output failed its own check (a task error, never HTTP)
+    └── FrameProcessCrashed   a job's frame process died (a task error, never HTTP)
 """
 
 from __future__ import annotations
@@ -88,3 +89,10 @@ class VerificationFailed(VidcorrectError):
     """A job's output did not pass the check it runs on itself; the output was deleted."""
 
     code = "verification_failed"
+
+
+class FrameProcessCrashed(VidcorrectError):
+    """The child process that ran a job's frame loop died (a signal, e.g. a segfault in a
+    native decoder); the job failed, the worker carries on."""
+
+    code = "worker_crash"

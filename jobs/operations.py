@@ -9,12 +9,14 @@ task ends FAILURE with ``verification_failed``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from arq.worker import Function, func
 
 from jobs.errors import InvalidRequest, VerificationFailed
+from jobs.frame_process import InChild
 from jobs.mask_request import MaskRequest
 from jobs.queueing import JOB_NAMES
 from jobs.records import JsonDict, Operation
@@ -26,6 +28,8 @@ from jobs.video.detectors import LABELS
 from jobs.video.edit import REMOVE_ALL_MESSAGE, EditOutcome, EditPlan
 from jobs.video.timeline import format_ranges, range_frames
 from jobs.video.verify import Verification
+
+T = TypeVar("T")
 
 #: Shares of the task's 0-100 progress for each stage. A single-pass job's progress is the
 #: frames encoded (and checked alongside) over all frames, up to 95; reading the written file
@@ -126,14 +130,15 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
     try:
         analysis, outcome, verification = await run.run_frames(
             run.video.frame_count,
-            lambda progress: analyze_and_write_checked(
+            _in_child(
+                run,
+                analyze_and_write_checked,
                 source,
                 temp,
                 roi=mask.roi,
                 shape=mask.shape,
                 remove=labels,
                 encode=encode,
-                on_progress=progress,
             ),
             label="Analyzing and encoding",
             span=ENCODE_SPAN,
@@ -163,7 +168,7 @@ async def _run_analysis(run: JobRun, span: tuple[int, int]) -> Analysis:
     sample_every = int(run.task.params.get("sample_every", 1))
     return await run.run_frames(
         run.video.frame_count,
-        lambda progress: analyze_video(source, sample_every=sample_every, on_progress=progress),
+        _in_child(run, analyze_video, source, sample_every=sample_every),
         label="Analyzing",
         span=span,
     )
@@ -180,7 +185,7 @@ async def _write_verified(
     temp: Path = run.temp_path(".mp4")
     outcome, verification = await run.run_frames(
         run.video.frame_count,
-        lambda progress: write_checked(source, temp, plan, encode=encode, on_progress=progress),
+        _in_child(run, write_checked, source, temp, plan, encode=encode),
         label="Encoding",
         span=encode_span,
         ceiling=min(encode_span[1], verify_span[0]),
@@ -220,6 +225,12 @@ OPERATION_BODIES = {
     Operation.ANALYZE: _analyze,
     Operation.REPROCESS: _reprocess,
 }
+
+
+def _in_child(run: JobRun, fn: Callable[..., T], *args: Any, **kwargs: Any) -> InChild[T]:
+    """A frame loop run in a child process (see :mod:`jobs.frame_process`)."""
+    crash = run.deps.settings.test_crash_task == run.task.task_id
+    return InChild(fn, *args, crash_after_first_frame=crash, **kwargs)
 
 
 def _roi_dict(roi: Roi) -> JsonDict:

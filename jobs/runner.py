@@ -356,7 +356,10 @@ async def run_task(ctx: dict[str, Any], task_id: str, attempt: int, operation: O
             finally:
                 if deps.stats is not None:
                     deps.stats.jobs_running -= 1
-                await records.not_running(task_id)
+                try:
+                    await records.not_running(task_id)
+                except RedisError as error:  # recovery drops the entry: the task has ended
+                    log.warning("could not clear the heartbeat", error=str(error))
                 if ended is not None:
                     await _record_run(deps, started, ended, time.monotonic() - began)
 
@@ -416,12 +419,14 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
     except JobStopped:
         _remove_temp_files(run)
         log.info("job cancelled")
-        await deps.records.update_task(
-            run.task if run else task,
-            state=TaskState.REVOKED,
-            status="Cancelled",
-            eta_seconds=None,
-            finished_at=utc_now(),
+        await _settle(
+            lambda: deps.records.update_task(
+                run.task if run else task,
+                state=TaskState.REVOKED,
+                status="Cancelled",
+                eta_seconds=None,
+                finished_at=utc_now(),
+            )
         )
         return TaskState.REVOKED.value
     except Exception as exc:
@@ -433,13 +438,15 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
             log.exception("job failed")
         else:
             log.warning("job failed", code=code)
-        await deps.records.update_task(
-            run.task if run else task,
-            state=TaskState.FAILURE,
-            status=f"Failed: {message}",
-            error={"code": code, "message": message},
-            eta_seconds=None,
-            finished_at=utc_now(),
+        await _settle(
+            lambda: deps.records.update_task(
+                run.task if run else task,
+                state=TaskState.FAILURE,
+                status=f"Failed: {message}",
+                error={"code": code, "message": message},
+                eta_seconds=None,
+                finished_at=utc_now(),
+            )
         )
         return TaskState.FAILURE.value
     finally:
@@ -448,16 +455,38 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
     result["processing_time"] = round(time.monotonic() - started, 3)
-    await run.update(
-        state=TaskState.SUCCESS,
-        progress=100,
-        status="Done",
-        result=result,
-        eta_seconds=0,
-        finished_at=utc_now(),
+    await _settle(
+        lambda: run.update(
+            state=TaskState.SUCCESS,
+            progress=100,
+            status="Done",
+            result=result,
+            eta_seconds=0,
+            finished_at=utc_now(),
+        )
     )
     log.info("job succeeded", processing_time=result["processing_time"])
     return TaskState.SUCCESS.value
+
+
+#: How long a job that has ended waits for Redis to record how (seconds).
+SETTLE_TIMEOUT = 120.0
+
+
+async def _settle(write: Callable[[], Awaitable[T]]) -> T:
+    """Record a job's end, waiting out a Redis outage: the work is done (its output is in
+    place), and an end that is not recorded would have it done again."""
+    delay = 0.2
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        try:
+            return await write()
+        except RedisError as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("the job's end is not recorded yet; waiting for redis", error=str(error))
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
 
 
 #: Storage errors worth another try: I/O errors, busy or stale (network) files, time-outs.
@@ -500,9 +529,19 @@ def _remove_temp_files(run: JobRun | None) -> None:
     run.temp_files.clear()
 
 
+#: Storage errors that mean "the disk is full" (EFBIG: a file-size limit was reached).
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
 def _describe_failure(exc: Exception, timeout: int) -> tuple[str, str]:
     if isinstance(exc, TimeoutError):
         return "timeout", f"The job ran longer than its limit of {timeout} s and was stopped."
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+        return "no_space", (
+            "The server ran out of storage space while writing the output "
+            f"({os.strerror(exc.errno or 0)}); the partial output was removed and the original "
+            "is untouched. Submit again once space has been freed."
+        )
     if isinstance(exc, InvalidVideo):
         return "invalid_video", str(exc)
     if isinstance(exc, VideoError):

@@ -18,6 +18,7 @@ from arq.cron import cron
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
+from jobs.frame_process import start_forkserver
 from jobs.history import prune_history
 from jobs.liveness import WorkerBeat, new_worker_id
 from jobs.logs import configure_logging
@@ -43,6 +44,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     storage.ensure()
     worker_id = new_worker_id()
     stats = JobStats(ctx["redis"], settings.key_prefix)
+    await asyncio.to_thread(start_forkserver)  # the process the frame loops are forked from
     ctx["records"] = Records(ctx["redis"], settings.key_prefix)
     ctx["deps"] = JobDeps(
         settings=settings,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -19,6 +21,9 @@ from jobs.errors import (
 )
 
 log = structlog.get_logger("vidcorrect.http")
+
+#: Storage errors that mean "the disk is full" (EFBIG: a file-size limit was reached).
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 HTTP_STATUS: dict[type[VidcorrectError], int] = {
     InvalidRequest: 400,
@@ -76,6 +81,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(error, ConnectionError):  # the client went away: nobody to answer
             raise
         log.error("storage error", errno=error.errno, error=error.strerror)
+        if error.errno in NO_SPACE_ERRNOS:
+            response = error_response(
+                507,
+                "no_space",
+                "The server's storage is full; nothing of this request was kept. Try again "
+                "later, once space has been freed.",
+            )
+            response.headers["Retry-After"] = "300"
+            return response
         response = error_response(
             503,
             "storage_unavailable",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -74,7 +75,8 @@ async def receive_to_file(chunks: AsyncIterator[bytes], path: Path, limit: int) 
                 )
             await loop.run_in_executor(None, handle.write, chunk)
     except BaseException:
-        await loop.run_in_executor(None, handle.close)
+        with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
+            await loop.run_in_executor(None, handle.close)
         await loop.run_in_executor(None, functools.partial(path.unlink, missing_ok=True))
         raise
     await loop.run_in_executor(None, handle.close)

@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
-from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from jobs.errors import FrameProcessCrashed, InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from jobs.frame_process import InChild
 from jobs.records import TaskState, VideoRecord, utc_now
 from jobs.video import InvalidVideo, VideoTooLarge, probe
 from jobs.video.still import still_frame
@@ -37,13 +38,15 @@ async def upload_video(request: web.Request) -> web.Response:
     try:
         if size == 0:
             raise UnsupportedMedia("The upload is empty; send a video file.", code="empty_upload")
-        try:
+        try:  # in a child process: a file that crashes the decoder must not end the server
             info = await asyncio.to_thread(
-                probe,
-                temp,
-                client_name,
-                max_side=settings.max_video_side,
-                max_frames=settings.max_video_frames,
+                InChild(
+                    probe,
+                    temp,
+                    client_name,
+                    max_side=settings.max_video_side,
+                    max_frames=settings.max_video_frames,
+                )
             )
         except VideoTooLarge as error:
             raise UnsupportedMedia(
@@ -53,7 +56,13 @@ async def upload_video(request: web.Request) -> web.Response:
             ) from None
         except InvalidVideo as error:
             raise UnsupportedMedia(
-                f"The upload is not a usable video: {error}", code="not_a_video"
+                f"The upload is not a usable video: {error}", code=error.code
+            ) from None
+        except FrameProcessCrashed:
+            raise UnsupportedMedia(
+                "The upload is not a usable video: reading it crashed the decoder, so it is "
+                "damaged or hostile. Check that it plays, or re-encode it, and upload again.",
+                code="unreadable_video",
             ) from None
         video_id = await records.next_video_id()
         stored_name = storage.original_name(video_id, info.extension)
@@ -152,9 +161,14 @@ async def video_frame(request: web.Request) -> web.Response:
         )
     path = request.app[STORAGE].resolve(video.stored_name)
     try:
-        jpeg = await asyncio.to_thread(still_frame, path, int(raw), fps=video.fps)
+        jpeg = await asyncio.to_thread(InChild(still_frame, path, int(raw), fps=video.fps))
     except InvalidVideo as error:
         raise UnsupportedMedia(str(error), code="invalid_video") from None
+    except FrameProcessCrashed:
+        raise UnsupportedMedia(
+            "Decoding this frame crashed the decoder; the video is damaged.",
+            code="invalid_video",
+        ) from None
     return web.Response(
         body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
     )

@@ -4,6 +4,7 @@ and small generated videos."""
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from tests.api import Client
 from tests.media import make_video
+from tests.processes import SpawnWorker, service_env, start_process
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +80,29 @@ def clip_odd(media_dir: Path) -> Path:
         seconds=2.0,
         audio=False,
     )
+
+
+@pytest.fixture
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a worker process for the test's settings (short heartbeat, a slower
+    preset so that jobs last a few seconds)."""
+    return service_env(settings, VIDCORRECT_HEARTBEAT_TIMEOUT="3", VIDCORRECT_X264_PRESET="medium")
+
+
+@pytest.fixture
+def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[SpawnWorker]:
+    """Start ``vidcorrect worker`` processes (keyword arguments: extra environment); they are
+    killed at the end of the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(**extra_env: str) -> subprocess.Popen[bytes]:
+        log = tmp_path / f"worker-{len(started)}.log"
+        process = start_process(["worker"], {**worker_env, **extra_env}, log)
+        started.append(process)
+        return process
+
+    yield spawn
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from arq.worker import Worker
 
-import jobs.video.checked
+import jobs.operations
 from jobs.settings import Settings
-from jobs.video.edit import edit_video
+from jobs.video.checked import analyze_and_write_checked, write_checked
 from jobs.video.timeline import format_ranges, merge_ranges
 from tests.api import Client, expect_error, follow_task, upload
 from tests.media import iter_frames
@@ -93,12 +93,14 @@ async def test_reprocess_masks_and_removes_in_one_encode_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     encodes: list[Path] = []
+    real_in_child = jobs.operations._in_child
 
-    def counting_edit_video(src: Path, dst: Path, *args: Any, **kwargs: Any) -> Any:
-        encodes.append(src)
-        return edit_video(src, dst, *args, **kwargs)
+    def counting_in_child(run: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if fn in (write_checked, analyze_and_write_checked):  # encodes, in a frame process
+            encodes.append(args[0])
+        return real_in_child(run, fn, *args, **kwargs)
 
-    monkeypatch.setattr(jobs.video.checked, "edit_video", counting_edit_video)
+    monkeypatch.setattr(jobs.operations, "_in_child", counting_in_child)
     video = await upload(client, scenes.path)
     task_id = await submit(client, f"/api/video-reprocess/{video['id']}/", {})
     seen = await follow_task(client, task_id, interval=0.02)

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from arq.worker import Worker
 
-import jobs.video.checked
+import jobs.operations
 from jobs.settings import Settings
-from jobs.video.edit import EditPlan, edit_video
+from jobs.video.edit import EditOutcome, EditPlan, edit_video
+from jobs.video.timeline import to_output_ranges
+from jobs.video.verify import LiveVerifier, Verification
 from tests.api import Client, expect_error, follow_task, upload
 from tests.media import CodeRow, iter_frames, make_numbered_video
 
@@ -133,6 +135,22 @@ async def test_automatic_removal_needs_an_analysis(client: Client, numbered: Pat
     assert f"/api/video-analyze/{video['id']}/" in message
 
 
+def leaky_write_checked(
+    src: Path, dst: Path, plan: EditPlan, **kwargs: Any
+) -> tuple[EditOutcome, Verification]:
+    """write_checked with an encoder that forgets the mask; the check still knows the ROI the
+    request asked for (module-level: it runs in the job's frame process)."""
+    verifier = LiveVerifier(
+        roi=plan.roi, shape=plan.shape, black_frames=to_output_ranges(plan.blacken, plan.remove)
+    )
+    forgetful = EditPlan(blacken=plan.blacken, remove=plan.remove)
+    try:
+        outcome = edit_video(src, dst, forgetful, on_video_packet=verifier, **kwargs)
+    finally:
+        verifier.close()
+    return outcome, verifier.finish(dst, outcome.frames_out)
+
+
 async def test_an_output_that_fails_its_check_is_deleted(
     client: Client,
     worker: Worker,
@@ -141,11 +159,7 @@ async def test_an_output_that_fails_its_check_is_deleted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A masking bug (here: an encoder that forgets the mask) must never publish a video."""
-
-    def leaky_edit_video(src: Path, dst: Path, plan: EditPlan, **kwargs: Any) -> Any:
-        return edit_video(src, dst, EditPlan(blacken=plan.blacken, remove=plan.remove), **kwargs)
-
-    monkeypatch.setattr(jobs.video.checked, "edit_video", leaky_edit_video)
+    monkeypatch.setattr(jobs.operations, "write_checked", leaky_write_checked)
     video = await upload(client, numbered)
     final = await run_job(
         client,

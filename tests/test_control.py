@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from tests.api import Client, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video
+from tests.processes import descendants
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 
@@ -152,43 +151,6 @@ async def test_four_masks_at_once_all_finish(
 # ------------------------------------------------------------------------ worker processes
 
 
-@pytest.fixture
-def worker_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDCORRECT_")}
-    assert settings.redis_url is not None
-    env.update(
-        REDIS_URL=settings.redis_url,
-        VIDCORRECT_DATA_DIR=str(settings.data_dir),
-        VIDCORRECT_KEY_PREFIX=settings.key_prefix,
-        VIDCORRECT_HEARTBEAT_TIMEOUT="3",
-        VIDCORRECT_X264_PRESET="medium",
-        VIDCORRECT_LOG_FORMAT="json",
-    )
-    return env
-
-
-@pytest.fixture
-def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def spawn() -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "worker"],
-            env=worker_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        return process
-
-    yield spawn
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 async def job_under_way(
     client: Client, clip: Path, spawn_worker: Any
 ) -> tuple[str, subprocess.Popen[bytes]]:
@@ -204,9 +166,16 @@ async def test_sigkilled_worker_task_is_finished_by_another(
     client: Client, settings: Settings, long_clip: Path, spawn_worker: Any
 ) -> None:
     task_id, first = await job_under_way(client, long_clip, spawn_worker)
+    helpers = descendants(first.pid)  # the forkserver and the job's frame process among them
+    assert len(helpers) >= 2, helpers
     first.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     first.wait()
+    for _ in range(100):  # the frame process ends itself, then the forkserver
+        if not any(Path(f"/proc/{pid}").exists() for pid in helpers):
+            break
+        await asyncio.sleep(0.05)
+    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()], "orphans left"
     spawn_worker()
     deadline = time.monotonic() + 30
     status: dict[str, Any] = {}

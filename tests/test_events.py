@@ -11,7 +11,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
+from redis.asyncio import Redis
 
+from jobs.records import Records
 from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
@@ -19,6 +21,7 @@ from server.embedded_redis import EmbeddedRedis
 from server.keys import EVENTS, RECORDS
 from tests.api import Client, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video
+from tests.processes import ServerProcess, SpawnWorker, service_env
 from tests.sse import Event, read_events
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
@@ -189,3 +192,54 @@ async def test_redis_restart_keeps_history(
         await server.close()
     assert after == before
     assert [t["task_id"] for t in video["tasks"]] == [t["task_id"] for t in before]
+
+
+async def test_clients_resume_across_a_server_restart_without_gaps_or_repeats(
+    settings: Settings, tmp_path: Path, spawn_worker: SpawnWorker, clip_8s: Path
+) -> None:
+    """A server process is restarted (same Redis, same port) while clients follow a job that a
+    worker process runs: each client reconnects with the last id it got and receives exactly the
+    events it missed, up to `end`."""
+    server = ServerProcess(service_env(settings), tmp_path / "server.log")
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            form = aiohttp.FormData()
+            form.add_field("file", clip_8s.read_bytes(), filename="a.mp4")
+            async with session.post(f"{server.base}/api/videos/", data=form) as resp:
+                video = await resp.json()
+            async with session.post(
+                f"{server.base}/api/video-apply-mask/{video['id']}/", json=DEVICE_MASK
+            ) as resp:
+                task_id = (await resp.json())["task_id"]
+            spawn_worker()  # the medium preset: the job outlasts the restart
+            url = f"{server.base}/api/task-status/{task_id}/events"
+            streams = [await session.get(url, params={"last_event_id": "0-0"}) for _ in range(3)]
+            before: list[list[Event]] = []
+            for stream in streams:
+                seen: list[Event] = []
+                while states(seen).count("PROGRESS") < 2:
+                    seen += await read_events(stream, limit=1)
+                before.append(seen)
+
+            assert server.stop() == 0
+            for stream, seen in zip(streams, before, strict=True):
+                seen += await read_events(stream)  # what was sent before the stream closed
+                stream.close()
+            await server.start()
+
+            after = []
+            for seen in before:
+                async with session.get(url, headers={"Last-Event-ID": str(seen[-1].id)}) as resp:
+                    assert resp.status == 200
+                    after.append(await read_events(resp))
+        async with Redis.from_url(str(settings.redis_url)) as redis:
+            key = Records(redis, settings.key_prefix).events_key(task_id)
+            logged = [row[0].decode() for row in await redis.xrange(key)]
+        for seen, rest in zip(before, after, strict=True):
+            assert "PROGRESS" in states(rest), "the job should have gone on meanwhile"
+            assert rest[-1].event == "end"
+            assert [e.id for e in seen + rest] == logged
+        assert json.loads(after[0][-1].data)["state"] == "SUCCESS"
+    finally:
+        server.kill()

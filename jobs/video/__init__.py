@@ -16,7 +16,13 @@ from jobs.video.analyze import (
 )
 from jobs.video.codec import EncodeOptions, ProgressCallback
 from jobs.video.edit import EditOutcome, EditPlan, edit_video
-from jobs.video.errors import InvalidVideo, VideoError, VideoTooLarge
+from jobs.video.errors import (
+    InvalidVideo,
+    RotatedVideo,
+    TruncatedVideo,
+    VideoError,
+    VideoTooLarge,
+)
 from jobs.video.mask import MaskOutcome, mask_video
 from jobs.video.planes import Roi, Shape, check_roi
 from jobs.video.probe import VideoInfo, probe
@@ -36,9 +42,11 @@ __all__ = [
     "MaskOutcome",
     "ProgressCallback",
     "Roi",
+    "RotatedVideo",
     "Segment",
     "Shape",
     "SuggestedRoi",
+    "TruncatedVideo",
     "Verification",
     "VideoError",
     "VideoInfo",

@@ -12,8 +12,28 @@ class VideoError(Exception):
 
 
 class InvalidVideo(VideoError):
-    """The file is not a decodable video (empty, not a media file, no video stream, ...)."""
+    """The file is not a decodable video (empty, not a media file, no video stream, ...).
+
+    ``code`` names the kind of problem for the error answer of an upload.
+    """
+
+    code = "not_a_video"
+
+
+class TruncatedVideo(InvalidVideo):
+    """The file's index points past its end: it was cut short (an interrupted upload?)."""
+
+    code = "truncated_video"
+
+
+class RotatedVideo(InvalidVideo):
+    """The video is meant to be shown rotated or mirrored (a display matrix). Masks are defined
+    on the stored picture, so they would land elsewhere than where the viewer looks."""
+
+    code = "rotated_video"
 
 
 class VideoTooLarge(InvalidVideo):
     """The file is a video, but larger than the configured limits (frame size or count)."""
+
+    code = "video_too_large"

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
+import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import cast
 
 import av
 import av.error
 from av.container import InputContainer
+from av.sidedata.sidedata import SideData
+from av.sidedata.sidedata import Type as SideDataType
 from av.stream import Disposition
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from jobs.video.errors import InvalidVideo, VideoTooLarge
+from jobs.video.errors import InvalidVideo, RotatedVideo, TruncatedVideo, VideoTooLarge
 
 # Demuxers that "succeed" on things that are not videos: text rendered as ANSI art, and
 # single still images.
@@ -93,12 +98,14 @@ def probe(
     """
     with open_input(path) as container:
         stream = select_video_stream(container)
+        _check_complete(container, path.stat().st_size)
         ctx = stream.codec_context
         _check_size(ctx.width, ctx.height, max_side)
         _check_frames(stream.frames, max_frames)
         first, counted = _first_frame_and_count(
             container, stream, count=stream.frames <= 0, max_frames=max_frames
         )
+        _check_upright(first)
         width = ctx.width or first.width
         height = ctx.height or first.height
         _check_size(width, height, max_side)
@@ -117,6 +124,50 @@ def probe(
             has_audio=audio is not None,
             audio_codec=audio.codec.canonical_name if audio is not None else None,
             extension=_extension(container, filename_hint),
+        )
+
+
+def _check_complete(container: InputContainer, size: int) -> None:
+    """Raise TruncatedVideo when the container's index (MP4/MOV sample tables, Matroska cues)
+    places media data beyond the end of the file. Such a file was cut short: its frames from
+    the cut on are missing, and a job would quietly write a shorter video."""
+    for stream in container.streams:
+        if stream.type not in ("video", "audio"):
+            continue
+        entries = stream.index_entries
+        if len(entries) == 0:
+            continue
+        last = entries[len(entries) - 1]
+        if last.pos >= 0 and last.pos + last.size > size:
+            raise TruncatedVideo(
+                "The file is cut short: its index refers to media data past its end (an "
+                "interrupted upload or copy?). Upload the complete file."
+            )
+
+
+#: The display matrix of a picture shown as stored (16.16 fixed point; a, b, c, d of the
+#: 2x2 linear part: rotations and mirrorings change their signs or swap them).
+_UPRIGHT = (1 << 16, 0, 0, 1 << 16)
+
+
+def _check_upright(frame: VideoFrame) -> None:
+    """Raise RotatedVideo when the video is meant to be shown rotated or mirrored."""
+    try:
+        # PyAV's stub lists only motion vectors; the container is a mapping of every type.
+        sides = cast("Mapping[SideDataType, SideData]", frame.side_data)
+        matrix = bytes(sides[SideDataType.DISPLAYMATRIX])
+    except KeyError:
+        return
+    if len(matrix) < 36:
+        return
+    a, b, _, c, d, *_ = struct.unpack("=9i", matrix[:36])
+    if b != 0 or c != 0 or a <= 0 or d <= 0:  # only scaling keeps the mask where it is seen
+        turned = f"turned by {abs(frame.rotation)} degrees" if frame.rotation else "mirrored"
+        raise RotatedVideo(
+            f"The video is stored sideways or mirrored and meant to be shown {turned} (rotation "
+            "metadata). Masks are placed on the stored picture, so they would not cover what "
+            "a viewer sees; re-encode the video upright (e.g. ffmpeg -i in.mp4 out.mp4, which "
+            "applies the rotation) and upload that."
         )
 
 

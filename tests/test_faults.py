@@ -1,0 +1,221 @@
+"""Faults: a frame process that crashes, a disk that fills up during an encode, Redis stopped
+in the middle of a job. Real worker processes, a real filesystem that fills, a real redis-server
+stopped and started again on its append-only file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_aiohttp import AiohttpClient
+from redis.asyncio import Redis
+
+from jobs.records import Records
+from jobs.settings import Settings
+from jobs.worker import in_process_worker
+from server.app import create_app
+from server.embedded_redis import EmbeddedRedis
+from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.media import make_video, sha256
+from tests.processes import SpawnWorker, free_port, service_env, start_process
+
+DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def clip_6s(media_dir: Path) -> Path:
+    """1280x720, 6 s, no audio: a job of a few seconds at the workers' preset."""
+    return make_video(media_dir / "faults_6s.mp4", width=1280, height=720, seconds=6.0, audio=False)
+
+
+def files_in(settings: Settings, folder: str) -> list[Path]:
+    return sorted((settings.data_dir / folder).iterdir())
+
+
+async def wait_for_progress(client: Client, task_id: str, at_least: int) -> dict[str, Any]:
+    """Poll until the task runs with at least ``at_least`` percent done."""
+    for _ in range(3000):
+        status = dict(await (await client.get(f"/api/task-status/{task_id}/")).json())
+        assert status["state"] not in ("SUCCESS", "FAILURE", "REVOKED"), status
+        if status["state"] == "PROGRESS" and status["progress"] >= at_least:
+            return status
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"task {task_id} never reached {at_least} %")
+
+
+# -------------------------------------------------------------------------------- a crash
+
+
+async def test_a_crashing_frame_process_fails_its_task_alone(
+    client: Client, settings: Settings, spawn_worker: SpawnWorker, clip_720p: Path
+) -> None:
+    """One job's frame process segfaults (the test hook VIDCORRECT_TEST_CRASH_TASK) while
+    another job runs on the same worker process: the first ends FAILURE worker_crash, the
+    other SUCCESS, and the worker is still alive and takes the next job."""
+    first, second = await upload(client, clip_720p), await upload(client, clip_720p)
+    steady = await submit_mask(client, first["id"], DEVICE_MASK)
+    crashing = await submit_mask(client, second["id"], DEVICE_MASK)
+    worker = spawn_worker(VIDCORRECT_TEST_CRASH_TASK=crashing)  # takes both at once
+
+    crashed = (await follow_task(client, crashing, timeout=60))[-1]
+    assert crashed["state"] == "FAILURE", crashed
+    assert crashed["error"]["code"] == "worker_crash"
+    assert "SIGSEGV" in crashed["error"]["message"]
+    assert crashed["result"] is None
+    done = (await follow_task(client, steady, timeout=120))[-1]
+    assert done["state"] == "SUCCESS", done
+    assert done["result"]["verification"]["passed"]
+    assert done["started_at"] < crashed["finished_at"] < done["finished_at"], "not concurrent"
+    assert worker.poll() is None, "the worker process died"
+
+    after = await submit_mask(client, first["id"], {**DEVICE_MASK, "shape": "ellipse"})
+    final = (await follow_task(client, after, timeout=120))[-1]
+    assert final["state"] == "SUCCESS", final
+    assert worker.poll() is None
+    assert files_in(settings, "tmp") == []
+    assert [p.name for p in files_in(settings, "outputs")] == sorted(
+        [f"{steady}.mp4", f"{after}.mp4"]
+    )
+
+
+# ---------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs mounted where the test's data dir goes (the test runs as root, as CI
+    does); unmounted at the end."""
+    mount_point = tmp_path / "data"
+    mount_point.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount_point)],
+        check=True,
+    )
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Write a filler file that leaves about ``leave`` bytes free on ``disk``."""
+    filler = disk / "filler.bin"
+    free = shutil.disk_usage(disk).free
+    with filler.open("wb") as out:
+        out.write(b"\0" * max(0, free - leave))
+    return filler
+
+
+async def test_disk_full_during_encode_fails_with_no_space_and_keeps_the_original(
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    small_disk: Path,
+    clip_720p: Path,
+    clip_odd: Path,
+) -> None:
+    settings = replace(settings, data_dir=small_disk)
+    client = await aiohttp_client(create_app(settings))
+    video = await upload(client, clip_720p)
+    original = next((small_disk / "videos").rglob("original.*"))
+    before = sha256(original)
+    filler = fill(small_disk, leave=32 * 1024)  # the masked output needs about 100 KiB
+
+    async with in_process_worker(settings):
+        task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+        final = (await follow_task(client, task_id, timeout=60))[-1]
+        assert final["state"] == "FAILURE", final
+        assert final["error"]["code"] == "no_space"
+        assert "ran out of storage space" in final["error"]["message"]
+        assert sha256(original) == before
+        assert files_in(settings, "tmp") == []
+        assert files_in(settings, "outputs") == []
+
+        # An upload that does not fit is refused as such, and nothing of it stays.
+        resp = await client.post(
+            "/api/videos/", data=clip_720p.read_bytes(), headers={"Content-Type": "video/mp4"}
+        )
+        assert "storage is full" in await expect_error(resp, 507, "no_space")
+        assert files_in(settings, "tmp") == []
+
+        filler.unlink()  # space is freed: the service works on
+        status = await client.get(f"/api/task-status/{task_id}/")
+        assert status.status == 200
+        small = await upload(client, clip_odd)
+        again = await follow_task(client, await submit_mask(client, small["id"], DEVICE_MASK))
+        assert again[-1]["state"] == "SUCCESS", again[-1]
+    assert sha256(original) == before
+
+
+# ------------------------------------------------------------------------- Redis goes away
+
+
+@pytest.mark.parametrize("back", ["mid-job", "after-the-work"])
+async def test_redis_stopped_mid_job_the_job_completes_with_a_consistent_record(
+    aiohttp_client: AiohttpClient, tmp_path: Path, settings: Settings, clip_6s: Path, back: str
+) -> None:
+    """Redis stops while a worker process is encoding, and comes back on its append-only file
+    while the job still runs, or only once its output is in place and its end waits to be
+    recorded: either way the job finishes on its first attempt, its record says SUCCESS, its
+    event log ends with one `end`, and there is exactly one output."""
+    redis_dir = tmp_path / "redis"
+    port = free_port()
+    first = EmbeddedRedis(redis_dir, port=port, password="mid-job")
+    second = EmbeddedRedis(redis_dir, port=port, password="mid-job")
+    first.start()
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        settings = replace(settings, redis_url=first.url)
+        client = await aiohttp_client(create_app(settings))
+        video = await upload(client, clip_6s)
+        env = service_env(settings, VIDCORRECT_X264_PRESET="medium")
+        worker = start_process(["worker"], env, tmp_path / "worker.log")
+        task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+        await wait_for_progress(client, task_id, at_least=10)
+
+        first.stop()
+        if back == "mid-job":
+            await asyncio.sleep(1.0)
+            assert files_in(settings, "outputs") == [], "the job should still be running"
+        else:
+            output = settings.data_dir / "outputs" / f"{task_id}.mp4"
+            for _ in range(1500):  # the output is committed before the end is recorded
+                if output.exists():
+                    break
+                await asyncio.sleep(0.02)
+            assert output.exists(), "the job never got to its end"
+            await asyncio.sleep(1.0)
+        await expect_error(await client.get(f"/api/task-status/{task_id}/"), 503)
+        second.start()
+
+        final = (await follow_task(client, task_id, timeout=120))[-1]
+        assert final["state"] == "SUCCESS", final
+        assert final["attempt"] == 1
+        assert final["result"]["verification"]["passed"]
+        assert worker.poll() is None
+
+        async with Redis.from_url(second.url) as redis:
+            rows = await redis.xrange(Records(redis, settings.key_prefix).events_key(task_id))
+        events = [row[1][b"event"].decode() for row in rows]
+        assert events[-1] == "end"
+        assert events.count("end") == 1
+        assert json.loads(rows[-1][1][b"data"]) == final
+        states = [json.loads(row[1][b"data"])["state"] for row in rows]
+        assert states[:2] == ["PENDING", "STARTED"]
+        assert "RETRY" not in states
+        assert [p.name for p in files_in(settings, "outputs")] == [f"{task_id}.mp4"]
+        assert files_in(settings, "tmp") == []
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+        first.stop()
+        second.stop()
