@@ -69,6 +69,11 @@ class _Builder:
             "Redis or the data dir is unreachable right now; try again after Retry-After.",
             headers={"Retry-After": _header("Seconds to wait.")},
         )
+        answers["507"] = self.error(
+            "The server's storage is full (no_space): nothing of the request was kept; try "
+            "again after Retry-After.",
+            headers={"Retry-After": _header("Seconds to wait.")},
+        )
         operation: Schema = {
             "summary": summary,
             "operationId": f"{method}_{path}".replace("/", "_").strip("_"),
