@@ -164,9 +164,13 @@ async def side_by_side(
 
 
 def peak_rss_mb(script: str) -> float:
-    """Peak RSS of a fresh Python process running ``script`` (MB), as that process reports it
-    (RUSAGE_CHILDREN would give the largest of all the children so far, ffmpeg's included)."""
-    report = "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    """Peak RSS of a fresh Python process running ``script`` (MB), as that process's kernel
+    record has it (VmHWM). Not getrusage: RUSAGE_CHILDREN gives the largest child so far, and a
+    process's own ru_maxrss survives exec, so it starts at the forking harness's size."""
+    report = (
+        "\nfrom pathlib import Path as _P; print(next(line.split()[1] for line in "
+        "_P('/proc/self/status').read_text().splitlines() if line.startswith('VmHWM:')))"
+    )
     ran = subprocess.run(
         [sys.executable, "-c", script + report],
         check=True,
