@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from jobs.settings import Settings
+from tests.served import free_port
 
 #: Starts a ``vidcorrect worker`` process; keyword arguments are extra environment variables.
 SpawnWorker = Callable[..., "subprocess.Popen[bytes]"]
@@ -46,13 +46,6 @@ def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerProcess:

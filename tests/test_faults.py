@@ -25,7 +25,8 @@ from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from tests.api import Client, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video, sha256
-from tests.processes import SpawnWorker, free_port, service_env, start_process
+from tests.processes import SpawnWorker, service_env, start_process
+from tests.served import free_port
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 MIB = 1024 * 1024

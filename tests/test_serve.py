@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,56 +10,7 @@ from typing import Any
 import aiohttp
 
 from tests.media import make_video
-
-START_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "vidcorrect"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
-
-
-class Served:
-    """A ``vidcorrect serve`` process on a free port."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = _free_port()
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-        env["VIDCORRECT_LOG_FORMAT"] = "json"
-        self.log = (data_dir.parent / f"serve-{self.port}.log").open("wb")
-        self.process = subprocess.Popen(
-            [*_command(), "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "vidcorrect serve exited early"
-            try:
-                async with session.get(f"{self.base}/api/videos/") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-        raise AssertionError("vidcorrect serve did not answer in time")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(30)
-        finally:
-            self.log.close()
+from tests.served import Served
 
 
 async def _json(resp: aiohttp.ClientResponse) -> Any:
@@ -77,7 +23,7 @@ async def test_serve_masks_with_embedded_redis_and_keeps_history(tmp_path: Path)
     async with aiohttp.ClientSession() as session:
         served = Served(data_dir)
         try:
-            await served.wait_ready(session)
+            await served.wait_ready(session, "/api/videos/")
             form = aiohttp.FormData()
             form.add_field("file", clip.read_bytes(), filename="clip.mp4")
             async with session.post(f"{served.base}/api/videos/", data=form) as resp:
@@ -111,7 +57,7 @@ async def test_serve_masks_with_embedded_redis_and_keeps_history(tmp_path: Path)
         # A restart on the same data dir finds the task again (Redis's append-only file).
         served = Served(data_dir)
         try:
-            await served.wait_ready(session)
+            await served.wait_ready(session, "/api/videos/")
             async with session.get(f"{served.base}/api/task-status/{task_id}/") as resp:
                 assert resp.status == 200
                 again = await _json(resp)
