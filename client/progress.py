@@ -101,15 +101,35 @@ class LineView:
         """Nothing to finish: every line is complete."""
 
 
-class BarView:
+class _RedrawnLine:
+    """One terminal line redrawn in place with ``\r``, cut to the terminal's width."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._open = False
+
+    def _redraw(self, parts: list[str]) -> None:
+        line = "  ".join(parts)[: terminal_width(self.stream) - 1]
+        self.stream.write(f"\r{line}\x1b[K")
+        self.stream.flush()
+        self._open = True
+
+    def close(self) -> None:
+        """End the line."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
+
+
+class BarView(_RedrawnLine):
     """A bar redrawn in place: stage, percent, frames, rate and time left. A finished stage
     keeps its line."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+        super().__init__(stream)
         self._stage: str | None = None
         self._drawn = 0.0
-        self._open = False
 
     def update(self, status: JsonDict) -> None:
         """Redraw the bar (at most ten times a second, except for a new stage or the end)."""
@@ -135,17 +155,7 @@ class BarView:
         eta = status.get("eta_seconds")
         if status.get("state") == "PROGRESS" and isinstance(eta, int | float):
             parts.append(f"{duration(eta)} left")
-        line = "  ".join(parts)[: terminal_width(self.stream) - 1]
-        self.stream.write(f"\r{line}\x1b[K")
-        self.stream.flush()
-        self._open = True
-
-    def close(self) -> None:
-        """End the bar's line."""
-        if self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = False
+        self._redraw(parts)
 
 
 def task_view(stream: TextIO, *, quiet: bool) -> TaskView:
@@ -155,17 +165,16 @@ def task_view(stream: TextIO, *, quiet: bool) -> TaskView:
     return BarView(stream) if stream.isatty() else LineView(stream)
 
 
-class TransferBar:
+class TransferBar(_RedrawnLine):
     """Bytes sent or received, as a bar redrawn in place on a terminal (nothing elsewhere)."""
 
     def __init__(self, stream: TextIO, label: str, total: int | None, *, show: bool) -> None:
-        self.stream = stream
+        super().__init__(stream)
         self.label = label
         self.total = total
         self.show = show and stream.isatty()
         self._started = time.monotonic()
         self._drawn = 0.0
-        self._open = False
 
     def update(self, done: int) -> None:
         """Redraw with ``done`` bytes transferred (at most ten times a second)."""
@@ -183,14 +192,4 @@ class TransferBar:
         parts.append(f"{megabytes(done / elapsed)}/s")
         if self.total and done and done < self.total:
             parts.append(f"{duration((self.total - done) * elapsed / done)} left")
-        line = "  ".join(parts)[: terminal_width(self.stream) - 1]
-        self.stream.write(f"\r{line}\x1b[K")
-        self.stream.flush()
-        self._open = True
-
-    def close(self) -> None:
-        """End the bar's line."""
-        if self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = False
+        self._redraw(parts)
