@@ -663,7 +663,72 @@ def bench_memory(work: Path, short: Path) -> Result:
     )
 
 
+def smart_source(path: Path, seconds: float, width: int, height: int) -> Path:
+    """H.264 in MP4 made fast by ffmpeg (testsrc2, ultrafast, closed GOPs of 2 s, B-frames)."""
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25:duration={seconds}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50",
+        "-sc_threshold", "0", "-bf", "2", "-pix_fmt", "yuv420p", str(path),
+    )  # fmt: skip
+    return path
+
+
+async def bench_smart(
+    session: aiohttp.ClientSession, base: str, clip: Path, target: float
+) -> Result:
+    """Case 10: smart removal against the full re-encode, both through the service, three cuts."""
+    with av.open(str(clip)) as probe:
+        frames = probe.streams.video[0].frames
+    video_id = await upload(session, base, clip)
+    cuts = tuple((a * frames // 500, b * frames // 500) for a, b in CUTS)
+    ranges = ",".join(f"{a}-{b}" for a, b in cuts)
+    path = f"/api/video-remove-frames/{video_id}/"
+    shares: list[str] = []
+
+    async def smart(rep: int) -> float:
+        started = time.perf_counter()
+        async with session.post(
+            f"{base}{path}", json={"frame_ranges": ranges, "mode": "smart"}
+        ) as resp:
+            task_id = (await resp.json())["task_id"]
+        while True:
+            async with session.get(f"{base}/api/task-status/{task_id}/") as resp:
+                status = await resp.json()
+            if status["state"] in ("SUCCESS", "FAILURE", "REVOKED"):
+                break
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        result = status["result"]
+        assert status["state"] == "SUCCESS", status
+        assert result["mode"] == "smart", status
+        shares.append(
+            f"{result['frames_copied']} of {result['frames']} frames copied "
+            f"({100 * result['frames_copied'] / result['frames']:.1f} %)"
+        )
+        return elapsed
+
+    loop = asyncio.get_running_loop()
+
+    def reencode() -> float:
+        body = {"frame_ranges": ranges, "mode": "reencode"}
+        future = asyncio.run_coroutine_threadsafe(service_task(session, base, path, body), loop)
+        return future.result()
+
+    size_mb = (await asyncio.to_thread(clip.stat)).st_size / 1e6
+    result = await side_by_side(
+        f"10. smart remove vs full re-encode, {frames} frames",
+        target,
+        1,
+        smart,
+        reencode,
+    )
+    result.note = f"{size_mb:.0f} MB source, 3 cuts; {shares[-1]}; reference = mode reencode"
+    return result
+
+
 async def run(args: argparse.Namespace) -> list[Result]:
+    if args.smart_only:
+        return await run_smart(args)
     quick = args.quick
     repeat = 1 if quick else args.repeat
     results: list[Result] = []
@@ -686,6 +751,12 @@ async def run(args: argparse.Namespace) -> list[Result]:
             results += await bench_overhead(
                 session, base, work, first, roi, repeat, 10.0 if quick else 1.02
             )
+            smart_clip = (
+                smart_source(work / "smart.mp4", 4.0, 320, 240)
+                if quick
+                else smart_source(work / "smart.mp4", args.smart_seconds, 1920, 1080)
+            )
+            results.append(await bench_smart(session, base, smart_clip, 10.0 if quick else 0.05))
         if not quick:
             results += await bench_api(work, first)
             results.append(await bench_fanout(work, first))
@@ -693,6 +764,17 @@ async def run(args: argparse.Namespace) -> list[Result]:
         if args.long and not quick:
             results.append(bench_memory(work, first))
     return results
+
+
+async def run_smart(args: argparse.Namespace) -> list[Result]:
+    """Case 10 alone (--smart-only)."""
+    with tempfile.TemporaryDirectory(prefix="vidcorrect-harness-") as tmp:
+        work = Path(tmp)
+        started = time.perf_counter()
+        clip = smart_source(work / "smart.mp4", args.smart_seconds, 1920, 1080)
+        print(f"source generated in {time.perf_counter() - started:.0f} s", flush=True)
+        async with running_service(work / "data") as base, aiohttp.ClientSession() as session:
+            return [await bench_smart(session, base, clip, 0.05)]
 
 
 def write_report(results: list[Result], quick: bool) -> str:
@@ -725,6 +807,10 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="add the 5 min 1080p memory case")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--smart-seconds", type=float, default=600.0, help="length of case 10's 1080p source"
+    )
+    parser.add_argument("--smart-only", action="store_true", help="run case 10 alone")
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         parser.error("the reference needs the ffmpeg command line (apt-get install ffmpeg)")

@@ -112,12 +112,13 @@ def parse_removal_request(body: object, frame_count: int) -> RemovalRequest | No
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     given = [key for key in ("frame_list", "frame_ranges", "detection_method") if key in body]
-    unknown = sorted(set(body) - {"frame_list", "frame_ranges", "detection_method"})
+    unknown = sorted(set(body) - {"frame_list", "frame_ranges", "detection_method", "mode"})
     if unknown:
         raise InvalidRequest(
             f"Unknown field(s) {', '.join(unknown)}; give one of frame_list, "
-            "frame_ranges or detection_method."
+            "frame_ranges or detection_method (and optionally mode)."
         )
+    parse_removal_mode(body)
     if len(given) != 1:
         raise InvalidRequest(
             'Give exactly one of "frame_list": [3, 4, 90], "frame_ranges": '
@@ -135,6 +136,20 @@ def parse_removal_request(body: object, frame_count: int) -> RemovalRequest | No
         ranges = parse_frame_ranges(body["frame_ranges"], frame_count, "frame_ranges")
     check_not_everything(ranges, frame_count)
     return RemovalRequest(ranges=ranges, automatic=False)
+
+
+#: How a removal writes its output: "smart" copies the groups of pictures kept whole and
+#: re-encodes only around the cuts (H.264 in MP4/MOV; otherwise the full re-encode runs),
+#: "reencode" always re-encodes every frame.
+REMOVAL_MODES = ("smart", "reencode")
+
+
+def parse_removal_mode(body: dict[str, Any]) -> str:
+    """The removal body's ``mode`` (default ``smart``)."""
+    mode = body.get("mode", "smart")
+    if mode not in REMOVAL_MODES:
+        raise InvalidRequest(f'mode must be "smart" or "reencode", got {mode!r}.')
+    return str(mode)
 
 
 def parse_sample_every(value: Any) -> int:

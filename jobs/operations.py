@@ -23,7 +23,7 @@ from jobs.records import JsonDict, Operation
 from jobs.runner import JobRun, run_task
 from jobs.video import EncodeOptions, Roi
 from jobs.video.analyze import Analysis, Label, analyze_video
-from jobs.video.checked import analyze_and_write_checked, write_checked
+from jobs.video.checked import analyze_and_write_checked, remove_checked, write_checked
 from jobs.video.detectors import LABELS
 from jobs.video.edit import REMOVE_ALL_MESSAGE, EditOutcome, EditPlan
 from jobs.video.timeline import format_ranges, range_frames
@@ -78,8 +78,29 @@ async def _mask(run: JobRun) -> JsonDict:
 
 
 async def _remove(run: JobRun) -> JsonDict:
+    """Smart removal (copy whole groups of pictures) where it applies, else the re-encode."""
     ranges = tuple((a, b) for a, b in run.task.params["frame_ranges"])
-    return await _write_verified(run, EditPlan(remove=ranges), ENCODE_SPAN, VERIFY_SPAN)
+    settings = run.deps.settings
+    encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
+    temp: Path = run.temp_path(".mp4")
+    outcome, verification, mode = await run.run_frames(
+        run.video.frame_count,
+        _in_child(
+            run,
+            remove_checked,
+            run.source_path,
+            temp,
+            ranges,
+            mode=str(run.task.params.get("mode", "smart")),
+            encode=encode,
+        ),
+        label="Encoding",
+        span=ENCODE_SPAN,
+        ceiling=min(ENCODE_SPAN[1], VERIFY_SPAN[0]),
+    )
+    result = await _publish(run, temp, EditPlan(remove=ranges), outcome, verification)
+    result.update(mode.to_dict())
+    return result
 
 
 async def _analyze(run: JobRun) -> JsonDict:

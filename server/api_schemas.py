@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS
+from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
 from jobs.mask_request import DEVICE_KEYS, known_devices
 from jobs.records import Operation, TaskState
 
@@ -317,6 +317,13 @@ def request_bodies() -> dict[str, Schema]:
         "maxItems": MAX_SELECTION_ITEMS,
         "items": {"type": "integer", "minimum": 0},
     }
+    mode = {
+        "enum": list(REMOVAL_MODES),
+        "default": "smart",
+        "description": "smart: copy the groups of pictures kept whole and re-encode only "
+        "around the cuts (H.264 in MP4/MOV; otherwise the full re-encode runs and "
+        "result.mode_reason says why); reencode: re-encode every frame.",
+    }
     return {
         "mask": {"oneOf": _mask_variants({"blacken_frames": ranges})},
         "remove": {
@@ -325,7 +332,7 @@ def request_bodies() -> dict[str, Schema]:
                     "type": "object",
                     "required": [name],
                     "additionalProperties": False,
-                    "properties": {name: schema},
+                    "properties": {name: schema, "mode": mode},
                 }
                 for name, schema in (
                     ("frame_list", frame_list),

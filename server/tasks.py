@@ -18,6 +18,7 @@ from jobs.errors import Conflict, InvalidRequest
 from jobs.frame_request import (
     check_not_everything,
     parse_frame_ranges,
+    parse_removal_mode,
     parse_removal_request,
     parse_remove_labels,
     parse_sample_every,
@@ -178,6 +179,7 @@ async def submit_removal(request: web.Request) -> web.Response:
         ranges = removal.ranges
         params = {"detection_method": "manual"}
     params["frame_ranges"] = [list(r) for r in ranges]
+    params["mode"] = parse_removal_mode(body)
     return await _queue(request, Operation.REMOVE_FRAMES, video, params)
 
 

@@ -356,10 +356,14 @@ def make_numbered_video(
     frames: int = 75,
     audio: bool = True,
     pix_fmt: str = "yuv420p",
+    x264_params: str | None = None,
+    x264_options: dict[str, str] | None = None,
 ) -> Path:
     """Write an H.264 (libx264 CRF 18, B-frames) MP4 whose frame i shows the number i in
     binary (see CodeRow) over the scrolling colourful texture of make_video, with (if
-    `audio`) an AAC stereo track whose frequency encodes the frame shown (numbered_audio)."""
+    `audio`) an AAC stereo track whose frequency encodes the frame shown (numbered_audio).
+    `x264_params` (e.g. "keyint=12:open-gop=1") and `x264_options` (e.g. profile, level)
+    shape the GOP structure and parameter sets."""
     rate = Fraction(fps)
     row = CodeRow.for_size(width, height)
     with av.open(str(path), "w", format="mp4") as out:
@@ -367,7 +371,10 @@ def make_numbered_video(
         assert isinstance(vstream, VideoStream)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
         vstream.codec_context.time_base = 1 / rate
-        vstream.codec_context.options = {"crf": "18", "preset": "veryfast"}
+        options = {"crf": "18", "preset": "veryfast", **(x264_options or {})}
+        if x264_params:
+            options["x264-params"] = x264_params
+        vstream.codec_context.options = options
         astream: AudioStream | None = None
         if audio:
             added = out.add_stream("aac", rate=AUDIO_RATE)

@@ -15,7 +15,7 @@ from jobs.video.edit import EditOutcome, EditPlan, edit_video
 from jobs.video.timeline import to_output_ranges
 from jobs.video.verify import LiveVerifier, Verification
 from tests.api import Client, expect_error, follow_task, upload
-from tests.media import CodeRow, iter_frames, make_numbered_video
+from tests.media import CodeRow, iter_frames, make_numbered_video, make_video
 
 
 @pytest.fixture(scope="session")
@@ -172,3 +172,63 @@ async def test_an_output_that_fails_its_check_is_deleted(
     assert final["result"] is None
     assert list((settings.data_dir / "outputs").iterdir()) == []
     assert list((settings.data_dir / "tmp").iterdir()) == []
+
+
+@pytest.fixture(scope="session")
+def short_gops(media_dir: Path) -> Path:
+    """640x360, 25 fps, 72 frames in six closed GOPs of 12 with B-frames, audio."""
+    return make_numbered_video(
+        media_dir / "short-gops.mp4",
+        width=640,
+        height=360,
+        frames=72,
+        x264_params="keyint=12:min-keyint=12:scenecut=0:bframes=3",
+    )
+
+
+async def test_smart_removal_is_the_default(
+    client: Client, worker: Worker, settings: Settings, short_gops: Path
+) -> None:
+    video = await upload(client, short_gops)
+    final = await run_job(
+        client, f"/api/video-remove-frames/{video['id']}/", {"frame_ranges": "3-5,40"}
+    )
+    assert final["state"] == "SUCCESS", final
+    result = final["result"]
+    kept = [i for i in range(72) if i not in (3, 4, 5, 40)]
+    assert result["mode"] == "smart", result
+    assert (result["frames_copied"], result["frames_reencoded"]) == (48, 20)
+    assert result["verification"]["method"] == "smart"
+    assert result["verification"]["passed"] is True
+    assert result["frame_map"] == [[0, 2, 0], [6, 39, 3], [41, 71, 37]]
+    assert shown_numbers(settings.data_dir / result["output_file"]) == kept
+
+
+async def test_reencode_mode_and_fallback(
+    client: Client, worker: Worker, settings: Settings, short_gops: Path, media_dir: Path
+) -> None:
+    video = await upload(client, short_gops)
+    final = await run_job(
+        client,
+        f"/api/video-remove-frames/{video['id']}/",
+        {"frame_list": [7], "mode": "reencode"},
+    )
+    assert final["state"] == "SUCCESS", final
+    assert final["result"]["mode"] == "reencode"
+    assert final["result"]["mode_reason"] == "re-encode requested"
+    assert final["result"]["verification"]["method"] == "decoded"
+    # Not MP4: smart (the default) does not apply, the full re-encode runs and says why.
+    mkv = make_video(media_dir / "smart.mkv", width=160, height=120, container_format="matroska")
+    other = await upload(client, mkv)
+    final = await run_job(client, f"/api/video-remove-frames/{other['id']}/", {"frame_list": [1]})
+    assert final["state"] == "SUCCESS", final
+    assert final["result"]["mode"] == "reencode"
+    assert "not MP4/MOV" in final["result"]["mode_reason"]
+    assert final["result"]["frames"] == 49
+    message = await expect_error(
+        await client.post(
+            f"/api/video-remove-frames/{video['id']}/", json={"frame_list": [1], "mode": "fast"}
+        ),
+        400,
+    )
+    assert "smart" in message

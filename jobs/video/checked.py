@@ -4,16 +4,18 @@ whether it is what was promised, for the jobs to call (in one thread or one chil
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.video.analyze import Analysis, Label, LiveAnalysis
 from jobs.video.codec import DEFAULT_ENCODE, EncodeOptions, ProgressCallback
 from jobs.video.edit import EditOutcome, EditPlan, edit_video
 from jobs.video.planes import Roi, Shape
-from jobs.video.timeline import range_frames, to_output_ranges
+from jobs.video.smart_cut import NotSmart, smart_remove
+from jobs.video.timeline import FrameRange, range_frames, to_output_ranges
 from jobs.video.verify import LiveVerifier, Verification
 
-__all__ = ["analyze_and_write_checked", "write_checked"]
+__all__ = ["RemovalMode", "analyze_and_write_checked", "remove_checked", "write_checked"]
 
 
 def write_checked(
@@ -81,3 +83,56 @@ def analyze_and_write_checked(
     result = analysis.result()
     expected = result.total_frames - range_frames(result.frames_with(labels))
     return result, outcome, verifier.finish(dst, expected)
+
+
+@dataclass(frozen=True)
+class RemovalMode:
+    """How a removal was written: `used` "smart" or "reencode", and why."""
+
+    requested: str
+    used: str
+    reason: str
+    frames_copied: int
+    frames_reencoded: int
+
+    def to_dict(self) -> dict[str, object]:
+        """The result fields: mode, mode_reason, frames_copied, frames_reencoded."""
+        return {
+            "mode": self.used,
+            "mode_reason": self.reason,
+            "frames_copied": self.frames_copied,
+            "frames_reencoded": self.frames_reencoded,
+        }
+
+
+def remove_checked(
+    src: Path,
+    dst: Path,
+    remove: tuple[FrameRange, ...],
+    *,
+    mode: str = "smart",
+    encode: EncodeOptions = DEFAULT_ENCODE,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[EditOutcome, Verification, RemovalMode]:
+    """Cut `remove` out of `src` into `dst`, checked: with smart_remove when `mode` is "smart"
+    and it applies to the source, else with the full re-encode (write_checked)."""
+    if mode == "smart":
+        try:
+            smart = smart_remove(src, dst, remove, encode=encode, on_progress=on_progress)
+        except NotSmart as exc:
+            reason = f"smart removal does not apply: {exc}; every frame was re-encoded"
+        else:
+            used = RemovalMode(
+                mode,
+                "smart",
+                "the groups of pictures kept whole were copied, the rest re-encoded",
+                smart.frames_copied,
+                smart.frames_reencoded,
+            )
+            return smart.edit, smart.verification, used
+    else:
+        reason = "re-encode requested"
+    outcome, verification = write_checked(
+        src, dst, EditPlan(remove=remove), encode=encode, on_progress=on_progress
+    )
+    return outcome, verification, RemovalMode(mode, "reencode", reason, 0, outcome.frames_out)

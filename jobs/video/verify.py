@@ -69,10 +69,19 @@ class Verification:
     max_luma_blackened: int | None  # max luma over the frames that must be black (None: none)
     passed: bool
     problems: tuple[str, ...]  # human-readable reasons when not passed
+    # "decoded": every frame decoded; "smart": a smart removal's check (see smart_cut)
+    method: str = "decoded"
+    frames_decoded: int | None = None  # smart: frames decoded (re-encoded runs and joins)
+    min_psnr: float | None = None  # smart: worst re-encoded frame's luma PSNR (dB)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able form, with the luma limit that was applied."""
+        extra: dict[str, object] = {}
+        if self.method != "decoded":
+            extra = {"frames_decoded": self.frames_decoded, "min_psnr": self.min_psnr}
         return {
+            "method": self.method,
+            **extra,
             "passed": self.passed,
             "frames_checked": self.frames_checked,
             "frames_expected": self.frames_expected,
