@@ -219,11 +219,17 @@ async def bench_clip(
             session, base, f"/api/video-apply-mask/{video_id}/", custom(rep, "ellipse")
         )
 
-    async def remove(rep: int) -> float:
+    async def remove(rep: int, mode: str = "reencode") -> float:
         ranges = ",".join(f"{a}-{b}" for a, b in cuts) + f",{frames - 1 - rep}"
         return await service_task(
-            session, base, f"/api/video-remove-frames/{video_id}/", {"frame_ranges": ranges}
+            session,
+            base,
+            f"/api/video-remove-frames/{video_id}/",
+            {"frame_ranges": ranges, "mode": mode},
         )
+
+    async def remove_smart(rep: int) -> float:
+        return await remove(rep, "smart")
 
     async def analyze(rep: int) -> float:
         return await service_task(
@@ -262,7 +268,7 @@ async def bench_clip(
             ),
         ),
         await side_by_side(
-            f"2. remove frames {label}",
+            f"2. remove frames {label}, mode reencode",
             1.0,
             repeat,
             remove,
@@ -278,6 +284,24 @@ async def bench_clip(
                 out,
             ),
             note="the reference cuts video by frame number and keeps all audio",
+        ),
+        await side_by_side(
+            f"2. remove frames {label}, mode smart (the default)",
+            1.0,
+            repeat,
+            remove_smart,
+            partial(
+                ffmpeg,
+                "-i",
+                src,
+                "-vf",
+                f"select='not({expr})',setpts=N/FRAME_RATE/TB",
+                *X264,
+                "-c:a",
+                "aac",
+                out,
+            ),
+            note="whole GOPs copied, the kept frames of cut GOPs re-encoded (see case 10)",
         ),
         await side_by_side(
             f"3. analysis {label}", 1.3, 1, analyze, partial(ffmpeg, "-i", src, "-f", "null", "-")
