@@ -69,7 +69,7 @@ def packet_times(path: Path) -> list[tuple[int, int]]:
 def check_smart(src: Path, remove: tuple[tuple[int, int], ...], tmp_path: Path) -> tuple[int, int]:
     """Run smart_remove and check everything promised; returns (copied, re-encoded)."""
     dst = tmp_path / "smart.mp4"
-    outcome = smart_remove(src, dst, remove)
+    outcome = smart_remove(src, dst, remove, min_copy_share=0.0)  # the mechanics, always
     kept = kept_indices(FRAMES, remove)
     assert outcome.verification.passed, outcome.verification.problems
     assert outcome.edit.frames_out == len(kept)
@@ -179,3 +179,13 @@ def test_smart_does_not_apply_to_other_codecs(tmp_path: Path) -> None:
     with pytest.raises(NotSmart, match="not MP4/MOV"):
         smart_remove(src, tmp_path / "out.mp4", ((0, 0),))
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_smart_falls_back_when_it_could_copy_too_little(media: Path, tmp_path: Path) -> None:
+    """An open-GOP source has one IDR: nothing after the first cut can be copied, so the full
+    re-encode is the faster way, and smart removal says so before writing anything."""
+    src = _source(media, "open", OPEN)
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(NotSmart, match="too few for copying to be faster"):
+        smart_remove(src, dst, ((30, 31),))
+    assert not dst.exists()

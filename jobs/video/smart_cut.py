@@ -271,6 +271,13 @@ def _x264_options(vin: VideoStream, encode: EncodeOptions, reorder: int) -> dict
     return opts
 
 
+#: Smart removal copies at least this share of the kept frames, else the full re-encode is
+#: used: each frame it re-encodes costs more than in the full re-encode (decoding from the
+#: group's IDR, an encoder per run, the PSNR check), so with few whole groups to copy it is the
+#: slower way (measured: 8.0 s against 5.9 s for a 1080p clip where nothing could be copied).
+MIN_COPY_SHARE = 0.3
+
+
 def smart_remove(
     src: Path,
     dst: Path,
@@ -278,11 +285,13 @@ def smart_remove(
     *,
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
+    min_copy_share: float = MIN_COPY_SHARE,
 ) -> SmartOutcome:
     """Write `src` without the frames `remove` (0-based, presentation order) to `dst` (MP4),
     copying what is kept whole and re-encoding the rest (see the module docstring), and check it.
 
-    Raises NotSmart (before `dst` is created) when smart removal does not apply, ValueError
+    Raises NotSmart (before `dst` is created) when smart removal does not apply, or would copy
+    less than `min_copy_share` of the kept frames, ValueError
     when every frame would go, InvalidVideo for an undecodable source, VideoError when
     encoding fails. The caller publishes `dst` only if the verification passed.
     """
@@ -305,6 +314,13 @@ def smart_remove(
         reorder = max(0, vin.codec_context.has_b_frames)
         index = _read_index(inp, vin, length_size)
         plan = _plan(index, remove, step, reorder)
+        segments = zip(plan.seg_lo, plan.seg_hi, plan.copy, strict=True)
+        copied = sum(hi - lo + 1 for lo, hi, copy in segments if copy)
+        if copied < min_copy_share * len(plan.kept):
+            raise NotSmart(
+                f"only {copied} of the {len(plan.kept)} kept frames are in groups of pictures "
+                "kept whole, too few for copying to be faster"
+            )
         inp = stack.enter_context(open_input(src))
         vin = select_video_stream(inp)
         for stream in inp.streams:
