@@ -177,7 +177,9 @@ async def test_redis_stopped_mid_job_the_job_completes_with_a_consistent_record(
         settings = replace(settings, redis_url=first.url)
         client = await aiohttp_client(create_app(settings))
         video = await upload(client, clip_6s)
-        env = service_env(settings, VIDCORRECT_X264_PRESET="medium")
+        # Slow enough that the job still runs a second after Redis stops (progress is published
+        # at most every half second, so "10 %" may be read when the encode is further on).
+        env = service_env(settings, VIDCORRECT_X264_PRESET="slower")
         worker = start_process(["worker"], env, tmp_path / "worker.log")
         task_id = await submit_mask(client, video["id"], DEVICE_MASK)
         await wait_for_progress(client, task_id, at_least=10)
