@@ -165,6 +165,10 @@ def test_parameter_sets_differ_between_copied_and_reencoded_runs(
     assert in_band, "no in-band SPS"
     assert any(sps != entry[0] for sps in in_band), "the re-encoded SPS equals the source's"
     assert entry[0] in in_band  # restored before the copied IDR after a run
+    # The re-encoded runs match the source's profile and level (SPS bytes 1 and 3: profile_idc,
+    # level_idc), so one decoder configuration plays the whole output.
+    assert {(sps[1], sps[3]) for sps in in_band} == {(entry[0][1], entry[0][3])}
+    assert entry[0][3] == 40  # the source's level 4.0
 
 
 def test_smart_does_not_apply_to_other_codecs(tmp_path: Path) -> None:
