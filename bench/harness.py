@@ -243,6 +243,8 @@ async def bench_clip(
         return await service_task(session, base, f"/api/video-reprocess/{video_id}/", custom(rep))
 
     src = str(clip)
+    cut = f"select='not({expr})',setpts=N/FRAME_RATE/TB"
+    ffmpeg_cut = partial(ffmpeg, "-i", src, "-vf", cut, *X264, "-c:a", "aac", out)
     return [
         await side_by_side(
             f"1. mask rect {label}",
@@ -275,17 +277,7 @@ async def bench_clip(
             1.0,
             repeat,
             remove,
-            partial(
-                ffmpeg,
-                "-i",
-                src,
-                "-vf",
-                f"select='not({expr})',setpts=N/FRAME_RATE/TB",
-                *X264,
-                "-c:a",
-                "aac",
-                out,
-            ),
+            ffmpeg_cut,
             note="the reference cuts video by frame number and keeps all audio",
         ),
         await side_by_side(
@@ -293,17 +285,7 @@ async def bench_clip(
             1.0,
             repeat,
             remove_smart,
-            partial(
-                ffmpeg,
-                "-i",
-                src,
-                "-vf",
-                f"select='not({expr})',setpts=N/FRAME_RATE/TB",
-                *X264,
-                "-c:a",
-                "aac",
-                out,
-            ),
+            ffmpeg_cut,
             note="whole GOPs copied, the kept frames of cut GOPs re-encoded (see case 10)",
         ),
         await side_by_side(
