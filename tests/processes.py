@@ -3,24 +3,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
 from jobs.settings import Settings
-from tests.served import free_port
+from tests.served import free_port, wait_until_answering
 
 #: Starts a ``vidcorrect worker`` process; keyword arguments are extra environment variables.
 SpawnWorker = Callable[..., "subprocess.Popen[bytes]"]
-
-START_TIMEOUT = 30.0
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -62,18 +58,8 @@ class ServerProcess:
     async def start(self) -> None:
         """Start the process and wait until it answers."""
         self.process = start_process(["serve", "--port", str(self.port)], self.env, self.log)
-        deadline = time.monotonic() + START_TIMEOUT
         async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, "vidcorrect serve exited early"
-                try:
-                    async with session.get(f"{self.base}/api/videos/") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError("vidcorrect serve did not answer in time")
+            await wait_until_answering(session, f"{self.base}/api/videos/", self.process, self.log)
 
     def stop(self) -> int:
         """Stop it as a service manager would (SIGTERM); returns its exit status."""

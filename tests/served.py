@@ -24,6 +24,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def wait_until_answering(
+    session: aiohttp.ClientSession,
+    url: str,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+) -> None:
+    """Wait until ``url`` answers 200; fail with the process's log if it exits first."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log_path.read_text(errors="replace")
+        try:
+            async with session.get(url) as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("vidcorrect serve did not answer in time")
+
+
 class Served:
     """A ``vidcorrect serve`` process on a free loopback port, its output in ``log_path``.
 
@@ -53,17 +73,7 @@ class Served:
 
     async def wait_ready(self, session: aiohttp.ClientSession, path: str = "/api/session/") -> None:
         """Wait until the server answers ``path`` with 200."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log_path.read_text(errors="replace")
-            try:
-                async with session.get(f"{self.base}{path}") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-        raise AssertionError("vidcorrect serve did not answer in time")
+        await wait_until_answering(session, self.base + path, self.process, self.log_path)
 
     def stop(self) -> int:
         """SIGINT, as Ctrl-C does; returns the exit status."""
