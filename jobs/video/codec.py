@@ -43,6 +43,12 @@ class EncodeOptions:
 
 DEFAULT_ENCODE = EncodeOptions()
 
+#: libx264 options that keep what a decoded frame carries besides its picture out of the output:
+#: FFmpeg's wrapper writes a frame's A/53 closed captions as an SEI message unless a53cc is off
+#: (it is on by default) and its unregistered user data SEI when udu_sei is on (off by
+#: default). Either could hold a patient's name from the source (see nal.py).
+NO_FRAME_SEI = {"a53cc": "0", "udu_sei": "0"}
+
 
 def output_pix_fmt(width: int, height: int) -> str:
     """yuv420p, or yuv444p when a dimension is odd (libx264 cannot encode odd 4:2:0)."""
@@ -65,7 +71,7 @@ def add_video_output(
     ctx.height = height
     ctx.pix_fmt = pix_fmt
     ctx.thread_type = "FRAME"
-    ctx.options = {"preset": encode.preset, "crf": str(encode.crf)}
+    ctx.options = {"preset": encode.preset, "crf": str(encode.crf), **NO_FRAME_SEI}
     # Keep the source's timestamps: same time base, each frame keeps its pts.
     if vin.time_base:
         ctx.time_base = vin.time_base

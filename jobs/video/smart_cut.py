@@ -12,13 +12,18 @@ group fall into the segment of the previous IDR and are re-encoded with it when 
 The frames of every segment must form one block in presentation order (else smart does not
 apply).
 
-A segment whose frames are all kept is copied: its packets go to the output byte for byte.
+A segment whose frames are all kept is copied: its packets go to the output with their coded
+slices, parameter sets and recovery points byte for byte, but without any other SEI message
+(user data, closed captions) or NAL unit a decoder ignores (nal.scrub_access_unit), since
+those can carry text such as a patient's name; the sample entry is the source's avcC rebuilt
+from its fields (nal.canonical_avcc).
 The kept frames of the other segments are decoded from the segment's IDR and re-encoded;
 consecutive such segments form one run, encoded by its own libx264 instance, matched to the
 source (profile, level, reorder depth via bframes/b-pyramid, closed GOPs) and with its SPS/PPS
-in-band on its first (IDR) picture. A copied segment right after a run gets the source's
-SPS/PPS in front of its IDR, so each part decodes with its own parameter sets, while the
-sample entry (avcC) stays the source's.
+in-band on its first (IDR) picture, and never any captions or user data of the decoded frames
+(a53cc and udu_sei off). A copied segment right after a run gets the source's SPS/PPS in front
+of its IDR, so each part decodes with its own parameter sets, while the sample entry (avcC)
+stays the source's.
 
 Timestamps: kept frames keep their durations and removed spans close up, exactly as in
 edit_video. Decode timestamps are recomputed for the whole output: the j-th packet in decode
@@ -32,7 +37,7 @@ copied segment that follows it (so each join is decoded across, parameter set sw
 included), and every re-encoded frame must reach MIN_PSNR dB luma PSNR against its source
 frame, every decoded copied frame must equal its source frame exactly; the file is then read
 back without decoding: its packet count must be the expected frame count and its NAL units
-and sample entry exactly the ones written (the copied ones are the source's bytes).
+and sample entry exactly the ones written (the copied ones are the source's scrubbed bytes).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from av.video.stream import VideoStream
 
 from jobs.video.codec import (
     DEFAULT_ENCODE,
+    NO_FRAME_SEI,
     EncodeOptions,
     ProgressCallback,
     demux,
@@ -67,7 +73,14 @@ from jobs.video.codec import (
 )
 from jobs.video.edit import REMOVE_ALL_MESSAGE, EditOutcome, _AudioCutter
 from jobs.video.errors import InvalidVideo, VideoError
-from jobs.video.nal import UnitDigest, annexb_units, avcc_config, length_prefixed_units
+from jobs.video.nal import (
+    UnitDigest,
+    annexb_units,
+    avcc_config,
+    canonical_avcc,
+    length_prefixed_units,
+    scrub_access_unit,
+)
 from jobs.video.planes import U8Array
 from jobs.video.probe import open_input, select_video_stream
 from jobs.video.timeline import FrameRange, merge_ranges
@@ -110,6 +123,7 @@ def _static_reason(format_name: str, vin: VideoStream) -> str | None:
     extradata = bytes(ctx.extradata or b"")
     try:
         _, units = avcc_config(extradata)
+        canonical_avcc(extradata)
     except ValueError:
         return "the stream has no avcC sample entry"
     if not units:
@@ -257,7 +271,12 @@ def _x264_options(vin: VideoStream, encode: EncodeOptions, reorder: int) -> dict
         "constrained baseline": "baseline",
         "main": "main",
     }.get(profile, "high")
-    opts = {"preset": encode.preset, "crf": str(encode.crf), "profile": x264_profile}
+    opts = {
+        "preset": encode.preset,
+        "crf": str(encode.crf),
+        "profile": x264_profile,
+        **NO_FRAME_SEI,
+    }
     level = getattr(ctx, "level", 0) or 0
     if level > 0:
         opts["level"] = f"{level / 10:.1f}"
@@ -304,6 +323,7 @@ def smart_remove(
             raise NotSmart(reason)
         src_extradata = bytes(vin.codec_context.extradata or b"")
         length_size, param_sets = avcc_config(src_extradata)
+        out_extradata = canonical_avcc(src_extradata)
         for stream in inp.streams:
             if stream.index != vin.index:
                 stream.discard = Discard.all
@@ -331,6 +351,7 @@ def smart_remove(
 
         out = stack.enter_context(av.open(str(dst), "w", format="mp4"))
         vout = out.add_stream_from_template(vin)
+        vout.codec_context.extradata = out_extradata
         vout.time_base = time_base
         ain = None
         with open_input(src) as probe_inp:
@@ -348,6 +369,7 @@ def smart_remove(
             length_size,
             param_sets,
             src_extradata,
+            out_extradata,
             _x264_options(vin, encode, reorder),
             cutter,
             time_base,
@@ -365,7 +387,7 @@ def smart_remove(
             cutter.finish()
         if done != len(index.pts):
             raise InvalidVideo("The video changed while it was read.")
-    verification = writer.verify(dst, len(plan.kept), src_extradata)
+    verification = writer.verify(dst, len(plan.kept), out_extradata)
     if on_progress is not None:
         on_progress(done)
     cc = vin.codec_context
@@ -436,6 +458,7 @@ class _Writer:
         length_size: int,
         param_sets: list[bytes],
         src_extradata: bytes,
+        out_extradata: bytes,
         x264: dict[str, str],
         cutter: _AudioCutter | None,
         time_base: Fraction,
@@ -462,7 +485,7 @@ class _Writer:
         self.digest = UnitDigest()
         self.copied = 0
         self.reencoded = 0
-        self.checker = _JoinChecker(src_extradata)
+        self.checker = _JoinChecker(out_extradata)
 
     def take(self, packet: Packet[Stream]) -> None:
         plan = self._plan
@@ -512,7 +535,10 @@ class _Writer:
 
     def _copy(self, packet: Packet[Stream], i: int) -> None:
         plan = self._plan
-        data = bytes(packet)
+        try:
+            data = scrub_access_unit(bytes(packet), self._length_size)
+        except ValueError as exc:
+            raise InvalidVideo("A video packet is damaged.") from exc
         r = plan.rank[i]
         if self._after_run:
             assert self._src_dec is not None
