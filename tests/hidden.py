@@ -147,7 +147,16 @@ def _with_unit_before_slices(data: bytes, unit: bytes, length_size: int) -> byte
 def caption_source(src: Path, dst: Path, name: str = NAME) -> Path:
     """`src` (H.264 MP4) remuxed with closed captions spelling `name` (an A/53 registered user
     data SEI before the slices of every access unit); its first audio stream is copied."""
-    sei = caption_sei(name)
+    return with_unit(src, dst, caption_sei(name))
+
+
+#: An SEI NAL unit with one recovery point: recovery_frame_cnt 0, exact_match_flag 1.
+RECOVERY_POINT_SEI = bytes([6, 6, 1, 0xC4, 0x80])
+
+
+def with_unit(src: Path, dst: Path, sei: bytes, *, keyframes_only: bool = False) -> Path:
+    """`src` (H.264 MP4) remuxed with the NAL unit `sei` before the slices of every access
+    unit (or of every keyframe); its first audio stream is copied."""
     with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
         vin = inp.streams.video[0]
         extradata = bytes(vin.codec_context.extradata or b"")
@@ -166,7 +175,10 @@ def caption_source(src: Path, dst: Path, name: str = NAME) -> Path:
                 packet.stream = aout
                 out.mux(packet)
                 continue
-            new = Packet(_with_unit_before_slices(bytes(packet), sei, length_size))
+            data = bytes(packet)
+            if packet.is_keyframe or not keyframes_only:
+                data = _with_unit_before_slices(data, sei, length_size)
+            new = Packet(data)
             new.pts, new.dts, new.duration = packet.pts, packet.dts, packet.duration
             new.time_base = packet.time_base
             new.is_keyframe = packet.is_keyframe

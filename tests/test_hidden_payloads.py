@@ -31,15 +31,18 @@ from jobs.video.nal import (
     unescape_rbsp,
 )
 from jobs.video.planes import Roi
+from jobs.video.smart_cut import smart_remove
 from jobs.video.verify import Verification
 from tests.api import Client, follow_task, upload
 from tests.hidden import (
     NAME,
+    RECOVERY_POINT_SEI,
     caption_sei,
     caption_source,
     cea608_pairs,
     found_forms,
     user_data_source,
+    with_unit,
 )
 from tests.media import make_numbered_video
 
@@ -188,6 +191,25 @@ def test_copied_access_units_keep_their_slices_byte_for_byte(
     assert all(any(u[0] & 0x1F in (1, 5) for u in units) for units in copied)  # slices compared
 
 
+def test_smart_removal_keeps_the_recovery_points(sources: dict[str, Path], tmp_path: Path) -> None:
+    """A recovery point SEI of a copied access unit is kept (written anew), the user data next
+    to it is not."""
+    src = with_unit(
+        sources["user data"], tmp_path / "recovery.mp4", RECOVERY_POINT_SEI, keyframes_only=True
+    )
+    assert [kind for kind, _ in sei_payload_types(src)].count(6) == FRAMES // 12
+    dst = tmp_path / "smart.mp4"
+    outcome = smart_remove(src, dst, ((30, 34),))
+    assert outcome.verification.passed, outcome.verification.problems
+    assert outcome.frames_copied == 60
+    assert found_forms(dst) == []
+    assert ffmpeg_errors(dst) == ""
+    types = sei_payload_types(dst)
+    assert [payload for kind, payload in types if kind == 6] == [RECOVERY_POINT_SEI[3:4]] * 5
+    assert {kind for kind, _ in types} <= {5, 6}
+    assert all(payload == X264_UUID for kind, payload in types if kind == 5), types
+
+
 # -- the NAL layer
 
 
@@ -217,17 +239,18 @@ def test_scrub_sei_keeps_only_recovery_points() -> None:
 def test_scrub_access_unit_drops_ignored_unit_types() -> None:
     slice_unit = b"\x65\x88\x84\x00\x33"
     units = [
-        b"\x09\xf0",  # access unit delimiter: kept
+        b"\x09\xf0" + NAME.encode(),  # access unit delimiter: primary_pic_type kept
         caption_sei(),  # dropped
         b"\x0c\xff\xff",  # filler data: dropped
         b"\x18" + NAME.encode(),  # unspecified type 24: dropped
         b"\x0e" + NAME.encode(),  # prefix NAL (SVC): dropped
         b"\x00" + NAME.encode(),  # unspecified type 0: dropped
         slice_unit,
+        b"\x0a" + NAME.encode(),  # end of sequence: its header byte alone
     ]
     data = b"".join(len(u).to_bytes(4, "big") + u for u in units)
     scrubbed = scrub_access_unit(data, 4)
-    assert length_prefixed_units(scrubbed, 4) == [b"\x09\xf0", slice_unit]
+    assert length_prefixed_units(scrubbed, 4) == [b"\x09\xf0", slice_unit, b"\x0a"]
     with pytest.raises(ValueError, match="no coded slice"):
         scrub_access_unit(len(units[1]).to_bytes(4, "big") + units[1], 4)
 

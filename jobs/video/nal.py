@@ -145,12 +145,15 @@ _NAL_SEI = 6
 _NAL_SPS = 7
 _NAL_PPS = 8
 _HIGH_PROFILES = frozenset({100, 110, 122, 144})
-#: NAL unit types copied as they are: coded slices (1-5), SPS, PPS, access unit delimiter,
-#: end of sequence, end of stream. SEI (6) is scrubbed; filler data (12), the SPS extension,
-#: prefix, subset SPS, auxiliary and extension slices (13-21, ignored by an H.264 decoder of the
-#: primary picture), and the reserved and unspecified types (0, 16-18, 22-31) are dropped.
-_KEPT_TYPES = frozenset({1, 2, 3, 4, 5, 7, 8, 9, 10, 11})
+#: NAL unit types copied as they are: coded slices (1-5), SPS, PPS. SEI (6) is scrubbed; the
+#: access unit delimiter (9) and the end of sequence and of stream (10, 11) are written anew
+#: from their fields; filler data (12), the SPS extension, prefix, subset SPS, auxiliary and
+#: extension slices (13-21, ignored by an H.264 decoder of the primary picture), and the
+#: reserved and unspecified types (0, 16-18, 22-31) are dropped.
+_KEPT_TYPES = frozenset({1, 2, 3, 4, 5, 7, 8})
 _VCL_TYPES = frozenset({1, 2, 3, 4, 5})
+_NAL_AUD = 9
+_END_TYPES = frozenset({10, 11})
 _SEI_RECOVERY_POINT = 6
 
 
@@ -295,6 +298,10 @@ def scrub_access_unit(data: bytes, length_size: int) -> bytes:
                 units.append(scrubbed)
         elif kind in _KEPT_TYPES:
             units.append(unit)
+        elif kind == _NAL_AUD and len(unit) >= 2:  # primary_pic_type, then trailing bits
+            units.append(bytes([unit[0] & 0x7F, unit[1] & 0xE0 | 0x10]))
+        elif kind in _END_TYPES:  # a header byte alone
+            units.append(unit[:1])
     if not any(unit[0] & 0x1F in _VCL_TYPES for unit in units):
         raise ValueError("An access unit holds no coded slice.")
     return b"".join(len(unit).to_bytes(length_size, "big") + unit for unit in units)
