@@ -9,9 +9,9 @@ stream in either framing.
 Scrubbing (scrub_access_unit, canonical_avcc): a copied access unit keeps only what decodes the
 picture. SEI messages can carry free text (unregistered user data, registered ITU-T T.35 user
 data such as closed captions), and so can NAL unit types a decoder ignores, so an access unit is
-rewritten with its coded slices, parameter sets, delimiters and end markers as they are, each
-SEI NAL unit reduced to its recovery points (parsed and written anew, so nothing else travels
-along), and nothing else. The avcC record is rebuilt from its parsed fields and parameter sets.
+rewritten with its coded slices and parameter sets as they are, its delimiter and end markers
+and each SEI NAL unit's recovery points parsed and written anew (so nothing else travels along),
+and nothing else. The avcC record is rebuilt from its parsed fields and parameter sets.
 """
 
 from __future__ import annotations
