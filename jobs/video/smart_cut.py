@@ -13,10 +13,10 @@ The frames of every segment must form one block in presentation order (else smar
 apply).
 
 A segment whose frames are all kept is copied: its packets go to the output with their coded
-slices, parameter sets and recovery points byte for byte, but without any other SEI message
-(user data, closed captions) or NAL unit a decoder ignores (nal.scrub_access_unit), since
-those can carry text such as a patient's name; the sample entry is the source's avcC rebuilt
-from its fields (nal.canonical_avcc).
+slices and parameter sets byte for byte and their recovery points written anew, but without
+any other SEI message (user data, closed captions) or NAL unit a decoder ignores
+(nal.scrub_access_unit), since those can carry text such as a patient's name; the sample
+entry is the source's avcC rebuilt from its fields (nal.canonical_avcc).
 The kept frames of the other segments are decoded from the segment's IDR and re-encoded;
 consecutive such segments form one run, encoded by its own libx264 instance, matched to the
 source (profile, level, reorder depth via bframes/b-pyramid, closed GOPs) and with its SPS/PPS
