@@ -19,7 +19,7 @@ from jobs.storage import Storage
 from jobs.submit import Submitter
 from jobs.worker import in_process_worker
 from server import auth, monitoring, openapi, tasks, videos
-from server.access import Access
+from server.access import Access, Revocations, SignInThrottle
 from server.access_log import logged_ids, route_of
 from server.embedded_redis import EmbeddedRedis
 from server.errors import error_middleware
@@ -27,7 +27,18 @@ from server.events import EventHub
 from server.headers import add_security_headers
 from server.http_log import access_log_middleware
 from server.json_body import MAX_JSON_BODY
-from server.keys import ACCESS, EVENTS, LOCAL, METRICS, RECORDS, SETTINGS, STORAGE, SUBMITTER
+from server.keys import (
+    ACCESS,
+    EVENTS,
+    LOCAL,
+    METRICS,
+    RECORDS,
+    REVOCATIONS,
+    SETTINGS,
+    SIGN_IN_THROTTLE,
+    STORAGE,
+    SUBMITTER,
+)
 from server.local import LocalJobs
 from server.metrics import Metrics
 
@@ -52,6 +63,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[ACCESS] = Access(settings.api_token)
+    app[REVOCATIONS] = Revocations()
+    app[SIGN_IN_THROTTLE] = SignInThrottle()
     app.on_response_prepare.append(add_security_headers)
     app[STORAGE] = Storage(settings.data_dir)
     app[STORAGE].ensure()
