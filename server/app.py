@@ -41,6 +41,7 @@ from server.keys import (
 )
 from server.local import LocalJobs
 from server.metrics import Metrics
+from server.request_guard import request_guard_middleware
 
 log = structlog.get_logger("vidcorrect.server")
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
             request_context_middleware,
             access_log_middleware(metrics.http),
             error_middleware,
+            request_guard_middleware(settings),
             auth.access_middleware,
         ],
         client_max_size=MAX_JSON_BODY,
