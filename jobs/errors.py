@@ -8,11 +8,15 @@ uploaded filenames or file contents.
     VidcorrectError
     ├── InvalidRequest        bad parameters (400)
     ├── Unauthorized          no or a wrong API token / session (401)
+    ├── Forbidden             a cross-site request (foreign Origin, Sec-Fetch-Site) (403)
     ├── NotFound              unknown video or task id (404)
     ├── Conflict              the request does not fit the current state (409)
     ├── PayloadTooLarge       upload larger than allowed (413)
-    ├── UnsupportedMedia      the upload is not a video we can decode (415)
-    ├── QueueFull             too many tasks wait already; retry later (429)
+    ├── MisdirectedRequest    a Host header this service does not answer to (421)
+    ├── UnsupportedMedia      not a video we can decode, or a body that is not JSON (415)
+    ├── Unprocessable         well-formed but contradicts an earlier request (422)
+    ├── Throttled             too many requests; retry after ``retry_after`` s (429)
+    │   └── QueueFull         too many tasks wait already
     ├── ConfigError           the service's own configuration is unusable (start-up only)
     ├── VerificationFailed    a job's output failed its own check (a task error, never HTTP)
     └── FrameProcessCrashed   a job's frame process died (a task error, never HTTP)
@@ -45,6 +49,12 @@ class Unauthorized(VidcorrectError):
     code = "unauthorized"
 
 
+class Forbidden(VidcorrectError):
+    """The request comes from another site (its ``Origin`` or ``Sec-Fetch-Site`` says so)."""
+
+    code = "forbidden"
+
+
 class NotFound(VidcorrectError):
     """The video or task the request names does not exist."""
 
@@ -63,20 +73,40 @@ class PayloadTooLarge(VidcorrectError):
     code = "too_large"
 
 
+class MisdirectedRequest(VidcorrectError):
+    """The ``Host`` header names a host this service is not configured to answer to
+    (``VIDCORRECT_ALLOWED_HOSTS``): a DNS-rebinding page, or a misconfigured proxy."""
+
+    code = "unknown_host"
+
+
 class UnsupportedMedia(VidcorrectError):
-    """The upload is not a decodable video."""
+    """The upload is not a decodable video, or a JSON route got a body of another type."""
 
     code = "unsupported_media"
 
 
-class QueueFull(VidcorrectError):
+class Unprocessable(VidcorrectError):
+    """The request is well-formed but contradicts an earlier one (e.g. an ``Idempotency-Key``
+    reused for another request)."""
+
+    code = "unprocessable"
+
+
+class Throttled(VidcorrectError):
+    """Too many requests of a kind; ``retry_after`` seconds is a sensible wait."""
+
+    code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class QueueFull(Throttled):
     """Too many tasks are waiting; ``retry_after`` seconds is a sensible wait."""
 
     code = "queue_full"
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class ConfigError(VidcorrectError):

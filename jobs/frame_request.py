@@ -19,7 +19,9 @@ LABELS = ("blank", "text_screen", "non_endoscopic")
 DEFAULT_REMOVE_LABELS = ("text_screen", "non_endoscopic")
 MAX_SELECTION_ITEMS = 100_000
 MAX_SAMPLE_EVERY = 1000
-_RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
+#: ASCII digits only (``\d`` takes other scripts' digits) and at most 18 of them (int() of
+#: thousands of digits raises; no video has that many frames).
+_RANGE = re.compile(r"\s*([0-9]{1,18})\s*(?:-\s*([0-9]{1,18})\s*)?", re.ASCII)
 
 
 def _frames_note(frame_count: int) -> str:

@@ -189,6 +189,18 @@ class Records:
         raws = await self.redis.mget([self._video_key(int(i)) for i in ids])
         return [VideoRecord(**json.loads(raw)) for raw in raws if raw is not None]
 
+    def revoked_session_key(self, session_id: str) -> str:
+        """Marks a signed-out page session until its cookie would have expired."""
+        return f"{self.prefix}:session:{session_id}:revoked"
+
+    async def revoke_session(self, session_id: str, seconds: int) -> None:
+        """Mark the page session ``session_id`` signed out for ``seconds``."""
+        await self.redis.set(self.revoked_session_key(session_id), b"1", ex=seconds)
+
+    async def session_revoked(self, session_id: str) -> bool:
+        """Whether the page session ``session_id`` was signed out."""
+        return bool(await self.redis.exists(self.revoked_session_key(session_id)))
+
     def events_key(self, task_id: str) -> str:
         """The task's event log: a capped Redis Stream whose entry ids are the SSE event ids."""
         return f"{self.prefix}:task:{task_id}:events"

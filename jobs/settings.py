@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -53,6 +54,9 @@ class Settings:
     max_video_side: int = 8192
     #: Uploads with more frames than this are refused at probe time.
     max_video_frames: int = 2_000_000
+    #: Host names (``name`` for any port, ``name:port``) the server answers to besides the
+    #: loopback names, normalized (lower case, IPv6 in brackets); see :func:`split_host`.
+    allowed_hosts: tuple[str, ...] = ()
     #: Test only: the task with this id crashes its frame process (SIGSEGV) after one frame, to
     #: show that a crash ends that task alone. Read from ``VIDCORRECT_TEST_CRASH_TASK``, which
     #: no request can set; never set it in production.
@@ -91,6 +95,8 @@ class Settings:
         ):
             if value := env.get(name, "").strip():
                 values[field] = value
+        if hosts := env.get("VIDCORRECT_ALLOWED_HOSTS", "").strip():
+            values["allowed_hosts"] = _host_list(hosts)
         if token := env.get("VIDCORRECT_API_TOKEN", "").strip():
             values["api_token"] = token
         if "USE_ASYNC_TASKS" in env:
@@ -130,6 +136,23 @@ class Settings:
         if self.test_crash_task is not None and not TASK_ID.fullmatch(self.test_crash_task):
             raise ConfigError("VIDCORRECT_TEST_CRASH_TASK must be a task id (tests only)")
 
+    def with_listen_host(self, host: str) -> Settings:
+        """A copy that also answers to the address ``serve --host`` listens on, when that is a
+        concrete address or name (not a wildcard such as ``0.0.0.0`` or ``::``)."""
+        bare = host.strip().strip("[]")
+        try:
+            address = ipaddress.ip_address(bare)
+        except ValueError:
+            address = None
+        if address is not None and address.is_unspecified:
+            return self
+        parsed = split_host(f"[{bare}]" if address is not None and address.version == 6 else bare)
+        if parsed is None or parsed[1] is not None:
+            return self
+        if parsed[0] in self.allowed_hosts:
+            return self
+        return replace(self, allowed_hosts=(*self.allowed_hosts, parsed[0]))
+
     def with_redis(self, redis_url: str) -> Settings:
         """A copy pointing at ``redis_url`` (used once the embedded Redis has started)."""
         return replace(self, redis_url=redis_url)
@@ -167,6 +190,59 @@ X264_PRESETS = (
     "slower",
     "veryslow",
 )
+
+
+#: One label of a host name (underscores too: container names have them).
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*", re.ASCII)
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+
+
+def split_host(text: str) -> tuple[str, int | None] | None:
+    """``(host, port)`` of a ``Host`` header value or a ``VIDCORRECT_ALLOWED_HOSTS`` entry, the
+    host normalized (lower case, no trailing dot, an IPv6 address compressed in brackets), the
+    port ``None`` when absent; ``None`` when ``text`` is not a host name or address with an
+    optional port."""
+    text = text.strip().lower()
+    if text.startswith("["):
+        end = text.find("]")
+        try:
+            address = ipaddress.IPv6Address(text[1:end]) if end > 0 else None
+        except ValueError:
+            return None
+        if address is None:
+            return None
+        host, rest = f"[{address.compressed}]", text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            return None
+        port_text = rest[1:] if rest else None
+    else:
+        host, colon, port_text_or_empty = text.partition(":")
+        port_text = port_text_or_empty if colon else None
+        host = host.removesuffix(".")
+        if len(host) > 253 or not _HOST_NAME.fullmatch(host):
+            return None
+    if port_text is None:
+        return host, None
+    if not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
+        return None
+    return host, int(port_text)
+
+
+def _host_list(raw: str) -> tuple[str, ...]:
+    entries: list[str] = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        parsed = split_host(item)
+        if parsed is None:
+            raise ConfigError(
+                "VIDCORRECT_ALLOWED_HOSTS must be a comma-separated list of host names or "
+                f"addresses, each with an optional :port (IPv6 in brackets), got {item.strip()!r}"
+            )
+        host, port = parsed
+        entries.append(host if port is None else f"{host}:{port}")
+    return tuple(dict.fromkeys(entries))
 
 
 def _int_var(env: Mapping[str, str], name: str, minimum: int) -> int:

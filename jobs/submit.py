@@ -2,8 +2,11 @@
 
 A task is recorded before its job is queued, so a task id always has a record. Identical
 submissions (same operation, video and parameters) while the first is still queued or running
-return that task; so does a repeated ``Idempotency-Key``. At most ``max_queued`` tasks wait; a
-submission past that is refused with :class:`QueueFull` (429) and nothing accepted is dropped.
+return that task; so does a repeated ``Idempotency-Key`` with the same request, whatever the
+task's state, while a key used for another request (operation, video or parameters) is refused
+with :class:`Unprocessable` (422). Both are remembered for :data:`KEYS_TTL`. At most
+``max_queued`` tasks wait; a submission past that is refused with :class:`QueueFull` (429) and
+nothing accepted is dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
-from jobs.errors import NotFound, QueueFull
+from jobs.errors import NotFound, QueueFull, Unprocessable
 from jobs.queueing import enqueue_attempt
 from jobs.records import JsonDict, Operation, Records, TaskRecord
 from jobs.settings import Settings
@@ -57,10 +60,17 @@ class Submitter:
     ) -> Submission:
         """The existing task for an identical or repeated submission, else a new queued one."""
         prefix = self.records.prefix
+        fingerprint = _fingerprint(operation, video_id, params)
         idem_key = f"{prefix}:idem:{_digest(idempotency_key)}" if idempotency_key else None
         if idem_key and (known := await self._known(idem_key, active_only=False)):
+            if _fingerprint(known.operation, known.video_id, known.params) != fingerprint:
+                raise Unprocessable(
+                    "This Idempotency-Key was already used for another request (another "
+                    f"operation, video or parameters) in the last {KEYS_TTL // 3600} hours; "
+                    "send a new key with each new request.",
+                    code="idempotency_key_reused",
+                )
             return Submission(known, duplicate=True)
-        fingerprint = _digest(json.dumps([operation.value, video_id, params], sort_keys=True))
         same_key = f"{prefix}:same:{fingerprint}"
         if known := await self._known(same_key, active_only=True):
             return Submission(known, duplicate=True)
@@ -105,6 +115,11 @@ class Submitter:
         if active_only and task.state.finished:
             return None
         return task
+
+
+def _fingerprint(operation: Operation, video_id: int, params: JsonDict) -> str:
+    """What makes two submissions the same request: operation, video and parameters."""
+    return _digest(json.dumps([operation.value, video_id, params], sort_keys=True))
 
 
 def _digest(text: str) -> str:

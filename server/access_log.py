@@ -22,6 +22,8 @@ log = structlog.get_logger("vidcorrect.access")
 #: What the log says for a request no route matched (its path is whatever the client sent).
 UNMATCHED = "(no route)"
 LOGGED_IDS = ("task_id", "video_id")
+#: Longest video id logged as a number (the routes take at most 18 digits).
+MAX_LOGGED_ID_DIGITS = 18
 
 
 def _match_info(request: BaseRequest) -> web.UrlMappingMatchInfo | None:
@@ -50,7 +52,13 @@ def logged_ids(request: BaseRequest) -> dict[str, str | int]:
         return {}
     ids: dict[str, str | int] = {k: v for k, v in match.items() if k in LOGGED_IDS}
     video_id = ids.get("video_id")
-    if isinstance(video_id, str) and video_id.isascii() and video_id.isdigit():
+    # Bounded: int() of a few thousand digits raises, here outside the error middleware.
+    if (
+        isinstance(video_id, str)
+        and video_id.isascii()
+        and video_id.isdigit()
+        and len(video_id) <= MAX_LOGGED_ID_DIGITS
+    ):
         ids["video_id"] = int(video_id)
     return ids
 

@@ -19,7 +19,7 @@ _REF = "#/components/schemas/"
 #: A Redis Stream id, or empty (the same as not sending one).
 EVENT_ID_PATTERN = r"^([0-9]{1,20}-[0-9]{1,20})?$"
 #: Frame selections such as "10-20,30,45-50" (what jobs.frame_request parses).
-RANGES_PATTERN = r"^\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*$"
+RANGES_PATTERN = r"^\s*[0-9]+\s*(-\s*[0-9]+\s*)?(,\s*[0-9]+\s*(-\s*[0-9]+\s*)?)*$"
 
 
 def ref(name: str) -> Schema:

@@ -19,7 +19,7 @@ from jobs.storage import Storage
 from jobs.submit import Submitter
 from jobs.worker import in_process_worker
 from server import auth, monitoring, openapi, tasks, videos
-from server.access import Access
+from server.access import Access, Revocations, SignInThrottle
 from server.access_log import logged_ids, route_of
 from server.embedded_redis import EmbeddedRedis
 from server.errors import error_middleware
@@ -27,9 +27,21 @@ from server.events import EventHub
 from server.headers import add_security_headers
 from server.http_log import access_log_middleware
 from server.json_body import MAX_JSON_BODY
-from server.keys import ACCESS, EVENTS, LOCAL, METRICS, RECORDS, SETTINGS, STORAGE, SUBMITTER
+from server.keys import (
+    ACCESS,
+    EVENTS,
+    LOCAL,
+    METRICS,
+    RECORDS,
+    REVOCATIONS,
+    SETTINGS,
+    SIGN_IN_THROTTLE,
+    STORAGE,
+    SUBMITTER,
+)
 from server.local import LocalJobs
 from server.metrics import Metrics
+from server.request_guard import request_guard_middleware
 
 log = structlog.get_logger("vidcorrect.server")
 
@@ -45,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
             request_context_middleware,
             access_log_middleware(metrics.http),
             error_middleware,
+            request_guard_middleware(settings),
             auth.access_middleware,
         ],
         client_max_size=MAX_JSON_BODY,
@@ -52,6 +65,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[ACCESS] = Access(settings.api_token)
+    app[REVOCATIONS] = Revocations()
+    app[SIGN_IN_THROTTLE] = SignInThrottle()
     app.on_response_prepare.append(add_security_headers)
     app[STORAGE] = Storage(settings.data_dir)
     app[STORAGE].ensure()

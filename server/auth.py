@@ -2,9 +2,10 @@
 
 With ``VIDCORRECT_API_TOKEN`` set, every ``/api`` route but the few in :data:`OPEN_API_PATHS`
 needs ``Authorization: Bearer <token>`` (compared in constant time) or a session cookie that
-``POST /api/session/`` gave out for the token (see :mod:`server.access`). The page, its
-static files and the operations endpoints (``/healthz``, ``/readyz``, ``/metrics``) are open by
-design.
+``POST /api/session/`` gave out for the token and ``DELETE /api/session/`` has not revoked (see
+:mod:`server.access`). Failed sign-ins are throttled per client address (429 with
+``Retry-After``). The page, its static files and the operations endpoints (``/healthz``,
+``/readyz``, ``/metrics``) are open by design.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from jobs.errors import InvalidRequest, Unauthorized
-from server.access import SESSION_COOKIE, SESSION_SECONDS
+from jobs.errors import InvalidRequest, Throttled, Unauthorized
+from server.access import SESSION_COOKIE, SESSION_SECONDS, Session
 from server.json_body import read_json
-from server.keys import ACCESS
+from server.keys import ACCESS, RECORDS, REVOCATIONS, SIGN_IN_THROTTLE
 
 #: /api routes that answer without a token: the API description and signing in and out.
 OPEN_API_PATHS = frozenset({"/api/openapi.json", "/api/session/"})
@@ -38,10 +39,30 @@ def needs_access(request: web.Request) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+def _session(request: web.Request) -> Session | None:
+    """The valid (signed, unexpired) session the request's cookie stands for, if any."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return request.app[ACCESS].session_of(cookie) if cookie else None
+
+
+async def has_access(request: web.Request) -> bool:
+    """Whether the request brings the token, or the cookie of a session not signed out."""
+    access = request.app[ACCESS]
+    if not access.required:
+        return True
+    header = request.headers.get("Authorization")
+    if header is not None:
+        return access.bearer_matches(header)
+    session = _session(request)
+    if session is None:
+        return False
+    return not await request.app[REVOCATIONS].revoked(request.app[RECORDS], session)
+
+
 @web.middleware
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """401 (with ``WWW-Authenticate: Bearer``) for a protected route without the token."""
-    if needs_access(request) and not request.app[ACCESS].allows(request):
+    if needs_access(request) and not await has_access(request):
         raise Unauthorized(
             "This API needs its token: send the header Authorization: Bearer <token> (the "
             "server's VIDCORRECT_API_TOKEN), or sign in on the page."
@@ -56,8 +77,7 @@ def _session_state(request: web.Request, authenticated: bool) -> dict[str, bool]
 @routes.get("/api/session/")
 async def show_session(request: web.Request) -> web.Response:
     """Whether the API needs a token, and whether this request has access (token or cookie)."""
-    access = request.app[ACCESS]
-    return web.json_response(_session_state(request, access.allows(request)))
+    return web.json_response(_session_state(request, await has_access(request)))
 
 
 @routes.post("/api/session/")
@@ -70,8 +90,17 @@ async def sign_in(request: web.Request) -> web.Response:
         raise InvalidRequest('Send the token as a JSON object: {"token": "..."}.')
     if not access.required:
         return web.json_response(_session_state(request, True))
+    throttle, client = request.app[SIGN_IN_THROTTLE], request.remote or ""
+    if (wait := throttle.retry_after(client)) is not None:
+        raise Throttled(
+            f"Too many wrong tokens from this address; try again in {wait} s.",
+            retry_after=wait,
+            code="too_many_sign_ins",
+        )
     if not access.token_matches(token):
+        throttle.failed(client)
         raise Unauthorized("That is not the API token; check it and try again.", code="bad_token")
+    throttle.succeeded(client)
     value = access.new_session()
     response = web.json_response(_session_state(request, True))
     response.set_cookie(
@@ -88,7 +117,10 @@ async def sign_in(request: web.Request) -> web.Response:
 
 @routes.delete("/api/session/")
 async def sign_out(request: web.Request) -> web.Response:
-    """Forget the session: the browser drops the cookie."""
+    """End the session: revoked on the server (a copy of the cookie no longer works), and the
+    browser drops the cookie."""
+    if (session := _session(request)) is not None:
+        await request.app[REVOCATIONS].revoke(request.app[RECORDS], session)
     response = web.json_response(_session_state(request, not request.app[ACCESS].required))
     response.del_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
     return response

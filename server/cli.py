@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     redact_malformed_requests()
     try:
-        app = create_app(settings)
+        app = create_app(settings.with_listen_host(args.host))
         log.info(
             "serving",
             url=f"http://{args.host}:{args.port}/",

@@ -11,11 +11,14 @@ from redis.exceptions import RedisError
 
 from jobs.errors import (
     Conflict,
+    Forbidden,
     InvalidRequest,
+    MisdirectedRequest,
     NotFound,
     PayloadTooLarge,
-    QueueFull,
+    Throttled,
     Unauthorized,
+    Unprocessable,
     UnsupportedMedia,
     VidcorrectError,
 )
@@ -28,11 +31,14 @@ NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 HTTP_STATUS: dict[type[VidcorrectError], int] = {
     InvalidRequest: 400,
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
     UnsupportedMedia: 415,
-    QueueFull: 429,
+    MisdirectedRequest: 421,
+    Unprocessable: 422,
+    Throttled: 429,
 }
 
 
@@ -58,7 +64,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if status >= 500:
             log.error("domain error without an HTTP status", code=error.code)
         response = error_response(status, error.code, error.message)
-        if isinstance(error, QueueFull):
+        if isinstance(error, Throttled):
             response.headers["Retry-After"] = str(error.retry_after)
         if isinstance(error, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="vidcorrect"'

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, NoReturn
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from jobs.errors import InvalidRequest, PayloadTooLarge
+from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 
 #: The largest JSON body the app reads (its ``client_max_size``); uploads stream separately.
 MAX_JSON_BODY = 1024 * 1024
@@ -16,10 +16,16 @@ MAX_JSON_BODY = 1024 * 1024
 async def read_json(request: web.Request) -> Any:
     """The request's JSON body (``{}`` when empty).
 
-    :class:`InvalidRequest` if it is not strict JSON (``NaN`` and ``Infinity`` included, and
-    nesting or numbers too deep or long to parse); :class:`PayloadTooLarge` past the app's
-    ``client_max_size`` (:data:`MAX_JSON_BODY`).
+    :class:`UnsupportedMedia` (415) unless the body is declared ``Content-Type:
+    application/json``; only an empty body may come without a ``Content-Type`` (``curl -X
+    POST``; a browser's form always sends one, and a cross-site page cannot send JSON without a
+    preflight). :class:`InvalidRequest` if it is not strict JSON (``NaN`` and ``Infinity``
+    included, and nesting or numbers too deep or long to parse); :class:`PayloadTooLarge` past
+    the app's ``client_max_size`` (:data:`MAX_JSON_BODY`).
     """
+    declared = hdrs.CONTENT_TYPE in request.headers
+    if declared and request.content_type != JSON_TYPE:
+        raise _not_json()
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -36,6 +42,8 @@ async def read_json(request: web.Request) -> Any:
         ) from None
     if not text.strip():
         return {}
+    if not declared:
+        raise _not_json()
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
@@ -49,6 +57,16 @@ async def read_json(request: web.Request) -> Any:
             "The request body is JSON that nests too deeply or has a number too long to read.",
             code="invalid_json",
         ) from None
+
+
+JSON_TYPE = "application/json"
+
+
+def _not_json() -> UnsupportedMedia:
+    return UnsupportedMedia(
+        "This route reads a JSON body: send it with Content-Type: application/json.",
+        code="json_required",
+    )
 
 
 def _reject_constant(name: str) -> NoReturn:

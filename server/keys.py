@@ -8,7 +8,7 @@ from jobs.records import Records
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
-from server.access import Access
+from server.access import Access, Revocations, SignInThrottle
 from server.events import EventHub
 from server.local import LocalJobs
 from server.metrics import Metrics
@@ -26,3 +26,7 @@ LOCAL = web.AppKey("local", LocalJobs)
 METRICS = web.AppKey("metrics", Metrics)
 #: The API token (or none) and the page's session cookies.
 ACCESS = web.AppKey("access", Access)
+#: Page sessions signed out before their cookie expired.
+REVOCATIONS = web.AppKey("revocations", Revocations)
+#: Failed sign-ins per client address.
+SIGN_IN_THROTTLE = web.AppKey("sign_in_throttle", SignInThrottle)

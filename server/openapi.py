@@ -63,8 +63,18 @@ class _Builder:
         for status, description in errors.items():
             headers = None
             if status == "429":
-                headers = {"Retry-After": _header("Seconds to wait before submitting again.")}
+                headers = {"Retry-After": _header("Seconds to wait before trying again.")}
+            if status in answers:  # a status both a result and an error (legacy 422)
+                description = f"{answers[status]['description']} Or: {description}"
             answers[status] = self.error(description, headers=headers)
+        answers["403"] = self.error(
+            "Another site's page sent this request: its Origin is not this server's own, or "
+            "Sec-Fetch-Site is cross-site or same-site (cross_site_request)."
+        )
+        answers["421"] = self.error(
+            "The Host header is not one of this server's names (unknown_host): loopback names, "
+            "the address it listens on, VIDCORRECT_ALLOWED_HOSTS."
+        )
         answers["503"] = self.error(
             "Redis or the data dir is unreachable right now; try again after Retry-After.",
             headers={"Retry-After": _header("Seconds to wait.")},
@@ -111,7 +121,7 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
     }
 
 
-VIDEO_ID = _path_id("video_id", {"type": "integer", "minimum": 0}, 1)
+VIDEO_ID = _path_id("video_id", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}, 1)
 TASK_ID = _path_id(
     "task_id", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "0123456789abcdef"
 )
@@ -120,7 +130,8 @@ IDEMPOTENCY_KEY = {
     "in": "header",
     "required": False,
     "schema": {"type": "string"},
-    "description": "The same key within a day answers with the task it made the first time.",
+    "description": "The same key with the same request within a day answers with the task it "
+    "made the first time; with another request, 422 idempotency_key_reused.",
 }
 
 
@@ -150,11 +161,15 @@ def build_openapi(settings: Settings) -> Schema:
             },
             "422": b.error("The job failed; the error says why."),
         }
+    not_json = "A non-empty body not sent as Content-Type: application/json (json_required)."
     submit_errors = {
         "400": "The body is not valid JSON or its fields are wrong; the message says which.",
         "404": f"There is no such video ({video}).",
         "409": "The request does not fit the video's state (e.g. analysis_required).",
         "413": "The JSON body is larger than 1 MiB (body_too_large).",
+        "415": not_json,
+        "422": "The Idempotency-Key was used for another request in the last 24 hours "
+        "(idempotency_key_reused).",
         "429": "Too many tasks are waiting (queue_full); submit again after Retry-After.",
     }
     for path, summary, body in (
@@ -389,6 +404,15 @@ def build_openapi(settings: Settings) -> Schema:
             "400": 'The body is not {"token": "..."}.',
             **({"401": "That is not the token (bad_token)."} if auth else {}),
             "413": "The JSON body is larger than 1 MiB.",
+            "415": not_json,
+            **(
+                {
+                    "429": "Too many wrong tokens from this address (too_many_sign_ins); try "
+                    "again after Retry-After."
+                }
+                if auth
+                else {}
+            ),
         },
         body={
             "type": "object",

@@ -39,13 +39,13 @@ from server.errors import error_response
 from server.events import EVENT_ID, TaskEvent
 from server.json_body import read_json
 from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, STORAGE, SUBMITTER
+from server.videos import VIDEO_ID
 
 routes = web.RouteTableDef()
 
 TASK_ID = r"{task_id:[A-Za-z0-9_-]{1,64}}"
 
 
-VIDEO_ID = r"{video_id:\d+}"
 OPERATION_NAMES = {
     Operation.MASK: "Mask",
     Operation.REMOVE_FRAMES: "Frame removal",

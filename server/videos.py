@@ -20,6 +20,10 @@ from server.uploads import display_filename, receive_to_file, upload_source
 
 log = structlog.get_logger("vidcorrect.videos")
 FRAME_NUMBER = re.compile(r"[0-9]{1,10}")
+#: A video id in a route: ASCII digits (``\d`` also takes other scripts' digits, which int()
+#: reads) and at most 18 of them (a longer number is no id, and int() of a few thousand digits
+#: raises); anything else is no route, 404.
+VIDEO_ID = r"{video_id:[0-9]{1,18}}"
 routes = web.RouteTableDef()
 
 
@@ -101,7 +105,7 @@ async def list_videos(request: web.Request) -> web.Response:
     return web.json_response({"videos": [video.to_api() for video in videos]})
 
 
-@routes.get(r"/api/videos/{video_id:\d+}/")
+@routes.get(f"/api/videos/{VIDEO_ID}/")
 async def show_video(request: web.Request) -> web.Response:
     """One video's properties, its tasks (newest first) and the outputs they produced."""
     records = request.app[RECORDS]
@@ -135,7 +139,7 @@ async def show_video(request: web.Request) -> web.Response:
 VIDEO_TASKS_SHOWN = 100
 
 
-@routes.get(r"/api/videos/{video_id:\d+}/file")
+@routes.get(f"/api/videos/{VIDEO_ID}/file")
 async def download_original(request: web.Request) -> web.FileResponse:
     """The original upload, untouched."""
     video = await request.app[RECORDS].get_video(int(request.match_info["video_id"]))
@@ -147,7 +151,7 @@ async def download_original(request: web.Request) -> web.FileResponse:
     )
 
 
-@routes.get(r"/api/videos/{video_id:\d+}/frame")
+@routes.get(f"/api/videos/{VIDEO_ID}/frame")
 async def video_frame(request: web.Request) -> web.Response:
     """Frame ``?n=`` (default 0) of the original as a JPEG, for previews and drawing an ROI."""
     video = await request.app[RECORDS].get_video(int(request.match_info["video_id"]))

@@ -14,12 +14,22 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pytest_aiohttp import AiohttpClient
+from redis.asyncio import Redis
 
 from jobs.errors import ConfigError
+from jobs.records import Records
 from jobs.settings import Settings
-from server.access import SESSION_COOKIE, SESSION_SECONDS, Access
+from server.access import (
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    SIGN_IN_FAILURES,
+    SIGN_IN_WINDOW,
+    Access,
+    Revocations,
+)
 from server.app import create_app
 from server.auth import OPEN_API_PATHS, OPEN_OPS_PATHS
+from server.embedded_redis import EmbeddedRedis
 from tests.api import Client, expect_error, upload
 
 TOKEN = "s3cret-token-for-the-tests-0123456789"
@@ -209,3 +219,88 @@ def test_token_is_read_from_the_environment_and_checked() -> None:
         Settings.from_env({"VIDCORRECT_API_TOKEN": "short"})
     with pytest.raises(ConfigError, match="printable ASCII"):
         Settings.from_env({"VIDCORRECT_API_TOKEN": "a token with spaces in it"})
+
+
+async def test_sign_out_revokes_the_session_in_every_server_process(
+    aiohttp_client: AiohttpClient, token_settings: Settings
+) -> None:
+    """A copy of the cookie (a shared computer, a proxy's log) stops working at sign-out, on
+    every server process on the same Redis, not 12 hours later."""
+    one = await aiohttp_client(create_app(token_settings))
+    two = await aiohttp_client(create_app(token_settings))
+    resp = await one.post("/api/session/", json={"token": TOKEN})
+    copied = session_cookie(resp)[SESSION_COOKIE].value
+    for client in (one, two):
+        resp = await client.get("/api/videos/", cookies={SESSION_COOKIE: copied})
+        assert resp.status == 200
+    assert (await one.delete("/api/session/")).status == 200
+    for client in (one, two):
+        client.session.cookie_jar.clear()
+        resp = await client.get("/api/videos/", cookies={SESSION_COOKIE: copied})
+        await expect_unauthorized(resp)
+        resp = await client.get("/api/session/", cookies={SESSION_COOKIE: copied})
+        assert await resp.json() == {"auth_required": True, "authenticated": False}
+    # Signing in again gives a new session that works.
+    resp = await two.post("/api/session/", json={"token": TOKEN})
+    assert (await two.get("/api/videos/")).status == 200
+    assert session_cookie(resp)[SESSION_COOKIE].value != copied
+
+
+async def test_revocations_are_kept_while_redis_is_away(tmp_path: Path) -> None:
+    access = Access(TOKEN)
+    signed_out, other = (access.session_of(access.new_session()) for _ in range(2))
+    assert signed_out is not None
+    assert other is not None
+    here, elsewhere = Revocations(), Revocations()  # two server processes
+    with EmbeddedRedis(tmp_path / "redis", persist=False) as server:
+        redis = Redis.from_url(server.url)
+        records = Records(redis, "revocation-test")
+        await here.revoke(records, signed_out)
+        assert await elsewhere.revoked(records, signed_out)
+        assert not await elsewhere.revoked(records, other)
+    # Redis is gone: each process still refuses what it saw signed out, and judges the rest by
+    # the signature (the page keeps working, as the degraded mode does).
+    assert await here.revoked(records, signed_out)
+    assert await elsewhere.revoked(records, signed_out)
+    assert not await here.revoked(records, other)
+    await here.revoke(records, other)
+    assert await here.revoked(records, other)
+    await redis.aclose()
+
+
+async def _sign_in(client: Client, token: str) -> aiohttp.ClientResponse:
+    return await client.post("/api/session/", json={"token": token})
+
+
+async def test_failed_sign_ins_are_throttled_per_address(
+    guarded: Client, token_settings: Settings
+) -> None:
+    started = time.monotonic()
+    statuses = []
+    for attempt in range(200):
+        resp = await _sign_in(guarded, f"guess-{attempt:04d}-{'x' * 20}")
+        statuses.append(resp.status)
+        if resp.status == 429:
+            body = await resp.json()
+            assert body["error"]["code"] == "too_many_sign_ins"
+            assert 1 <= int(resp.headers["Retry-After"]) <= SIGN_IN_WINDOW
+    assert time.monotonic() - started < SIGN_IN_WINDOW  # so the window never slid
+    assert statuses == [401] * SIGN_IN_FAILURES + [429] * (200 - SIGN_IN_FAILURES)
+    # The right token from that address waits too (a 200 would tell a guesser it was right)...
+    assert (await _sign_in(guarded, TOKEN)).status == 429
+    # ...while another client address signs in at once.
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=connector) as other:
+        url = guarded.make_url("/api/session/")
+        async with other.post(url, json={"token": TOKEN}) as resp:
+            assert resp.status == 200
+
+
+async def test_successful_sign_ins_are_not_slowed(guarded: Client) -> None:
+    for _ in range(3):
+        for _ in range(SIGN_IN_FAILURES - 1):
+            assert (await _sign_in(guarded, "a-wrong-token-of-some-length")).status == 401
+        started = time.monotonic()
+        for _ in range(30):
+            assert (await _sign_in(guarded, TOKEN)).status == 200
+        assert time.monotonic() - started < 10

@@ -340,6 +340,7 @@ def test_compose_configures_both_through_settings_and_shares_the_data_dir(
     for key in service_env(services["server"]):
         assert key in service_env(worker) or key in {
             "VIDCORRECT_API_TOKEN",
+            "VIDCORRECT_ALLOWED_HOSTS",
             "VIDCORRECT_MAX_UPLOAD_BYTES",
             "VIDCORRECT_MAX_QUEUED",
             "USE_ASYNC_TASKS",

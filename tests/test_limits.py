@@ -50,7 +50,9 @@ async def test_json_body_over_the_limit_is_a_json_413(client: Client, small_clip
             yield big[start : start + 64 * 1024]
 
     await expect_error(await post_raw(client, path, chunked()), 413, "body_too_large")
-    login = await client.post("/api/session/", data=big)
+    login = await client.post(
+        "/api/session/", data=big, headers={"Content-Type": "application/json"}
+    )
     await expect_error(login, 413, "body_too_large")
 
 

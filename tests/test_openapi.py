@@ -104,13 +104,18 @@ def test_responses_cover_the_error_shape_and_the_statuses(settings: Settings) ->
     error = {"$ref": "#/components/schemas/Error"}
     for method, path, operation in operations(document):
         responses = operation["responses"]
-        assert "503" in responses, (method, path)
+        assert {"403", "421", "503"} <= set(responses), (method, path)
         for status, answer in responses.items():
             if int(status) >= 400:
                 assert answer["content"]["application/json"]["schema"] == error, (path, status)
     submit = document["paths"]["/api/video-apply-mask/{video_id}/"]["post"]["responses"]
-    assert {"200", "202", "400", "401", "404", "409", "413", "429", "503"} <= set(submit)
+    assert {"200", "202", "400", "401", "404", "409", "413", "415", "422", "429", "503"} <= set(
+        submit
+    )
     assert "Retry-After" in submit["429"]["headers"]
+    sign_in = document["paths"]["/api/session/"]["post"]["responses"]
+    assert {"401", "415", "429"} <= set(sign_in)
+    assert "Retry-After" in sign_in["429"]["headers"]
     assert submit["202"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Submitted"
     }

@@ -10,6 +10,7 @@ from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
 from jobs.settings import Settings
+from jobs.submit import KEYS_TTL
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.keys import RECORDS
@@ -45,12 +46,51 @@ async def test_identical_submission_after_the_end_is_a_new_task(
 async def test_idempotency_key_returns_the_same_task(client: Client, clip_720p: Path) -> None:
     video = await upload(client, clip_720p)
     headers = {"Idempotency-Key": "upload-42-mask"}
+    path = f"/api/video-apply-mask/{video['id']}/"
+    resp = await client.post(path, json=DEVICE_MASK, headers=headers)
+    assert resp.status == 202
+    first = (await resp.json())["task_id"]
+    resp = await client.post(path, json=DEVICE_MASK, headers=headers)
+    assert resp.status == 200
+    again = await resp.json()
+    assert again["task_id"] == first
+    assert again["duplicate"] is True
+    # Remembered for KEYS_TTL, and no longer.
+    redis = client.app[RECORDS].redis
+    keys = [key async for key in redis.scan_iter(f"{client.app[RECORDS].prefix}:idem:*")]
+    assert len(keys) == 1
+    assert 0 < await redis.ttl(keys[0]) <= KEYS_TTL
+
+
+async def test_idempotency_key_is_bound_to_its_request(
+    client: Client, clip_720p: Path, clip_odd: Path
+) -> None:
+    """A key reused for another video, operation or parameters is refused: it must not hand out
+    another request's task (and through it that video's output)."""
+    one = await upload(client, clip_720p)
+    two = await upload(client, clip_odd)
+    headers = {"Idempotency-Key": "mask-of-the-day"}
     resp = await client.post(
-        f"/api/video-apply-mask/{video['id']}/", json=DEVICE_MASK, headers=headers
+        f"/api/video-apply-mask/{one['id']}/", json=DEVICE_MASK, headers=headers
     )
     assert resp.status == 202
     first = (await resp.json())["task_id"]
-    resp = await client.post(f"/api/video-analyze/{video['id']}/", json={}, headers=headers)
+    custom = {"mask_type": "custom", "roi": {"x": 0, "y": 0, "width": 64, "height": 48}}
+    for path, body in (
+        (f"/api/video-apply-mask/{two['id']}/", custom),  # another video
+        (f"/api/video-apply-mask/{one['id']}/", custom),  # other parameters
+        (f"/api/video-analyze/{one['id']}/", {}),  # another operation
+    ):
+        resp = await client.post(path, json=body, headers=headers)
+        message = await expect_error(resp, 422, "idempotency_key_reused")
+        assert "Idempotency-Key" in message
+        assert first not in message
+    # Nothing new was queued, and the key still answers for its own request.
+    tasks = (await (await client.get("/api/tasks/")).json())["tasks"]
+    assert [task["task_id"] for task in tasks] == [first]
+    resp = await client.post(
+        f"/api/video-apply-mask/{one['id']}/", json=DEVICE_MASK, headers=headers
+    )
     assert resp.status == 200
     assert (await resp.json())["task_id"] == first
 
