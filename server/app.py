@@ -27,7 +27,19 @@ from server.events import EventHub
 from server.headers import add_security_headers
 from server.http_log import access_log_middleware
 from server.json_body import MAX_JSON_BODY
-from server.keys import ACCESS, EVENTS, LOCAL, METRICS, RECORDS, SETTINGS, STORAGE, SUBMITTER
+from server.keys import (
+    ACCESS,
+    EVENTS,
+    LOCAL,
+    METRICS,
+    RECORDS,
+    SETTINGS,
+    SSE_SLOTS,
+    STORAGE,
+    SUBMITTER,
+    UPLOAD_SLOTS,
+)
+from server.limits import Slots
 from server.local import LocalJobs
 from server.metrics import Metrics
 
@@ -52,6 +64,16 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[ACCESS] = Access(settings.api_token)
+    app[SSE_SLOTS] = Slots(
+        settings.max_sse_clients, "too_many_streams", "event streams", "VIDCORRECT_MAX_SSE_CLIENTS"
+    )
+    app[UPLOAD_SLOTS] = Slots(
+        settings.max_concurrent_uploads,
+        "too_many_uploads",
+        "uploads",
+        "VIDCORRECT_MAX_CONCURRENT_UPLOADS",
+    )
+    metrics.follow_streams(app[SSE_SLOTS], app[UPLOAD_SLOTS])
     app.on_response_prepare.append(add_security_headers)
     app[STORAGE] = Storage(settings.data_dir)
     app[STORAGE].ensure()
@@ -114,7 +136,6 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     reader = Redis.from_url(settings.redis_url, single_connection_client=True)
     app[EVENTS] = EventHub(app[RECORDS], reader)
     app[EVENTS].start()
-    app[METRICS].follow_events(app[EVENTS])
     try:
         yield
     finally:

@@ -15,8 +15,10 @@ from jobs.errors import (
     NotFound,
     PayloadTooLarge,
     QueueFull,
+    ServerBusy,
     Unauthorized,
     UnsupportedMedia,
+    UploadTooSlow,
     VidcorrectError,
 )
 
@@ -29,10 +31,12 @@ HTTP_STATUS: dict[type[VidcorrectError], int] = {
     InvalidRequest: 400,
     Unauthorized: 401,
     NotFound: 404,
+    UploadTooSlow: 408,
     Conflict: 409,
     PayloadTooLarge: 413,
     UnsupportedMedia: 415,
     QueueFull: 429,
+    ServerBusy: 503,
 }
 
 
@@ -55,10 +59,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except VidcorrectError as error:
         status = _status_of(error)
-        if status >= 500:
+        if status == 500:
             log.error("domain error without an HTTP status", code=error.code)
         response = error_response(status, error.code, error.message)
-        if isinstance(error, QueueFull):
+        if isinstance(error, QueueFull | ServerBusy):
             response.headers["Retry-After"] = str(error.retry_after)
         if isinstance(error, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="vidcorrect"'

@@ -10,6 +10,7 @@ from jobs.storage import Storage
 from jobs.submit import Submitter
 from server.access import Access
 from server.events import EventHub
+from server.limits import Slots
 from server.local import LocalJobs
 from server.metrics import Metrics
 
@@ -26,3 +27,7 @@ LOCAL = web.AppKey("local", LocalJobs)
 METRICS = web.AppKey("metrics", Metrics)
 #: The API token (or none) and the page's session cookies.
 ACCESS = web.AppKey("access", Access)
+#: This process's event streams (``VIDCORRECT_MAX_SSE_CLIENTS``).
+SSE_SLOTS = web.AppKey("sse_slots", Slots)
+#: This process's uploads being received (``VIDCORRECT_MAX_CONCURRENT_UPLOADS``).
+UPLOAD_SLOTS = web.AppKey("upload_slots", Slots)
