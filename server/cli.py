@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jobs.errors import ConfigError
     from jobs.logs import configure_logging
     from jobs.settings import Settings
+    from jobs.storage import private_umask
     from jobs.worker import ResilientWorker, worker_options
     from server.access_log import redact_malformed_requests
     from server.app import create_app
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vidcorrect: {error.message}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    private_umask()  # videos, outputs and Redis files: for this user only
     log = structlog.get_logger("vidcorrect")
     if args.command == "worker":
         if settings.embedded:

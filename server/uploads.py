@@ -12,6 +12,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from jobs.storage import open_private
 
 CHUNK = 1024 * 1024
 #: What aiohttp's multipart reader raises for a body that is not well-formed multipart.
@@ -64,7 +65,7 @@ async def receive_to_file(chunks: AsyncIterator[bytes], path: Path, limit: int) 
     removed and :class:`PayloadTooLarge` raised. File writes run off the event loop."""
     loop = asyncio.get_running_loop()
     size = 0
-    handle = await loop.run_in_executor(None, path.open, "wb")
+    handle = await loop.run_in_executor(None, open_private, path)
     try:
         async for chunk in chunks:
             size += len(chunk)
