@@ -23,6 +23,8 @@ from jobs.errors import (
 )
 
 log = structlog.get_logger("vidcorrect.http")
+#: Status logged for a request whose client went away before it was answered (as nginx does).
+CLIENT_GONE = 499
 
 #: Storage errors that mean "the disk is full" (EFBIG: a file-size limit was reached).
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -66,6 +68,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response.headers["Retry-After"] = str(error.retry_after)
         if isinstance(error, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="vidcorrect"'
+        if isinstance(error, UploadTooSlow):
+            await _answer_and_close(request, response)
         return response
     except web.HTTPException as error:
         if error.status < 400:
@@ -82,8 +86,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response.headers["Retry-After"] = "5"
         return response
     except OSError as error:
-        if isinstance(error, ConnectionError):  # the client went away: nobody to answer
-            raise
+        if isinstance(error, ConnectionError) and _client_gone(request):
+            # Nobody to answer (a closed tab, a cancelled upload): one line, no traceback.
+            log.info("client went away before the answer")
+            return error_response(CLIENT_GONE, "client_gone", "The client went away.")
         log.error("storage error", errno=error.errno, error=error.strerror)
         if error.errno in NO_SPACE_ERRNOS:
             response = error_response(
@@ -106,6 +112,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             500, "internal_error", "The server failed to handle this request; it was logged."
         )
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _answer_and_close(request: web.Request, response: web.Response) -> None:
+    """Send ``response`` now and close the connection, without reading the rest of the body
+    (aiohttp would otherwise read, and wait for, a slow client's body for up to 10 s more)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
 
 
 def _describe_http_error(request: web.Request, error: web.HTTPException) -> tuple[str, str]:
