@@ -178,6 +178,4 @@ async def video_frame(request: web.Request) -> web.Response:
             "Decoding this frame crashed the decoder; the video is damaged.",
             code="invalid_video",
         ) from None
-    return web.Response(
-        body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
-    )
+    return web.Response(body=jpeg, content_type="image/jpeg")  # Cache-Control: no-store

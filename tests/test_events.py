@@ -55,7 +55,7 @@ async def test_full_event_sequence_then_end_and_close(
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "text/event-stream"
     assert resp.headers["X-Accel-Buffering"] == "no"
-    assert resp.headers["Cache-Control"] == "no-cache"
+    assert resp.headers["Cache-Control"] == "no-store"
     events = await read_events(resp)  # returns only when the server closes the stream
 
     assert [e.event for e in events] == ["progress"] * (len(events) - 1) + ["end"]
