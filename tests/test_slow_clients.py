@@ -156,6 +156,14 @@ async def test_uploads_past_the_cap_get_503_and_a_client_leaving_logs_one_line(
         writer.write(_upload_head(served, 10_000_000, False) + b"\x00" * 5000)
         await writer.drain()
         held.append((reader, writer))
+
+    async def keep_pace() -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            for _, writer in held:
+                writer.write(b"\x00" * 1000)  # 5000 bytes/s, well above the minimum
+
+    pacing = asyncio.create_task(keep_pace())
     for _ in range(50):
         if len(partial_files(settings)) == MAX_UPLOADS:
             break
@@ -171,6 +179,7 @@ async def test_uploads_past_the_cap_get_503_and_a_client_leaving_logs_one_line(
             assert resp.status == 503, body
             assert resp.headers["Retry-After"] == "5"
             assert body["error"]["code"] == "too_many_uploads"
+        pacing.cancel()
         for _, writer in held:  # the clients leave mid-upload
             writer.close()
         for _ in range(50):
