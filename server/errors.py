@@ -86,7 +86,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response.headers["Retry-After"] = "5"
         return response
     except OSError as error:
-        if isinstance(error, ConnectionError) and _client_gone(request):
+        if isinstance(error, ConnectionError) and client_gone(request):
             # Nobody to answer (a closed tab, a cancelled upload): one line, no traceback.
             log.info("client went away before the answer")
             return error_response(CLIENT_GONE, "client_gone", "The client went away.")
@@ -114,7 +114,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
-def _client_gone(request: web.Request) -> bool:
+def client_gone(request: web.Request) -> bool:
+    """Whether the client's connection has closed (there is nobody left to answer)."""
     transport = request.transport
     return transport is None or transport.is_closing()
 

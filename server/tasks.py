@@ -35,7 +35,7 @@ from jobs.records import (
 )
 from jobs.runner import revoke_if_waiting
 from jobs.submit import Submission
-from server.errors import error_response
+from server.errors import client_gone, error_response
 from server.events import EVENT_ID, TaskEvent
 from server.json_body import read_json
 from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, SSE_SLOTS, STORAGE, SUBMITTER
@@ -361,7 +361,7 @@ async def _relay(
             waiting = asyncio.ensure_future(anext(iterator, None))
             while not waiting.done():
                 await asyncio.wait({waiting}, timeout=GONE_CHECK_SECONDS)
-                if not waiting.done() and _client_gone(request, sse):
+                if not waiting.done() and (client_gone(request) or not sse.is_connected()):
                     return
             event = waiting.result()
             if event is None:  # the server is shutting down
@@ -373,11 +373,6 @@ async def _relay(
     finally:
         if waiting is not None and not waiting.done():
             waiting.cancel()
-
-
-def _client_gone(request: web.Request, sse: EventSourceResponse) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing() or not sse.is_connected()
 
 
 @routes.get("/api/tasks/")
