@@ -10,6 +10,7 @@ uploaded filenames or file contents.
     ├── Unauthorized          no or a wrong API token / session (401)
     ├── Forbidden             a cross-site request (foreign Origin, Sec-Fetch-Site) (403)
     ├── NotFound              unknown video or task id (404)
+    ├── UploadTooSlow         an upload stalled or trickled below the minimum rate (408)
     ├── Conflict              the request does not fit the current state (409)
     ├── PayloadTooLarge       upload larger than allowed (413)
     ├── MisdirectedRequest    a Host header this service does not answer to (421)
@@ -17,6 +18,7 @@ uploaded filenames or file contents.
     ├── Unprocessable         well-formed but contradicts an earlier request (422)
     ├── Throttled             too many requests; retry after ``retry_after`` s (429)
     │   └── QueueFull         too many tasks wait already
+    ├── ServerBusy            too many streams or uploads on this process; retry later (503)
     ├── ConfigError           the service's own configuration is unusable (start-up only)
     ├── VerificationFailed    a job's output failed its own check (a task error, never HTTP)
     └── FrameProcessCrashed   a job's frame process died (a task error, never HTTP)
@@ -107,6 +109,24 @@ class QueueFull(Throttled):
     """Too many tasks are waiting; ``retry_after`` seconds is a sensible wait."""
 
     code = "queue_full"
+
+
+class ServerBusy(VidcorrectError):
+    """This server process holds as many event streams or uploads as it is allowed; retry in
+    ``retry_after`` seconds."""
+
+    code = "server_busy"
+
+    def __init__(self, message: str, *, code: str, retry_after: int) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class UploadTooSlow(VidcorrectError):
+    """An upload sent too little for too long (``VIDCORRECT_UPLOAD_IDLE_TIMEOUT``,
+    ``VIDCORRECT_UPLOAD_MIN_RATE``); it was cut off and its partial file removed."""
+
+    code = "upload_too_slow"
 
 
 class ConfigError(VidcorrectError):

@@ -135,8 +135,15 @@ class MemoryRecords:
         position = start
         while True:
             while position < len(local.events):
-                yield local.events[position]
+                event = local.events[position]
                 position += 1
+                yield event
+                if event.is_end:
+                    return
+            if local.events and local.events[-1].is_end:
+                # Resumed at or past the end: the end again, so the stream always ends.
+                yield local.events[-1]
+                return
             if self._closing:
                 return
             async with self._changed:

@@ -57,6 +57,18 @@ class Settings:
     #: Host names (``name`` for any port, ``name:port``) the server answers to besides the
     #: loopback names, normalized (lower case, IPv6 in brackets); see :func:`split_host`.
     allowed_hosts: tuple[str, ...] = ()
+    #: SSE clients one server process follows at once; past that, 503 with ``Retry-After``.
+    max_sse_clients: int = 1000
+    #: Seconds a connection may take to send a complete request head (from connecting, or from
+    #: the end of the previous response: also the idle keep-alive limit).
+    header_timeout: int = 15
+    #: An upload is cut off (408) when, in any span of this many seconds, it delivers fewer
+    #: than ``upload_min_rate`` bytes a second on average (nothing at all: idle).
+    upload_idle_timeout: int = 30
+    #: Lowest average rate (bytes/s) an upload must keep over each ``upload_idle_timeout``.
+    upload_min_rate: int = 1024
+    #: Uploads one server process receives at once; past that, 503 with ``Retry-After``.
+    max_concurrent_uploads: int = 16
     #: Test only: the task with this id crashes its frame process (SIGSEGV) after one frame, to
     #: show that a crash ends that task alone. Read from ``VIDCORRECT_TEST_CRASH_TASK``, which
     #: no request can set; never set it in production.
@@ -84,6 +96,11 @@ class Settings:
             ("VIDCORRECT_MAX_QUEUED", "max_queued", 1),
             ("VIDCORRECT_MAX_VIDEO_SIDE", "max_video_side", 16),
             ("VIDCORRECT_MAX_VIDEO_FRAMES", "max_video_frames", 1),
+            ("VIDCORRECT_MAX_SSE_CLIENTS", "max_sse_clients", 1),
+            ("VIDCORRECT_HEADER_TIMEOUT", "header_timeout", 1),
+            ("VIDCORRECT_UPLOAD_IDLE_TIMEOUT", "upload_idle_timeout", 1),
+            ("VIDCORRECT_UPLOAD_MIN_RATE", "upload_min_rate", 0),
+            ("VIDCORRECT_MAX_CONCURRENT_UPLOADS", "max_concurrent_uploads", 1),
         ):
             if name in env:
                 values[field] = _int_var(env, name, minimum)

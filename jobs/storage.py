@@ -7,15 +7,21 @@ Files are addressed by generated names only; no client-supplied text ever become
       outputs/<task_id>.mp4        results, renamed into place when complete
       tmp/                         partial uploads and outputs (same filesystem: rename is atomic)
       redis/                       the embedded Redis's files (AOF)
+
+Everything in it is private to the service's user: folders 0700, files 0600. The processes set
+the umask 077 at start-up (:func:`private_umask`), and the code that creates a folder or file
+here asks for those modes itself, so they hold when the code runs inside another process too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from jobs.errors import NotFound
 from jobs.records import VideoRecord
@@ -40,9 +46,12 @@ class Storage:
         return self.root / "tmp"
 
     def ensure(self) -> None:
-        """Create the folders (idempotent)."""
-        for folder in (self.videos_dir, self.outputs_dir, self.tmp_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        """Create the folders (idempotent), private to this user. The data dir and its folders
+        from an earlier version, created 0755, are tightened to 0700."""
+        self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        for folder in (self.root, self.videos_dir, self.outputs_dir, self.tmp_dir):
+            folder.mkdir(mode=DIR_MODE, exist_ok=True)
+            _make_private(folder, DIR_MODE)
 
     def original_name(self, video_id: int, extension: str) -> str:
         """The stored name (relative to the root) of a video's original upload."""
@@ -56,7 +65,8 @@ class Storage:
         """Write the video's sidecar record atomically."""
         path = self.video_sidecar(video.id)
         temp = path.with_suffix(".json.part")
-        temp.write_text(json.dumps(asdict(video)), encoding="utf-8")
+        with open_private(temp) as handle:
+            handle.write(json.dumps(asdict(video)).encode("utf-8"))
         os.replace(temp, path)
 
     def load_video(self, video_id: int) -> VideoRecord:
@@ -88,12 +98,36 @@ class Storage:
     def commit(self, temp: Path, name: str) -> Path:
         """Make a finished temp file durable, then atomically rename it to its stored name."""
         final = self.resolve(name)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         with temp.open("rb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)  # whoever wrote it (PyAV, a child process)
             os.fsync(handle.fileno())
         os.replace(temp, final)
         _fsync_dir(final.parent)
         return final
+
+
+#: Modes of what the service creates in the data dir: for its own user only.
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_umask() -> None:
+    """Make every file and folder this process (and its children: redis-server, frame
+    processes) creates private to its user. Called at the start of ``serve`` and ``worker``."""
+    os.umask(0o077)
+
+
+def open_private(path: Path) -> BinaryIO:
+    """Open ``path`` for writing (created, or emptied), mode 0600 whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # a file left by an earlier run may have had another mode
+    return os.fdopen(fd, "wb")
+
+
+def _make_private(folder: Path, mode: int) -> None:
+    with contextlib.suppress(PermissionError):  # not ours (a mount point): its owner decides
+        os.chmod(folder, mode)
 
 
 def _fsync_dir(folder: Path) -> None:

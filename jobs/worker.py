@@ -28,7 +28,7 @@ from jobs.recovery import recovery_loop
 from jobs.runner import JobDeps
 from jobs.settings import Settings
 from jobs.stats import JobStats
-from jobs.storage import Storage
+from jobs.storage import Storage, private_umask
 
 log = structlog.get_logger("vidcorrect.worker")
 
@@ -90,6 +90,7 @@ async def startup_with_logging(ctx: dict[str, Any]) -> None:
     """arq hook for a stand-alone worker process, which configures its own logging."""
     settings: Settings = ctx["settings"]
     configure_logging(settings.log_format, settings.log_level)
+    private_umask()  # ``arq jobs.worker.WorkerSettings`` starts here, not in server.cli
     await startup(ctx)
 
 

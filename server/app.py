@@ -36,9 +36,12 @@ from server.keys import (
     REVOCATIONS,
     SETTINGS,
     SIGN_IN_THROTTLE,
+    SSE_SLOTS,
     STORAGE,
     SUBMITTER,
+    UPLOAD_SLOTS,
 )
+from server.limits import Slots
 from server.local import LocalJobs
 from server.metrics import Metrics
 from server.request_guard import request_guard_middleware
@@ -67,6 +70,16 @@ def create_app(settings: Settings) -> web.Application:
     app[ACCESS] = Access(settings.api_token)
     app[REVOCATIONS] = Revocations()
     app[SIGN_IN_THROTTLE] = SignInThrottle()
+    app[SSE_SLOTS] = Slots(
+        settings.max_sse_clients, "too_many_streams", "event streams", "VIDCORRECT_MAX_SSE_CLIENTS"
+    )
+    app[UPLOAD_SLOTS] = Slots(
+        settings.max_concurrent_uploads,
+        "too_many_uploads",
+        "uploads",
+        "VIDCORRECT_MAX_CONCURRENT_UPLOADS",
+    )
+    metrics.follow_streams(app[SSE_SLOTS], app[UPLOAD_SLOTS])
     app.on_response_prepare.append(add_security_headers)
     app[STORAGE] = Storage(settings.data_dir)
     app[STORAGE].ensure()
@@ -129,7 +142,6 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     reader = Redis.from_url(settings.redis_url, single_connection_client=True)
     app[EVENTS] = EventHub(app[RECORDS], reader)
     app[EVENTS].start()
-    app[METRICS].follow_events(app[EVENTS])
     try:
         yield
     finally:

@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jobs.errors import ConfigError
     from jobs.logs import configure_logging
     from jobs.settings import Settings
+    from jobs.storage import private_umask
     from jobs.worker import ResilientWorker, worker_options
     from server.access_log import redact_malformed_requests
     from server.app import create_app
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vidcorrect: {error.message}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    private_umask()  # videos, outputs and Redis files: for this user only
     log = structlog.get_logger("vidcorrect")
     if args.command == "worker":
         if settings.embedded:
@@ -87,8 +89,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             access="token" if settings.api_token else "open",
             data_dir=str(settings.data_dir),
         )
-        # Requests are logged by the app's own middleware (server/http_log.py).
-        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+        # Requests are logged by the app's own middleware (server/http_log.py). aiohttp's
+        # keep-alive timer runs from a connection's start (and from each answer) until a whole
+        # request head has come: it is the header timeout, and the idle limit between requests.
+        web.run_app(
+            app,
+            host=args.host,
+            port=args.port,
+            print=None,
+            access_log=None,
+            keepalive_timeout=settings.header_timeout,
+        )
     except ConfigError as error:
         print(f"vidcorrect: {error.message}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from typing import IO
 import redis
 
 from jobs.errors import ConfigError
+from jobs.storage import DIR_MODE, open_private
 
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
@@ -65,7 +66,7 @@ class EmbeddedRedis:
         self.fixed_port = port
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
-        self._lock: IO[str] | None = None
+        self._lock: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -74,8 +75,9 @@ class EmbeddedRedis:
 
     def start(self) -> None:
         """Start the server and wait until it answers PING; raise ConfigError if it cannot."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = (self.folder / "vidcorrect.lock").open("w")
+        self.folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        self.folder.chmod(DIR_MODE)  # its files are the task history: private to this user
+        self._lock = open_private(self.folder / "vidcorrect.lock")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -95,6 +97,7 @@ class EmbeddedRedis:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,  # a terminal's Ctrl-C reaches us, and we stop it last
+                umask=0o077,  # its append-only files: 0600
             )
             last_error = self._wait_ready()
             if not last_error:

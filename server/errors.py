@@ -16,14 +16,18 @@ from jobs.errors import (
     MisdirectedRequest,
     NotFound,
     PayloadTooLarge,
+    ServerBusy,
     Throttled,
     Unauthorized,
     Unprocessable,
     UnsupportedMedia,
+    UploadTooSlow,
     VidcorrectError,
 )
 
 log = structlog.get_logger("vidcorrect.http")
+#: Status logged for a request whose client went away before it was answered (as nginx does).
+CLIENT_GONE = 499
 
 #: Storage errors that mean "the disk is full" (EFBIG: a file-size limit was reached).
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -33,12 +37,14 @@ HTTP_STATUS: dict[type[VidcorrectError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
+    UploadTooSlow: 408,
     Conflict: 409,
     PayloadTooLarge: 413,
     UnsupportedMedia: 415,
     MisdirectedRequest: 421,
     Unprocessable: 422,
     Throttled: 429,
+    ServerBusy: 503,
 }
 
 
@@ -61,13 +67,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except VidcorrectError as error:
         status = _status_of(error)
-        if status >= 500:
+        if status == 500:
             log.error("domain error without an HTTP status", code=error.code)
         response = error_response(status, error.code, error.message)
-        if isinstance(error, Throttled):
+        if isinstance(error, Throttled | ServerBusy):
             response.headers["Retry-After"] = str(error.retry_after)
         if isinstance(error, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="vidcorrect"'
+        if isinstance(error, UploadTooSlow):
+            await _answer_and_close(request, response)
         return response
     except web.HTTPException as error:
         if error.status < 400:
@@ -84,8 +92,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response.headers["Retry-After"] = "5"
         return response
     except OSError as error:
-        if isinstance(error, ConnectionError):  # the client went away: nobody to answer
-            raise
+        if isinstance(error, ConnectionError) and client_gone(request):
+            # Nobody to answer (a closed tab, a cancelled upload): one line, no traceback.
+            log.info("client went away before the answer")
+            return error_response(CLIENT_GONE, "client_gone", "The client went away.")
         log.error("storage error", errno=error.errno, error=error.strerror)
         if error.errno in NO_SPACE_ERRNOS:
             response = error_response(
@@ -108,6 +118,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             500, "internal_error", "The server failed to handle this request; it was logged."
         )
+
+
+def client_gone(request: web.Request) -> bool:
+    """Whether the client's connection has closed (there is nobody left to answer)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _answer_and_close(request: web.Request, response: web.Response) -> None:
+    """Send ``response`` now and close the connection, without reading the rest of the body
+    (aiohttp would otherwise read, and wait for, a slow client's body for up to 10 s more)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
 
 
 def _describe_http_error(request: web.Request, error: web.HTTPException) -> tuple[str, str]:

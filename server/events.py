@@ -142,12 +142,15 @@ class EventHub:
     async def _backlog(self, key: str, after: str | None, known: str) -> list[TaskEvent]:
         if known == "0-0":
             return []
-        if after is None:
+        if after is None or stream_id(after) >= stream_id(known):
             rows = await self._records.redis.xrevrange(key, max=known, count=1)
-        else:
-            if stream_id(after) >= stream_id(known):
-                return []
-            rows = await self._records.redis.xrange(key, min=f"({after}", max=known)
+            newest = [_to_event(entry_id, fields) for entry_id, fields in rows]
+            if after is None:
+                return newest
+            # Resumed at or past the newest entry: nothing to replay, unless the task has
+            # ended; then its end again, so that the stream always ends for a finished task.
+            return [event for event in newest if event.is_end]
+        rows = await self._records.redis.xrange(key, min=f"({after}", max=known)
         return [_to_event(entry_id, fields) for entry_id, fields in rows]
 
     async def _events(
@@ -162,7 +165,7 @@ class EventHub:
             item = await subscriber.queue.get()
             if item is None:
                 return
-            if stream_id(item.id) > floor:
+            if item.is_end or stream_id(item.id) > floor:  # an end ends even a bogus resume
                 yield item
 
     async def _read_loop(self) -> None:

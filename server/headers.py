@@ -1,4 +1,10 @@
-"""Security headers on every response: the page, its static files, JSON and downloads alike."""
+"""Security headers on every response: the page, its static files, JSON and downloads alike;
+and ``Cache-Control: no-store`` on everything under ``/api/`` (originals, outputs, frames,
+event streams, JSON with patient file names): no browser or proxy keeps a copy.
+
+aiohttp answers a request it cannot parse at all (400, plain text) itself, before any route:
+that answer passes no hook of the application and carries none of these headers.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +31,13 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+API_PREFIX = "/api/"
+NO_STORE = "no-store"
+
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare`` hook: set the headers unless a handler chose its own."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.path.startswith(API_PREFIX):  # patient media and data: never stored
+        response.headers["Cache-Control"] = NO_STORE

@@ -18,13 +18,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from server.errors import CLIENT_GONE
+
 log = structlog.get_logger("vidcorrect.access")
 
 #: What requests to paths no route matches are logged as (such a path may hold anything).
 UNMATCHED = "<unmatched>"
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
-#: Status logged for a request whose client went away before it was answered (as nginx does).
-CLIENT_GONE = 499
 
 
 def route_pattern(request: web.Request) -> str:

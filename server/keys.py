@@ -10,6 +10,7 @@ from jobs.storage import Storage
 from jobs.submit import Submitter
 from server.access import Access, Revocations, SignInThrottle
 from server.events import EventHub
+from server.limits import Slots
 from server.local import LocalJobs
 from server.metrics import Metrics
 
@@ -30,3 +31,7 @@ ACCESS = web.AppKey("access", Access)
 REVOCATIONS = web.AppKey("revocations", Revocations)
 #: Failed sign-ins per client address.
 SIGN_IN_THROTTLE = web.AppKey("sign_in_throttle", SignInThrottle)
+#: This process's event streams (``VIDCORRECT_MAX_SSE_CLIENTS``).
+SSE_SLOTS = web.AppKey("sse_slots", Slots)
+#: This process's uploads being received (``VIDCORRECT_MAX_CONCURRENT_UPLOADS``).
+UPLOAD_SLOTS = web.AppKey("upload_slots", Slots)

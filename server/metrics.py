@@ -27,8 +27,8 @@ from jobs.liveness import WorkerState, read_workers
 from jobs.records import Operation, Records, TaskState
 from jobs.settings import Settings
 from jobs.stats import JobTotals, read_job_stats
-from server.events import EventHub
 from server.http_log import HttpMetrics
+from server.limits import Slots
 
 #: The text format every Prometheus version reads.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -186,10 +186,16 @@ class Metrics:
             "Clients following task events (SSE) on this server process.",
             registry=self.registry,
         )
+        self._uploads = Gauge(
+            "vidcorrect_uploads_in_progress",
+            "Uploads being received by this server process.",
+            registry=self.registry,
+        )
 
-    def follow_events(self, hub: EventHub) -> None:
-        """Report the SSE clients of ``hub`` (this process's event reader)."""
-        self._sse.set_function(lambda: hub.client_count)
+    def follow_streams(self, sse: Slots, uploads: Slots) -> None:
+        """Report this process's open event streams and uploads."""
+        self._sse.set_function(lambda: sse.count)
+        self._uploads.set_function(lambda: uploads.count)
 
     async def exposition(self, records: Records) -> bytes:
         """The text exposition, with the Redis-backed numbers read now."""

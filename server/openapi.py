@@ -76,7 +76,9 @@ class _Builder:
             "the address it listens on, VIDCORRECT_ALLOWED_HOSTS."
         )
         answers["503"] = self.error(
-            "Redis or the data dir is unreachable right now; try again after Retry-After.",
+            "Redis or the data dir is unreachable right now, or (uploads, event streams) this "
+            "server process has as many open as it may (too_many_uploads, too_many_streams); "
+            "try again after Retry-After.",
             headers={"Retry-After": _header("Seconds to wait.")},
         )
         answers["507"] = self.error(
@@ -201,6 +203,8 @@ def build_openapi(settings: Settings) -> Schema:
         },
         errors={
             "400": 'A malformed multipart body, or no "file" field in it.',
+            "408": "Sent too slowly (upload_too_slow: VIDCORRECT_UPLOAD_MIN_RATE over "
+            "VIDCORRECT_UPLOAD_IDLE_TIMEOUT); the connection is closed.",
             "413": "Larger than VIDCORRECT_MAX_UPLOAD_BYTES (too_large).",
             "415": "Not a decodable video, an empty body, another content type, or a video "
             "beyond VIDCORRECT_MAX_VIDEO_SIDE / VIDCORRECT_MAX_VIDEO_FRAMES.",

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiohttp_sse import sse_response
+from aiohttp_sse import EventSourceResponse, sse_response
 from redis.exceptions import RedisError
 
 from jobs.errors import Conflict, InvalidRequest
@@ -35,10 +35,10 @@ from jobs.records import (
 )
 from jobs.runner import revoke_if_waiting
 from jobs.submit import Submission
-from server.errors import error_response
+from server.errors import client_gone, error_response
 from server.events import EVENT_ID, TaskEvent
 from server.json_body import read_json
-from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, STORAGE, SUBMITTER
+from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, SSE_SLOTS, STORAGE, SUBMITTER
 from server.videos import VIDEO_ID
 
 routes = web.RouteTableDef()
@@ -304,6 +304,8 @@ async def task_output(request: web.Request) -> web.FileResponse:
 RETRY_MS = 2000
 #: Seconds between comment heartbeats on an idle stream.
 HEARTBEAT_SECONDS = 15.0
+#: Seconds between checks that an idle stream's client is still connected.
+GONE_CHECK_SECONDS = 1.0
 
 
 @routes.get(f"/api/task-status/{TASK_ID}/events")
@@ -311,7 +313,9 @@ async def task_events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events of a task: ``progress`` events, then ``end``, then the stream closes.
 
     Resumes after ``Last-Event-ID`` (header, or ``?last_event_id=``); without it, starts with the
-    task's current state.
+    task's current state. A finished task's stream always ends with ``end``, whatever the id.
+    A client that leaves is noticed within about a second and its stream freed; past
+    ``VIDCORRECT_MAX_SSE_CLIENTS`` open streams the answer is 503 with ``Retry-After``.
     """
     app = request.app
     task_id = request.match_info["task_id"]
@@ -323,26 +327,52 @@ async def task_events(request: web.Request) -> web.StreamResponse:
             code="invalid_event_id",
         )
     records = app[RECORDS]
-    if (
-        task.state.finished
-        and not app[LOCAL].owns(task_id)
-        and not await records.redis.exists(records.events_key(task.task_id))
-    ):
-        # Ended long ago: its event log has expired, the record still tells the end.
-        async with sse_response(request, sep="\n") as sse:
-            await sse.send(json.dumps(task.to_api()), event=EVENT_END, retry=RETRY_MS)
+    with app[SSE_SLOTS].take():
+        if (
+            task.state.finished
+            and not app[LOCAL].owns(task_id)
+            and not await records.redis.exists(records.events_key(task.task_id))
+        ):
+            # Ended long ago: its event log has expired, the record still tells the end.
+            async with sse_response(request, sep="\n") as sse:
+                await sse.send(json.dumps(task.to_api()), event=EVENT_END, retry=RETRY_MS)
+            return sse
+        async with (
+            _follow(app, task.task_id, last_id) as events,
+            sse_response(request, sep="\n", ping_interval=HEARTBEAT_SECONDS) as sse,
+        ):
+            await _relay(request, sse, events)
         return sse
-    async with (
-        _follow(app, task.task_id, last_id) as events,
-        sse_response(request, sep="\n", ping_interval=HEARTBEAT_SECONDS) as sse,
-    ):
-        retry: int | None = RETRY_MS
-        async for event in events:
+
+
+async def _relay(
+    request: web.Request,
+    sse: EventSourceResponse,
+    events: AsyncIterator[TaskEvent | LocalEvent],
+) -> None:
+    """Send ``events`` until the ``end`` one. While waiting, check every
+    :data:`GONE_CHECK_SECONDS` that the client is still there (the transport, and the
+    heartbeat, which stops at its first failed write); return when it is gone."""
+    retry: int | None = RETRY_MS
+    iterator = aiter(events)
+    waiting: asyncio.Future[TaskEvent | LocalEvent | None] | None = None
+    try:
+        while True:
+            waiting = asyncio.ensure_future(anext(iterator, None))
+            while not waiting.done():
+                await asyncio.wait({waiting}, timeout=GONE_CHECK_SECONDS)
+                if not waiting.done() and (client_gone(request) or not sse.is_connected()):
+                    return
+            event = waiting.result()
+            if event is None:  # the server is shutting down
+                return
             await sse.send(event.data, id=event.id, event=event.event, retry=retry)
             retry = None
             if event.is_end:
-                break
-    return sse
+                return
+    finally:
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
 
 
 @routes.get("/api/tasks/")

@@ -1,4 +1,5 @@
-"""Receiving an upload: streamed to a temp file in chunks, size-limited while it streams."""
+"""Receiving an upload: streamed to a temp file in chunks, size- and pace-limited while it
+streams."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia, UploadTooSlow
+from jobs.storage import open_private
 
 CHUNK = 1024 * 1024
 #: What aiohttp's multipart reader raises for a body that is not well-formed multipart.
@@ -59,14 +62,17 @@ def _malformed() -> InvalidRequest:
     )
 
 
-async def receive_to_file(chunks: AsyncIterator[bytes], path: Path, limit: int) -> int:
-    """Write ``chunks`` to ``path``; returns the size. Past ``limit`` bytes the partial file is
-    removed and :class:`PayloadTooLarge` raised. File writes run off the event loop."""
+async def receive_to_file(
+    chunks: AsyncIterator[bytes], path: Path, limit: int, pace: UploadPace
+) -> int:
+    """Write ``chunks`` to ``path`` (mode 0600); returns the size. Past ``limit`` bytes
+    :class:`PayloadTooLarge` is raised, below ``pace`` :class:`UploadTooSlow`; on any failure
+    (the client gone too) the partial file is removed. File writes run off the event loop."""
     loop = asyncio.get_running_loop()
     size = 0
-    handle = await loop.run_in_executor(None, path.open, "wb")
+    handle = await loop.run_in_executor(None, open_private, path)
     try:
-        async for chunk in chunks:
+        async for chunk in pace.paced(chunks):
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(
@@ -81,6 +87,66 @@ async def receive_to_file(chunks: AsyncIterator[bytes], path: Path, limit: int) 
         raise
     await loop.run_in_executor(None, handle.close)
     return size
+
+
+@dataclass(frozen=True)
+class UploadPace:
+    """The least an upload must send: ``min_rate`` bytes a second on average over every span
+    of ``window`` seconds, and at least one byte (``VIDCORRECT_UPLOAD_IDLE_TIMEOUT``,
+    ``VIDCORRECT_UPLOAD_MIN_RATE``). A client that trickles or stalls holds a connection, a
+    handler and a temp file; it is cut off instead."""
+
+    window: float
+    min_rate: int
+
+    @property
+    def least(self) -> int:
+        """Bytes each window must bring."""
+        return max(1, int(self.min_rate * self.window))
+
+    def too_slow(self) -> UploadTooSlow:
+        return UploadTooSlow(
+            f"The upload sent fewer than {self.least} bytes in {self.window:g} s "
+            "(VIDCORRECT_UPLOAD_IDLE_TIMEOUT, VIDCORRECT_UPLOAD_MIN_RATE), so it was cut off "
+            "and nothing of it was kept; send it again over a faster connection."
+        )
+
+    @contextlib.asynccontextmanager
+    async def start(self) -> AsyncIterator[None]:
+        """The upload's first bytes (a multipart preamble and part headers) within a window."""
+        try:
+            async with asyncio.timeout(self.window):
+                yield
+        except TimeoutError:
+            raise self.too_slow() from None
+
+    async def paced(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """``chunks``, ended by :class:`UploadTooSlow` when a window brings too little."""
+        loop = asyncio.get_running_loop()
+        iterator = aiter(chunks)
+        started, received = loop.time(), 0
+        pending: asyncio.Future[bytes | None] | None = None
+        try:
+            while True:
+                if pending is None:  # one read at a time, never cancelled while pacing
+                    pending = asyncio.ensure_future(anext(iterator, None))
+                deadline = started + self.window
+                if not pending.done():
+                    await asyncio.wait({pending}, timeout=max(0.0, deadline - loop.time()))
+                if pending.done():
+                    chunk = pending.result()
+                    pending = None
+                    if chunk is None:
+                        return
+                    received += len(chunk)
+                    yield chunk
+                if loop.time() >= deadline:
+                    if received < self.least:
+                        raise self.too_slow()
+                    started, received = loop.time(), 0
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
 
 
 def display_filename(raw: str | None, fallback: str) -> str:

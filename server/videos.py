@@ -15,8 +15,8 @@ from jobs.frame_process import InChild
 from jobs.records import TaskState, VideoRecord, utc_now
 from jobs.video import InvalidVideo, VideoTooLarge, probe
 from jobs.video.still import still_frame
-from server.keys import RECORDS, SETTINGS, STORAGE
-from server.uploads import display_filename, receive_to_file, upload_source
+from server.keys import RECORDS, SETTINGS, STORAGE, UPLOAD_SLOTS
+from server.uploads import UploadPace, display_filename, receive_to_file, upload_source
 
 log = structlog.get_logger("vidcorrect.videos")
 FRAME_NUMBER = re.compile(r"[0-9]{1,10}")
@@ -29,16 +29,25 @@ routes = web.RouteTableDef()
 
 @routes.post("/api/videos/")
 async def upload_video(request: web.Request) -> web.Response:
-    """Store an uploaded video after checking that it decodes; 201 with its properties."""
-    settings, storage, records = request.app[SETTINGS], request.app[STORAGE], request.app[RECORDS]
-    limit = settings.max_upload_bytes
+    """Store an uploaded video after checking that it decodes; 201 with its properties. At most
+    ``VIDCORRECT_MAX_CONCURRENT_UPLOADS`` at once (then 503), each cut off with 408 when it
+    sends too slowly."""
+    limit = request.app[SETTINGS].max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(
             f"The upload is larger than the limit of {limit} bytes (VIDCORRECT_MAX_UPLOAD_BYTES)."
         )
-    chunks, client_name = await upload_source(request)
+    with request.app[UPLOAD_SLOTS].take():
+        return await _store_upload(request, limit)
+
+
+async def _store_upload(request: web.Request, limit: int) -> web.Response:
+    settings, storage, records = request.app[SETTINGS], request.app[STORAGE], request.app[RECORDS]
+    pace = UploadPace(settings.upload_idle_timeout, settings.upload_min_rate)
+    async with pace.start():
+        chunks, client_name = await upload_source(request)
     temp = storage.temp_path("upload")
-    size = await receive_to_file(chunks, temp, limit)
+    size = await receive_to_file(chunks, temp, limit, pace)
     try:
         if size == 0:
             raise UnsupportedMedia("The upload is empty; send a video file.", code="empty_upload")
@@ -173,6 +182,4 @@ async def video_frame(request: web.Request) -> web.Response:
             "Decoding this frame crashed the decoder; the video is damaged.",
             code="invalid_video",
         ) from None
-    return web.Response(
-        body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
-    )
+    return web.Response(body=jpeg, content_type="image/jpeg")  # Cache-Control: no-store

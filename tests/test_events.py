@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
+from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from jobs.records import Records
@@ -21,6 +22,7 @@ from server.embedded_redis import EmbeddedRedis
 from server.keys import EVENTS, RECORDS
 from tests.api import Client, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video
+from tests.metrics import scrape
 from tests.processes import ServerProcess, SpawnWorker, service_env
 from tests.sse import Event, read_events
 
@@ -53,7 +55,7 @@ async def test_full_event_sequence_then_end_and_close(
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "text/event-stream"
     assert resp.headers["X-Accel-Buffering"] == "no"
-    assert resp.headers["Cache-Control"] == "no-cache"
+    assert resp.headers["Cache-Control"] == "no-store"
     events = await read_events(resp)  # returns only when the server closes the stream
 
     assert [e.event for e in events] == ["progress"] * (len(events) - 1) + ["end"]
@@ -102,6 +104,86 @@ async def test_late_client_gets_final_state_and_end(
     last_id = (await logged_ids(client, task_id))[-1]
     data = json.dumps(final)
     assert body == f"id: {last_id}\nevent: end\ndata: {data}\nretry: 2000\n\n".encode()
+
+
+async def test_a_finished_task_always_ends_the_stream(
+    client: Client, worker: Worker, clip_720p: Path
+) -> None:
+    """Resuming a finished task at or past its last event id gets ``end`` again, then EOF; it
+    used to get only heartbeats, forever."""
+    video = await upload(client, clip_720p)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    final = (await follow_task(client, task_id))[-1]
+    last_id = (await logged_ids(client, task_id))[-1]
+    for resume in (last_id, "99999999999999-0"):
+        async with asyncio.timeout(5):
+            resp = await client.get(
+                f"/api/task-status/{task_id}/events", headers={"Last-Event-ID": resume}
+            )
+            events = await read_events(resp)  # returns only when the server closes
+        assert [(e.id, e.event) for e in events] == [(last_id, "end")], resume
+        assert json.loads(events[0].data) == final
+
+
+async def test_a_resume_past_the_live_ids_still_gets_the_end(
+    client: Client, settings: Settings, clip_720p: Path
+) -> None:
+    video = await upload(client, clip_720p)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)  # queued: no worker yet
+    resp = await client.get(
+        f"/api/task-status/{task_id}/events", headers={"Last-Event-ID": "99999999999999-0"}
+    )
+    assert resp.status == 200
+    async with in_process_worker(settings), asyncio.timeout(60):
+        events = await read_events(resp)
+    assert [e.event for e in events] == ["end"]
+    assert json.loads(events[0].data)["state"] == "SUCCESS"
+
+
+async def test_a_finished_local_task_always_ends_its_stream(tmp_path: Path) -> None:
+    """The degraded mode's in-memory event log does the same (no Redis involved)."""
+    from jobs.local_records import MemoryRecords
+    from jobs.records import Operation, TaskRecord, TaskState
+    from jobs.storage import Storage
+
+    records = MemoryRecords(Storage(tmp_path))
+    task = TaskRecord(task_id="local-x", operation=Operation.ANALYZE, video_id=1, params={})
+    await records.create_task(task)
+    await records.update_task(task, state=TaskState.SUCCESS)
+    for resume in ("2-0", "7-0"):
+        async with asyncio.timeout(2), records.follow("local-x", resume) as events:
+            got = [(event.id, event.event) async for event in events]
+        assert got == [("2-0", "end")], resume
+
+
+async def test_clients_that_leave_are_freed_and_the_cap_answers_503(
+    aiohttp_client: AiohttpClient, settings: Settings, clip_720p: Path
+) -> None:
+    """Clients that disconnect from a stream with nothing to say (a queued task) are noticed
+    within seconds (``vidcorrect_sse_clients`` back to 0); past VIDCORRECT_MAX_SSE_CLIENTS
+    the answer is 503 with Retry-After."""
+    client = await aiohttp_client(create_app(replace(settings, max_sse_clients=30)))
+    video = await upload(client, clip_720p)
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)  # queued: no worker
+    url = str(client.make_url(f"/api/task-status/{task_id}/events"))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        for _ in range(2):  # twice: the slots freed by the first round are usable again
+            responses = [await session.get(url) for _ in range(30)]
+            assert [r.status for r in responses] == [200] * 30
+            await asyncio.gather(*(read_events(r, limit=1) for r in responses))
+            assert (await scrape(client))[1]["vidcorrect_sse_clients"] == 30
+            refused = await session.get(url)
+            await expect_error(refused, 503, "too_many_streams")
+            assert refused.headers["Retry-After"] == "5"
+            assert refused.headers["Content-Type"].startswith("application/json")
+            for resp in responses:
+                resp.close()  # drop the connection, as a closed browser tab does
+            for _ in range(50):  # within 5 s
+                if (await scrape(client))[1]["vidcorrect_sse_clients"] == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await scrape(client))[1]["vidcorrect_sse_clients"] == 0
+    assert client.app[EVENTS].client_count == 0
 
 
 async def test_many_clients_share_one_reader_and_all_get_every_event(

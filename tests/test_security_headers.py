@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
+from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
 from jobs.settings import Settings
 from server.app import STATIC_DIR, create_app
-from tests.api import Client, upload
+from tests.api import Client, follow_task, submit_mask, upload
 
+DEVICE = "olympus_cv_1500"
 EXPECTED = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -61,6 +64,44 @@ async def test_every_kind_of_response_has_the_headers(
     resp = await guarded.get("/api/videos/")
     assert resp.status == 401
     assert_secure(resp.headers, "401")
+
+
+async def test_patient_media_and_api_answers_are_never_stored(
+    client: Client, worker: Worker, clip_odd: Path
+) -> None:
+    """Originals, outputs, frames, event streams and JSON: ``Cache-Control: no-store``."""
+    video = await upload(client, clip_odd)
+    task_id = await submit_mask(client, video["id"], {"mask_type": "device", "device_name": DEVICE})
+    await follow_task(client, task_id)
+    for path in [
+        f"/api/videos/{video['id']}/file",
+        f"/api/videos/{video['id']}/frame?n=3",
+        f"/api/tasks/{task_id}/output",
+        f"/api/task-status/{task_id}/events",
+        f"/api/task-status/{task_id}/",
+        f"/api/videos/{video['id']}/",
+        "/api/videos/",
+        "/api/tasks/",
+        "/api/videos/999/",
+    ]:
+        resp = await client.get(path)
+        await resp.read()
+        assert resp.headers.get("Cache-Control") == "no-store", (path, resp.status)
+        assert_secure(resp.headers, path)
+
+
+async def test_a_request_aiohttp_cannot_parse_gets_plain_text(client: Client) -> None:
+    """The README's precise claim: aiohttp's own 400 (before any route or hook) is plain text,
+    and the connection is closed after it."""
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(b"GET /api/videos/?x=a b HTTP/1.1\r\nHost: x\r\n\r\n")
+    async with asyncio.timeout(5):
+        answer = await reader.read()  # returns at EOF: the server closed
+    writer.close()
+    head = answer.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.0 400 ") or head.startswith(b"http/1.1 400 "), answer
+    assert b"content-type: text/plain" in head
 
 
 class _InlineFinder(HTMLParser):

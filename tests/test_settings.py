@@ -21,6 +21,9 @@ def test_defaults_are_embedded_with_documented_limits() -> None:
     assert settings.use_async_tasks is True
     assert settings.task_retention_days == 0
     assert settings.test_crash_task is None  # the crash hook is off unless a test sets it
+    assert (settings.max_sse_clients, settings.max_concurrent_uploads) == (1000, 16)
+    assert (settings.header_timeout, settings.upload_idle_timeout) == (15, 30)
+    assert settings.upload_min_rate == 1024
     assert Settings.from_env({"VIDCORRECT_TEST_CRASH_TASK": "ab12"}).test_crash_task == "ab12"
 
 
@@ -55,6 +58,11 @@ def test_environment_and_overrides() -> None:
         ({"VIDCORRECT_LOG_FORMAT": "xml"}, "VIDCORRECT_LOG_FORMAT"),
         ({"USE_ASYNC_TASKS": "maybe"}, "USE_ASYNC_TASKS must be true or false"),
         ({"VIDCORRECT_HEARTBEAT_TIMEOUT": "1"}, "at least 3"),
+        ({"VIDCORRECT_MAX_SSE_CLIENTS": "0"}, "VIDCORRECT_MAX_SSE_CLIENTS must be at least 1"),
+        ({"VIDCORRECT_HEADER_TIMEOUT": "0"}, "VIDCORRECT_HEADER_TIMEOUT must be at least 1"),
+        ({"VIDCORRECT_UPLOAD_IDLE_TIMEOUT": "x"}, "VIDCORRECT_UPLOAD_IDLE_TIMEOUT must be a"),
+        ({"VIDCORRECT_UPLOAD_MIN_RATE": "-1"}, "VIDCORRECT_UPLOAD_MIN_RATE must be at least 0"),
+        ({"VIDCORRECT_MAX_CONCURRENT_UPLOADS": "0"}, "UPLOADS must be at least 1"),
         ({"VIDCORRECT_TEST_CRASH_TASK": "../x"}, "VIDCORRECT_TEST_CRASH_TASK must be a task id"),
     ],
 )
