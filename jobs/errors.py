@@ -10,7 +10,8 @@ uploaded filenames or file contents.
     ├── Unauthorized          no or a wrong API token / session (401)
     ├── Forbidden             a cross-site request (foreign Origin, Sec-Fetch-Site) (403)
     ├── NotFound              unknown video or task id (404)
-    ├── UploadTooSlow         an upload stalled or trickled below the minimum rate (408)
+    ├── ClientTooSlow         a request body that came too slowly; the connection is closed (408)
+    │   └── UploadTooSlow     an upload stalled or trickled below the minimum rate
     ├── Conflict              the request does not fit the current state (409)
     ├── PayloadTooLarge       upload larger than allowed (413)
     ├── MisdirectedRequest    a Host header this service does not answer to (421)
@@ -122,7 +123,14 @@ class ServerBusy(VidcorrectError):
         self.retry_after = retry_after
 
 
-class UploadTooSlow(VidcorrectError):
+class ClientTooSlow(VidcorrectError):
+    """A request body did not arrive in time (a JSON body within ``VIDCORRECT_HEADER_TIMEOUT``:
+    ``body_too_slow``); the answer closes the connection."""
+
+    code = "too_slow"
+
+
+class UploadTooSlow(ClientTooSlow):
     """An upload sent too little for too long (``VIDCORRECT_UPLOAD_IDLE_TIMEOUT``,
     ``VIDCORRECT_UPLOAD_MIN_RATE``); it was cut off and its partial file removed."""
 

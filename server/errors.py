@@ -10,6 +10,7 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from jobs.errors import (
+    ClientTooSlow,
     Conflict,
     Forbidden,
     InvalidRequest,
@@ -21,7 +22,6 @@ from jobs.errors import (
     Unauthorized,
     Unprocessable,
     UnsupportedMedia,
-    UploadTooSlow,
     VidcorrectError,
 )
 
@@ -37,7 +37,7 @@ HTTP_STATUS: dict[type[VidcorrectError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
-    UploadTooSlow: 408,
+    ClientTooSlow: 408,
     Conflict: 409,
     PayloadTooLarge: 413,
     UnsupportedMedia: 415,
@@ -74,7 +74,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response.headers["Retry-After"] = str(error.retry_after)
         if isinstance(error, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="vidcorrect"'
-        if isinstance(error, UploadTooSlow):
+        if isinstance(error, ClientTooSlow):
             await _answer_and_close(request, response)
         return response
     except web.HTTPException as error:

@@ -1,13 +1,16 @@
-"""Reading a request's JSON body: strict JSON, size-limited, never a 500 for what a client sends."""
+"""Reading a request's JSON body: strict JSON, size- and time-limited, never a 500 for what a
+client sends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, NoReturn
 
 from aiohttp import hdrs, web
 
-from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from jobs.errors import ClientTooSlow, InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from server.keys import SETTINGS
 
 #: The largest JSON body the app reads (its ``client_max_size``); uploads stream separately.
 MAX_JSON_BODY = 1024 * 1024
@@ -21,13 +24,24 @@ async def read_json(request: web.Request) -> Any:
     POST``; a browser's form always sends one, and a cross-site page cannot send JSON without a
     preflight). :class:`InvalidRequest` if it is not strict JSON (``NaN`` and ``Infinity``
     included, and nesting or numbers too deep or long to parse); :class:`PayloadTooLarge` past
-    the app's ``client_max_size`` (:data:`MAX_JSON_BODY`).
+    the app's ``client_max_size`` (:data:`MAX_JSON_BODY`). The whole body must arrive within
+    ``VIDCORRECT_HEADER_TIMEOUT`` seconds, as the request head must: a client that stalls or
+    trickles gets :class:`ClientTooSlow` (408 ``body_too_slow``, the connection closed) instead
+    of holding a connection and a handler for as long as it likes.
     """
     declared = hdrs.CONTENT_TYPE in request.headers
     if declared and request.content_type != JSON_TYPE:
         raise _not_json()
+    seconds = request.app[SETTINGS].header_timeout
     try:
-        raw = await request.read()
+        async with asyncio.timeout(seconds):
+            raw = await request.read()
+    except TimeoutError:
+        raise ClientTooSlow(
+            f"The JSON body did not arrive within {seconds} s (VIDCORRECT_HEADER_TIMEOUT), so "
+            "the request was cut off; send it again.",
+            code="body_too_slow",
+        ) from None
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(
             f"The JSON body is larger than the limit of {MAX_JSON_BODY} bytes; these requests are "

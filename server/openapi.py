@@ -167,6 +167,8 @@ def build_openapi(settings: Settings) -> Schema:
     submit_errors = {
         "400": "The body is not valid JSON or its fields are wrong; the message says which.",
         "404": f"There is no such video ({video}).",
+        "408": "The JSON body did not arrive within VIDCORRECT_HEADER_TIMEOUT (body_too_slow); "
+        "the connection is closed.",
         "409": "The request does not fit the video's state (e.g. analysis_required).",
         "413": "The JSON body is larger than 1 MiB (body_too_large).",
         "415": not_json,
@@ -407,6 +409,8 @@ def build_openapi(settings: Settings) -> Schema:
         errors={
             "400": 'The body is not {"token": "..."}.',
             **({"401": "That is not the token (bad_token)."} if auth else {}),
+            "408": "The JSON body did not arrive within VIDCORRECT_HEADER_TIMEOUT "
+            "(body_too_slow); the connection is closed.",
             "413": "The JSON body is larger than 1 MiB.",
             "415": not_json,
             **(

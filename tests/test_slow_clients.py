@@ -196,3 +196,36 @@ async def test_uploads_past_the_cap_get_503_and_a_client_leaving_logs_one_line(
     assert all(line["level"] == "info" and line["path"] == "/api/videos/" for line in gone)
     assert not [line for line in lines if line["level"] in ("error", "critical")], lines
     assert not [line for line in lines if "exception" in line or "Traceback" in str(line)]
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["stalled", "trickling"])
+async def test_a_slow_json_body_is_cut_off_with_408(served: Served, trickle: bool) -> None:
+    """A JSON body must arrive whole within VIDCORRECT_HEADER_TIMEOUT: one that stalls after its
+    first byte, or comes a byte at a time, gets 408 body_too_slow and the connection closes
+    (before, it was held for as long as the client liked)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(
+        f"POST /api/session/ HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
+    )
+    started = time.monotonic()
+    answer = b""
+    for _ in range(40):  # 20 s if nobody stops it
+        try:
+            if trickle:
+                writer.write(b" ")
+                await writer.drain()
+            async with asyncio.timeout(0.5):
+                answer = await reader.read()
+            break
+        except TimeoutError:
+            continue
+        except ConnectionError:
+            break
+    elapsed = time.monotonic() - started
+    writer.close()
+    assert elapsed < HEADER_TIMEOUT + 1.5, elapsed
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["error"]["code"] == "body_too_slow"
