@@ -131,9 +131,10 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$", "maxLength": 255},
     "description": "The same key with the same request within a day answers with the task it "
-    "made the first time; with another request, 422 idempotency_key_reused.",
+    "made the first time; with another request, 422 idempotency_key_reused. 1 to 255 visible "
+    "ASCII characters (else 400 invalid_idempotency_key).",
 }
 
 
@@ -165,7 +166,8 @@ def build_openapi(settings: Settings) -> Schema:
         }
     not_json = "A non-empty body not sent as Content-Type: application/json (json_required)."
     submit_errors = {
-        "400": "The body is not valid JSON or its fields are wrong; the message says which.",
+        "400": "The body is not valid JSON or its fields are wrong, or the Idempotency-Key is "
+        "not 1 to 255 visible ASCII characters (invalid_idempotency_key); the message says which.",
         "404": f"There is no such video ({video}).",
         "408": "The JSON body did not arrive within VIDCORRECT_HEADER_TIMEOUT (body_too_slow); "
         "the connection is closed.",

@@ -75,7 +75,7 @@ async def _queue(
     app = request.app
     try:
         submission = await app[SUBMITTER].submit(
-            operation, video.id, params, request.headers.get("Idempotency-Key") or None
+            operation, video.id, params, _idempotency_key(request)
         )
     except RedisError:
         submission = Submission(await app[LOCAL].submit(operation, video.id, params), False)
@@ -105,6 +105,27 @@ async def _queue(
         status=200 if submission.duplicate else 202,
         headers={"Location": status_url},
     )
+
+
+#: What an ``Idempotency-Key`` may be: 1 to 255 visible ASCII characters (a UUID, a ULID,
+#: ``upload-42-mask``). aiohttp decodes other header bytes to lone surrogates, which no
+#: key may carry.
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The request's ``Idempotency-Key`` (``None`` when absent or empty), or 400
+    ``invalid_idempotency_key`` when it is not one :data:`IDEMPOTENCY_KEY` allows."""
+    raw = request.headers.get("Idempotency-Key")
+    if not raw:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(raw):
+        raise InvalidRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces), such as a "
+            "UUID.",
+            code="invalid_idempotency_key",
+        )
+    return raw
 
 
 async def _wait_for_end(request: web.Request, task: TaskRecord) -> web.Response:

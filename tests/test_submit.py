@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,6 +94,31 @@ async def test_idempotency_key_is_bound_to_its_request(
     )
     assert resp.status == 200
     assert (await resp.json())["task_id"] == first
+
+
+async def test_idempotency_keys_must_be_visible_ascii(client: Client, clip_720p: Path) -> None:
+    """A key of other bytes (aiohttp decodes them to lone surrogates, which have no UTF-8 form)
+    was a 500 with a traceback; it, a key with a space and one of 256 characters are 400."""
+    video = await upload(client, clip_720p)
+    path = f"/api/video-apply-mask/{video['id']}/"
+    body = json.dumps(DEVICE_MASK).encode()
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: {client.host}:{client.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
+        + b"Idempotency-Key: \xff\xfe\r\nConnection: close\r\n\r\n"
+        + body
+    )
+    answer = await reader.read()
+    writer.close()
+    head, _, raw = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer
+    assert json.loads(raw)["error"]["code"] == "invalid_idempotency_key"
+    for key in ("two words", "k" * 256):
+        resp = await client.post(path, json=DEVICE_MASK, headers={"Idempotency-Key": key})
+        await expect_error(resp, 400, "invalid_idempotency_key")
+    resp = await client.post(path, json=DEVICE_MASK, headers={"Idempotency-Key": "k" * 255})
+    assert resp.status == 202
 
 
 async def test_full_queue_answers_429_and_keeps_what_it_accepted(
