@@ -131,10 +131,10 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$", "maxLength": 255},
+    "schema": {"type": "string", "pattern": "^[!-~]*$", "maxLength": 255},
     "description": "The same key with the same request within a day answers with the task it "
-    "made the first time; with another request, 422 idempotency_key_reused. 1 to 255 visible "
-    "ASCII characters (else 400 invalid_idempotency_key).",
+    "made the first time; with another request, 422 idempotency_key_reused. Up to 255 visible "
+    "ASCII characters (else 400 invalid_idempotency_key); an empty value is no key.",
 }
 
 
