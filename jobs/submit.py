@@ -12,12 +12,14 @@ nothing accepted is dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
+from redis.exceptions import RedisError
 
 from jobs.errors import NotFound, QueueFull, Unprocessable
 from jobs.queueing import enqueue_attempt
@@ -28,6 +30,18 @@ from jobs.settings import Settings
 KEYS_TTL = 86400
 #: Suggested wait before submitting again when the queue is full (seconds).
 RETRY_AFTER = 10
+#: Seconds a submission waits for the record of the task another one has just claimed a key for
+#: (written right after the claim); a claim without a record after that is stale and taken over.
+CLAIM_WAIT = 5.0
+CLAIM_POLL = 0.02
+#: Compare-and-set: ``KEYS[1]`` becomes ``ARGV[2]`` (deleted when empty), with ``ARGV[3]`` s
+#: to live, only if it still holds ``ARGV[1]``.
+_SWAP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,7 @@ class Submitter:
         self._lock = asyncio.Lock()
         #: Submissions past the depth check whose job is not in the queue yet.
         self._reserved = 0
+        self._swap_script = redis.register_script(_SWAP)
 
     async def submit(
         self,
@@ -58,25 +73,50 @@ class Submitter:
         params: JsonDict,
         idempotency_key: str | None = None,
     ) -> Submission:
-        """The existing task for an identical or repeated submission, else a new queued one."""
+        """The existing task for an identical or repeated submission, else a new queued one.
+
+        The keys are claimed atomically (``SET NX``) for the new task's id before its record is
+        written, so of concurrent identical submissions (or ones with the same key) exactly one
+        makes a task and the others answer with it (or 422, for a key used for another request).
+        """
         prefix = self.records.prefix
         fingerprint = _fingerprint(operation, video_id, params)
         idem_key = f"{prefix}:idem:{_digest(idempotency_key)}" if idempotency_key else None
-        if idem_key and (known := await self._known(idem_key, active_only=False)):
-            if _fingerprint(known.operation, known.video_id, known.params) != fingerprint:
-                raise Unprocessable(
-                    "This Idempotency-Key was already used for another request (another "
-                    f"operation, video or parameters) in the last {KEYS_TTL // 3600} hours; "
-                    "send a new key with each new request.",
-                    code="idempotency_key_reused",
-                )
-            return Submission(known, duplicate=True)
         same_key = f"{prefix}:same:{fingerprint}"
-        if known := await self._known(same_key, active_only=True):
-            return Submission(known, duplicate=True)
         task = TaskRecord(
             task_id=uuid.uuid4().hex, operation=operation, video_id=video_id, params=params
         )
+        claimed: list[str] = []
+        created = False
+        try:
+            if idem_key:
+                if known := await self._claim(idem_key, task.task_id, active_only=False):
+                    if _fingerprint(known.operation, known.video_id, known.params) != fingerprint:
+                        raise Unprocessable(
+                            "This Idempotency-Key was already used for another request (another "
+                            f"operation, video or parameters) in the last {KEYS_TTL // 3600} "
+                            "hours; send a new key with each new request.",
+                            code="idempotency_key_reused",
+                        )
+                    return Submission(known, duplicate=True)
+                claimed.append(idem_key)
+            if known := await self._claim(same_key, task.task_id, active_only=True):
+                if idem_key:  # the key now stands for the task it was answered with
+                    await self._swap(idem_key, task.task_id, known.task_id)
+                    claimed.remove(idem_key)
+                return Submission(known, duplicate=True)
+            claimed.append(same_key)
+            await self._queue(task)
+            created = True
+        finally:
+            if not created:  # give up the claims, so the next submission can make the task
+                for key in claimed:
+                    with contextlib.suppress(RedisError):
+                        await self._swap(key, task.task_id, None)
+        return Submission(task, duplicate=False)
+
+    async def _queue(self, task: TaskRecord) -> None:
+        """Record ``task`` and enqueue its job, or :class:`QueueFull`."""
         async with self._lock:  # held for one round trip: the count and a place in it
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zcard(self.settings.queue_name)
@@ -97,24 +137,36 @@ class Submitter:
         finally:
             # No await between the enqueue and this: a task is never counted twice.
             self._reserved -= 1
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(same_key, task.task_id, ex=KEYS_TTL)
-            if idem_key:
-                pipe.set(idem_key, task.task_id, ex=KEYS_TTL)
-            await pipe.execute()
-        return Submission(task, duplicate=False)
 
-    async def _known(self, key: str, *, active_only: bool) -> TaskRecord | None:
-        task_id = await self.redis.get(key)
-        if task_id is None:
-            return None
-        try:
-            task = await self.records.get_task(task_id.decode())
-        except NotFound:
-            return None
-        if active_only and task.state.finished:
-            return None
-        return task
+    async def _claim(self, key: str, task_id: str, *, active_only: bool) -> TaskRecord | None:
+        """Claim ``key`` for ``task_id`` (``None``), or the task it already names. A claim whose
+        record has not appeared within :data:`CLAIM_WAIT` (its submitter died) and, with
+        ``active_only``, one whose task has ended are taken over."""
+        loop = asyncio.get_running_loop()
+        holder, deadline = None, 0.0
+        while True:
+            if await self.redis.set(key, task_id, nx=True, ex=KEYS_TTL):
+                return None
+            current = await self.redis.get(key)
+            if current is None:  # released or expired meanwhile: claim it again
+                continue
+            if (current_id := current.decode()) != holder:
+                holder, deadline = current_id, loop.time() + CLAIM_WAIT
+            try:
+                task = await self.records.get_task(current_id)
+            except NotFound:
+                if loop.time() < deadline:  # claimed a moment ago: its record follows
+                    await asyncio.sleep(CLAIM_POLL)
+                    continue
+            else:
+                if not (active_only and task.state.finished):
+                    return task
+            if await self._swap(key, current_id, task_id):
+                return None
+
+    async def _swap(self, key: str, old: str, new: str | None) -> bool:
+        """Set ``key`` to ``new`` (delete it: ``None``) if it still holds ``old``."""
+        return bool(await self._swap_script(keys=[key], args=[old, new or "", KEYS_TTL]))
 
 
 def _fingerprint(operation: Operation, video_id: int, params: JsonDict) -> str:

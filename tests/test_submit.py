@@ -10,11 +10,13 @@ from pathlib import Path
 from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
+from jobs.errors import Unprocessable
+from jobs.records import Operation
 from jobs.settings import Settings
-from jobs.submit import KEYS_TTL
+from jobs.submit import KEYS_TTL, Submission
 from jobs.worker import in_process_worker
 from server.app import create_app
-from server.keys import RECORDS
+from server.keys import RECORDS, SUBMITTER
 from tests.api import Client, expect_error, follow_task, submit_mask, upload
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
@@ -94,6 +96,31 @@ async def test_idempotency_key_is_bound_to_its_request(
     )
     assert resp.status == 200
     assert (await resp.json())["task_id"] == first
+
+
+async def test_concurrent_submissions_make_one_task(client: Client) -> None:
+    """The keys are claimed atomically: of concurrent identical submissions (with the same key
+    or none) exactly one makes a task; the same key for two videos at once makes one task and
+    is refused (422) for the other. Before, each checked the key and then set it, so every one
+    of them made a task."""
+    submitter, records = client.app[SUBMITTER], client.app[RECORDS]
+    for key in ("same-request", None):
+        params = {"roi": [0, 0, 32, 32], "key": key}
+        got = await asyncio.gather(
+            *(submitter.submit(Operation.MASK, 1, params, key) for _ in range(6))
+        )
+        assert sorted(s.duplicate for s in got) == [False] + [True] * 5, got
+        assert len({s.task.task_id for s in got}) == 1, got
+    outcomes = await asyncio.gather(
+        *(submitter.submit(Operation.MASK, video, {}, "k") for video in (1, 2)),
+        return_exceptions=True,
+    )
+    made = [o for o in outcomes if isinstance(o, Submission)]
+    refused = [o for o in outcomes if isinstance(o, Unprocessable)]
+    assert [m.duplicate for m in made] == [False], outcomes
+    assert [r.code for r in refused] == ["idempotency_key_reused"], outcomes
+    tasks, _ = await records.list_tasks(limit=50)
+    assert len(tasks) == 3
 
 
 async def test_idempotency_keys_must_be_visible_ascii(client: Client, clip_720p: Path) -> None:
