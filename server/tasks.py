@@ -35,6 +35,7 @@ from jobs.records import (
 )
 from jobs.runner import revoke_if_waiting
 from jobs.submit import Submission
+from server.auth import has_access
 from server.errors import client_gone, error_response
 from server.events import EVENT_ID, TaskEvent
 from server.json_body import read_json
@@ -335,7 +336,8 @@ async def task_events(request: web.Request) -> web.StreamResponse:
 
     Resumes after ``Last-Event-ID`` (header, or ``?last_event_id=``); without it, starts with the
     task's current state. A finished task's stream always ends with ``end``, whatever the id.
-    A client that leaves is noticed within about a second and its stream freed; past
+    A client that leaves is noticed within about a second and its stream freed, and so is a
+    stream whose session is signed out (or expires) while it is open; past
     ``VIDCORRECT_MAX_SSE_CLIENTS`` open streams the answer is 503 with ``Retry-After``.
     """
     app = request.app
@@ -371,12 +373,23 @@ async def _relay(
     sse: EventSourceResponse,
     events: AsyncIterator[TaskEvent | LocalEvent],
 ) -> None:
-    """Send ``events`` until the ``end`` one. While waiting, check every
-    :data:`GONE_CHECK_SECONDS` that the client is still there (the transport, and the
-    heartbeat, which stops at its first failed write); return when it is gone."""
+    """Send ``events`` until the ``end`` one. Every :data:`GONE_CHECK_SECONDS`, check that the
+    client is still there (the transport, and the heartbeat, which stops at its first failed
+    write) and that the request still has access (its session not signed out or expired since
+    the stream began); return when either is no longer so."""
+    loop = asyncio.get_running_loop()
     retry: int | None = RETRY_MS
     iterator = aiter(events)
     waiting: asyncio.Future[TaskEvent | LocalEvent | None] | None = None
+    checked = loop.time()
+
+    async def allowed() -> bool:  # at most once a GONE_CHECK_SECONDS (it may ask Redis)
+        nonlocal checked
+        if loop.time() - checked < GONE_CHECK_SECONDS:
+            return True
+        checked = loop.time()
+        return await has_access(request)
+
     try:
         while True:
             waiting = asyncio.ensure_future(anext(iterator, None))
@@ -384,8 +397,12 @@ async def _relay(
                 await asyncio.wait({waiting}, timeout=GONE_CHECK_SECONDS)
                 if not waiting.done() and (client_gone(request) or not sse.is_connected()):
                     return
+                if not await allowed():
+                    return
             event = waiting.result()
             if event is None:  # the server is shutting down
+                return
+            if not await allowed():
                 return
             await sse.send(event.data, id=event.id, event=event.event, retry=retry)
             retry = None

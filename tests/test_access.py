@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from dataclasses import replace
@@ -30,10 +31,12 @@ from server.access import (
 from server.app import create_app
 from server.auth import OPEN_API_PATHS, OPEN_OPS_PATHS
 from server.embedded_redis import EmbeddedRedis
-from tests.api import Client, expect_error, upload
+from tests.api import Client, expect_error, submit_mask, upload
+from tests.sse import read_events
 
 TOKEN = "s3cret-token-for-the-tests-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+ROI = {"x": 0, "y": 0, "width": 32, "height": 32}
 
 
 @pytest.fixture
@@ -304,3 +307,35 @@ async def test_successful_sign_ins_are_not_slowed(guarded: Client) -> None:
         for _ in range(30):
             assert (await _sign_in(guarded, TOKEN)).status == 200
         assert time.monotonic() - started < 10
+
+
+async def test_signing_out_ends_the_sessions_open_event_streams(
+    aiohttp_client: AiohttpClient, token_settings: Settings, clip_odd: Path
+) -> None:
+    """An event stream opened with the cookie ends within about a second of the session's
+    sign-out, on another server process too (before, the check ran only when a request began,
+    so a stream kept delivering events after sign-out)."""
+    one = await aiohttp_client(create_app(token_settings))
+    two = await aiohttp_client(create_app(token_settings))
+    resp = await one.post("/api/session/", json={"token": TOKEN})
+    cookie = session_cookie(resp)[SESSION_COOKIE].value
+    video = await upload(one, clip_odd)
+    task_id = await submit_mask(one, video["id"], {"mask_type": "custom", "roi": ROI})
+    streams = [  # the task stays queued (no worker): the streams stay open
+        await client.get(f"/api/task-status/{task_id}/events", cookies={SESSION_COOKIE: cookie})
+        for client in (one, two)
+    ]
+    for stream in streams:
+        assert stream.status == 200
+        assert len(await read_events(stream, limit=1)) == 1
+    bearer = await one.get(f"/api/task-status/{task_id}/events", headers=BEARER)
+    assert len(await read_events(bearer, limit=1)) == 1
+    resp = await two.delete("/api/session/", cookies={SESSION_COOKIE: cookie})
+    assert resp.status == 200
+    started = time.monotonic()
+    async with asyncio.timeout(5):
+        for stream in streams:
+            assert await read_events(stream) == []  # the server closed it, no event after
+    assert time.monotonic() - started < 2.5
+    assert not bearer.content.at_eof()  # the token cannot be signed out: its stream stays
+    bearer.close()
