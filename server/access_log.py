@@ -4,17 +4,21 @@ aiohttp's own access log writes the request line with its query string (``?filen
 upload is a patient's file name) plus Referer and User-Agent. This one logs the route that
 served the request (``/api/videos/{video_id}/``, not the path as sent), the ids it named, the
 status, the size and the time. :class:`RedactMalformedRequests` does the same for aiohttp's own
-report of a request it could not parse, which quotes the offending bytes.
+report of a request it could not parse, which quotes the offending bytes, and
+:func:`silence_multipart_warnings` for its warnings about a multipart part's
+``Content-Disposition`` header, which quote the header (and with it the upload's file name).
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 from aiohttp.web_request import BaseRequest
 
 log = structlog.get_logger("vidcorrect.access")
@@ -100,3 +104,13 @@ def redact_malformed_requests() -> None:
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, RedactMalformedRequests) for f in server_log.filters):
         server_log.addFilter(RedactMalformedRequests())
+
+
+def silence_multipart_warnings() -> None:
+    """Drop aiohttp's warnings about a ``Content-Disposition`` header it cannot read (an
+    unquoted ``filename=`` with spaces, ``filename*=`` without a charset, ...): each quotes the
+    header, file name included, and Python prints warnings to stderr. The upload goes on
+    without the name (or, when not even the part's ``name`` can be read, is refused with 400
+    ``missing_file``)."""
+    for category in (BadContentDispositionHeader, BadContentDispositionParam):
+        warnings.filterwarnings("ignore", category=category)

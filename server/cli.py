@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jobs.settings import Settings
     from jobs.storage import private_umask
     from jobs.worker import ResilientWorker, worker_options
-    from server.access_log import redact_malformed_requests
+    from server.access_log import redact_malformed_requests, silence_multipart_warnings
     from server.app import create_app
 
     try:
@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vidcorrect: {refusal}", file=sys.stderr)
         return 2
     redact_malformed_requests()
+    silence_multipart_warnings()
     try:
         app = create_app(settings.with_listen_host(args.host))
         log.info(

@@ -35,7 +35,12 @@ async def upload_source(request: web.Request) -> tuple[AsyncIterator[bytes], str
                     await part.release()
         except MULTIPART_ERRORS:
             raise _malformed() from None
-        raise InvalidRequest('The multipart upload has no "file" field.', code="missing_file")
+        raise InvalidRequest(
+            'The multipart upload has no "file" field (or its Content-Disposition header could '
+            'not be read: send form-data; name="file"; filename="..." as browsers and curl -F '
+            "do).",
+            code="missing_file",
+        )
     if request.content_type.startswith("video/") or request.content_type == (
         "application/octet-stream"
     ):

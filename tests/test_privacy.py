@@ -102,3 +102,47 @@ async def test_a_patient_file_name_never_appears_in_the_logs(tmp_path: Path) -> 
     for line in lines:
         for telltale in TELLTALES:
             assert telltale not in line.lower(), line
+
+
+#: Content-Disposition headers aiohttp cannot read; it warned with the header's text, which
+#: Python printed to the server's stderr.
+UNREADABLE_DISPOSITIONS = [
+    'form-data; name="file"; filename=Doe Jane 1961-03-04.mp4',  # unquoted, with spaces
+    'form-data; name="file"; filename*=Doe_Jane_1961-03-04.mp4',  # extended, no charset
+    'form-data; name="file"; filename="a.mp4"; filename="Doe_Jane_1961-03-04.mp4"',
+    "form-data; name=file; filename=Doe_Jane;1961-03-04.mp4",
+]
+
+
+async def test_an_unreadable_content_disposition_never_reaches_the_logs(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "clip.mp4", width=320, height=180, seconds=0.6)
+    served = Served(tmp_path / "data", {"VIDCORRECT_LOG_LEVEL": "debug"})
+    statuses = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            await served.wait_ready(session)
+            for disposition in UNREADABLE_DISPOSITIONS:
+                body = (
+                    f"--XyZ\r\nContent-Disposition: {disposition}\r\n"
+                    "Content-Type: video/mp4\r\n\r\n".encode()
+                    + clip.read_bytes()
+                    + b"\r\n--XyZ--\r\n"
+                )
+                async with session.post(
+                    f"{served.base}/api/videos/",
+                    data=body,
+                    headers={"Content-Type": "multipart/form-data; boundary=XyZ"},
+                ) as resp:
+                    answer = await resp.json()
+                    statuses.append(resp.status)
+                    if resp.status == 201:  # stored, under a name of the server's
+                        assert answer["filename"] == f"video-{answer['id']}.mp4", answer
+                    else:
+                        assert (resp.status, answer["error"]["code"]) == (400, "missing_file")
+    finally:
+        assert served.stop() == 0
+    assert 201 in statuses, statuses
+    output = served.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "request" in output  # the log did record the uploads
+    for telltale in TELLTALES:
+        assert telltale not in output.lower(), output
