@@ -69,6 +69,10 @@ class Settings:
     upload_min_rate: int = 1024
     #: Uploads one server process receives at once; past that, 503 with ``Retry-After``.
     max_concurrent_uploads: int = 16
+    #: Seconds an answer may stay unsent because its client takes nothing (a download or event
+    #: stream it does not read: a full TCP window) or acknowledges nothing before the
+    #: connection is closed (``TCP_USER_TIMEOUT``; Linux only).
+    send_timeout: int = 60
     #: Test only: the task with this id crashes its frame process (SIGSEGV) after one frame, to
     #: show that a crash ends that task alone. Read from ``VIDCORRECT_TEST_CRASH_TASK``, which
     #: no request can set; never set it in production.
@@ -101,6 +105,7 @@ class Settings:
             ("VIDCORRECT_UPLOAD_IDLE_TIMEOUT", "upload_idle_timeout", 1),
             ("VIDCORRECT_UPLOAD_MIN_RATE", "upload_min_rate", 0),
             ("VIDCORRECT_MAX_CONCURRENT_UPLOADS", "max_concurrent_uploads", 1),
+            ("VIDCORRECT_SEND_TIMEOUT", "send_timeout", 1),
         ):
             if name in env:
                 values[field] = _int_var(env, name, minimum)

@@ -4,13 +4,16 @@ aiohttp's own access log writes the request line with its query string (``?filen
 upload is a patient's file name) plus Referer and User-Agent. This one logs the route that
 served the request (``/api/videos/{video_id}/``, not the path as sent), the ids it named, the
 status, the size and the time. :class:`RedactMalformedRequests` does the same for aiohttp's own
-report of a request it could not parse, which quotes the offending bytes, and
+report of a request it could not parse, which quotes the offending bytes;
+:class:`ReportStalledSends` makes an answer the kernel gave up sending (``TCP_USER_TIMEOUT``, see
+:func:`server.app.bound_stalled_sends`) one info line instead of a traceback; and
 :func:`silence_multipart_warnings` for its warnings about a multipart part's
 ``Content-Disposition`` header, which quote the header (and with it the upload's file name).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import warnings
 
@@ -99,11 +102,30 @@ class RedactMalformedRequests(logging.Filter):
         return True
 
 
+class ReportStalledSends(logging.Filter):
+    """aiohttp logs "Unhandled exception" with a traceback when ``sendfile`` fails because the
+    kernel closed a connection whose client took nothing for ``VIDCORRECT_SEND_TIMEOUT``
+    (``ETIMEDOUT``); that is a client gone, logged as one info line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite such a record in place; every record passes."""
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, OSError) and error.errno == errno.ETIMEDOUT:
+            record.msg = "client took none of its answer for VIDCORRECT_SEND_TIMEOUT: closed"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def redact_malformed_requests() -> None:
-    """Install :class:`RedactMalformedRequests` on aiohttp's server logger (once)."""
+    """Install :class:`RedactMalformedRequests` and :class:`ReportStalledSends` on aiohttp's
+    server logger (once)."""
     server_log = logging.getLogger("aiohttp.server")
-    if not any(isinstance(f, RedactMalformedRequests) for f in server_log.filters):
-        server_log.addFilter(RedactMalformedRequests())
+    for kind in (RedactMalformedRequests, ReportStalledSends):
+        if not any(isinstance(f, kind) for f in server_log.filters):
+            server_log.addFilter(kind())
 
 
 def silence_multipart_warnings() -> None:

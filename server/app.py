@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -81,6 +84,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     metrics.follow_streams(app[SSE_SLOTS], app[UPLOAD_SLOTS])
     app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(bound_stalled_sends)
     app[STORAGE] = Storage(settings.data_dir)
     app[STORAGE].ensure()
     if settings.embedded:
@@ -103,6 +107,22 @@ def create_app(settings: Settings) -> web.Application:
 async def index(request: web.Request) -> web.FileResponse:
     """The browser page."""
     return web.FileResponse(STATIC_DIR / "index.html")
+
+
+async def bound_stalled_sends(request: web.Request, response: web.StreamResponse) -> None:
+    """Before an answer is sent: have the kernel close its connection when the client takes
+    none of it, or acknowledges none of it, for ``VIDCORRECT_SEND_TIMEOUT`` seconds
+    (``TCP_USER_TIMEOUT``). A write that cannot proceed otherwise waits forever (aiohttp's
+    ``sendfile`` and ``drain`` have no timeout), holding the connection and its handler."""
+    if sys.platform != "linux":
+        return
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    milliseconds = request.app[SETTINGS].send_timeout * 1000
+    with contextlib.suppress(OSError):  # not TCP (a Unix socket): nothing to bound
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, milliseconds)
 
 
 @web.middleware

@@ -8,7 +8,9 @@ Real sockets against a ``vidcorrect serve`` process with small limits set in its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,12 +19,14 @@ import aiohttp
 import pytest
 
 from jobs.settings import Settings
+from tests.media import make_video
 from tests.served import Served
 
 HEADER_TIMEOUT = 2
 WINDOW = 2
 MIN_RATE = 200  # bytes/s: 400 bytes per 2 s window
 MAX_UPLOADS = 3
+SEND_TIMEOUT = 2
 
 
 @pytest.fixture
@@ -37,6 +41,7 @@ async def served(tmp_path: Path, settings: Settings) -> AsyncIterator[Served]:
             "VIDCORRECT_UPLOAD_IDLE_TIMEOUT": str(WINDOW),
             "VIDCORRECT_UPLOAD_MIN_RATE": str(MIN_RATE),
             "VIDCORRECT_MAX_CONCURRENT_UPLOADS": str(MAX_UPLOADS),
+            "VIDCORRECT_SEND_TIMEOUT": str(SEND_TIMEOUT),
         },
     )
     try:
@@ -229,3 +234,44 @@ async def test_a_slow_json_body_is_cut_off_with_408(served: Served, trickle: boo
     assert head.startswith(b"HTTP/1.1 408 "), answer
     assert b"connection: close" in head.lower()
     assert json.loads(body)["error"]["code"] == "body_too_slow"
+
+
+async def test_a_download_its_client_does_not_read_is_cut_off(
+    served: Served, tmp_path: Path
+) -> None:
+    """A client that opens a download and reads nothing (its TCP window full) has its connection
+    closed after VIDCORRECT_SEND_TIMEOUT; before, the server waited for it forever. Seen from
+    the client: when it reads at last, the download breaks off short of the file's size."""
+    clip = make_video(tmp_path / "clip.mp4", width=160, height=120, seconds=0.4)
+    size = 16 * 1024 * 1024  # an MP4 "free" box pads it past every socket buffer
+    padded = clip.read_bytes() + (size - clip.stat().st_size).to_bytes(4, "big") + b"free"
+    padded += bytes(size - len(padded))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{served.base}/api/videos/?filename=big.mp4",
+            data=padded,
+            headers={"Content-Type": "video/mp4"},
+        ) as resp,
+    ):
+        assert resp.status == 201, await resp.text()
+        video_id = (await resp.json())["id"]
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a window that fills at once
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", served.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    host = f"127.0.0.1:{served.port}"
+    writer.write(f"GET /api/videos/{video_id}/file HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    await writer.drain()
+    await asyncio.sleep(SEND_TIMEOUT + 3)  # reading nothing
+    received = 0
+    with contextlib.suppress(ConnectionError):
+        async with asyncio.timeout(30):
+            while chunk := await reader.read(1 << 20):
+                received += len(chunk)
+    writer.close()
+    assert 0 < received < size, received
+    lines = [json.loads(line) for line in served.log_path.read_text().splitlines() if line]
+    assert not [line for line in lines if line["level"] in ("error", "critical")], lines
+    assert any("VIDCORRECT_SEND_TIMEOUT" in line["event"] for line in lines), lines
