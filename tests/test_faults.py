@@ -25,7 +25,8 @@ from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from tests.api import Client, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video, sha256
-from tests.processes import SpawnWorker, service_env, start_process
+from tests.pausing import catch_frame_process, frozen
+from tests.processes import SpawnWorker, descendants, service_env, start_process
 from tests.served import free_port
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
@@ -59,19 +60,29 @@ async def wait_for_progress(client: Client, task_id: str, at_least: int) -> dict
 async def test_a_crashing_frame_process_fails_its_task_alone(
     client: Client, settings: Settings, spawn_worker: SpawnWorker, clip_720p: Path
 ) -> None:
-    """One job's frame process segfaults (the test hook VIDCORRECT_TEST_CRASH_TASK) while
-    another job runs on the same worker process: the first ends FAILURE worker_crash, the
-    other SUCCESS, and the worker is still alive and takes the next job."""
+    """One job's frame process is killed by a real SIGSEGV (what a decoder reading out of bounds
+    gets) while another job runs on the same worker process: the first ends FAILURE
+    worker_crash, the other SUCCESS, and the worker is still alive and takes the next job.
+    Both frame processes are held stopped until the signal is sent, so both jobs surely run."""
     first, second = await upload(client, clip_720p), await upload(client, clip_720p)
     steady = await submit_mask(client, first["id"], DEVICE_MASK)
     crashing = await submit_mask(client, second["id"], DEVICE_MASK)
-    worker = spawn_worker(VIDCORRECT_TEST_CRASH_TASK=crashing)  # takes both at once
+    worker = spawn_worker()  # takes both at once
+    async with frozen(settings.data_dir, first["id"]) as steady_frames:
+        target = await catch_frame_process(settings.data_dir, second["id"])
+        helpers = descendants(worker.pid)
+        assert {steady_frames.pid, target.pid} <= set(helpers), "not both on this worker"
+        target.send(signal.SIGSEGV)  # delivered when it runs again
+        target.resume()
 
-    crashed = (await follow_task(client, crashing, timeout=60))[-1]
-    assert crashed["state"] == "FAILURE", crashed
-    assert crashed["error"]["code"] == "worker_crash"
-    assert "SIGSEGV" in crashed["error"]["message"]
-    assert crashed["result"] is None
+        crashed = (await follow_task(client, crashing, timeout=60))[-1]
+        assert crashed["state"] == "FAILURE", crashed
+        assert crashed["error"]["code"] == "worker_crash"
+        assert "SIGSEGV" in crashed["error"]["message"]
+        assert crashed["result"] is None
+        running = await (await client.get(f"/api/task-status/{steady}/")).json()
+        assert running["state"] in ("STARTED", "PROGRESS"), running
+        assert steady_frames.alive()
     done = (await follow_task(client, steady, timeout=120))[-1]
     assert done["state"] == "SUCCESS", done
     assert done["result"]["verification"]["passed"]

@@ -20,8 +20,6 @@ def test_defaults_are_embedded_with_documented_limits() -> None:
     assert (settings.max_queued, settings.heartbeat_timeout) == (100, 20)
     assert settings.use_async_tasks is True
     assert settings.task_retention_days == 0
-    assert settings.test_crash_task is None  # the crash hook is off unless a test sets it
-    assert Settings.from_env({"VIDCORRECT_TEST_CRASH_TASK": "ab12"}).test_crash_task == "ab12"
 
 
 def test_environment_and_overrides() -> None:
@@ -55,7 +53,6 @@ def test_environment_and_overrides() -> None:
         ({"VIDCORRECT_LOG_FORMAT": "xml"}, "VIDCORRECT_LOG_FORMAT"),
         ({"USE_ASYNC_TASKS": "maybe"}, "USE_ASYNC_TASKS must be true or false"),
         ({"VIDCORRECT_HEARTBEAT_TIMEOUT": "1"}, "at least 3"),
-        ({"VIDCORRECT_TEST_CRASH_TASK": "../x"}, "VIDCORRECT_TEST_CRASH_TASK must be a task id"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], words: str) -> None:
