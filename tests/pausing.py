@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from tests.api import Client
+
 #: What a forkserver's command line (and so every process it forks) contains.
 FORKSERVER = b"multiprocessing.forkserver"
 #: How often /proc is looked at while waiting for a frame process (seconds).
@@ -158,3 +160,10 @@ def frames_done(status: dict[str, object]) -> int:
     text = status.get("status")
     found = FRAMES.search(text) if isinstance(text, str) else None
     return int(found.group(1)) if found and status.get("state") == "PROGRESS" else 0
+
+
+async def frames_reported(client: Client, task_id: str, at_least: int = 1) -> bool:
+    """Whether the task's status (through the API) reports ``at_least`` frames done."""
+    status = await (await client.get(f"/api/task-status/{task_id}/")).json()
+    assert status["state"] not in ("SUCCESS", "FAILURE", "REVOKED"), status
+    return frames_done(status) >= at_least
