@@ -22,7 +22,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+from jobs.records import Records
 from tests.api import Client
 
 #: What a forkserver's command line (and so every process it forks) contains.
@@ -155,15 +157,50 @@ async def frozen(
 FRAMES = re.compile(r"frame ([0-9]+)/")
 
 
-def frames_done(status: dict[str, object]) -> int:
+def frames_done(status: dict[str, Any]) -> int:
     """The frames done that a PROGRESS status reports ("Encoding frame 12/250 ..."), else 0."""
     text = status.get("status")
     found = FRAMES.search(text) if isinstance(text, str) else None
     return int(found.group(1)) if found and status.get("state") == "PROGRESS" else 0
 
 
-async def frames_reported(client: Client, task_id: str, at_least: int = 1) -> bool:
-    """Whether the task's status (through the API) reports ``at_least`` frames done."""
-    status = await (await client.get(f"/api/task-status/{task_id}/")).json()
+#: Reads a task's status (the JSON of ``GET /api/task-status/{id}/``).
+StatusOf = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def api_status(client: Client, task_id: str) -> StatusOf:
+    """The task's status through the app under test."""
+
+    async def read() -> dict[str, Any]:
+        return dict(await (await client.get(f"/api/task-status/{task_id}/")).json())
+
+    return read
+
+
+def record_status(records: Records, task_id: str) -> StatusOf:
+    """The task's status straight from its record in Redis."""
+
+    async def read() -> dict[str, Any]:
+        return (await records.get_task(task_id)).to_api()
+
+    return read
+
+
+async def reports_frames(status_of: StatusOf, at_least: int = 1) -> bool:
+    """Whether the running task's status reports ``at_least`` frames done."""
+    status = await status_of()
     assert status["state"] not in ("SUCCESS", "FAILURE", "REVOKED"), status
     return frames_done(status) >= at_least
+
+
+async def frames_reported(client: Client, task_id: str, at_least: int = 1) -> bool:
+    """Whether the task's status (through the API) reports ``at_least`` frames done."""
+    return await reports_frames(api_status(client, task_id), at_least)
+
+
+async def advance(frames: FrameProcess, status_of: StatusOf) -> int:
+    """Let the stopped job run until its status reports more frames than it does now, so that
+    one more PROGRESS event has been published; returns the frames it reports then."""
+    before = frames_done(await status_of())
+    await frames.run_until(lambda: reports_frames(status_of, before + 1))
+    return frames_done(await status_of())
