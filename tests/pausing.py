@@ -110,18 +110,23 @@ class FrameProcess:
         os.kill(self.pid, signum)
 
     async def run_until(
-        self, done: Callable[[], Awaitable[bool]], timeout: float = 60, step: float = STEP
+        self,
+        done: Callable[[], Awaitable[bool]],
+        timeout: float = 60,
+        step: float = STEP,
+        rest: float = STEP,
     ) -> None:
         """Let the stopped process run in short steps until ``done()`` is true; it is stopped
         again when this returns. A step is far shorter than any test's job, so the job never
-        runs past the point the test waits for by more than a step's few frames."""
+        runs past the point the test waits for by more than a step's few frames. Between steps
+        it rests ``rest`` seconds (what it sent meanwhile reaches the worker and Redis)."""
         deadline = time.monotonic() + timeout
         while not await done():
             assert time.monotonic() < deadline, "the job never got there"
             self.resume()
             await asyncio.sleep(step)
             self.stop()
-            await asyncio.sleep(step)  # what it sent meanwhile reaches the worker and Redis
+            await asyncio.sleep(rest)
 
 
 async def catch_frame_process(
