@@ -135,8 +135,8 @@ async def catch_frame_process(
     """Wait for the frame process of a job on ``video_id`` (any video of ``data_dir`` when
     None) and stop it as soon as it appears, before it has done much; returns it stopped."""
     deadline = time.monotonic() + timeout
-    while True:
-        found = frame_processes(data_dir, video_id)
+    while True:  # (scanned in a thread: an app under test may share this event loop)
+        found = await asyncio.to_thread(frame_processes, data_dir, video_id)
         if found:
             assert len(found) == 1, f"several frame processes on one video: {found}"
             process = FrameProcess(found[0])
