@@ -82,20 +82,26 @@ async def test_full_event_sequence_then_end_and_close(
 
 
 async def test_resume_after_disconnect_misses_and_repeats_nothing(
-    client: Client, worker: Worker, clip_8s: Path
+    client: Client, worker: Worker, settings: Settings, clip_8s: Path
 ) -> None:
+    """The job is held from its start: the first connection drops surely mid-job, and the job
+    publishes more progress before the second one is made."""
     video = await upload(client, clip_8s)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
     url = f"/api/task-status/{task_id}/events"
     first = await client.get(url, params={"last_event_id": "0-0"})
-    before: list[Event] = []
-    while not before or states(before)[-1] != "PROGRESS":
-        before += await read_events(first, limit=1)
-    first.close()  # a dropped connection, mid-job
+    async with frozen(settings.data_dir, video["id"]) as frames:
+        await advance(frames, api_status(client, task_id))
+        before: list[Event] = []
+        while not before or states(before)[-1] != "PROGRESS":
+            before += await read_events(first, limit=1)
+        first.close()  # a dropped connection, mid-job
+        missed = await advance(frames, api_status(client, task_id))
 
     second = await client.get(url, headers={"Last-Event-ID": str(before[-1].id)})
     after = await read_events(second)
     assert after[-1].event == "end"
+    assert any(f"frame {missed}/" in json.loads(e.data)["status"] for e in after)
     ids = [e.id for e in before + after]
     assert ids == await logged_ids(client, task_id)
     assert len(ids) == len(set(ids))
