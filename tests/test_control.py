@@ -149,6 +149,11 @@ async def test_four_masks_at_once_all_finish(
     videos = [await upload(client, clip) for clip in (clip_720p, clip_odd, clip_720p, clip_odd)]
     task_ids = [await submit_mask(client, v["id"], DEVICE_MASK) for v in videos]
     async with in_process_worker(four):
+        # Each job is held as its frame process starts, until all four have one: they surely
+        # run at the same time, however quickly the first would have finished.
+        held = [await catch_frame_process(settings.data_dir, v["id"]) for v in videos]
+        for frames in held:
+            frames.resume()
         finals = await asyncio.gather(*(follow_task(client, t) for t in task_ids))
     for seen in finals:
         assert seen[-1]["state"] == "SUCCESS", seen[-1]
