@@ -69,10 +69,6 @@ class Settings:
     upload_min_rate: int = 1024
     #: Uploads one server process receives at once; past that, 503 with ``Retry-After``.
     max_concurrent_uploads: int = 16
-    #: Test only: the task with this id crashes its frame process (SIGSEGV) after one frame, to
-    #: show that a crash ends that task alone. Read from ``VIDCORRECT_TEST_CRASH_TASK``, which
-    #: no request can set; never set it in production.
-    test_crash_task: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -108,7 +104,6 @@ class Settings:
             ("VIDCORRECT_X264_PRESET", "x264_preset"),
             ("VIDCORRECT_KEY_PREFIX", "key_prefix"),
             ("VIDCORRECT_LOG_LEVEL", "log_level"),
-            ("VIDCORRECT_TEST_CRASH_TASK", "test_crash_task"),
         ):
             if value := env.get(name, "").strip():
                 values[field] = value
@@ -150,8 +145,6 @@ class Settings:
                 f"VIDCORRECT_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters long "
                 "(e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe())')"
             )
-        if self.test_crash_task is not None and not TASK_ID.fullmatch(self.test_crash_task):
-            raise ConfigError("VIDCORRECT_TEST_CRASH_TASK must be a task id (tests only)")
 
     def with_listen_host(self, host: str) -> Settings:
         """A copy that also answers to the address ``serve --host`` listens on, when that is a
@@ -193,8 +186,6 @@ class Settings:
 
 #: Shortest API token accepted: long enough that guessing it is hopeless.
 MIN_TOKEN_LENGTH = 16
-#: What a task id looks like (the HTTP routes accept the same).
-TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 X264_PRESETS = (
     "ultrafast",

@@ -84,9 +84,9 @@ def clip_odd(media_dir: Path) -> Path:
 
 @pytest.fixture
 def worker_env(settings: Settings) -> dict[str, str]:
-    """The environment of a worker process for the test's settings (short heartbeat, a slower
-    preset so that jobs last a few seconds)."""
-    return service_env(settings, VIDCORRECT_HEARTBEAT_TIMEOUT="3", VIDCORRECT_X264_PRESET="medium")
+    """The environment of a worker process for the test's settings (short heartbeat). Tests
+    that need a job to outlast something hold it with tests.pausing, not with a slow preset."""
+    return service_env(settings, VIDCORRECT_HEARTBEAT_TIMEOUT="3")
 
 
 @pytest.fixture

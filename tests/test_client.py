@@ -27,6 +27,7 @@ from server.cli import main
 from tests.api import Client, upload
 from tests.checks import assert_masked
 from tests.media import make_video
+from tests.pausing import catch_frame_process
 from tests.proxy import Proxy, header_fields
 
 TIMEOUT = 120.0
@@ -223,7 +224,7 @@ async def test_without_an_event_stream_the_client_polls(
 
 @pytest.fixture(scope="session")
 def slow_clip(media_dir: Path) -> Path:
-    """1280x720, 8 s: several seconds of work for a worker at preset medium."""
+    """1280x720, 8 s: 200 frames, so that a job held a few frames in is mid-job."""
     return make_video(media_dir / "slow.mp4", width=1280, height=720, seconds=8.0, audio=False)
 
 
@@ -238,18 +239,37 @@ async def test_cancel_stops_a_followed_running_task_which_exits_revoked(
     )  # fmt: skip
     assert process.stdout is not None
     assert process.stderr is not None
-    async with in_process_worker(replace(settings, x264_preset="medium")):
+    errors = bytearray()
+
+    async def collect_errors() -> None:
+        assert process.stderr is not None
+        while line := await process.stderr.readline():
+            errors.extend(line)
+
+    async def progress_shown() -> bool:  # the CLI prints a line per 10 % (and per state)
+        return re.search(rb"PROGRESS  Encoding frame [1-9]", errors) is not None
+
+    collecting = asyncio.create_task(collect_errors())
+    # The job's frame process is caught as it starts (the upload's probe reads the file under
+    # tmp/, not videos/) and let go in steps until the CLI shows its frames; it is held while
+    # the CLI cancels it.
+    catching = asyncio.create_task(catch_frame_process(settings.data_dir))
+    async with in_process_worker(settings):
         task_id = (await asyncio.wait_for(process.stdout.readline(), TIMEOUT)).decode().strip()
         assert TASK_ID.match(task_id)
-        seen = b""
-        while not re.search(rb"PROGRESS  Encoding frame [1-9]", seen):
-            line = await asyncio.wait_for(process.stderr.readline(), TIMEOUT)
-            assert line, seen
-            seen += line
-        cancel = await vidcorrect(here, "cancel", task_id, "--url", url)
-        assert cancel.code == 0, cancel.err
-        assert cancel.out.startswith(f"{task_id}  ")
-        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+        frames = await catching
+        try:
+            await frames.run_until(progress_shown, timeout=TIMEOUT)
+            cancel = await vidcorrect(here, "cancel", task_id, "--url", url)
+            assert cancel.code == 0, cancel.err
+            assert cancel.out.startswith(f"{task_id}  ")
+            out = await asyncio.wait_for(process.stdout.read(), TIMEOUT)
+            await asyncio.wait_for(process.wait(), TIMEOUT)
+            await collecting
+            err = bytes(errors)
+            assert not frames.alive(), "the cancel should have killed the held frame process"
+        finally:
+            frames.resume()
     assert process.returncode == 3, err
     assert out == b"", "no output path"
     rest = err.decode()

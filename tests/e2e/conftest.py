@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,16 +72,9 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
         yield running
 
 
-@pytest.fixture
-async def slow_service(settings: Settings) -> AsyncIterator[Service]:
-    """App and a worker encoding with x264 "medium", so a 10 s clip takes a few seconds."""
-    async with running_service(dataclasses.replace(settings, x264_preset="medium")) as running:
-        yield running
-
-
 @pytest.fixture(scope="session")
 def clip_10s(media_dir: Path) -> Path:
-    """1280x720, 25 fps, 10 s, H.264 + AAC: long enough to watch, reload and cancel."""
+    """1280x720, 25 fps, 10 s, H.264 + AAC: a job with room to be held mid-way."""
     return make_video(media_dir / "clip_10s.mp4", width=1280, height=720, seconds=10.0)
 
 

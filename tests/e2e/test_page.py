@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,11 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 
 from tests.e2e.conftest import Service, screenshot
+from tests.pausing import FrameProcess, catch_frame_process
 from tests.scenes import SceneTruth, make_scene_video
+
+#: A task card, and its job's frame process held stopped.
+HeldTask = tuple[Locator, FrameProcess]
 
 DONE_TIMEOUT = 60_000
 
@@ -49,6 +54,31 @@ async def expect_done(card: Locator) -> None:
     await expect(card.get_by_test_id("task-percent")).to_have_text("100%", timeout=DONE_TIMEOUT)
     await expect(card).to_have_attribute("data-state", "SUCCESS")
     await expect(card.get_by_test_id("task-progress")).to_have_attribute("aria-valuenow", "100")
+
+
+async def shows_running(card: Locator) -> bool:
+    """Whether the card shows the worker encoding (what :func:`wait_running` waits for)."""
+    valuenow = await card.get_by_test_id("task-progress").get_attribute("aria-valuenow")
+    return (
+        await card.get_attribute("data-state") == "PROGRESS"
+        and "frame" in await card.get_by_test_id("task-status").inner_text()
+        and re.match(r"^[1-9]", valuenow or "") is not None
+    )
+
+
+async def start_held_mask(page: Page, service: Service, video: dict[str, Any]) -> HeldTask:
+    """Start a mask from the page and hold its frame process (caught as it starts) once the
+    card shows it encoding: the task is surely mid-way, however fast the encoder is."""
+    catching = asyncio.create_task(catch_frame_process(service.settings.data_dir, video["id"]))
+    card = await start_mask(page)
+    frames = await catching
+    try:
+        await frames.run_until(lambda: shows_running(card))
+        await wait_running(card)
+    except BaseException:
+        frames.resume()
+        raise
+    return card, frames
 
 
 async def wait_running(card: Locator) -> None:
@@ -152,16 +182,21 @@ async def test_draw_a_roi_and_mask_until_done(
     await screenshot(page, "done.png")
 
 
-async def test_cancel_a_running_task(page: Page, slow_service: Service, clip_10s: Path) -> None:
-    video = await slow_service.upload(clip_10s)
-    await open_video(page, slow_service, video)
-    card = await start_mask(page)
-    await wait_running(card)
-    await expect(card.get_by_test_id("task-eta")).to_contain_text(re.compile(r"left|estimating"))
-    await screenshot(page, "progress.png")
+async def test_cancel_a_running_task(page: Page, service: Service, clip_10s: Path) -> None:
+    video = await service.upload(clip_10s)
+    await open_video(page, service, video)
+    card, frames = await start_held_mask(page, service, video)
+    try:
+        await expect(card.get_by_test_id("task-eta")).to_contain_text(
+            re.compile(r"left|estimating")
+        )
+        await screenshot(page, "progress.png")
 
-    await card.get_by_test_id("task-cancel").click()
-    await expect(card.get_by_test_id("task-state")).to_have_text("Cancelled")
+        await card.get_by_test_id("task-cancel").click()
+        await expect(card.get_by_test_id("task-state")).to_have_text("Cancelled")
+        assert not frames.alive(), "the cancel should have killed the held frame process"
+    finally:
+        frames.resume()
     await expect(card).to_have_attribute("data-state", "REVOKED")
     await expect(card.get_by_test_id("task-cancel")).to_be_hidden()
     await expect(card.get_by_test_id("task-download")).to_be_hidden()
@@ -169,18 +204,20 @@ async def test_cancel_a_running_task(page: Page, slow_service: Service, clip_10s
 
 
 async def test_a_running_task_survives_a_reload(
-    page: Page, slow_service: Service, clip_10s: Path
+    page: Page, service: Service, clip_10s: Path
 ) -> None:
-    video = await slow_service.upload(clip_10s)
-    await open_video(page, slow_service, video)
-    card = await start_mask(page)
+    video = await service.upload(clip_10s)
+    await open_video(page, service, video)
+    card, frames = await start_held_mask(page, service, video)
     task_id = await card.get_attribute("data-task-id")
-    await wait_running(card)
-
-    await page.reload()
-    again = page.locator(f"[data-testid=task-card][data-task-id='{task_id}']")
-    await expect(again).to_be_visible()
-    await expect(page.locator("#video-title")).to_have_text(video["filename"])
+    try:
+        await page.reload()  # while the task surely runs
+        again = page.locator(f"[data-testid=task-card][data-task-id='{task_id}']")
+        await expect(again).to_be_visible()
+        await expect(page.locator("#video-title")).to_have_text(video["filename"])
+        await wait_running(again)
+    finally:
+        frames.resume()
     await expect_done(again)
     await expect(again.get_by_test_id("task-download")).to_be_visible()
     # Remembered only while running.
