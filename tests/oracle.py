@@ -59,6 +59,7 @@ INSIDE_PSNR = 35.0  # luma PSNR of the kept picture against its source frame, dB
 MATCH_WINDOW = 3  # identity: the source frame must match best among this many each side
 TONE_TOLERANCE_HZ = 50.0
 AUDIO_SLACK_S = 2048 / 48_000  # audio vs video duration (AAC frame granularity)
+TWIN_DB = 1.5  # match_frames: source frames this close to the best match are its twins
 
 #: Pixel formats decoded as they are (8 bits, planar): name -> (horizontal, vertical)
 #: chroma subsampling. Anything else is converted by ffmpeg to yuv444p.
@@ -505,3 +506,53 @@ def _record(output: Path) -> None:
     if target and test:
         with open(target, "a", encoding="utf-8") as f:
             f.write(json.dumps({"test": test, "judged": output.name}) + "\n")
+
+
+# ----------------------------------------------------------------- scenes (no burned numbers)
+
+
+def match_frames(
+    output: Path, source: Path, region: Region | None = None, inner_px: int = INNER_PX
+) -> list[tuple[int, ...]]:
+    """For each output frame, the source frames it may show: the best match (luma PSNR inside
+    the kept region, at least INSIDE_PSNR) among the source frames after the previous output
+    frame's, and any other within TWIN_DB of it (frames that only differ by a little noise,
+    such as a blank scene's); the earliest is taken as the one shown. For sources without
+    burned-in numbers (the scene videos). The output is also checked to be black outside
+    `region` (beyond MARGIN_PX); the picture is compared `inner_px` inside it."""
+    _record(output)
+    out_info, src_info = probe(output), probe(source)
+    w, h = out_info.width, out_info.height
+    if (w, h) != (src_info.width, src_info.height):
+        raise OracleError(f"size {w}x{h} != source's")
+    fmt = out_info.pix_fmt if out_info.pix_fmt in _NATIVE else "yuv444p"
+    if region is None:
+        keep: Bool2D = np.ones((h, w), dtype=np.bool_)
+        inner = keep
+    else:
+        keep = ref_keep(w, h, region.roi, region.shape)  # type: ignore[arg-type]
+        inner = ~grow(~keep, inner_px)
+    far = ~grow(keep, MARGIN_PX)
+    sx, sy = _NATIVE[fmt]
+    c_far = _chroma_all(far, sx, sy)
+    sample = inner.copy()
+    sample[1::2, :] = False
+    sample[:, 1::2] = False
+    src = np.stack([p.y[sample] for p in decode_video(source, src_info, fmt)]).astype(np.float32)
+    shows: list[tuple[int, ...]] = []
+    for j, out in enumerate(decode_video(output, out_info, fmt)):
+        if far.any():
+            y_out, c_dev = int(out.y[far].max()), _chroma_dev(out, c_far)
+            if y_out > OUTSIDE_Y_MAX or c_dev > OUTSIDE_C_DEV:
+                raise OracleError(f"output frame {j}: outside the region luma {y_out}, dev {c_dev}")
+        after = shows[-1][0] + 1 if shows else 0
+        if after >= len(src):
+            raise OracleError(f"output frame {j}: no source frame left to show")
+        mse = np.mean((src[after:] - out.y[sample].astype(np.float32)) ** 2, axis=1)
+        best = float(mse.min())
+        value = math.inf if best == 0 else 10 * math.log10(255**2 / best)
+        if value < INSIDE_PSNR:
+            raise OracleError(f"output frame {j}: matches no source frame ({value:.1f} dB)")
+        twins = np.flatnonzero(mse <= best * 10 ** (TWIN_DB / 10))
+        shows.append(tuple(after + int(i) for i in twins))
+    return shows
