@@ -42,6 +42,7 @@ import numpy.typing as npt
 from jobs.video import Roi
 from tests.checks import chroma_all, grow, ref_keep
 from tests.media import CODE_BITS, CodeRow, tone_hz
+from tests.scenes import SceneTruth
 
 U8 = npt.NDArray[np.uint8]
 Bool2D = npt.NDArray[np.bool_]
@@ -492,6 +493,37 @@ def judge_removal(
     """A removal output, against the request's frame list or ranges and the source."""
     truth = removal_request_truth(body, len(probe(source).times))
     return judge(output, source, truth, numbered=numbered)
+
+
+#: Frames to be kept that an analysis may lose at scene changes (sample_every up to 2).
+SCENE_LOST_AT_MOST = 0.05
+
+
+def judge_scene_removal(
+    output: Path,
+    truth: SceneTruth,
+    removed: set[str],
+    region: Region | None = None,
+    inner_px: int = INNER_PX,
+) -> list[int]:
+    """Judge an output of a scene video (tests.scenes) against the script's ground truth:
+    its frames, matched to the source's (match_frames), include no frame of a `removed` kind,
+    and at most SCENE_LOST_AT_MOST of the frames to keep are missing. Returns the source
+    frames shown."""
+    published: list[int] = []
+    for j, twins in enumerate(match_frames(output, truth.path, region, inner_px)):
+        labels = {truth.labels[i] for i in twins}
+        if len(labels) != 1:
+            raise OracleError(f"output frame {j} could be source frames {twins}: {labels}")
+        if labels & removed:
+            raise OracleError(f"output frame {j} is source frame {twins[0]}: {labels}")
+        published.append(twins[0])
+    to_keep = [i for i, label in enumerate(truth.labels) if label not in removed]
+    lost = sorted(set(to_keep) - set(published))
+    if len(lost) > SCENE_LOST_AT_MOST * truth.frames:
+        raise OracleError(f"frames to keep that are missing: {lost}")
+    print(f"oracle: published {len(published)} of {len(to_keep)} frames to keep; lost {lost}")
+    return published
 
 
 # ------------------------------------------------------------------------ coverage record

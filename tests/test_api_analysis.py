@@ -12,10 +12,9 @@ from arq.worker import Worker
 import jobs.operations
 from jobs.settings import Settings
 from jobs.video.checked import analyze_and_write_checked, write_checked
-from jobs.video.timeline import format_ranges, merge_ranges
 from tests.api import Client, download, expect_error, follow_task, upload
 from tests.media import iter_frames
-from tests.oracle import Region, match_frames, region_of
+from tests.oracle import Region, judge_scene_removal, region_of
 from tests.scenes import Scene, SceneTruth, make_scene_video
 
 
@@ -26,34 +25,6 @@ def scenes(media_dir: Path) -> SceneTruth:
 
 
 SENSITIVE = {"text_screen", "non_endoscopic"}  # what automatic removal removes by default
-#: Frames to be kept that an analysis may lose, at scene changes (sample_every up to 2).
-LOST_AT_MOST = 0.05
-
-
-def truth_ranges(truth: SceneTruth, labels: set[str]) -> str:
-    return format_ranges(
-        merge_ranges((i, i) for i, label in enumerate(truth.labels) if label in labels)
-    )
-
-
-def assert_scene_removal(
-    truth: SceneTruth, shows: list[tuple[int, ...]], removed: set[str]
-) -> list[int]:
-    """Judge an output (its frames matched to the source by tests.oracle.match_frames)
-    against the scene ground truth: no frame of a removed kind is published, and at most
-    LOST_AT_MOST of the frames to keep are missing. Returns the source frames shown."""
-    published: list[int] = []
-    for j, twins in enumerate(shows):
-        labels = {truth.labels[i] for i in twins}
-        assert len(labels) == 1, f"output frame {j} could be source frames {twins}"
-        assert not labels & removed, f"output frame {j} is source frame {twins[0]}: {labels}"
-        published.append(twins[0])
-    to_keep = [i for i, label in enumerate(truth.labels) if label not in removed]
-    lost = sorted(set(to_keep) - set(published))
-    assert len(lost) <= LOST_AT_MOST * truth.frames, f"kept frames lost: {lost}"
-    print(f"published {len(published)} of {len(to_keep)} frames to keep; lost {lost}")
-    print(f"removed: truth {truth_ranges(truth, removed)}")
-    return published
 
 
 async def submit(client: Client, path: str, body: Any) -> str:
@@ -110,7 +81,7 @@ async def test_automatic_removal_cuts_what_the_analysis_flagged(
     assert final["result"]["frames"] == scenes.frames - final["result"]["removed_frames"]
     assert final["result"]["verification"]["passed"] is True
     output = await download(client, final, settings.data_dir / "out.mp4")
-    assert_scene_removal(scenes, match_frames(output, scenes.path), SENSITIVE)
+    judge_scene_removal(output, scenes, SENSITIVE)
 
 
 async def test_reprocess_masks_and_removes_in_one_encode_pass(
@@ -162,8 +133,7 @@ async def test_reprocess_masks_and_removes_in_one_encode_pass(
     # and no frame the ground truth calls sensitive.
     downloaded = await download(client, final, settings.data_dir / "out.mp4")
     margin = round(0.03 * scenes.width)  # the suggested ROI may be 2 % off the true disc
-    shows = match_frames(downloaded, scenes.path, Region(scenes.disc, "ellipse"), margin)
-    assert_scene_removal(scenes, shows, SENSITIVE)
+    judge_scene_removal(downloaded, scenes, SENSITIVE, Region(scenes.disc, "ellipse"), margin)
 
 
 async def test_reprocess_with_a_given_mask_and_labels(
@@ -196,8 +166,7 @@ async def test_reprocess_with_a_given_mask_and_labels(
     assert "blank" in flagged
     output = await download(client, final, settings.data_dir / "out.mp4")
     region = region_of(body, scenes.width, scenes.height)
-    shows = match_frames(output, scenes.path, region)
-    assert_scene_removal(scenes, shows, {"blank", "text_screen", "non_endoscopic"})
+    judge_scene_removal(output, scenes, {"blank", "text_screen", "non_endoscopic"}, region)
 
 
 async def test_reprocess_that_would_remove_everything_fails_clearly(

@@ -13,7 +13,8 @@ from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.keys import RECORDS
-from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
+from tests.oracle import judge_mask, judge_removal
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 
@@ -101,8 +102,12 @@ async def test_legacy_synchronous_mode_answers_with_the_result(
         assert answer["task_id"] is None
         assert answer["result"]["frames"] == 50
         assert answer["result"]["verification"]["passed"] is True
+        output = await download(client, answer, settings.data_dir / "mask.mp4")
+        judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
         resp = await client.post(
             f"/api/video-remove-frames/{video['id']}/", json={"frame_ranges": "0-9"}
         )
         answer = await resp.json()
         assert answer["result"]["frames"] == 40
+        output = await download(client, answer, settings.data_dir / "removal.mp4")
+        judge_removal(output, clip_720p, {"frame_ranges": "0-9"}, numbered=True)
