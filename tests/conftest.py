@@ -24,17 +24,25 @@ from tests.media import make_video
 from tests.oracle import RECORD_ENV
 from tests.processes import SpawnWorker, service_env, start_process
 
+_STARTED = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    item.stash[_STARTED] = time.time()  # fixtures may publish outputs too
+    yield
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """With VIDCORRECT_ORACLE_RECORD set (a file), note every output a test published (files
-    written to an outputs/ folder under the test run's temp dir during the test), for
+    written to an outputs/ folder under the run's temp dir since its set-up began), for
     tests/oracle_coverage.py; tests/oracle.py notes every output it judged."""
-    target = os.environ.get(RECORD_ENV)
-    started = time.time()
     yield
+    target = os.environ.get(RECORD_ENV)
     if not target:
         return
+    started = item.stash[_STARTED]
     base: Path = item.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
     published = [
         p.name for p in base.rglob("outputs/*") if p.is_file() and p.stat().st_mtime >= started

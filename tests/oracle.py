@@ -88,13 +88,14 @@ class Probe:
     height: int
     pix_fmt: str
     rate: Fraction  # the video stream's r_frame_rate
-    times: list[float]  # every video frame's presentation time, in order (seconds)
+    times: list[float]  # every video packet's presentation time, in order (seconds)
     audio_rate: int | None  # None: no audio stream
     audio_start: float
 
 
 def probe(path: Path) -> Probe:
-    """Stream facts and every frame's time, by ffprobe (it decodes the video to list frames)."""
+    """Stream facts and every video packet's time, by ffprobe (decoding must then yield
+    exactly one frame per packet: decode_video checks it)."""
     raw = _run(
         [
             "ffprobe", "-v", "error", "-of", "json", "-show_entries",
@@ -106,14 +107,14 @@ def probe(path: Path) -> Probe:
     streams = json.loads(raw)["streams"]
     video = next(s for s in streams if s["codec_type"] == "video")
     audio = next((s for s in streams if s["codec_type"] == "audio"), None)
-    frames = _run(
+    packets = _run(
         [
             "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-            "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path),
+            "packet=pts_time", "-of", "csv=p=0", str(path),
         ],
-        f"ffprobe frames {path.name}",
+        f"ffprobe packets {path.name}",
     )  # fmt: skip
-    times = [float(line.strip().rstrip(",")) for line in frames.decode().split()]
+    times = sorted(float(line.strip().rstrip(",")) for line in packets.decode().split())
     return Probe(
         width=int(video["width"]),
         height=int(video["height"]),
@@ -170,7 +171,7 @@ def decode_video(path: Path, info: Probe, pix_fmt: str | None = None) -> Iterato
     if status != 0 or errors:
         raise OracleError(f"ffmpeg decoding {path.name}: exit {status}: {errors[-2000:]}")
     if count != len(info.times):
-        raise OracleError(f"{path.name}: ffmpeg decoded {count} frames, ffprobe {len(info.times)}")
+        raise OracleError(f"{path.name}: {count} frames decoded from {len(info.times)} packets")
 
 
 def decode_audio(path: Path, info: Probe) -> npt.NDArray[np.float64]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from tests.api import Client, download, expect_error, follow_task, submit_mask, 
 from tests.checks import C_FAR_DEV, NEUTRAL, Y_FAR_MAX, Regions, psnr
 from tests.corpus import CORPUS, BadInput, JobEnds, Refused
 from tests.media import make_video, plane_array, summarize
-from tests.oracle import judge_mask
+from tests.oracle import device_roi, judge_mask
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 #: Inside the ROI, the output against the source converted to 8-bit 4:2:0 (CRF 18).
@@ -107,7 +108,9 @@ async def _mask_and_check(
     summary = summarize(output)
     assert (summary.video_codec, summary.pix_fmt) == ("h264", "yuv420p")
     assert final["result"]["verification"]["passed"]
-    assert_masked_8bit(source, output, Roi(**final["params"]["roi"]))
+    asked = device_roi(DEVICE_MASK["device_name"], video["width"], video["height"])
+    assert final["params"]["roi"] == asdict(asked)
+    assert_masked_8bit(source, output, asked)
     # The external oracle, with the ROI re-derived from the request (not the one the service
     # says it used): ffmpeg decodes both files, the output at the source frames' times.
     downloaded = await download(client, final, settings.data_dir / "downloaded.mp4")
