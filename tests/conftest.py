@@ -27,6 +27,12 @@ from tests.processes import SpawnWorker, service_env, start_process
 _STARTED = pytest.StashKey[float]()
 
 
+def _is_mp4(path: Path) -> bool:
+    """A real output (not a placeholder a test wrote itself): an ISO media file."""
+    with path.open("rb") as f:
+        return f.read(8)[4:8] == b"ftyp"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     item.stash[_STARTED] = time.time()  # fixtures may publish outputs too
@@ -45,7 +51,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     started = item.stash[_STARTED]
     base: Path = item.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
     published = [
-        p.name for p in base.rglob("outputs/*") if p.is_file() and p.stat().st_mtime >= started
+        p.name
+        for p in base.rglob("outputs/*")
+        if p.is_file() and p.stat().st_mtime >= started and _is_mp4(p)
     ]
     with open(target, "a", encoding="utf-8") as f:
         f.write(json.dumps({"test": item.nodeid, "published": published}) + "\n")

@@ -76,11 +76,8 @@ async def test_progress_climbs_monotonically_to_100(
 ) -> None:
     long_clip = make_video(media_dir / "clip_8s.mp4", width=1280, height=720, seconds=8.0)
     video = await upload(client, long_clip)
-    task_id = await submit_mask(
-        client,
-        video["id"],
-        {"mask_type": "device", "device_name": "olympus_cv_1500", "shape": "ellipse"},
-    )
+    body = {"mask_type": "device", "device_name": "olympus_cv_1500", "shape": "ellipse"}
+    task_id = await submit_mask(client, video["id"], body)
     seen = await follow_task(client, task_id, interval=0.02)
     progress = [s["progress"] for s in seen]
     assert progress == sorted(progress)
@@ -100,6 +97,7 @@ async def test_progress_climbs_monotonically_to_100(
     states = [s["state"] for s in seen]
     order = ["PENDING", "STARTED", "PROGRESS", "SUCCESS"]
     assert [order.index(s) for s in states] == sorted(order.index(s) for s in states)
+    judge_mask(await download(client, seen[-1], media_dir / f"{task_id}.mp4"), long_clip, body)
 
 
 async def test_odd_size_ntsc_rate_keeps_size_rate_and_count(

@@ -111,10 +111,14 @@ async def test_cancel_queued_task_never_starts(
     assert status["started_at"] is None
 
 
-async def test_cancel_finished_task_is_409(client: Client, worker: Worker, clip_720p: Path) -> None:
+async def test_cancel_finished_task_is_409(
+    client: Client, worker: Worker, settings: Settings, clip_720p: Path
+) -> None:
     video = await upload(client, clip_720p)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
-    await follow_task(client, task_id)
+    final = (await follow_task(client, task_id))[-1]
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
     message = await expect_error(
         await client.post(f"/api/task-status/{task_id}/cancel/"), 409, "already_finished"
     )
