@@ -10,7 +10,7 @@ import re
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import av
@@ -27,6 +27,7 @@ from server.cli import main
 from tests.api import Client, upload
 from tests.checks import assert_masked
 from tests.media import make_video
+from tests.oracle import judge_mask
 from tests.pausing import catch_frame_process
 from tests.proxy import Proxy, header_fields
 
@@ -129,6 +130,8 @@ async def test_submit_mask_of_a_file_follows_and_saves_the_masked_video(
     assert frames_and_size(output) == (50, 1280, 720)
     roi = known_devices()[DEVICE].roi_for(1280, 720)
     await asyncio.to_thread(assert_masked, clip_720p, output, roi, "rect")
+    asked = {"mask_type": "device", "device_name": DEVICE}  # what --device asks for
+    await asyncio.to_thread(judge_mask, output, clip_720p, asked, numbered=True)
     status = await (await client.get(f"/api/task-status/{task_id}/")).json()
     assert status["state"] == "SUCCESS"
     assert status["params"]["mask_type"] == "device"
@@ -158,6 +161,8 @@ async def test_on_a_terminal_progress_is_a_bar_redrawn_in_place(
     assert frames_and_size(here / "masked.mp4") == (60, 642, 362)
     roi = Roi(100, 0, 400, 362)
     await asyncio.to_thread(assert_masked, clip_odd, here / "masked.mp4", roi, "ellipse")
+    asked = {"mask_type": "custom", "roi": asdict(roi), "shape": "ellipse"}  # --ellipse
+    await asyncio.to_thread(judge_mask, here / "masked.mp4", clip_odd, asked, numbered=True)
 
 
 def _read_until_closed(fd: int) -> bytes:
@@ -201,6 +206,9 @@ async def test_a_dropped_event_stream_is_resumed_after_the_last_event(
     assert all(header_fields(h)["authorization"] == f"Bearer {TOKEN}" for h in proxy.heads)
     assert TOKEN not in ran.out + ran.err
     assert frames_and_size(here / ran.out.splitlines()[1]) == (50, 1280, 720)
+    asked = {"mask_type": "device", "device_name": DEVICE}
+    saved = here / ran.out.splitlines()[1]
+    await asyncio.to_thread(judge_mask, saved, clip_720p, asked, numbered=True)
 
 
 async def test_without_an_event_stream_the_client_polls(

@@ -23,8 +23,9 @@ from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from server.keys import SUBMITTER
-from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video
+from tests.oracle import judge_mask
 from tests.pausing import FrameProcess, catch_frame_process, frames_reported, frozen
 from tests.processes import descendants
 
@@ -33,8 +34,11 @@ DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 
 @pytest.fixture(scope="session")
 def long_clip(media_dir: Path) -> Path:
-    """1280x720, 12 s: 300 frames, so that a job stopped a few frames in is surely mid-job."""
-    return make_video(media_dir / "long.mp4", width=1280, height=720, seconds=12.0, audio=False)
+    """1280x720, 12 s, numbered: 300 frames, so that a job stopped a few frames in is surely
+    mid-job."""
+    return make_video(
+        media_dir / "long.mp4", width=1280, height=720, seconds=12.0, audio=False, numbered=True
+    )
 
 
 async def wait_for(
@@ -115,10 +119,14 @@ async def test_cancel_queued_task_never_starts(
     assert b'"STARTED"' not in log
 
 
-async def test_cancel_finished_task_is_409(client: Client, worker: Worker, clip_720p: Path) -> None:
+async def test_cancel_finished_task_is_409(
+    client: Client, worker: Worker, settings: Settings, clip_720p: Path
+) -> None:
     video = await upload(client, clip_720p)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
-    await follow_task(client, task_id)
+    final = (await follow_task(client, task_id))[-1]
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
     message = await expect_error(
         await client.post(f"/api/task-status/{task_id}/cancel/"), 409, "already_finished"
     )
@@ -161,6 +169,9 @@ async def test_four_masks_at_once_all_finish(
     starts = sorted(s[-1]["started_at"] for s in finals)
     ends = sorted(s[-1]["finished_at"] for s in finals)
     assert starts[-1] < ends[0], "the four jobs should have run at the same time"
+    for index, (seen, clip) in enumerate(zip(finals, (clip_720p, clip_odd) * 2, strict=True)):
+        output = await download(client, seen[-1], settings.data_dir / f"out-{index}.mp4")
+        judge_mask(output, clip, DEVICE_MASK, numbered=True)
 
 
 # ------------------------------------------------------------------------ worker processes
@@ -218,6 +229,8 @@ async def test_sigkilled_worker_task_is_finished_by_another(
     log = await (await client.get(f"/api/task-status/{task_id}/events?last_event_id=0-0")).read()
     assert b'"state": "RETRY"' in log
     assert b"worker was lost" in log
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
     print(f"SIGKILL -> RETRY {noticed:.1f} s, -> SUCCESS {time.monotonic() - killed:.1f} s")
 
 
@@ -239,6 +252,8 @@ async def test_sigterm_hands_the_job_back_without_using_an_attempt(
     final = (await follow_task(client, task_id, timeout=120))[-1]
     assert final["state"] == "SUCCESS", final
     assert final["attempt"] == 1
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
 
 
 async def test_service_and_worker_survive_a_redis_restart(
@@ -267,6 +282,8 @@ async def test_service_and_worker_survive_a_redis_restart(
             assert b"event: end" in await stream.read()
             videos = await (await client.get("/api/videos/")).json()
             assert [v["id"] for v in videos["videos"]] == [video["id"]]
+            output = await download(client, final, tmp_path / "out.mp4")
+            judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
     finally:
         first.stop()
         second.stop()
@@ -303,6 +320,8 @@ async def test_transient_storage_error_is_retried_with_backoff(
     assert final["attempt"] == 2
     assert failures == [f"outputs/{task_id}.mp4"]
     assert temp_files(settings) == []
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
 
 
 async def test_bad_video_fails_at_once_without_retry(
@@ -350,7 +369,9 @@ async def test_redis_down_at_submission_runs_the_job_in_the_server(
     body = await stream.read()
     assert body.count(b"event: end") == 1
     assert b'"state": "STARTED"' in body
-    output = await client.get(finals[0]["result"]["output_url"])
-    assert output.status == 200
-    assert len(await output.read()) > 1000
+    for final, asked in zip(
+        finals, (DEVICE_MASK, {**DEVICE_MASK, "shape": "ellipse"}), strict=True
+    ):
+        output = await download(client, final, tmp_path / f"{final['task_id']}.mp4")
+        judge_mask(output, clip_720p, asked, numbered=True)
     await expect_error(await client.get("/api/videos/"), 503, "store_unavailable")

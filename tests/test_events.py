@@ -20,9 +20,10 @@ from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from server.keys import EVENTS, RECORDS
-from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video
 from tests.metrics import scrape
+from tests.oracle import judge_mask
 from tests.pausing import advance, api_status, frozen, record_status
 from tests.processes import ServerProcess, SpawnWorker, service_env
 from tests.sse import Event, read_events
@@ -84,7 +85,7 @@ async def test_full_event_sequence_then_end_and_close(
 
 
 async def test_resume_after_disconnect_misses_and_repeats_nothing(
-    client: Client, worker: Worker, settings: Settings, clip_8s: Path
+    client: Client, worker: Worker, settings: Settings, clip_8s: Path, tmp_path: Path
 ) -> None:
     """The job is held from its start: the first connection drops surely mid-job, and the job
     publishes more progress before the second one is made."""
@@ -107,10 +108,12 @@ async def test_resume_after_disconnect_misses_and_repeats_nothing(
     ids = [e.id for e in before + after]
     assert ids == await logged_ids(client, task_id)
     assert len(ids) == len(set(ids))
+    output = await download(client, json.loads(after[-1].data), tmp_path / "out.mp4")
+    judge_mask(output, clip_8s, DEVICE_MASK)
 
 
 async def test_late_client_gets_final_state_and_end(
-    client: Client, worker: Worker, clip_720p: Path
+    client: Client, worker: Worker, clip_720p: Path, tmp_path: Path
 ) -> None:
     video = await upload(client, clip_720p)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
@@ -120,6 +123,8 @@ async def test_late_client_gets_final_state_and_end(
     last_id = (await logged_ids(client, task_id))[-1]
     data = json.dumps(final)
     assert body == f"id: {last_id}\nevent: end\ndata: {data}\nretry: 2000\n\n".encode()
+    output = await download(client, final, tmp_path / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
 
 
 async def test_a_finished_task_always_ends_the_stream(
@@ -223,6 +228,8 @@ async def test_many_clients_share_one_reader_and_all_get_every_event(
         assert [e.id for e in first + rest] == expected
         assert rest[-1].event == "end"
     assert client.app[EVENTS].client_count == 0
+    output = await download(client, json.loads(rests[0][-1].data), settings.data_dir / "o.mp4")
+    judge_mask(output, clip_8s, DEVICE_MASK)
 
 
 async def test_unknown_task_and_bad_event_id(client: Client, clip_720p: Path) -> None:
@@ -347,6 +354,8 @@ async def test_clients_resume_across_a_server_restart_without_gaps_or_repeats(
             assert "PROGRESS" in states(rest), "the job should have gone on meanwhile"
             assert rest[-1].event == "end"
             assert [e.id for e in seen + rest] == logged
-        assert json.loads(after[0][-1].data)["state"] == "SUCCESS"
+        final = json.loads(after[0][-1].data)
+        assert final["state"] == "SUCCESS"
+        judge_mask(settings.data_dir / final["result"]["output_file"], clip_8s, DEVICE_MASK)
     finally:
         server.kill()

@@ -22,8 +22,9 @@ from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
-from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video, sha256
+from tests.oracle import judge_mask
 from tests.pausing import catch_frame_process, frames_reported, frozen
 from tests.processes import SpawnWorker, descendants, service_env, start_process
 from tests.served import free_port
@@ -34,8 +35,10 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="session")
 def clip_6s(media_dir: Path) -> Path:
-    """1280x720, 6 s, no audio: 150 frames, a job with room to be held in the middle."""
-    return make_video(media_dir / "faults_6s.mp4", width=1280, height=720, seconds=6.0, audio=False)
+    """1280x720, 6 s, no audio, numbered: 150 frames, a job with room to be held in the middle."""
+    return make_video(
+        media_dir / "faults_6s.mp4", width=1280, height=720, seconds=6.0, audio=False, numbered=True
+    )
 
 
 def files_in(settings: Settings, folder: str) -> list[Path]:
@@ -89,6 +92,19 @@ async def test_a_crashing_frame_process_fails_its_task_alone(
     assert files_in(settings, "tmp") == []
     assert [p.name for p in files_in(settings, "outputs")] == sorted(
         [f"{steady}.mp4", f"{after}.mp4"]
+    )
+    judge_mask(
+        await download(client, done, settings.data_dir / "steady.mp4"),
+        clip_720p,
+        DEVICE_MASK,
+        numbered=True,
+    )
+    ellipse = {**DEVICE_MASK, "shape": "ellipse"}
+    judge_mask(
+        await download(client, final, settings.data_dir / "after.mp4"),
+        clip_720p,
+        ellipse,
+        numbered=True,
     )
 
 
@@ -157,6 +173,8 @@ async def test_disk_full_during_encode_fails_with_no_space_and_keeps_the_origina
         small = await upload(client, clip_odd)
         again = await follow_task(client, await submit_mask(client, small["id"], DEVICE_MASK))
         assert again[-1]["state"] == "SUCCESS", again[-1]
+        output = await download(client, again[-1], small_disk.parent / "again.mp4")
+        judge_mask(output, clip_odd, DEVICE_MASK, numbered=True)
     assert sha256(original) == before
 
 
@@ -226,6 +244,8 @@ async def test_redis_stopped_mid_job_the_job_completes_with_a_consistent_record(
         assert "RETRY" not in states
         assert [p.name for p in files_in(settings, "outputs")] == [f"{task_id}.mp4"]
         assert files_in(settings, "tmp") == []
+        output = await download(client, final, tmp_path / "out.mp4")
+        judge_mask(output, clip_6s, DEVICE_MASK, numbered=True)
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)

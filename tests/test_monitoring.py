@@ -17,9 +17,10 @@ from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
-from tests.api import Client, follow_task, submit_mask, upload
+from tests.api import Client, download, follow_task, submit_mask, upload
 from tests.media import make_video
 from tests.metrics import scrape
+from tests.oracle import judge_mask
 from tests.pausing import frozen
 from tests.sse import read_events
 
@@ -69,6 +70,8 @@ async def test_metrics_and_readiness_follow_a_mask_job(
         assert await wait_ready(client) == {"status": "ready", "redis": "ok", "workers": 1}
         final = (await follow_task(client, task_id))[-1]
         assert final["state"] == "SUCCESS", final
+        output = await download(client, final, settings.data_dir / "out.mp4")
+        judge_mask(output, clip_odd, DEVICE_MASK, numbered=True)
         events = await read_events(stream)
         assert events[-1].event == "end"
         text, after = await scrape(client)
