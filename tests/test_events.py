@@ -49,7 +49,7 @@ def states(events: list[Event]) -> list[str]:
 
 
 async def test_full_event_sequence_then_end_and_close(
-    client: Client, worker: Worker, settings: Settings, clip_8s: Path
+    client: Client, worker: Worker, settings: Settings, clip_8s: Path, tmp_path: Path
 ) -> None:
     """The job is held stopped and let go three times, each time until its status reports
     more frames: so it surely publishes three PROGRESS events, however fast the encoder is."""
@@ -82,6 +82,7 @@ async def test_full_event_sequence_then_end_and_close(
     assert progress == sorted(progress)
     status = await (await client.get(f"/api/task-status/{task_id}/")).json()
     assert json.loads(events[-1].data) == status
+    judge_mask(await download(client, status, tmp_path / "out.mp4"), clip_8s, DEVICE_MASK)
 
 
 async def test_resume_after_disconnect_misses_and_repeats_nothing(
