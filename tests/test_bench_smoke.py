@@ -72,6 +72,14 @@ def test_harness_quick_run_reports_every_case_against_both_references(tmp_path: 
     ]
     assert smart["target"] == 0.05
     assert isinstance(smart["met"], bool)
+    limits = report["gate"]["limits"]
+    assert {n: g["reference_kind"] for n, g in limits.items()} == {
+        "1": "same-build",
+        "2": "same-build",
+        "3": "same-build",
+        "4": "same-build",
+        "10": "ffmpeg-cli",
+    }
     assert report["gate"]["passed"] is True
     assert report["gate"]["failures"] == []
     assert "| 1. mask rect 240p25 (s) |" in run.stdout
