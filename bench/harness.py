@@ -887,7 +887,7 @@ async def bench_api(work: Path, clip: Path, reps: int) -> list[Case]:
     get_rate = statistics.median(r["rates"][1] for r in rounds)
     print(f"  5. p99 ms: paced {p99['paced']}, back to back {p99['burst']}, GET {p99['gets']}",
           flush=True)  # fmt: skip
-    back_to_back_met = statistics.median(p99["burst"]) <= 20.0
+    back_to_back = statistics.median(p99["burst"])
     return [
         Case(
             "5",
@@ -909,9 +909,10 @@ async def bench_api(work: Path, clip: Path, reps: int) -> list[Case]:
                 "each submission waits behind the 99 others in flight, so its latency is about "
                 "100 / that rate"
                 + (
-                    ". The 20 ms target is missed here (it is met at a steady 200/s, the row "
-                    "above); the original 200 ms requirement is what this load meets"
-                    if not back_to_back_met
+                    ". The 20 ms target is missed under this load (the row above is the steady "
+                    "200/s one); the looser 200 ms it was once measured against is "
+                    + ("met" if back_to_back <= 200.0 else "missed too")
+                    if back_to_back > 20.0
                     else ""
                 )
             ),
@@ -1208,7 +1209,9 @@ def markdown(cases: list[Case], header: str) -> str:
             if ref.kind in ("ffmpeg-cli", "same-build"):
                 commands.setdefault(f"{case.name} / {ref.kind}", ref.command)
     lines += ["", *notes]
-    lines += ["", "References as run:", ""] + [f"- {k}: `{v}`" for k, v in commands.items()]
+    if commands:
+        lines += ["", "References as run:", ""]
+        lines += [f"- {k}: `{v}`" for k, v in commands.items()]
     return "\n".join(lines) + "\n"
 
 
