@@ -441,7 +441,18 @@ def same_build(pinning: Pinning, op: str, *args: str) -> tuple[str, Timed]:
     return shown, lambda rep: asyncio.to_thread(run)
 
 
+def ffmpeg_decode(pinning: Pinning, src: Path) -> tuple[str, Timed]:
+    """The ffmpeg command line decoding the video alone (the analysis case's reference)."""
+    args = ["-threads", str(pinning.decode_threads), "-i", str(src), "-f", "null", "-"]
+    shown = "ffmpeg " + " ".join(args).replace(str(src), "SRC")
+    return shown, lambda rep: asyncio.to_thread(ffmpeg_run, *args)
+
+
 # --- cases ------------------------------------------------------------------------------------
+
+
+def nothing(result: dict[str, Any]) -> None:
+    """No check of the result beyond its success."""
 
 
 async def bench_clip(
@@ -476,9 +487,6 @@ async def bench_clip(
             return took
 
         return run
-
-    def nothing(result: dict[str, Any]) -> None:
-        pass
 
     def removed(expected: Ranges) -> Callable[[dict[str, Any]], None]:
         def check(result: dict[str, Any]) -> None:
@@ -563,23 +571,9 @@ async def bench_clip(
                 "3",
                 f"3. analysis {label}",
                 reps,
-                ours("video-analyze", {"sample_every": 1}, nothing_encoded),
+                ours("video-analyze", {"sample_every": 1}, nothing),
                 [
-                    (
-                        "ffmpeg-cli",
-                        f"ffmpeg -threads {pinning.decode_threads} -i SRC -f null -",
-                        lambda rep: asyncio.to_thread(
-                            ffmpeg_run,
-                            "-threads",
-                            str(pinning.decode_threads),
-                            "-i",
-                            str(clip),
-                            "-f",
-                            "null",
-                            "-",
-                        ),
-                        1.3,
-                    ),
+                    ("ffmpeg-cli", *ffmpeg_decode(pinning, clip), 1.3),
                     ("same-build", *same_build(pinning, "decode", str(clip), ""), 1.3),
                 ],
                 note="the references only decode",
@@ -621,10 +615,6 @@ async def bench_clip(
             )
         )
     return cases
-
-
-def nothing_encoded(result: dict[str, Any]) -> None:
-    pass
 
 
 async def bench_concurrency(service: Service, clip: Path, roi: Roi, reps: int) -> Case:
