@@ -426,18 +426,21 @@ def ffmpeg_encode(
     return f"ffmpeg {shown}", lambda rep: asyncio.to_thread(ffmpeg_run, *args)
 
 
-def same_build(pinning: Pinning, op: str, *args: str) -> tuple[str, Timed]:
+def same_build(
+    pinning: Pinning, op: str, src: Path, dst: Path | None, *options: str
+) -> tuple[str, Timed]:
     """bench/same_build.py in a process of its own (on the same CPUs); its own wall time."""
     threads = [] if op == "copy" else ["--decode-threads", str(pinning.decode_threads)]
     if op == "transcode":
         threads += ["--encode-threads", str(pinning.encode_threads)]
-    command = [sys.executable, str(SAME_BUILD), op, *args, *threads]
+    paths = [str(src)] if dst is None else [str(src), str(dst)]
+    command = [sys.executable, str(SAME_BUILD), op, *paths, *options, *threads]
 
     def run() -> float:
         done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
         return float(json.loads(done.stdout)["seconds"])
 
-    shown = f"same_build.py {op} " + " ".join(a for a in args[2:] if a) + " " + " ".join(threads)
+    shown = " ".join(["same_build.py", op, "SRC", *(["OUT"] if dst else []), *options, *threads])
     return shown, lambda rep: asyncio.to_thread(run)
 
 
@@ -520,8 +523,8 @@ async def bench_clip(
                             *same_build(
                                 pinning,
                                 "transcode",
-                                str(clip),
-                                str(out),
+                                clip,
+                                out,
                                 "--roi",
                                 roi_arg,
                                 "--shape",
@@ -550,8 +553,8 @@ async def bench_clip(
                             *same_build(
                                 pinning,
                                 "transcode",
-                                str(clip),
-                                str(out),
+                                clip,
+                                out,
                                 "--remove",
                                 ranges_text(cuts),
                             ),
@@ -574,7 +577,7 @@ async def bench_clip(
                 ours("video-analyze", {"sample_every": 1}, nothing),
                 [
                     ("ffmpeg-cli", *ffmpeg_decode(pinning, clip), 1.3),
-                    ("same-build", *same_build(pinning, "decode", str(clip), ""), 1.3),
+                    ("same-build", *same_build(pinning, "decode", clip, None), 1.3),
                 ],
                 note="the references only decode",
             )
@@ -598,8 +601,8 @@ async def bench_clip(
                         *same_build(
                             pinning,
                             "transcode",
-                            str(clip),
-                            str(out),
+                            clip,
+                            out,
                             "--roi",
                             roi_arg,
                             "--remove",
@@ -776,9 +779,7 @@ async def bench_smart(service: Service, work: Path, clip: Path, reps: int, targe
             ),
             (
                 "same-build",
-                *same_build(
-                    service.pinning, "copy", str(clip), str(out), "--remove", ranges_text(cuts)
-                ),
+                *same_build(service.pinning, "copy", clip, out, "--remove", ranges_text(cuts)),
                 None,
             ),
             ("service-reencode", "the service's own mode reencode", reencode, target),
@@ -1197,10 +1198,10 @@ def markdown(cases: list[Case], header: str) -> str:
     for case in cases:
         for ref in case.references:
             if ref.kind in ("ffmpeg-cli", "same-build"):
-                commands.setdefault(f"{case.name} / {ref.kind}", ref.command)
+                commands.setdefault(f"case {case.number}, {ref.kind}", ref.command)
     lines += ["", *notes]
     if commands:
-        lines += ["", "References as run:", ""]
+        lines += ["", "References as run (the first of each case; paths as SRC, OUT):", ""]
         lines += [f"- {k}: `{v}`" for k, v in commands.items()]
     return "\n".join(lines) + "\n"
 
