@@ -454,6 +454,9 @@ def ffmpeg_decode(pinning: Pinning, src: Path) -> tuple[str, Timed]:
 # --- cases ------------------------------------------------------------------------------------
 
 
+SMART_NOTE = "whole GOPs copied, the kept frames of cut GOPs re-encoded (see case 10)"
+
+
 def nothing(result: dict[str, Any]) -> None:
     """No check of the result beyond its success."""
 
@@ -469,7 +472,7 @@ async def bench_clip(
         assert not probe.streams.audio, "the references are video only"
     roi = scaled_roi(w, h)
     video_id = await upload(service.session, service.base, clip)
-    out = work / f"ref-{label}.mp4"
+    cli_out, same_out = work / f"ffmpeg-{label}.mp4", work / f"same-{label}.mp4"
     crop = f"crop={roi.width}:{roi.height}:{roi.x}:{roi.y},pad={w}:{h}:{roi.x}:{roi.y}:black"
     overlay = ellipse_overlay(work / f"ellipse-{label}.png", w, h, roi)
     roi_arg = f"{roi.x},{roi.y},{roi.width},{roi.height}"
@@ -480,16 +483,27 @@ async def bench_clip(
         "roi": {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height},
     }
     cases: list[Case] = []
+    last: dict[str, Any] = {}
 
     def ours(path: str, body: dict[str, Any], check: Callable[[dict[str, Any]], None]) -> Timed:
         async def run(rep: int) -> float:
             took, result = await service.task(f"/api/{path}/{video_id}/", body)
             check(result)
+            last.update(result)
             if rep == 0:
                 service.check_threads(result)
             return took
 
         return run
+
+    def same_frames(case: Case) -> Case:
+        """Every side wrote the same number of frames (the same cut), or the case is void."""
+        counts = {"ours": int(last["frames"])}
+        for kind, path in (("ffmpeg-cli", cli_out), ("same-build", same_out)):
+            with av.open(str(path)) as written:
+                counts[kind] = written.streams.video[0].frames
+        assert len(set(counts.values())) == 1, f"{case.name}: frames written {counts}"
+        return case
 
     def removed(expected: Ranges) -> Callable[[dict[str, Any]], None]:
         def check(result: dict[str, Any]) -> None:
@@ -501,38 +515,40 @@ async def bench_clip(
         for shape in ("rect", "ellipse"):
             filters = [crop] if shape == "rect" else ["[0:v][1:v]overlay=0:0"]
             cases.append(
-                await compare(
-                    "1",
-                    f"1. mask {shape} {label}",
-                    reps,
-                    ours("video-apply-mask", {**mask_body, "shape": shape}, nothing),
-                    [
-                        (
-                            "ffmpeg-cli",
-                            *ffmpeg_encode(
-                                pinning,
-                                clip,
-                                out,
-                                filters,
-                                (overlay if shape == "ellipse" else None),
+                same_frames(
+                    await compare(
+                        "1",
+                        f"1. mask {shape} {label}",
+                        reps,
+                        ours("video-apply-mask", {**mask_body, "shape": shape}, nothing),
+                        [
+                            (
+                                "ffmpeg-cli",
+                                *ffmpeg_encode(
+                                    pinning,
+                                    clip,
+                                    cli_out,
+                                    filters,
+                                    (overlay if shape == "ellipse" else None),
+                                ),
+                                1.0,
                             ),
-                            1.0,
-                        ),
-                        (
-                            "same-build",
-                            *same_build(
-                                pinning,
-                                "transcode",
-                                clip,
-                                out,
-                                "--roi",
-                                roi_arg,
-                                "--shape",
-                                shape,
+                            (
+                                "same-build",
+                                *same_build(
+                                    pinning,
+                                    "transcode",
+                                    clip,
+                                    same_out,
+                                    "--roi",
+                                    roi_arg,
+                                    "--shape",
+                                    shape,
+                                ),
+                                1.0,
                             ),
-                            1.0,
-                        ),
-                    ],
+                        ],
+                    )
                 )
             )
     if "2" in only:
@@ -540,32 +556,30 @@ async def bench_clip(
         for mode in ("reencode", "smart"):
             body = {"frame_ranges": ranges_text(cuts), "mode": mode}
             cases.append(
-                await compare(
-                    "2",
-                    f"2. remove frames {label}, mode {mode}"
-                    + (" (the default)" if mode == "smart" else ""),
-                    reps,
-                    ours("video-remove-frames", body, removed(cuts)),
-                    [
-                        ("ffmpeg-cli", *ffmpeg_encode(pinning, clip, out, cut), 1.0),
-                        (
-                            "same-build",
-                            *same_build(
-                                pinning,
-                                "transcode",
-                                clip,
-                                out,
-                                "--remove",
-                                ranges_text(cuts),
+                same_frames(
+                    await compare(
+                        "2",
+                        f"2. remove frames {label}, mode {mode}"
+                        + (" (the default)" if mode == "smart" else ""),
+                        reps,
+                        ours("video-remove-frames", body, removed(cuts)),
+                        [
+                            ("ffmpeg-cli", *ffmpeg_encode(pinning, clip, cli_out, cut), 1.0),
+                            (
+                                "same-build",
+                                *same_build(
+                                    pinning,
+                                    "transcode",
+                                    clip,
+                                    same_out,
+                                    "--remove",
+                                    ranges_text(cuts),
+                                ),
+                                1.0,
                             ),
-                            1.0,
-                        ),
-                    ],
-                    note=(
-                        "whole GOPs copied, the kept frames of cut GOPs re-encoded (see case 10)"
-                        if mode == "smart"
-                        else ""
-                    ),
+                        ],
+                        note=SMART_NOTE if mode == "smart" else "",
+                    )
                 )
             )
     if "3" in only:
@@ -589,32 +603,34 @@ async def bench_clip(
         cut_and_mask = [f"select='not({select_expr(flagged)})',setpts=N/FRAME_RATE/TB,{crop}"]
         share = sum(b - a + 1 for a, b in flagged) / frames
         cases.append(
-            await compare(
-                "4",
-                f"4. reprocess {label}",
-                reps,
-                ours("video-reprocess", mask_body, removed(flagged)),
-                [
-                    ("ffmpeg-cli", *ffmpeg_encode(pinning, clip, out, cut_and_mask), 1.1),
-                    (
-                        "same-build",
-                        *same_build(
-                            pinning,
-                            "transcode",
-                            clip,
-                            out,
-                            "--roi",
-                            roi_arg,
-                            "--remove",
-                            ranges_text(flagged),
+            same_frames(
+                await compare(
+                    "4",
+                    f"4. reprocess {label}",
+                    reps,
+                    ours("video-reprocess", mask_body, removed(flagged)),
+                    [
+                        ("ffmpeg-cli", *ffmpeg_encode(pinning, clip, cli_out, cut_and_mask), 1.1),
+                        (
+                            "same-build",
+                            *same_build(
+                                pinning,
+                                "transcode",
+                                clip,
+                                same_out,
+                                "--roi",
+                                roi_arg,
+                                "--remove",
+                                ranges_text(flagged),
+                            ),
+                            1.1,
                         ),
-                        1.1,
+                    ],
+                    note=(
+                        f"every side cuts the {100 * share:.0f}% of frames the analysis flags "
+                        f"({ranges_text(flagged)}); the references neither analyse nor check"
                     ),
-                ],
-                note=(
-                    f"every side cuts the {100 * share:.0f}% of frames the analysis flags "
-                    f"({ranges_text(flagged)}); the references neither analyse nor check"
-                ),
+                )
             )
         )
     return cases
