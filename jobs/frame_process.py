@@ -70,22 +70,12 @@ class InChild(Generic[T]):
     """``fn(*args, on_progress=..., **kwargs)`` run in a child process when called with a
     :class:`Progress`; returns what ``fn`` returned, or raises what it raised. Called without
     one, ``fn`` gets no ``on_progress`` (for calls such as ``probe``).
-
-    ``crash_after_first_frame`` is a test hook (see ``Settings.test_crash_task``): the child
-    kills itself with SIGSEGV after its first frame, as a crashing decoder would.
     """
 
-    def __init__(
-        self,
-        fn: Callable[..., T],
-        *args: Any,
-        crash_after_first_frame: bool = False,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> None:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
-        self.crash_after_first_frame = crash_after_first_frame
 
     def __call__(self, progress: Progress | None = None) -> T:
         """Run the call in a child; blocks the calling thread until it has ended."""
@@ -96,14 +86,7 @@ class InChild(Generic[T]):
         receiver, sender = context.Pipe(duplex=True)
         child = context.Process(
             target=_child_main,
-            args=(
-                sender,
-                self.fn,
-                self.args,
-                self.kwargs,
-                progress is not None,
-                self.crash_after_first_frame,
-            ),
+            args=(sender, self.fn, self.args, self.kwargs, progress is not None),
             name="vidcorrect-frames",
             daemon=True,
         )
@@ -249,7 +232,6 @@ def _child_main(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     with_progress: bool,
-    crash_after_first_frame: bool,
 ) -> None:
     """The child's entry point: run the call, send progress and then the answer."""
     _harden_child(sender)
@@ -260,8 +242,6 @@ def _child_main(
     def on_progress(done: int) -> None:
         nonlocal last_sent, frames, frames_sent
         frames = done
-        if crash_after_first_frame and done >= 1:
-            os.kill(os.getpid(), signal.SIGSEGV)
         now = time.monotonic()
         if now - last_sent >= PROGRESS_INTERVAL:
             last_sent, frames_sent = now, done

@@ -250,8 +250,7 @@ OPERATION_BODIES = {
 
 def _in_child(run: JobRun, fn: Callable[..., T], *args: Any, **kwargs: Any) -> InChild[T]:
     """A frame loop run in a child process (see :mod:`jobs.frame_process`)."""
-    crash = run.deps.settings.test_crash_task == run.task.task_id
-    return InChild(fn, *args, crash_after_first_frame=crash, **kwargs)
+    return InChild(fn, *args, **kwargs)
 
 
 def _roi_dict(roi: Roi) -> JsonDict:

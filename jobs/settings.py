@@ -73,10 +73,6 @@ class Settings:
     #: stream it does not read: a full TCP window) or acknowledges nothing before the
     #: connection is closed (``TCP_USER_TIMEOUT``; Linux only).
     send_timeout: int = 60
-    #: Test only: the task with this id crashes its frame process (SIGSEGV) after one frame, to
-    #: show that a crash ends that task alone. Read from ``VIDCORRECT_TEST_CRASH_TASK``, which
-    #: no request can set; never set it in production.
-    test_crash_task: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -113,7 +109,6 @@ class Settings:
             ("VIDCORRECT_X264_PRESET", "x264_preset"),
             ("VIDCORRECT_KEY_PREFIX", "key_prefix"),
             ("VIDCORRECT_LOG_LEVEL", "log_level"),
-            ("VIDCORRECT_TEST_CRASH_TASK", "test_crash_task"),
         ):
             if value := env.get(name, "").strip():
                 values[field] = value
@@ -155,8 +150,6 @@ class Settings:
                 f"VIDCORRECT_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters long "
                 "(e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe())')"
             )
-        if self.test_crash_task is not None and not TASK_ID.fullmatch(self.test_crash_task):
-            raise ConfigError("VIDCORRECT_TEST_CRASH_TASK must be a task id (tests only)")
 
     def with_listen_host(self, host: str) -> Settings:
         """A copy that also answers to the address ``serve --host`` listens on, when that is a
@@ -198,8 +191,6 @@ class Settings:
 
 #: Shortest API token accepted: long enough that guessing it is hopeless.
 MIN_TOKEN_LENGTH = 16
-#: What a task id looks like (the HTTP routes accept the same).
-TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 X264_PRESETS = (
     "ultrafast",

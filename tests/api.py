@@ -69,3 +69,12 @@ async def expect_error(resp: aiohttp.ClientResponse, status: int, code: str | No
     assert isinstance(message, str)
     assert message
     return message
+
+
+async def download(client: Client, final: JsonDict, dest: Path) -> Path:
+    """Download a finished task's output through its output_url (as a client would) to
+    `dest`; asserts 200 and returns `dest`."""
+    resp = await client.get(final["result"]["output_url"])
+    assert resp.status == 200, await resp.text()
+    dest.write_bytes(await resp.read())
+    return dest

@@ -107,8 +107,13 @@ def make_video(
     audio_codec: str = "aac",
     crf: int = 18,
     faststart: bool = False,
+    numbered: bool = False,
 ) -> Path:
     """Write a synthetic video (default: H.264 yuv420p + AAC stereo sine tone in MP4).
+
+    `numbered`: frame i also shows the number i in binary (CodeRow, over neutral chroma) and
+    the audio during frame i is a tone of tone_hz(i) (numbered_audio), as in
+    make_numbered_video, so that an external check can tell every frame and its sound apart.
 
     `pix_fmt` is the encoder's pixel format (e.g. "yuv444p" for odd sizes, "yuvj420p",
     "yuv422p", "yuv420p10le"); `container_format` an FFmpeg muxer name ("mp4", "mov",
@@ -134,14 +139,20 @@ def make_video(
             added.layout = "stereo"
             astream = added
 
-        _write_picture(out, vstream, width, height, pix_fmt, n_frames)
+        _write_picture(out, vstream, width, height, pix_fmt, n_frames, numbered)
         if astream is not None:
-            _write_tone(out, astream, n_frames / float(rate))
+            _write_tone(out, astream, n_frames / float(rate), rate if numbered else None)
     return path
 
 
 def _write_picture(
-    out: OutputContainer, vstream: VideoStream, width: int, height: int, pix_fmt: str, n: int
+    out: OutputContainer,
+    vstream: VideoStream,
+    width: int,
+    height: int,
+    pix_fmt: str,
+    n: int,
+    numbered: bool = False,
 ) -> None:
     probe_frame = VideoFrame(width, height, pix_fmt)
     bits = probe_frame.format.components[0].bits
@@ -168,19 +179,41 @@ def _write_picture(
             view[:] = waves[index][:, off : off + plane.width]
             value = round(_PLANE_LOOKS[index][3] * scale)
             _draw_disc(view, cx / sx, cy / sy, radius / sx, radius / sy, value)
+        if numbered:
+            _draw_number(frame, i, scale)
         frame.pts = i
         frame.time_base = vstream.codec_context.time_base
         out.mux(vstream.encode(frame))
     out.mux(vstream.encode(None))
 
 
-def _write_tone(out: OutputContainer, astream: AudioStream, seconds: float) -> None:
+def _draw_number(frame: VideoFrame, value: int, scale: float) -> None:
+    """Burn `value` into `frame` as a CodeRow over neutral chroma (any 8/10-bit YUV layout)."""
+    width, height = frame.width, frame.height
+    row = CodeRow.for_size(width, height)
+    on, off = round(CODE_ON * scale), round(CODE_OFF * scale)
+    row.draw(plane_array(frame.planes[0], frame), value, on, off)
+    for plane in frame.planes[1:3]:
+        sx, sy = width // plane.width, height // plane.height
+        plane_array(plane, frame)[
+            row.y // sy : (row.y + row.block) // sy,
+            row.x // sx : (row.x + CODE_BITS * row.block) // sx,
+        ] = round(128 * scale)
+
+
+def _write_tone(
+    out: OutputContainer, astream: AudioStream, seconds: float, numbered: Fraction | None = None
+) -> None:
+    """A 440 Hz sine, or with `numbered` (the frame rate) the numbered clips' frame tones."""
     total = round(seconds * AUDIO_RATE)
     done = 0
     while done < total:
         n = min(AUDIO_FRAME_SAMPLES, total - done)
         t = np.arange(done, done + n, dtype=np.float64) / AUDIO_RATE
-        tone = (0.3 * np.sin(2 * math.pi * TONE_HZ * t)).astype(np.float32)
+        if numbered is not None:
+            tone = numbered_audio(t, numbered).astype(np.float32)
+        else:
+            tone = (0.3 * np.sin(2 * math.pi * TONE_HZ * t)).astype(np.float32)
         # PyAV converts to the encoder's sample format (e.g. s16 for PCM) by itself.
         frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
         frame.sample_rate = AUDIO_RATE

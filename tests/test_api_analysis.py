@@ -12,9 +12,9 @@ from arq.worker import Worker
 import jobs.operations
 from jobs.settings import Settings
 from jobs.video.checked import analyze_and_write_checked, write_checked
-from jobs.video.timeline import format_ranges, merge_ranges
-from tests.api import Client, expect_error, follow_task, upload
+from tests.api import Client, download, expect_error, follow_task, upload
 from tests.media import iter_frames
+from tests.oracle import Region, judge_scene_removal, region_of
 from tests.scenes import Scene, SceneTruth, make_scene_video
 
 
@@ -24,10 +24,7 @@ def scenes(media_dir: Path) -> SceneTruth:
     return make_scene_video(media_dir / "scenes.mp4")
 
 
-def truth_ranges(truth: SceneTruth, labels: set[str]) -> str:
-    return format_ranges(
-        merge_ranges((i, i) for i, label in enumerate(truth.labels) if label in labels)
-    )
+SENSITIVE = {"text_screen", "non_endoscopic"}  # what automatic removal removes by default
 
 
 async def submit(client: Client, path: str, body: Any) -> str:
@@ -83,6 +80,8 @@ async def test_automatic_removal_cuts_what_the_analysis_flagged(
     assert final["result"]["removed_ranges"] == flagged
     assert final["result"]["frames"] == scenes.frames - final["result"]["removed_frames"]
     assert final["result"]["verification"]["passed"] is True
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_scene_removal(output, scenes, SENSITIVE)
 
 
 async def test_reprocess_masks_and_removes_in_one_encode_pass(
@@ -130,10 +129,15 @@ async def test_reprocess_masks_and_removes_in_one_encode_pass(
             overlay.y : overlay.y + overlay.height, overlay.x : overlay.x + overlay.width
         ]
         assert int(strip.max()) <= 24
+    # The oracle: black outside the true live image (whatever ROI the analysis suggested),
+    # and no frame the ground truth calls sensitive.
+    downloaded = await download(client, final, settings.data_dir / "out.mp4")
+    margin = round(0.03 * scenes.width)  # the suggested ROI may be 2 % off the true disc
+    judge_scene_removal(downloaded, scenes, SENSITIVE, Region(scenes.disc, "ellipse"), margin)
 
 
 async def test_reprocess_with_a_given_mask_and_labels(
-    client: Client, worker: Worker, scenes: SceneTruth
+    client: Client, worker: Worker, settings: Settings, scenes: SceneTruth
 ) -> None:
     video = await upload(client, scenes.path)
     body = {
@@ -160,6 +164,9 @@ async def test_reprocess_with_a_given_mask_and_labels(
     }
     flagged = {s["label"] for s in final["result"]["analysis"]["segments"]}
     assert "blank" in flagged
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    region = region_of(body, scenes.width, scenes.height)
+    judge_scene_removal(output, scenes, {"blank", "text_screen", "non_endoscopic"}, region)
 
 
 async def test_reprocess_that_would_remove_everything_fails_clearly(

@@ -14,8 +14,9 @@ from jobs.settings import Settings
 from jobs.video.edit import EditOutcome, EditPlan, edit_video
 from jobs.video.timeline import to_output_ranges
 from jobs.video.verify import LiveVerifier, Verification
-from tests.api import Client, expect_error, follow_task, upload
+from tests.api import Client, download, expect_error, follow_task, upload
 from tests.media import CodeRow, iter_frames, make_numbered_video, make_video
+from tests.oracle import judge_mask, judge_removal
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +45,8 @@ async def test_remove_ranges_frame_accurately(
     client: Client, worker: Worker, settings: Settings, numbered: Path
 ) -> None:
     video = await upload(client, numbered)
-    final = await run_job(
-        client, f"/api/video-remove-frames/{video['id']}/", {"frame_ranges": "0-4, 30-39,35-41,89"}
-    )
+    body = {"frame_ranges": "0-4, 30-39,35-41,89"}
+    final = await run_job(client, f"/api/video-remove-frames/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
     result = final["result"]
     removed = {*range(0, 5), *range(30, 42), 89}
@@ -59,18 +59,21 @@ async def test_remove_ranges_frame_accurately(
     assert verification["passed"] is True
     assert verification["frames_checked"] == verification["frames_expected"] == 72
     assert shown_numbers(settings.data_dir / result["output_file"]) == kept
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_removal(output, numbered, body, numbered=True)
 
 
 async def test_remove_frame_list(
     client: Client, worker: Worker, settings: Settings, numbered: Path
 ) -> None:
     video = await upload(client, numbered)
-    final = await run_job(
-        client, f"/api/video-remove-frames/{video['id']}/", {"frame_list": [3, 4, 90 - 1, 4]}
-    )
+    body = {"frame_list": [3, 4, 90 - 1, 4]}
+    final = await run_job(client, f"/api/video-remove-frames/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
     expected = [i for i in range(90) if i not in (3, 4, 89)]
     assert shown_numbers(settings.data_dir / final["result"]["output_file"]) == expected
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_removal(output, numbered, body, numbered=True)
 
 
 async def test_blacken_frames_keeps_the_timeline(
@@ -94,6 +97,8 @@ async def test_blacken_frames_keeps_the_timeline(
             assert int(frame.y.max()) <= 24, index
         else:
             assert row.read(frame.y) == index
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, numbered, body, numbered=True)
 
 
 @pytest.mark.parametrize(
@@ -190,9 +195,8 @@ async def test_smart_removal_is_the_default(
     client: Client, worker: Worker, settings: Settings, short_gops: Path
 ) -> None:
     video = await upload(client, short_gops)
-    final = await run_job(
-        client, f"/api/video-remove-frames/{video['id']}/", {"frame_ranges": "3-5,40"}
-    )
+    body = {"frame_ranges": "3-5,40"}
+    final = await run_job(client, f"/api/video-remove-frames/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
     result = final["result"]
     kept = [i for i in range(72) if i not in (3, 4, 5, 40)]
@@ -202,29 +206,34 @@ async def test_smart_removal_is_the_default(
     assert result["verification"]["passed"] is True
     assert result["frame_map"] == [[0, 2, 0], [6, 39, 3], [41, 71, 37]]
     assert shown_numbers(settings.data_dir / result["output_file"]) == kept
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_removal(output, short_gops, body, numbered=True)
 
 
 async def test_reencode_mode_and_fallback(
     client: Client, worker: Worker, settings: Settings, short_gops: Path, media_dir: Path
 ) -> None:
     video = await upload(client, short_gops)
-    final = await run_job(
-        client,
-        f"/api/video-remove-frames/{video['id']}/",
-        {"frame_list": [7], "mode": "reencode"},
-    )
+    body = {"frame_list": [7], "mode": "reencode"}
+    final = await run_job(client, f"/api/video-remove-frames/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
     assert final["result"]["mode"] == "reencode"
     assert final["result"]["mode_reason"] == "re-encode requested"
     assert final["result"]["verification"]["method"] == "decoded"
+    output = await download(client, final, settings.data_dir / "reencoded.mp4")
+    judge_removal(output, short_gops, body, numbered=True)
     # Not MP4: smart (the default) does not apply, the full re-encode runs and says why.
-    mkv = make_video(media_dir / "smart.mkv", width=160, height=120, container_format="matroska")
+    mkv = make_video(
+        media_dir / "smart.mkv", width=160, height=120, container_format="matroska", numbered=True
+    )
     other = await upload(client, mkv)
     final = await run_job(client, f"/api/video-remove-frames/{other['id']}/", {"frame_list": [1]})
     assert final["state"] == "SUCCESS", final
     assert final["result"]["mode"] == "reencode"
     assert "not MP4/MOV" in final["result"]["mode_reason"]
     assert final["result"]["frames"] == 49
+    output = await download(client, final, settings.data_dir / "from-mkv.mp4")
+    judge_removal(output, mkv, {"frame_list": [1]}, numbered=True)
     message = await expect_error(
         await client.post(
             f"/api/video-remove-frames/{video['id']}/", json={"frame_list": [1], "mode": "fast"}

@@ -10,9 +10,10 @@ from arq.worker import Worker
 
 from jobs.settings import Settings
 from jobs.video import Roi
-from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.checks import assert_masked
 from tests.media import make_video, sha256, summarize
+from tests.oracle import judge_mask
 
 
 @pytest.mark.parametrize("shape", ["rect", "ellipse"])
@@ -21,9 +22,8 @@ async def test_custom_mask_end_to_end(
 ) -> None:
     video = await upload(client, clip_720p)
     roi = {"x": 300, "y": 40, "width": 700, "height": 640}
-    task_id = await submit_mask(
-        client, video["id"], {"mask_type": "custom", "roi": roi, "shape": shape}
-    )
+    body = {"mask_type": "custom", "roi": roi, "shape": shape}
+    task_id = await submit_mask(client, video["id"], body)
     seen = await follow_task(client, task_id)
     final = seen[-1]
     assert final["state"] == "SUCCESS", final
@@ -45,6 +45,7 @@ async def test_custom_mask_end_to_end(
     output.write_bytes(await resp.read())
     assert output.read_bytes() == (settings.data_dir / result["output_file"]).read_bytes()
     assert_masked(clip_720p, output, Roi(**roi), shape)  # type: ignore[arg-type]
+    judge_mask(output, clip_720p, body, numbered=True)
     assert list((settings.data_dir / "tmp").iterdir()) == []
 
 
@@ -54,11 +55,13 @@ async def test_device_mask_is_scaled_to_the_video(
     original_sha = sha256(clip_720p)
     video = await upload(client, clip_720p)
     stored = next((settings.data_dir / "videos").rglob("original.*"))
-    task_id = await submit_mask(
-        client, video["id"], {"mask_type": "device", "device_name": "olympus_cv_1500"}
-    )
+    body = {"mask_type": "device", "device_name": "olympus_cv_1500"}
+    task_id = await submit_mask(client, video["id"], body)
     final = (await follow_task(client, task_id))[-1]
     assert final["state"] == "SUCCESS", final
+    judge_mask(
+        await download(client, final, settings.data_dir / "out.mp4"), clip_720p, body, numbered=True
+    )
     # 550..1900 x 0..1080 on 1920x1080, times 2/3, rounded inwards: 366.7 -> 367, 1266.7 -> 1266.
     expected = {"x": 367, "y": 0, "width": 899, "height": 720}
     assert final["params"]["roi"] == expected
@@ -73,11 +76,8 @@ async def test_progress_climbs_monotonically_to_100(
 ) -> None:
     long_clip = make_video(media_dir / "clip_8s.mp4", width=1280, height=720, seconds=8.0)
     video = await upload(client, long_clip)
-    task_id = await submit_mask(
-        client,
-        video["id"],
-        {"mask_type": "device", "device_name": "olympus_cv_1500", "shape": "ellipse"},
-    )
+    body = {"mask_type": "device", "device_name": "olympus_cv_1500", "shape": "ellipse"}
+    task_id = await submit_mask(client, video["id"], body)
     seen = await follow_task(client, task_id, interval=0.02)
     progress = [s["progress"] for s in seen]
     assert progress == sorted(progress)
@@ -97,6 +97,7 @@ async def test_progress_climbs_monotonically_to_100(
     states = [s["state"] for s in seen]
     order = ["PENDING", "STARTED", "PROGRESS", "SUCCESS"]
     assert [order.index(s) for s in states] == sorted(order.index(s) for s in states)
+    judge_mask(await download(client, seen[-1], media_dir / f"{task_id}.mp4"), long_clip, body)
 
 
 async def test_odd_size_ntsc_rate_keeps_size_rate_and_count(
@@ -104,12 +105,12 @@ async def test_odd_size_ntsc_rate_keeps_size_rate_and_count(
 ) -> None:
     video = await upload(client, clip_odd)
     roi = {"x": 101, "y": 33, "width": 401, "height": 299}
-    task_id = await submit_mask(
-        client, video["id"], {"mask_type": "custom", "roi": roi, "shape": "ellipse"}
-    )
+    body = {"mask_type": "custom", "roi": roi, "shape": "ellipse"}
+    task_id = await submit_mask(client, video["id"], body)
     final = (await follow_task(client, task_id))[-1]
     assert final["state"] == "SUCCESS", final
-    output = settings.data_dir / final["result"]["output_file"]
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_odd, body, numbered=True)
     summary = summarize(output)
     assert (summary.width, summary.height) == (642, 362)
     assert summary.audio_codec is None

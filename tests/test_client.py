@@ -10,7 +10,7 @@ import re
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import av
@@ -27,6 +27,8 @@ from server.cli import main
 from tests.api import Client, upload
 from tests.checks import assert_masked
 from tests.media import make_video
+from tests.oracle import judge_mask
+from tests.pausing import catch_frame_process
 from tests.proxy import Proxy, header_fields
 
 TIMEOUT = 120.0
@@ -128,6 +130,8 @@ async def test_submit_mask_of_a_file_follows_and_saves_the_masked_video(
     assert frames_and_size(output) == (50, 1280, 720)
     roi = known_devices()[DEVICE].roi_for(1280, 720)
     await asyncio.to_thread(assert_masked, clip_720p, output, roi, "rect")
+    asked = {"mask_type": "device", "device_name": DEVICE}  # what --device asks for
+    await asyncio.to_thread(judge_mask, output, clip_720p, asked, numbered=True)
     status = await (await client.get(f"/api/task-status/{task_id}/")).json()
     assert status["state"] == "SUCCESS"
     assert status["params"]["mask_type"] == "device"
@@ -157,6 +161,8 @@ async def test_on_a_terminal_progress_is_a_bar_redrawn_in_place(
     assert frames_and_size(here / "masked.mp4") == (60, 642, 362)
     roi = Roi(100, 0, 400, 362)
     await asyncio.to_thread(assert_masked, clip_odd, here / "masked.mp4", roi, "ellipse")
+    asked = {"mask_type": "custom", "roi": asdict(roi), "shape": "ellipse"}  # --ellipse
+    await asyncio.to_thread(judge_mask, here / "masked.mp4", clip_odd, asked, numbered=True)
 
 
 def _read_until_closed(fd: int) -> bytes:
@@ -200,6 +206,9 @@ async def test_a_dropped_event_stream_is_resumed_after_the_last_event(
     assert all(header_fields(h)["authorization"] == f"Bearer {TOKEN}" for h in proxy.heads)
     assert TOKEN not in ran.out + ran.err
     assert frames_and_size(here / ran.out.splitlines()[1]) == (50, 1280, 720)
+    asked = {"mask_type": "device", "device_name": DEVICE}
+    saved = here / ran.out.splitlines()[1]
+    await asyncio.to_thread(judge_mask, saved, clip_720p, asked, numbered=True)
 
 
 async def test_without_an_event_stream_the_client_polls(
@@ -223,7 +232,7 @@ async def test_without_an_event_stream_the_client_polls(
 
 @pytest.fixture(scope="session")
 def slow_clip(media_dir: Path) -> Path:
-    """1280x720, 8 s: several seconds of work for a worker at preset medium."""
+    """1280x720, 8 s: 200 frames, so that a job held a few frames in is mid-job."""
     return make_video(media_dir / "slow.mp4", width=1280, height=720, seconds=8.0, audio=False)
 
 
@@ -238,18 +247,37 @@ async def test_cancel_stops_a_followed_running_task_which_exits_revoked(
     )  # fmt: skip
     assert process.stdout is not None
     assert process.stderr is not None
-    async with in_process_worker(replace(settings, x264_preset="medium")):
+    errors = bytearray()
+
+    async def collect_errors() -> None:
+        assert process.stderr is not None
+        while line := await process.stderr.readline():
+            errors.extend(line)
+
+    async def progress_shown() -> bool:  # the CLI prints a line per 10 % (and per state)
+        return re.search(rb"PROGRESS  Encoding frame [1-9]", errors) is not None
+
+    collecting = asyncio.create_task(collect_errors())
+    # The job's frame process is caught as it starts (the upload's probe reads the file under
+    # tmp/, not videos/) and let go in steps until the CLI shows its frames; it is held while
+    # the CLI cancels it.
+    catching = asyncio.create_task(catch_frame_process(settings.data_dir))
+    async with in_process_worker(settings):
         task_id = (await asyncio.wait_for(process.stdout.readline(), TIMEOUT)).decode().strip()
         assert TASK_ID.match(task_id)
-        seen = b""
-        while not re.search(rb"PROGRESS  Encoding frame [1-9]", seen):
-            line = await asyncio.wait_for(process.stderr.readline(), TIMEOUT)
-            assert line, seen
-            seen += line
-        cancel = await vidcorrect(here, "cancel", task_id, "--url", url)
-        assert cancel.code == 0, cancel.err
-        assert cancel.out.startswith(f"{task_id}  ")
-        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+        frames = await catching
+        try:
+            await frames.run_until(progress_shown, timeout=TIMEOUT)
+            cancel = await vidcorrect(here, "cancel", task_id, "--url", url)
+            assert cancel.code == 0, cancel.err
+            assert cancel.out.startswith(f"{task_id}  ")
+            out = await asyncio.wait_for(process.stdout.read(), TIMEOUT)
+            await asyncio.wait_for(process.wait(), TIMEOUT)
+            await collecting
+            err = bytes(errors)
+            assert not frames.alive(), "the cancel should have killed the held frame process"
+        finally:
+            frames.resume()
     assert process.returncode == 3, err
     assert out == b"", "no output path"
     rest = err.decode()

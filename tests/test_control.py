@@ -8,12 +8,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from arq.jobs import Job
 from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
@@ -22,8 +22,11 @@ from jobs.storage import Storage
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
-from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from server.keys import SUBMITTER
+from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video
+from tests.oracle import judge_mask
+from tests.pausing import FrameProcess, catch_frame_process, frames_reported, frozen
 from tests.processes import descendants
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
@@ -31,8 +34,11 @@ DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 
 @pytest.fixture(scope="session")
 def long_clip(media_dir: Path) -> Path:
-    """1280x720, 12 s: a few seconds of work at the slower preset the tests give workers."""
-    return make_video(media_dir / "long.mp4", width=1280, height=720, seconds=12.0, audio=False)
+    """1280x720, 12 s, numbered: 300 frames, so that a job stopped a few frames in is surely
+    mid-job."""
+    return make_video(
+        media_dir / "long.mp4", width=1280, height=720, seconds=12.0, audio=False, numbered=True
+    )
 
 
 async def wait_for(
@@ -52,35 +58,26 @@ def temp_files(settings: Settings) -> list[Path]:
     return list((settings.data_dir / "tmp").iterdir())
 
 
-@pytest.fixture
-def slow_settings(settings: Settings) -> Settings:
-    """Workers that take a few seconds over long_clip."""
-    return replace(settings, x264_preset="medium")
-
-
-@pytest.fixture
-async def slow_worker(slow_settings: Settings) -> AsyncIterator[Worker]:
-    async with in_process_worker(slow_settings) as worker:
-        yield worker
-
-
 async def test_cancel_mid_job_stops_within_2s_and_cleans_up(
-    client: Client, slow_worker: Worker, settings: Settings, long_clip: Path
+    client: Client, worker: Worker, settings: Settings, long_clip: Path
 ) -> None:
+    """A job held stopped once it reports frames and writes its temp output (the MP4 file
+    appears with the encoder's first packet, after its lookahead) is cancelled: REVOKED within
+    2 s, its frame process killed, nothing left behind."""
     video = await upload(client, long_clip)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
-    await wait_for(client, task_id, {"PROGRESS"}, min_progress=5)
-    # The MP4 file appears with the encoder's first packet, after its lookahead.
-    for _ in range(1500):  # 30 s
-        if temp_files(settings):
-            break
-        await asyncio.sleep(0.02)
-    assert temp_files(settings), "the job should be writing its temp output"
-    asked = time.monotonic()
-    resp = await client.post(f"/api/task-status/{task_id}/cancel/")
-    assert resp.status == 202
-    final = await wait_for(client, task_id, {"REVOKED", "SUCCESS", "FAILURE"}, timeout=10)
-    took = time.monotonic() - asked
+    async with frozen(settings.data_dir, video["id"]) as frames:
+
+        async def writing() -> bool:
+            return bool(temp_files(settings)) and await frames_reported(client, task_id)
+
+        await frames.run_until(writing)
+        asked = time.monotonic()
+        resp = await client.post(f"/api/task-status/{task_id}/cancel/")
+        assert resp.status == 202
+        final = await wait_for(client, task_id, {"REVOKED", "SUCCESS", "FAILURE"}, timeout=10)
+        took = time.monotonic() - asked
+        assert not frames.alive(), "the cancel should have killed the frame process"
     assert final["state"] == "REVOKED"
     assert took <= 2.0, f"cancel took {took:.2f} s"
     print(f"cancel -> REVOKED {took:.2f} s")
@@ -95,22 +92,41 @@ async def test_cancel_mid_job_stops_within_2s_and_cleans_up(
 async def test_cancel_queued_task_never_starts(
     client: Client, settings: Settings, clip_720p: Path
 ) -> None:
+    """A task cancelled while it surely waits (no worker exists yet) is REVOKED at once; the
+    worker that comes later takes its job off the queue and returns without starting it (the
+    job's arq result says so), before it runs a task submitted after it."""
     video = await upload(client, clip_720p)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
     resp = await client.delete(f"/api/task-status/{task_id}/")
     assert resp.status == 202
     assert (await resp.json())["state"] == "REVOKED"
-    async with in_process_worker(settings):
-        await asyncio.sleep(1.0)  # the worker picks the job up and must not run it
+    later = await submit_mask(client, video["id"], {**DEVICE_MASK, "shape": "ellipse"})
+    queue = client.app[SUBMITTER].redis
+    assert await queue.zscore(settings.queue_name, task_id) is not None, "not queued"
+    async with in_process_worker(replace(settings, max_jobs=1)):  # one job at a time, in order
+        assert (await follow_task(client, later))[-1]["state"] == "SUCCESS"
+    # The worker took the cancelled job first, and its run returned the state it found.
+    taken = await Job(task_id, queue, _queue_name=settings.queue_name).result_info()
+    assert taken is not None, "the worker never took the cancelled job"
+    assert taken.success
+    assert taken.result == "REVOKED"
+    assert await queue.zscore(settings.queue_name, task_id) is None
     status = await (await client.get(f"/api/task-status/{task_id}/")).json()
     assert status["state"] == "REVOKED"
     assert status["started_at"] is None
+    assert status["status"] == "Cancelled before it started"
+    log = await (await client.get(f"/api/task-status/{task_id}/events?last_event_id=0-0")).read()
+    assert b'"STARTED"' not in log
 
 
-async def test_cancel_finished_task_is_409(client: Client, worker: Worker, clip_720p: Path) -> None:
+async def test_cancel_finished_task_is_409(
+    client: Client, worker: Worker, settings: Settings, clip_720p: Path
+) -> None:
     video = await upload(client, clip_720p)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
-    await follow_task(client, task_id)
+    final = (await follow_task(client, task_id))[-1]
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
     message = await expect_error(
         await client.post(f"/api/task-status/{task_id}/cancel/"), 409, "already_finished"
     )
@@ -119,13 +135,15 @@ async def test_cancel_finished_task_is_409(client: Client, worker: Worker, clip_
 
 
 async def test_job_over_its_time_limit_fails_with_timeout(
-    client: Client, slow_settings: Settings, long_clip: Path
+    client: Client, settings: Settings, long_clip: Path
 ) -> None:
-    limited = replace(slow_settings, job_timeout=1)
+    """A job held stopped from its start outlasts its 1 s limit whatever the machine's speed."""
+    limited = replace(settings, job_timeout=1)
     video = await upload(client, long_clip)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
-    async with in_process_worker(limited):
+    async with in_process_worker(limited), frozen(settings.data_dir, video["id"]) as frames:
         final = (await follow_task(client, task_id))[-1]
+        assert not frames.alive(), "the time limit should have killed the frame process"
     assert final["state"] == "FAILURE"
     assert final["error"]["code"] == "timeout"
     assert "1 s" in final["error"]["message"]
@@ -139,6 +157,11 @@ async def test_four_masks_at_once_all_finish(
     videos = [await upload(client, clip) for clip in (clip_720p, clip_odd, clip_720p, clip_odd)]
     task_ids = [await submit_mask(client, v["id"], DEVICE_MASK) for v in videos]
     async with in_process_worker(four):
+        # Each job is held as its frame process starts, until all four have one: they surely
+        # run at the same time, however quickly the first would have finished.
+        held = [await catch_frame_process(settings.data_dir, v["id"]) for v in videos]
+        for frames in held:
+            frames.resume()
         finals = await asyncio.gather(*(follow_task(client, t) for t in task_ids))
     for seen in finals:
         assert seen[-1]["state"] == "SUCCESS", seen[-1]
@@ -146,31 +169,42 @@ async def test_four_masks_at_once_all_finish(
     starts = sorted(s[-1]["started_at"] for s in finals)
     ends = sorted(s[-1]["finished_at"] for s in finals)
     assert starts[-1] < ends[0], "the four jobs should have run at the same time"
+    for index, (seen, clip) in enumerate(zip(finals, (clip_720p, clip_odd) * 2, strict=True)):
+        output = await download(client, seen[-1], settings.data_dir / f"out-{index}.mp4")
+        judge_mask(output, clip, DEVICE_MASK, numbered=True)
 
 
 # ------------------------------------------------------------------------ worker processes
 
 
 async def job_under_way(
-    client: Client, clip: Path, spawn_worker: Any
-) -> tuple[str, subprocess.Popen[bytes]]:
-    """A mask running on a worker process of its own, some frames done."""
+    client: Client, settings: Settings, clip: Path, spawn_worker: Any
+) -> tuple[str, subprocess.Popen[bytes], FrameProcess]:
+    """A mask running on a worker process of its own, some frames done, its frame process
+    held stopped (the caller resumes it)."""
     video = await upload(client, clip)
     process: subprocess.Popen[bytes] = spawn_worker()
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
-    await wait_for(client, task_id, {"PROGRESS"}, timeout=60, min_progress=5)
-    return task_id, process
+    frames = await catch_frame_process(settings.data_dir, video["id"])
+    try:
+        await frames.run_until(lambda: frames_reported(client, task_id))
+    except BaseException:
+        frames.resume()
+        raise
+    return task_id, process, frames
 
 
 async def test_sigkilled_worker_task_is_finished_by_another(
-    client: Client, settings: Settings, long_clip: Path, spawn_worker: Any
+    client: Client, settings: Settings, clip_720p: Path, spawn_worker: Any
 ) -> None:
-    task_id, first = await job_under_way(client, long_clip, spawn_worker)
+    task_id, first, frames = await job_under_way(client, settings, clip_720p, spawn_worker)
     helpers = descendants(first.pid)  # the forkserver and the job's frame process among them
     assert len(helpers) >= 2, helpers
+    assert frames.pid in helpers
     first.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     first.wait()
+    frames.resume()  # it must notice its worker is gone, and end
     for _ in range(100):  # the frame process ends itself, then the forkserver
         if not any(Path(f"/proc/{pid}").exists() for pid in helpers):
             break
@@ -195,15 +229,21 @@ async def test_sigkilled_worker_task_is_finished_by_another(
     log = await (await client.get(f"/api/task-status/{task_id}/events?last_event_id=0-0")).read()
     assert b'"state": "RETRY"' in log
     assert b"worker was lost" in log
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
     print(f"SIGKILL -> RETRY {noticed:.1f} s, -> SUCCESS {time.monotonic() - killed:.1f} s")
 
 
 async def test_sigterm_hands_the_job_back_without_using_an_attempt(
-    client: Client, settings: Settings, long_clip: Path, spawn_worker: Any
+    client: Client, settings: Settings, clip_720p: Path, spawn_worker: Any
 ) -> None:
-    task_id, first = await job_under_way(client, long_clip, spawn_worker)
+    task_id, first, frames = await job_under_way(client, settings, clip_720p, spawn_worker)
     first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=20) == 0
+    try:
+        assert first.wait(timeout=20) == 0
+    finally:
+        frames.resume()
+    assert not frames.alive(), "the shutdown should have killed the frame process"
     handed_back = await (await client.get(f"/api/task-status/{task_id}/")).json()
     assert handed_back["state"] == "PENDING"
     assert handed_back["attempt"] == 1
@@ -212,6 +252,8 @@ async def test_sigterm_hands_the_job_back_without_using_an_attempt(
     final = (await follow_task(client, task_id, timeout=120))[-1]
     assert final["state"] == "SUCCESS", final
     assert final["attempt"] == 1
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
 
 
 async def test_service_and_worker_survive_a_redis_restart(
@@ -240,6 +282,8 @@ async def test_service_and_worker_survive_a_redis_restart(
             assert b"event: end" in await stream.read()
             videos = await (await client.get("/api/videos/")).json()
             assert [v["id"] for v in videos["videos"]] == [video["id"]]
+            output = await download(client, final, tmp_path / "out.mp4")
+            judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
     finally:
         first.stop()
         second.stop()
@@ -276,6 +320,8 @@ async def test_transient_storage_error_is_retried_with_backoff(
     assert final["attempt"] == 2
     assert failures == [f"outputs/{task_id}.mp4"]
     assert temp_files(settings) == []
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
 
 
 async def test_bad_video_fails_at_once_without_retry(
@@ -323,7 +369,9 @@ async def test_redis_down_at_submission_runs_the_job_in_the_server(
     body = await stream.read()
     assert body.count(b"event: end") == 1
     assert b'"state": "STARTED"' in body
-    output = await client.get(finals[0]["result"]["output_url"])
-    assert output.status == 200
-    assert len(await output.read()) > 1000
+    for final, asked in zip(
+        finals, (DEVICE_MASK, {**DEVICE_MASK, "shape": "ellipse"}), strict=True
+    ):
+        output = await download(client, final, tmp_path / f"{final['task_id']}.mp4")
+        judge_mask(output, clip_720p, asked, numbered=True)
     await expect_error(await client.get("/api/videos/"), 503, "store_unavailable")

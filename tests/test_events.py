@@ -20,9 +20,11 @@ from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from server.keys import EVENTS, RECORDS
-from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video
 from tests.metrics import scrape
+from tests.oracle import judge_mask
+from tests.pausing import advance, api_status, frozen, record_status
 from tests.processes import ServerProcess, SpawnWorker, service_env
 from tests.sse import Event, read_events
 
@@ -47,8 +49,10 @@ def states(events: list[Event]) -> list[str]:
 
 
 async def test_full_event_sequence_then_end_and_close(
-    client: Client, worker: Worker, clip_8s: Path
+    client: Client, worker: Worker, settings: Settings, clip_8s: Path, tmp_path: Path
 ) -> None:
+    """The job is held stopped and let go three times, each time until its status reports
+    more frames: so it surely publishes three PROGRESS events, however fast the encoder is."""
     video = await upload(client, clip_8s)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
     resp = await client.get(f"/api/task-status/{task_id}/events?last_event_id=0-0")
@@ -56,7 +60,11 @@ async def test_full_event_sequence_then_end_and_close(
     assert resp.headers["Content-Type"] == "text/event-stream"
     assert resp.headers["X-Accel-Buffering"] == "no"
     assert resp.headers["Cache-Control"] == "no-store"
-    events = await read_events(resp)  # returns only when the server closes the stream
+    reading = asyncio.create_task(read_events(resp))  # ends only when the server closes it
+    async with frozen(settings.data_dir, video["id"]) as frames:
+        reported = [await advance(frames, api_status(client, task_id)) for _ in range(3)]
+    assert reported == sorted(set(reported)), reported
+    events = await reading
 
     assert [e.event for e in events] == ["progress"] * (len(events) - 1) + ["end"]
     assert [e.id for e in events] == await logged_ids(client, task_id)
@@ -66,35 +74,47 @@ async def test_full_event_sequence_then_end_and_close(
     assert seen[:2] == ["PENDING", "STARTED"]
     assert seen[-1] == "SUCCESS"
     assert set(seen[2:-1]) == {"PROGRESS"}
-    assert len(seen) >= 5, "a 2 s job publishes progress at least every second"
+    assert seen.count("PROGRESS") >= 3, "the job published progress as it went"
+    reports = [json.loads(e.data)["status"] for e in events]
+    for frames_seen in reported:
+        assert any(f"frame {frames_seen}/" in r for r in reports), (frames_seen, reports)
     progress = [json.loads(e.data)["progress"] for e in events]
     assert progress == sorted(progress)
     status = await (await client.get(f"/api/task-status/{task_id}/")).json()
     assert json.loads(events[-1].data) == status
+    judge_mask(await download(client, status, tmp_path / "out.mp4"), clip_8s, DEVICE_MASK)
 
 
 async def test_resume_after_disconnect_misses_and_repeats_nothing(
-    client: Client, worker: Worker, clip_8s: Path
+    client: Client, worker: Worker, settings: Settings, clip_8s: Path, tmp_path: Path
 ) -> None:
+    """The job is held from its start: the first connection drops surely mid-job, and the job
+    publishes more progress before the second one is made."""
     video = await upload(client, clip_8s)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
     url = f"/api/task-status/{task_id}/events"
     first = await client.get(url, params={"last_event_id": "0-0"})
-    before: list[Event] = []
-    while not before or states(before)[-1] != "PROGRESS":
-        before += await read_events(first, limit=1)
-    first.close()  # a dropped connection, mid-job
+    async with frozen(settings.data_dir, video["id"]) as frames:
+        await advance(frames, api_status(client, task_id))
+        before: list[Event] = []
+        while not before or states(before)[-1] != "PROGRESS":
+            before += await read_events(first, limit=1)
+        first.close()  # a dropped connection, mid-job
+        missed = await advance(frames, api_status(client, task_id))
 
     second = await client.get(url, headers={"Last-Event-ID": str(before[-1].id)})
     after = await read_events(second)
     assert after[-1].event == "end"
+    assert any(f"frame {missed}/" in json.loads(e.data)["status"] for e in after)
     ids = [e.id for e in before + after]
     assert ids == await logged_ids(client, task_id)
     assert len(ids) == len(set(ids))
+    output = await download(client, json.loads(after[-1].data), tmp_path / "out.mp4")
+    judge_mask(output, clip_8s, DEVICE_MASK)
 
 
 async def test_late_client_gets_final_state_and_end(
-    client: Client, worker: Worker, clip_720p: Path
+    client: Client, worker: Worker, clip_720p: Path, tmp_path: Path
 ) -> None:
     video = await upload(client, clip_720p)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
@@ -104,6 +124,8 @@ async def test_late_client_gets_final_state_and_end(
     last_id = (await logged_ids(client, task_id))[-1]
     data = json.dumps(final)
     assert body == f"id: {last_id}\nevent: end\ndata: {data}\nretry: 2000\n\n".encode()
+    output = await download(client, final, tmp_path / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
 
 
 async def test_a_finished_task_always_ends_the_stream(
@@ -207,6 +229,8 @@ async def test_many_clients_share_one_reader_and_all_get_every_event(
         assert [e.id for e in first + rest] == expected
         assert rest[-1].event == "end"
     assert client.app[EVENTS].client_count == 0
+    output = await download(client, json.loads(rests[0][-1].data), settings.data_dir / "o.mp4")
+    judge_mask(output, clip_8s, DEVICE_MASK)
 
 
 async def test_unknown_task_and_bad_event_id(client: Client, clip_720p: Path) -> None:
@@ -294,21 +318,30 @@ async def test_clients_resume_across_a_server_restart_without_gaps_or_repeats(
                 f"{server.base}/api/video-apply-mask/{video['id']}/", json=DEVICE_MASK
             ) as resp:
                 task_id = (await resp.json())["task_id"]
-            spawn_worker()  # the medium preset: the job outlasts the restart
+            spawn_worker()
             url = f"{server.base}/api/task-status/{task_id}/events"
             streams = [await session.get(url, params={"last_event_id": "0-0"}) for _ in range(3)]
-            before: list[list[Event]] = []
-            for stream in streams:
-                seen: list[Event] = []
-                while states(seen).count("PROGRESS") < 2:
-                    seen += await read_events(stream, limit=1)
-                before.append(seen)
+            redis = Redis.from_url(str(settings.redis_url))
+            status_of = record_status(Records(redis, settings.key_prefix), task_id)
+            # The job is held stopped, and let go until two PROGRESS events are out; it is still
+            # running (stopped) while the server restarts, and publishes another one after.
+            async with frozen(settings.data_dir, video["id"]) as frames:
+                for _ in range(2):
+                    await advance(frames, status_of)
+                before: list[list[Event]] = []
+                for stream in streams:
+                    seen: list[Event] = []
+                    while states(seen).count("PROGRESS") < 2:
+                        seen += await read_events(stream, limit=1)
+                    before.append(seen)
 
-            assert server.stop() == 0
-            for stream, seen in zip(streams, before, strict=True):
-                seen += await read_events(stream)  # what was sent before the stream closed
-                stream.close()
-            await server.start()
+                assert server.stop() == 0
+                for stream, seen in zip(streams, before, strict=True):
+                    seen += await read_events(stream)  # what was sent before the stream closed
+                    stream.close()
+                await advance(frames, status_of)
+                await server.start()
+            await redis.aclose()
 
             after = []
             for seen in before:
@@ -322,6 +355,8 @@ async def test_clients_resume_across_a_server_restart_without_gaps_or_repeats(
             assert "PROGRESS" in states(rest), "the job should have gone on meanwhile"
             assert rest[-1].event == "end"
             assert [e.id for e in seen + rest] == logged
-        assert json.loads(after[0][-1].data)["state"] == "SUCCESS"
+        final = json.loads(after[0][-1].data)
+        assert final["state"] == "SUCCESS"
+        judge_mask(settings.data_dir / final["result"]["output_file"], clip_8s, DEVICE_MASK)
     finally:
         server.kill()

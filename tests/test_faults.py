@@ -12,7 +12,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pytest_aiohttp import AiohttpClient
@@ -23,9 +22,11 @@ from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
-from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.media import make_video, sha256
-from tests.processes import SpawnWorker, service_env, start_process
+from tests.oracle import judge_mask
+from tests.pausing import catch_frame_process, frames_reported, frozen
+from tests.processes import SpawnWorker, descendants, service_env, start_process
 from tests.served import free_port
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
@@ -34,23 +35,19 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="session")
 def clip_6s(media_dir: Path) -> Path:
-    """1280x720, 6 s, no audio: a job of a few seconds at the workers' preset."""
-    return make_video(media_dir / "faults_6s.mp4", width=1280, height=720, seconds=6.0, audio=False)
+    """1280x720, 6 s, no audio, numbered: 150 frames, a job with room to be held in the middle."""
+    return make_video(
+        media_dir / "faults_6s.mp4", width=1280, height=720, seconds=6.0, audio=False, numbered=True
+    )
 
 
 def files_in(settings: Settings, folder: str) -> list[Path]:
     return sorted((settings.data_dir / folder).iterdir())
 
 
-async def wait_for_progress(client: Client, task_id: str, at_least: int) -> dict[str, Any]:
-    """Poll until the task runs with at least ``at_least`` percent done."""
-    for _ in range(3000):
-        status = dict(await (await client.get(f"/api/task-status/{task_id}/")).json())
-        assert status["state"] not in ("SUCCESS", "FAILURE", "REVOKED"), status
-        if status["state"] == "PROGRESS" and status["progress"] >= at_least:
-            return status
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"task {task_id} never reached {at_least} %")
+def temp_bytes(settings: Settings) -> int:
+    """How much the jobs have written to their temporary files so far."""
+    return sum(path.stat().st_size for path in files_in(settings, "tmp"))
 
 
 # -------------------------------------------------------------------------------- a crash
@@ -59,19 +56,29 @@ async def wait_for_progress(client: Client, task_id: str, at_least: int) -> dict
 async def test_a_crashing_frame_process_fails_its_task_alone(
     client: Client, settings: Settings, spawn_worker: SpawnWorker, clip_720p: Path
 ) -> None:
-    """One job's frame process segfaults (the test hook VIDCORRECT_TEST_CRASH_TASK) while
-    another job runs on the same worker process: the first ends FAILURE worker_crash, the
-    other SUCCESS, and the worker is still alive and takes the next job."""
+    """One job's frame process is killed by a real SIGSEGV (what a decoder reading out of bounds
+    gets) while another job runs on the same worker process: the first ends FAILURE
+    worker_crash, the other SUCCESS, and the worker is still alive and takes the next job.
+    Both frame processes are held stopped until the signal is sent, so both jobs surely run."""
     first, second = await upload(client, clip_720p), await upload(client, clip_720p)
     steady = await submit_mask(client, first["id"], DEVICE_MASK)
     crashing = await submit_mask(client, second["id"], DEVICE_MASK)
-    worker = spawn_worker(VIDCORRECT_TEST_CRASH_TASK=crashing)  # takes both at once
+    worker = spawn_worker()  # takes both at once
+    async with frozen(settings.data_dir, first["id"]) as steady_frames:
+        target = await catch_frame_process(settings.data_dir, second["id"])
+        helpers = descendants(worker.pid)
+        assert {steady_frames.pid, target.pid} <= set(helpers), "not both on this worker"
+        target.send(signal.SIGSEGV)  # delivered when it runs again
+        target.resume()
 
-    crashed = (await follow_task(client, crashing, timeout=60))[-1]
-    assert crashed["state"] == "FAILURE", crashed
-    assert crashed["error"]["code"] == "worker_crash"
-    assert "SIGSEGV" in crashed["error"]["message"]
-    assert crashed["result"] is None
+        crashed = (await follow_task(client, crashing, timeout=60))[-1]
+        assert crashed["state"] == "FAILURE", crashed
+        assert crashed["error"]["code"] == "worker_crash"
+        assert "SIGSEGV" in crashed["error"]["message"]
+        assert crashed["result"] is None
+        running = await (await client.get(f"/api/task-status/{steady}/")).json()
+        assert running["state"] in ("STARTED", "PROGRESS"), running
+        assert steady_frames.alive()
     done = (await follow_task(client, steady, timeout=120))[-1]
     assert done["state"] == "SUCCESS", done
     assert done["result"]["verification"]["passed"]
@@ -85,6 +92,19 @@ async def test_a_crashing_frame_process_fails_its_task_alone(
     assert files_in(settings, "tmp") == []
     assert [p.name for p in files_in(settings, "outputs")] == sorted(
         [f"{steady}.mp4", f"{after}.mp4"]
+    )
+    judge_mask(
+        await download(client, done, settings.data_dir / "steady.mp4"),
+        clip_720p,
+        DEVICE_MASK,
+        numbered=True,
+    )
+    ellipse = {**DEVICE_MASK, "shape": "ellipse"}
+    judge_mask(
+        await download(client, final, settings.data_dir / "after.mp4"),
+        clip_720p,
+        ellipse,
+        numbered=True,
     )
 
 
@@ -153,6 +173,8 @@ async def test_disk_full_during_encode_fails_with_no_space_and_keeps_the_origina
         small = await upload(client, clip_odd)
         again = await follow_task(client, await submit_mask(client, small["id"], DEVICE_MASK))
         assert again[-1]["state"] == "SUCCESS", again[-1]
+        output = await download(client, again[-1], small_disk.parent / "again.mp4")
+        judge_mask(output, clip_odd, DEVICE_MASK, numbered=True)
     assert sha256(original) == before
 
 
@@ -163,10 +185,12 @@ async def test_disk_full_during_encode_fails_with_no_space_and_keeps_the_origina
 async def test_redis_stopped_mid_job_the_job_completes_with_a_consistent_record(
     aiohttp_client: AiohttpClient, tmp_path: Path, settings: Settings, clip_6s: Path, back: str
 ) -> None:
-    """Redis stops while a worker process is encoding, and comes back on its append-only file
-    while the job still runs, or only once its output is in place and its end waits to be
-    recorded: either way the job finishes on its first attempt, its record says SUCCESS, its
-    event log ends with one `end`, and there is exactly one output."""
+    """Redis stops while a worker process is encoding (its frame process is held stopped
+    meanwhile, so the job surely still runs), and comes back on its append-only file while the
+    job still runs (having encoded more frames during the outage), or only once its output is
+    in place and its end waits to be recorded: either way the job finishes on its first
+    attempt, its record says SUCCESS, its event log ends with one `end`, and there is exactly
+    one output."""
     redis_dir = tmp_path / "redis"
     port = free_port()
     first = EmbeddedRedis(redis_dir, port=port, password="mid-job")
@@ -177,27 +201,31 @@ async def test_redis_stopped_mid_job_the_job_completes_with_a_consistent_record(
         settings = replace(settings, redis_url=first.url)
         client = await aiohttp_client(create_app(settings))
         video = await upload(client, clip_6s)
-        # Slow enough that the job still runs a second after Redis stops (progress is published
-        # at most every half second, so "10 %" may be read when the encode is further on).
-        env = service_env(settings, VIDCORRECT_X264_PRESET="slower")
-        worker = start_process(["worker"], env, tmp_path / "worker.log")
+        worker = start_process(["worker"], service_env(settings), tmp_path / "worker.log")
         task_id = await submit_mask(client, video["id"], DEVICE_MASK)
-        await wait_for_progress(client, task_id, at_least=10)
+        async with frozen(settings.data_dir, video["id"]) as frames:
+            await frames.run_until(lambda: frames_reported(client, task_id))
+            written = temp_bytes(settings)
+            first.stop()
+            if back == "mid-job":
 
-        first.stop()
-        if back == "mid-job":
-            await asyncio.sleep(1.0)
-            assert files_in(settings, "outputs") == [], "the job should still be running"
-        else:
-            output = settings.data_dir / "outputs" / f"{task_id}.mp4"
-            for _ in range(1500):  # the output is committed before the end is recorded
-                if output.exists():
-                    break
-                await asyncio.sleep(0.02)
-            assert output.exists(), "the job never got to its end"
-            await asyncio.sleep(1.0)
-        await expect_error(await client.get(f"/api/task-status/{task_id}/"), 503)
-        second.start()
+                async def encoded_more() -> bool:
+                    return temp_bytes(settings) > written
+
+                await frames.run_until(encoded_more)  # the job works on through the outage
+                assert frames.alive()
+                assert files_in(settings, "outputs") == [], "the job should be running"
+            else:
+                frames.resume()
+                output = settings.data_dir / "outputs" / f"{task_id}.mp4"
+                for _ in range(1500):  # the output is committed before the end is recorded
+                    if output.exists():
+                        break
+                    await asyncio.sleep(0.02)
+                assert output.exists(), "the job never got to its end"
+            await asyncio.sleep(1.0)  # the worker's publisher and supervisor meet the outage
+            await expect_error(await client.get(f"/api/task-status/{task_id}/"), 503)
+            second.start()
 
         final = (await follow_task(client, task_id, timeout=120))[-1]
         assert final["state"] == "SUCCESS", final
@@ -216,6 +244,8 @@ async def test_redis_stopped_mid_job_the_job_completes_with_a_consistent_record(
         assert "RETRY" not in states
         assert [p.name for p in files_in(settings, "outputs")] == [f"{task_id}.mp4"]
         assert files_in(settings, "tmp") == []
+        output = await download(client, final, tmp_path / "out.mp4")
+        judge_mask(output, clip_6s, DEVICE_MASK, numbered=True)
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)

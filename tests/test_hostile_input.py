@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,11 @@ from av.video.reformatter import ColorRange
 
 from jobs.settings import Settings
 from jobs.video import Roi
-from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.checks import C_FAR_DEV, NEUTRAL, Y_FAR_MAX, Regions, psnr
 from tests.corpus import CORPUS, BadInput, JobEnds, Refused
 from tests.media import make_video, plane_array, summarize
+from tests.oracle import device_roi, judge_mask
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 #: Inside the ROI, the output against the source converted to 8-bit 4:2:0 (CRF 18).
@@ -40,8 +42,8 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_clip(media_dir: Path) -> Path:
-    """A good 320x240, 1 s clip: the job that must still work after each bad input."""
-    return make_video(media_dir / "small.mp4", width=320, height=240, seconds=1.0)
+    """A good 320x240, 1 s numbered clip: the job that must still work after each bad input."""
+    return make_video(media_dir / "small.mp4", width=320, height=240, seconds=1.0, numbered=True)
 
 
 def kept_files(settings: Settings) -> list[Path]:
@@ -83,6 +85,8 @@ async def test_bad_input_gets_a_clear_answer_and_the_worker_carries_on(
     final = (await follow_task(client, await submit_mask(client, good["id"], DEVICE_MASK)))[-1]
     assert final["state"] == "SUCCESS", final
     assert list((settings.data_dir / "tmp").iterdir()) == []
+    output = await download(client, final, settings.data_dir / "good.mp4")
+    judge_mask(output, small_clip, DEVICE_MASK, numbered=True)
 
 
 async def _mask_and_check(
@@ -104,7 +108,13 @@ async def _mask_and_check(
     summary = summarize(output)
     assert (summary.video_codec, summary.pix_fmt) == ("h264", "yuv420p")
     assert final["result"]["verification"]["passed"]
-    assert_masked_8bit(source, output, Roi(**final["params"]["roi"]))
+    asked = device_roi(DEVICE_MASK["device_name"], video["width"], video["height"])
+    assert final["params"]["roi"] == asdict(asked)
+    assert_masked_8bit(source, output, asked)
+    # The external oracle, with the ROI re-derived from the request (not the one the service
+    # says it used): ffmpeg decodes both files, the output at the source frames' times.
+    downloaded = await download(client, final, settings.data_dir / "downloaded.mp4")
+    judge_mask(downloaded, source, DEVICE_MASK)
 
 
 def frames_420(path: Path) -> Iterator[tuple[float | None, list[npt.NDArray[np.uint8]]]]:

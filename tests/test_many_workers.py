@@ -18,9 +18,10 @@ from typing import IO, Any
 import pytest
 
 from jobs.settings import Settings
-from tests.api import Client, follow_task, submit_mask, upload
+from tests.api import Client, download, follow_task, submit_mask, upload
 from tests.media import make_video
 from tests.metrics import scrape
+from tests.oracle import judge_mask
 
 JOBS = 8
 #: The fields every line a job logs must carry.
@@ -29,8 +30,10 @@ JOB_FIELDS = ("task_id", "video_id", "operation", "attempt")
 
 @pytest.fixture(scope="session")
 def tiny_clip(media_dir: Path) -> Path:
-    """320x240, 1 s: a job of well under a second."""
-    return make_video(media_dir / "tiny.mp4", width=320, height=240, seconds=1.0, audio=False)
+    """320x240, 1 s, numbered: a job of well under a second."""
+    return make_video(
+        media_dir / "tiny.mp4", width=320, height=240, seconds=1.0, audio=False, numbered=True
+    )
 
 
 @pytest.fixture
@@ -112,10 +115,11 @@ async def test_two_worker_processes_share_eight_jobs_each_run_once(
     assert await asyncio.to_thread(_liveness_check, elsewhere) == 1
 
     video = await upload(client, tiny_clip)
-    task_ids = []
+    task_ids, bodies = [], []
     for i in range(JOBS):  # different ROIs: identical submissions would be one task
         roi = {"x": 10 + i, "y": 0, "width": 240, "height": 240}
-        task_ids.append(await submit_mask(client, video["id"], {"mask_type": "custom", "roi": roi}))
+        bodies.append({"mask_type": "custom", "roi": roi})
+        task_ids.append(await submit_mask(client, video["id"], bodies[-1]))
     finals = [(await follow_task(client, task_id, timeout=120))[-1] for task_id in task_ids]
     _, samples = await scrape(client)
     assert await asyncio.to_thread(_stop, processes) == [0, 0]
@@ -124,6 +128,9 @@ async def test_two_worker_processes_share_eight_jobs_each_run_once(
         assert final["state"] == "SUCCESS", final
         assert final["attempt"] == 1
         assert final["result"]["verification"]["passed"]
+    for index, (final, asked) in enumerate(zip(finals, bodies, strict=True)):
+        output = await download(client, final, settings.data_dir / f"out-{index}.mp4")
+        judge_mask(output, tiny_clip, asked, numbered=True)
     by_worker = Counter(final["worker_id"] for final in finals)
     assert len(by_worker) == 2, f"one worker took every job: {by_worker}"
     print(f"jobs per worker: {dict(by_worker)}")

@@ -17,9 +17,11 @@ from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
-from tests.api import Client, follow_task, submit_mask, upload
+from tests.api import Client, download, follow_task, submit_mask, upload
 from tests.media import make_video
 from tests.metrics import scrape
+from tests.oracle import judge_mask
+from tests.pausing import frozen
 from tests.sse import read_events
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
@@ -68,6 +70,8 @@ async def test_metrics_and_readiness_follow_a_mask_job(
         assert await wait_ready(client) == {"status": "ready", "redis": "ok", "workers": 1}
         final = (await follow_task(client, task_id))[-1]
         assert final["state"] == "SUCCESS", final
+        output = await download(client, final, settings.data_dir / "out.mp4")
+        judge_mask(output, clip_odd, DEVICE_MASK, numbered=True)
         events = await read_events(stream)
         assert events[-1].event == "end"
         text, after = await scrape(client)
@@ -183,16 +187,18 @@ async def test_running_job_shows_in_fps_and_a_cancelled_run_in_the_histogram(
     clip = make_video(media_dir / "monitoring-8s.mp4", width=1280, height=720, seconds=8.0)
     video = await upload(client, clip)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
-    # A slower encode, and beats every second (heartbeat_timeout / 3).
-    busy = replace(settings, x264_preset="medium", heartbeat_timeout=3)
-    async with in_process_worker(busy):
-        deadline = time.monotonic() + 60
+    # Beats every second (heartbeat_timeout / 3); the job is held stopped, and let go in short
+    # steps (a tenth of the time) until a beat has carried its rate, so it is mid-job then.
+    busy = replace(settings, heartbeat_timeout=3)
+    async with in_process_worker(busy), frozen(settings.data_dir, video["id"]) as frames:
         samples: dict[str, float] = {}
-        while time.monotonic() < deadline:
+
+        async def rate_shown() -> bool:
+            nonlocal samples
             _, samples = await scrape(client)
-            if samples.get("vidcorrect_processing_fps", 0) > 0:
-                break
-            await asyncio.sleep(0.2)
+            return samples.get("vidcorrect_processing_fps", 0) > 0
+
+        await frames.run_until(rate_shown, step=0.02, rest=0.2)
         assert samples["vidcorrect_processing_fps"] > 0, samples
         assert samples["vidcorrect_jobs_running"] == 1
         running = [v for k, v in samples.items() if k.startswith("vidcorrect_worker_jobs_running")]

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from tests.media import make_video
+from tests.oracle import judge_mask
 from tests.served import Served
 
 PATIENT = "Doe_Jane_1961-03-04.mp4"
@@ -45,7 +46,7 @@ async def _finish(session: aiohttp.ClientSession, base: str, task_id: str) -> di
 
 
 async def test_a_patient_file_name_never_appears_in_the_logs(tmp_path: Path) -> None:
-    clip = make_video(tmp_path / "clip.mp4", width=320, height=180, seconds=0.6)
+    clip = make_video(tmp_path / "clip.mp4", width=320, height=180, seconds=0.6, numbered=True)
     served = Served(tmp_path / "data", {"VIDCORRECT_LOG_LEVEL": "debug"})
     try:
         async with aiohttp.ClientSession() as session:
@@ -69,9 +70,9 @@ async def test_a_patient_file_name_never_appears_in_the_logs(tmp_path: Path) -> 
                 assert resp.status == 415
             async with session.get(f"{base}/api/videos/{video['id']}/") as resp:
                 assert (await resp.json())["filename"] == PATIENT
+            asked = {"mask_type": "custom", "roi": {"x": 8, "y": 8, "width": 200, "height": 150}}
             async with session.post(
-                f"{base}/api/video-apply-mask/{video['id']}/",
-                json={"mask_type": "custom", "roi": {"x": 8, "y": 8, "width": 200, "height": 150}},
+                f"{base}/api/video-apply-mask/{video['id']}/", json=asked
             ) as resp:
                 assert resp.status == 202
                 task_id = (await resp.json())["task_id"]
@@ -83,6 +84,8 @@ async def test_a_patient_file_name_never_appears_in_the_logs(tmp_path: Path) -> 
                 assert resp.status == 200
                 disposition = resp.headers["Content-Disposition"]
                 assert "doe" not in disposition.lower()  # downloads are named by id
+                (tmp_path / "out.mp4").write_bytes(await resp.read())
+            judge_mask(tmp_path / "out.mp4", clip, asked, numbered=True)
         # Requests aiohttp cannot parse: it answers 400 itself, and its log of them would quote
         # the bytes (the query string, a header value).
         for malformed in MALFORMED:

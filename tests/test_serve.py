@@ -10,7 +10,10 @@ from typing import Any
 import aiohttp
 
 from tests.media import make_video
+from tests.oracle import judge_mask
 from tests.served import Served
+
+DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 
 
 async def _json(resp: aiohttp.ClientResponse) -> Any:
@@ -19,7 +22,7 @@ async def _json(resp: aiohttp.ClientResponse) -> Any:
 
 async def test_serve_masks_with_embedded_redis_and_keeps_history(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    clip = make_video(tmp_path / "clip.mp4", width=640, height=360, seconds=1.0)
+    clip = make_video(tmp_path / "clip.mp4", width=640, height=360, seconds=1.0, numbered=True)
     async with aiohttp.ClientSession() as session:
         served = Served(data_dir)
         try:
@@ -32,7 +35,7 @@ async def test_serve_masks_with_embedded_redis_and_keeps_history(tmp_path: Path)
             started = time.monotonic()
             async with session.post(
                 f"{served.base}/api/video-apply-mask/{video['id']}/",
-                json={"mask_type": "device", "device_name": "olympus_cv_1500"},
+                json=DEVICE_MASK,
             ) as resp:
                 assert resp.status == 202
                 task_id = (await _json(resp))["task_id"]
@@ -47,7 +50,8 @@ async def test_serve_masks_with_embedded_redis_and_keeps_history(tmp_path: Path)
             assert status["state"] == "SUCCESS", status
             async with session.get(f"{served.base}{status['result']['output_url']}") as resp:
                 assert resp.status == 200
-                assert len(await resp.read()) > 1000
+                (tmp_path / "out.mp4").write_bytes(await resp.read())
+            judge_mask(tmp_path / "out.mp4", clip, DEVICE_MASK, numbered=True)
         finally:
             assert served.stop() == 0
         assert (data_dir / "redis" / "appendonlydir").is_dir() or (

@@ -20,11 +20,9 @@ def test_defaults_are_embedded_with_documented_limits() -> None:
     assert (settings.max_queued, settings.heartbeat_timeout) == (100, 20)
     assert settings.use_async_tasks is True
     assert settings.task_retention_days == 0
-    assert settings.test_crash_task is None  # the crash hook is off unless a test sets it
     assert (settings.max_sse_clients, settings.max_concurrent_uploads) == (1000, 16)
     assert (settings.header_timeout, settings.upload_idle_timeout) == (15, 30)
     assert (settings.upload_min_rate, settings.send_timeout) == (1024, 60)
-    assert Settings.from_env({"VIDCORRECT_TEST_CRASH_TASK": "ab12"}).test_crash_task == "ab12"
 
 
 def test_environment_and_overrides() -> None:
@@ -64,7 +62,6 @@ def test_environment_and_overrides() -> None:
         ({"VIDCORRECT_UPLOAD_MIN_RATE": "-1"}, "VIDCORRECT_UPLOAD_MIN_RATE must be at least 0"),
         ({"VIDCORRECT_MAX_CONCURRENT_UPLOADS": "0"}, "UPLOADS must be at least 1"),
         ({"VIDCORRECT_SEND_TIMEOUT": "0"}, "VIDCORRECT_SEND_TIMEOUT must be at least 1"),
-        ({"VIDCORRECT_TEST_CRASH_TASK": "../x"}, "VIDCORRECT_TEST_CRASH_TASK must be a task id"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], words: str) -> None:

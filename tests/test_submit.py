@@ -6,6 +6,7 @@ import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
@@ -17,7 +18,8 @@ from jobs.submit import KEYS_TTL, Submission
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.keys import RECORDS, SUBMITTER
-from tests.api import Client, expect_error, follow_task, submit_mask, upload
+from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
+from tests.oracle import judge_mask, judge_removal
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 
@@ -38,12 +40,14 @@ async def test_identical_submission_returns_the_running_task(
 
 
 async def test_identical_submission_after_the_end_is_a_new_task(
-    client: Client, worker: Worker, clip_720p: Path
+    client: Client, worker: Worker, settings: Settings, clip_720p: Path
 ) -> None:
     video = await upload(client, clip_720p)
     first = await submit_mask(client, video["id"], DEVICE_MASK)
-    await follow_task(client, first)
+    final = (await follow_task(client, first))[-1]
     assert await submit_mask(client, video["id"], DEVICE_MASK) != first
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
 
 
 async def test_idempotency_key_returns_the_same_task(client: Client, clip_720p: Path) -> None:
@@ -155,9 +159,11 @@ async def test_full_queue_answers_429_and_keeps_what_it_accepted(
     client = await aiohttp_client(create_app(small))
     video = await upload(client, clip_720p)
 
+    def body(n: int) -> dict[str, Any]:
+        return {"mask_type": "custom", "roi": {"x": n, "y": 0, "width": 64, "height": 64}}
+
     async def submit(n: int) -> tuple[int, str | None, str | None]:
-        body = {"mask_type": "custom", "roi": {"x": n, "y": 0, "width": 64, "height": 64}}
-        resp = await client.post(f"/api/video-apply-mask/{video['id']}/", json=body)
+        resp = await client.post(f"/api/video-apply-mask/{video['id']}/", json=body(n))
         answer = await resp.json()
         return resp.status, answer.get("task_id"), resp.headers.get("Retry-After")
 
@@ -179,6 +185,11 @@ async def test_full_queue_answers_429_and_keeps_what_it_accepted(
     async with in_process_worker(replace(small, max_jobs=4)):
         finals = await asyncio.gather(*(follow_task(client, str(t)) for t in accepted))
     assert {seen[-1]["state"] for seen in finals} == {"SUCCESS"}
+    asked = {task_id: body(n) for n, (_, task_id, _) in enumerate(answers) if task_id}
+    for seen in finals:
+        final = seen[-1]
+        output = await download(client, final, small.data_dir / f"{final['task_id']}.mp4")
+        judge_mask(output, clip_720p, asked[final["task_id"]], numbered=True)
 
 
 async def test_legacy_synchronous_mode_answers_with_the_result(
@@ -194,8 +205,12 @@ async def test_legacy_synchronous_mode_answers_with_the_result(
         assert answer["task_id"] is None
         assert answer["result"]["frames"] == 50
         assert answer["result"]["verification"]["passed"] is True
+        output = await download(client, answer, settings.data_dir / "mask.mp4")
+        judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
         resp = await client.post(
             f"/api/video-remove-frames/{video['id']}/", json={"frame_ranges": "0-9"}
         )
         answer = await resp.json()
         assert answer["result"]["frames"] == 40
+        output = await download(client, answer, settings.data_dir / "removal.mp4")
+        judge_removal(output, clip_720p, {"frame_ranges": "0-9"}, numbered=True)

@@ -15,7 +15,8 @@ import pytest
 from arq.worker import Worker
 
 from jobs.settings import Settings
-from tests.api import Client, follow_task, submit_mask, upload
+from tests.api import Client, download, follow_task, submit_mask, upload
+from tests.oracle import judge_mask
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,13 +92,16 @@ def assert_refused(
 
 
 @pytest.fixture
-async def done_task(client: Client, worker: Worker, clip_odd: Path) -> dict[str, Any]:
+async def done_task(
+    client: Client, worker: Worker, settings: Settings, clip_odd: Path
+) -> dict[str, Any]:
     """A video (id 1) with a finished mask, so real files sit next to what is attacked."""
     video = await upload(client, clip_odd)
-    roi = {"x": 0, "y": 0, "width": 64, "height": 64}
-    task_id = await submit_mask(client, video["id"], {"mask_type": "custom", "roi": roi})
+    asked = {"mask_type": "custom", "roi": {"x": 0, "y": 0, "width": 64, "height": 64}}
+    task_id = await submit_mask(client, video["id"], asked)
     final = (await follow_task(client, task_id))[-1]
     assert final["state"] == "SUCCESS", final
+    judge_mask(await download(client, final, settings.data_dir / "out.mp4"), clip_odd, asked)
     return final
 
 

@@ -222,29 +222,18 @@ def test_probe_rejects_non_videos(tmp_path: Path, maker: Any, message: str) -> N
 
 @pytest.mark.parametrize("faststart", [False, True])
 def test_truncated_mp4(tmp_path: Path, faststart: bool) -> None:
-    """Half an MP4: the index at the end is missing (InvalidVideo), or, index first, probing
-    finds the index pointing past the end (TruncatedVideo); masking it anyway yields the frames
-    that are there or InvalidVideo; nothing else."""
+    """Half an MP4: the index at the end is missing (InvalidVideo), or, index first, the index
+    points past the end (TruncatedVideo), for probing and for masking alike: a job never
+    writes an output from a file cut short (it would miss frames from the cut on, and copy a
+    partial audio packet that no decoder accepts)."""
     full = make_video(tmp_path / "full.mp4", width=320, height=240, faststart=faststart)
     cut = truncate_copy(full, tmp_path / "cut.mp4", 0.5)
-    if not faststart:  # moov at the end: nothing to demux
-        with pytest.raises(InvalidVideo, match="not a recognized video"):
-            probe(cut)
-        return
-    with pytest.raises(TruncatedVideo, match="cut short"):
+    error, words = (TruncatedVideo, "cut short") if faststart else (InvalidVideo, "not a recog")
+    with pytest.raises(error, match=words):
         probe(cut)
-    info = probe(full)
-    roi = Roi(40, 20, 200, 200)
-    try:
-        outcome = mask_video(cut, tmp_path / "out.mp4", roi, "ellipse")
-    except InvalidVideo:
-        return
-    assert 0 < outcome.frames <= info.frame_count
-    frames = read_frames(tmp_path / "out.mp4")
-    assert len(frames) == outcome.frames
-    regions = Regions.of(320, 240, roi, "ellipse", 2)
-    for frame in frames:
-        assert frame.y[regions.far].max() <= Y_FAR_MAX
+    with pytest.raises(error, match=words):
+        mask_video(cut, tmp_path / "out.mp4", Roi(40, 20, 200, 200), "ellipse")
+    assert not (tmp_path / "out.mp4").exists()
 
 
 # -------------------------------------------------------------------------------- masking

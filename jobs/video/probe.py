@@ -54,11 +54,13 @@ class VideoInfo:
 
 
 def open_input(path: Path) -> InputContainer:
-    """Open `path` read-only with PyAV; InvalidVideo if it is not a media file.
+    """Open `path` read-only with PyAV; InvalidVideo if it is not a media file, TruncatedVideo
+    if its index refers to data past its end (so no job works on a file cut short).
 
     OSErrors (missing file, permissions) are not the upload's fault and propagate unchanged.
     """
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise InvalidVideo("The file is empty.")
     try:
         container = av.open(str(path), "r")
@@ -70,6 +72,11 @@ def open_input(path: Path) -> InputContainer:
     if name in _NOT_VIDEO_FORMATS or name.endswith(_IMAGE_FORMAT_SUFFIX):
         container.close()
         raise InvalidVideo("The file is not a video (it looks like text or a still image).")
+    try:
+        _check_complete(container, size)
+    except TruncatedVideo:
+        container.close()
+        raise
     return container
 
 
@@ -98,7 +105,6 @@ def probe(
     """
     with open_input(path) as container:
         stream = select_video_stream(container)
-        _check_complete(container, path.stat().st_size)
         ctx = stream.codec_context
         _check_size(ctx.width, ctx.height, max_side)
         _check_frames(stream.frames, max_frames)

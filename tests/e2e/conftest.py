@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Locator, Page, async_playwright
 
 from jobs.settings import Settings
 from jobs.worker import in_process_worker
@@ -73,17 +72,12 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
         yield running
 
 
-@pytest.fixture
-async def slow_service(settings: Settings) -> AsyncIterator[Service]:
-    """App and a worker encoding with x264 "medium", so a 10 s clip takes a few seconds."""
-    async with running_service(dataclasses.replace(settings, x264_preset="medium")) as running:
-        yield running
-
-
 @pytest.fixture(scope="session")
 def clip_10s(media_dir: Path) -> Path:
-    """1280x720, 25 fps, 10 s, H.264 + AAC: long enough to watch, reload and cancel."""
-    return make_video(media_dir / "clip_10s.mp4", width=1280, height=720, seconds=10.0)
+    """1280x720, 25 fps, 10 s, H.264 + AAC, numbered: a job with room to be held mid-way."""
+    return make_video(
+        media_dir / "clip_10s.mp4", width=1280, height=720, seconds=10.0, numbered=True
+    )
 
 
 @pytest.fixture
@@ -116,6 +110,17 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     finally:
         await context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+async def fetch_output(page: Page, service: Service, card: Locator, dest: Path) -> Path:
+    """Download what a task card's download link points to, with the page's cookies, to
+    `dest` (for the external oracle)."""
+    href = await card.get_by_test_id("task-download").get_attribute("href")
+    assert href
+    response = await page.request.get(service.url(href))
+    assert response.ok, response.status
+    dest.write_bytes(await response.body())
+    return dest
 
 
 async def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,13 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, expect
 
-from tests.e2e.conftest import Service, screenshot
+from tests.e2e.conftest import Service, fetch_output, screenshot
+from tests.oracle import judge_mask, judge_scene_removal
+from tests.pausing import FrameProcess, catch_frame_process
 from tests.scenes import SceneTruth, make_scene_video
+
+#: A task card, its job's frame process held stopped, and the request body the page sent.
+HeldTask = tuple[Locator, FrameProcess, dict[str, Any]]
 
 DONE_TIMEOUT = 60_000
 
@@ -45,10 +51,46 @@ async def start_mask(page: Page) -> Locator:
     return card
 
 
+async def start_mask_asked(page: Page) -> tuple[Locator, dict[str, Any]]:
+    """start_mask, and the request body the page sent (the oracle's ground truth)."""
+    async with page.expect_request(
+        lambda r: r.method == "POST" and "/api/video-apply-mask/" in r.url
+    ) as sent:
+        card = await start_mask(page)
+    body = (await sent.value).post_data_json
+    assert isinstance(body, dict), body
+    return card, body
+
+
 async def expect_done(card: Locator) -> None:
     await expect(card.get_by_test_id("task-percent")).to_have_text("100%", timeout=DONE_TIMEOUT)
     await expect(card).to_have_attribute("data-state", "SUCCESS")
     await expect(card.get_by_test_id("task-progress")).to_have_attribute("aria-valuenow", "100")
+
+
+async def shows_running(card: Locator) -> bool:
+    """Whether the card shows the worker encoding (what :func:`wait_running` waits for)."""
+    valuenow = await card.get_by_test_id("task-progress").get_attribute("aria-valuenow")
+    return (
+        await card.get_attribute("data-state") == "PROGRESS"
+        and "frame" in await card.get_by_test_id("task-status").inner_text()
+        and re.match(r"^[1-9]", valuenow or "") is not None
+    )
+
+
+async def start_held_mask(page: Page, service: Service, video: dict[str, Any]) -> HeldTask:
+    """Start a mask from the page and hold its frame process (caught as it starts) once the
+    card shows it encoding: the task is surely mid-way, however fast the encoder is."""
+    catching = asyncio.create_task(catch_frame_process(service.settings.data_dir, video["id"]))
+    card, body = await start_mask_asked(page)
+    frames = await catching
+    try:
+        await frames.run_until(lambda: shows_running(card))
+        await wait_running(card)
+    except BaseException:
+        frames.resume()
+        raise
+    return card, frames, body
 
 
 async def wait_running(card: Locator) -> None:
@@ -100,7 +142,7 @@ async def test_a_non_video_upload_shows_the_servers_message(
 
 
 async def test_draw_a_roi_and_mask_until_done(
-    page: Page, service: Service, clip_720p: Path
+    page: Page, service: Service, clip_720p: Path, tmp_path: Path
 ) -> None:
     video = await service.upload(clip_720p)
     await open_video(page, service, video)
@@ -136,15 +178,13 @@ async def test_draw_a_roi_and_mask_until_done(
     await page.locator("#shape-rect").check()
     await screenshot(page, "roi.png")
 
-    card = await start_mask(page)
+    card, body = await start_mask_asked(page)
+    assert body["roi"] == {"x": 320, "y": 180, "width": 640, "height": 360}
     await expect_done(card)
     download = card.get_by_test_id("task-download")
     await expect(download).to_be_visible()
-    href = await download.get_attribute("href")
-    assert href
-    response = await page.request.get(service.url(href))
-    assert response.ok
-    assert len(await response.body()) > 1000
+    output = await fetch_output(page, service, card, tmp_path / "out.mp4")
+    judge_mask(output, clip_720p, body, numbered=True)
     await expect(card.get_by_test_id("task-verification")).to_contain_text(
         "Checked 50 of 50 frames: nothing visible outside the kept area (max brightness"
     )
@@ -152,16 +192,21 @@ async def test_draw_a_roi_and_mask_until_done(
     await screenshot(page, "done.png")
 
 
-async def test_cancel_a_running_task(page: Page, slow_service: Service, clip_10s: Path) -> None:
-    video = await slow_service.upload(clip_10s)
-    await open_video(page, slow_service, video)
-    card = await start_mask(page)
-    await wait_running(card)
-    await expect(card.get_by_test_id("task-eta")).to_contain_text(re.compile(r"left|estimating"))
-    await screenshot(page, "progress.png")
+async def test_cancel_a_running_task(page: Page, service: Service, clip_10s: Path) -> None:
+    video = await service.upload(clip_10s)
+    await open_video(page, service, video)
+    card, frames, _ = await start_held_mask(page, service, video)
+    try:
+        await expect(card.get_by_test_id("task-eta")).to_contain_text(
+            re.compile(r"left|estimating")
+        )
+        await screenshot(page, "progress.png")
 
-    await card.get_by_test_id("task-cancel").click()
-    await expect(card.get_by_test_id("task-state")).to_have_text("Cancelled")
+        await card.get_by_test_id("task-cancel").click()
+        await expect(card.get_by_test_id("task-state")).to_have_text("Cancelled")
+        assert not frames.alive(), "the cancel should have killed the held frame process"
+    finally:
+        frames.resume()
     await expect(card).to_have_attribute("data-state", "REVOKED")
     await expect(card.get_by_test_id("task-cancel")).to_be_hidden()
     await expect(card.get_by_test_id("task-download")).to_be_hidden()
@@ -169,38 +214,44 @@ async def test_cancel_a_running_task(page: Page, slow_service: Service, clip_10s
 
 
 async def test_a_running_task_survives_a_reload(
-    page: Page, slow_service: Service, clip_10s: Path
+    page: Page, service: Service, clip_10s: Path, tmp_path: Path
 ) -> None:
-    video = await slow_service.upload(clip_10s)
-    await open_video(page, slow_service, video)
-    card = await start_mask(page)
+    video = await service.upload(clip_10s)
+    await open_video(page, service, video)
+    card, frames, body = await start_held_mask(page, service, video)
     task_id = await card.get_attribute("data-task-id")
-    await wait_running(card)
-
-    await page.reload()
-    again = page.locator(f"[data-testid=task-card][data-task-id='{task_id}']")
-    await expect(again).to_be_visible()
-    await expect(page.locator("#video-title")).to_have_text(video["filename"])
+    try:
+        await page.reload()  # while the task surely runs
+        again = page.locator(f"[data-testid=task-card][data-task-id='{task_id}']")
+        await expect(again).to_be_visible()
+        await expect(page.locator("#video-title")).to_have_text(video["filename"])
+        await wait_running(again)
+    finally:
+        frames.resume()
     await expect_done(again)
     await expect(again.get_by_test_id("task-download")).to_be_visible()
+    output = await fetch_output(page, service, again, tmp_path / "out.mp4")
+    judge_mask(output, clip_10s, body, numbered=True)
     # Remembered only while running.
     remembered = await page.evaluate("localStorage.getItem('vidcorrect.runningTasks')")
     assert task_id not in (remembered or "")
 
 
 async def test_polling_takes_over_when_the_event_stream_fails(
-    page: Page, service: Service, clip_720p: Path
+    page: Page, service: Service, clip_720p: Path, tmp_path: Path
 ) -> None:
     video = await service.upload(clip_720p)
     await page.route("**/events*", lambda route: route.abort())
     await open_video(page, service, video)
-    card = await start_mask(page)
+    card, body = await start_mask_asked(page)
     note = card.get_by_test_id("task-note")
     await expect(note).to_be_visible()
     await expect(note).to_contain_text("checking every second")
     await expect_done(card)
     await expect(card.get_by_test_id("task-verification")).to_contain_text("Checked 50 of 50")
     await screenshot(page, "polling.png")
+    output = await fetch_output(page, service, card, tmp_path / "out.mp4")
+    judge_mask(output, clip_720p, body, numbered=True)
 
 
 async def test_narrow_screen_has_no_horizontal_scrolling(
@@ -216,7 +267,7 @@ async def test_narrow_screen_has_no_horizontal_scrolling(
 
 
 async def test_analysis_shows_its_timeline_and_suggestions(
-    page: Page, service: Service, scenes: SceneTruth
+    page: Page, service: Service, scenes: SceneTruth, tmp_path: Path
 ) -> None:
     video = await service.upload(scenes.path)
     await open_video(page, service, video)
@@ -255,6 +306,8 @@ async def test_analysis_shows_its_timeline_and_suggestions(
     await expect_done(removal)
     await expect(removal.get_by_test_id("task-outcome")).to_contain_text("removed")
     await expect(removal.get_by_test_id("task-download")).to_be_visible()
+    output = await fetch_output(page, service, removal, tmp_path / "out.mp4")
+    judge_scene_removal(output, scenes, {"text_screen", "non_endoscopic"})
 
 
 async def test_times_and_checks_are_put_in_plain_words(page: Page, service: Service) -> None:

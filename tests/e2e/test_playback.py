@@ -11,6 +11,7 @@ from playwright.async_api import Page
 
 from tests.e2e.conftest import Service
 from tests.media import make_numbered_video
+from tests.oracle import judge_removal
 
 CLOSED_GOPS = "keyint=12:min-keyint=12:scenecut=0:bframes=3:b-pyramid=normal"
 FRAMES = 96  # eight GOPs of 12, 3.84 s at 25 fps
@@ -88,3 +89,11 @@ async def test_a_smart_cut_output_plays_to_its_end_in_chromium(
     assert played["currentTime"] == played["duration"]
     assert played["corrupted"] == 0
     assert played["framesShown"] >= kept * 0.9, played  # the compositor may skip a few
+    output = tmp_path / "output.mp4"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(service.url(result["output_url"])) as resp,
+    ):
+        assert resp.status == 200
+        output.write_bytes(await resp.read())
+    judge_removal(output, source, {"frame_ranges": CUTS}, numbered=True)

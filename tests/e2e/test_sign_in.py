@@ -13,8 +13,9 @@ from playwright.async_api import Page, expect
 
 from jobs.settings import Settings
 from server.access import SESSION_COOKIE
-from tests.e2e.conftest import Service, running_service, screenshot
-from tests.e2e.test_page import expect_done, start_mask
+from tests.e2e.conftest import Service, fetch_output, running_service, screenshot
+from tests.e2e.test_page import expect_done, start_mask_asked
+from tests.oracle import judge_mask
 
 TOKEN = "page-token-0123456789-abcdefghij"
 
@@ -34,7 +35,7 @@ async def status_in_page(page: Page, url: str) -> int:
 
 
 async def test_sign_in_then_work_then_sign_out(
-    page: Page, guarded_service: Service, clip_720p: Path
+    page: Page, guarded_service: Service, clip_720p: Path, tmp_path: Path
 ) -> None:
     events: list[int] = []
     page.on("response", lambda r: events.append(r.status) if r.url.endswith("/events") else None)
@@ -71,7 +72,7 @@ async def test_sign_in_then_work_then_sign_out(
         "() => { const i = document.getElementById('frame-img');"
         " return i.complete && i.naturalWidth > 0; }"
     )
-    card = await start_mask(page)
+    card, body = await start_mask_asked(page)
     await expect_done(card)
     assert 200 in events, events
     href = await card.get_by_test_id("task-download").get_attribute("href")
@@ -82,6 +83,8 @@ async def test_sign_in_then_work_then_sign_out(
         bare.get(guarded_service.url(href)) as resp,
     ):
         assert resp.status == 401
+    output = await fetch_output(page, guarded_service, card, tmp_path / "out.mp4")
+    judge_mask(output, clip_720p, body, numbered=True)
 
     await page.locator("#sign-out").click()
     await expect(page.locator("#sign-in")).to_be_visible()
