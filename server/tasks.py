@@ -37,7 +37,7 @@ from jobs.runner import revoke_if_waiting
 from jobs.submit import Submission
 from server.auth import has_access
 from server.errors import client_gone, error_response
-from server.events import EVENT_ID, TaskEvent
+from server.events import TaskEvent, is_event_id
 from server.json_body import read_json
 from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, SSE_SLOTS, STORAGE, SUBMITTER
 from server.videos import VIDEO_ID
@@ -344,7 +344,7 @@ async def task_events(request: web.Request) -> web.StreamResponse:
     task_id = request.match_info["task_id"]
     task = await _store(app, task_id).get_task(task_id)
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or None
-    if last_id is not None and not EVENT_ID.fullmatch(last_id):
+    if last_id is not None and not is_event_id(last_id):
         raise InvalidRequest(
             "Last-Event-ID must be an event id this stream sent, such as 1732800000000-0.",
             code="invalid_event_id",
