@@ -124,7 +124,7 @@ async def test_a_trickling_upload_is_cut_off_and_its_partial_file_removed(
     started = time.monotonic()
     saw_partial = False
     answer = b""
-    for _ in range(80):  # 20 s if nobody stops it
+    for _ in range(40):  # 20 s if nobody stops it
         await asyncio.sleep(0.5)
         saw_partial = saw_partial or bool(partial_files(settings))
         try:
@@ -221,7 +221,7 @@ async def test_a_slow_json_body_is_cut_off_with_408(served: Served, trickle: boo
     )
     started = time.monotonic()
     answer = b""
-    for _ in range(40):  # 20 s if nobody stops it
+    for _ in range(80):  # 20 s if nobody stops it (steps of 0.25 s)
         try:
             if trickle and time.monotonic() - started < HEADER_TIMEOUT - 0.25:
                 writer.write(b" ")
