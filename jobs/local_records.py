@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jobs.errors import NotFound
-from jobs.records import EVENT_END, EVENT_PROGRESS, TaskRecord, TaskState, VideoRecord
+from jobs.model import TaskRecord, TaskState, VideoRecord
+from jobs.records import EVENT_END, EVENT_PROGRESS
 from jobs.storage import Storage
 
 

@@ -18,8 +18,8 @@ from arq.worker import Function, func
 from jobs.errors import InvalidRequest, VerificationFailed
 from jobs.frame_process import InChild
 from jobs.mask_request import MaskRequest
+from jobs.model import JsonDict, Operation
 from jobs.queueing import JOB_NAMES
-from jobs.records import JsonDict, Operation
 from jobs.runner import JobRun, run_task
 from jobs.video import EncodeOptions, Roi
 from jobs.video.analyze import Analysis, Label, analyze_video

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from arq.connections import ArqRedis
 
-from jobs.records import Operation, TaskRecord
+from jobs.model import Operation, TaskRecord
 
 #: The arq job name of each operation (the functions are in jobs.operations).
 JOB_NAMES = {

@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime
-from enum import StrEnum
+from dataclasses import asdict, replace
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -28,126 +26,15 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from jobs.errors import NotFound
+from jobs.model import (
+    TASK_FIELDS,
+    JsonDict,
+    Operation,
+    TaskRecord,
+    TaskState,
+    VideoRecord,
+)
 from jobs.task_counts import count_state_change, read_task_counts
-
-JsonDict = dict[str, Any]
-
-
-class TaskState(StrEnum):
-    """A task's life: PENDING -> STARTED -> PROGRESS -> SUCCESS | FAILURE | REVOKED.
-
-    RETRY: its worker was lost and it waits to run again. REVOKED: cancelled.
-    """
-
-    PENDING = "PENDING"
-    STARTED = "STARTED"
-    PROGRESS = "PROGRESS"
-    RETRY = "RETRY"
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-    REVOKED = "REVOKED"
-
-    @property
-    def finished(self) -> bool:
-        return self in (TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED)
-
-    @property
-    def waiting(self) -> bool:
-        """Queued: no worker runs it now."""
-        return self in (TaskState.PENDING, TaskState.RETRY)
-
-
-#: Attempts a task gets in all when its worker is lost.
-MAX_ATTEMPTS = 3
-
-
-class Operation(StrEnum):
-    """What a task does to a video."""
-
-    MASK = "mask"
-    REMOVE_FRAMES = "remove_frames"
-    ANALYZE = "analyze"
-    REPROCESS = "reprocess"
-
-
-def utc_now() -> str:
-    """The current time as an ISO 8601 UTC timestamp, as every record stores it."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    """An uploaded original and what probing it found."""
-
-    id: int
-    filename: str  # display only: never logged, never used as a path
-    stored_name: str  # relative to the data dir
-    size_bytes: int
-    width: int
-    height: int
-    fps: float
-    frame_count: int
-    duration: float
-    codec: str
-    pix_fmt: str
-    has_audio: bool
-    audio_codec: str | None
-    created_at: str
-
-    def to_api(self) -> JsonDict:
-        """The JSON shape the API answers with."""
-        data = asdict(self)
-        del data["stored_name"]
-        return data
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """One requested operation on one video, from submission to its end."""
-
-    task_id: str
-    operation: Operation
-    video_id: int
-    params: JsonDict
-    state: TaskState = TaskState.PENDING
-    progress: int = 0
-    status: str = "Waiting for a worker"
-    result: JsonDict | None = None
-    error: JsonDict | None = None
-    eta_seconds: float | None = None
-    #: 1 for the first run; a run whose worker was lost is retried as the next attempt.
-    attempt: int = 1
-    #: "queued" (Redis and the workers) or "local" (run by the server itself, Redis being away).
-    mode: str = "queued"
-    #: The worker that started the latest run (``host:pid:tag``); ``None`` until one does.
-    worker_id: str | None = None
-    created_at: str = field(default_factory=utc_now)
-    started_at: str | None = None
-    finished_at: str | None = None
-
-    def to_api(self) -> JsonDict:
-        """The JSON shape of ``GET /api/task-status/{task_id}/``."""
-        return {
-            "task_id": self.task_id,
-            "state": self.state.value,
-            "progress": self.progress,
-            "status": self.status,
-            "result": self.result,
-            "error": self.error,
-            "eta_seconds": self.eta_seconds,
-            "attempt": self.attempt,
-            "mode": self.mode,
-            "worker_id": self.worker_id,
-            "video_id": self.video_id,
-            "operation": self.operation.value,
-            "params": self.params,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-        }
-
-
-_TASK_FIELDS = frozenset(f.name for f in fields(TaskRecord))
 
 
 class Records:
@@ -239,7 +126,7 @@ class Records:
         The writer (the job running the task) holds the current record, so the event carries the
         full state without reading it back. Returns the updated record.
         """
-        unknown = set(changes) - _TASK_FIELDS
+        unknown = set(changes) - TASK_FIELDS
         if unknown:
             raise ValueError(f"not task fields: {sorted(unknown)}")
         updated = replace(task, **changes)
@@ -425,7 +312,7 @@ _MAX_SCAN_BATCHES = 20
 
 def _decode_task(raw: dict[bytes, bytes]) -> TaskRecord:
     data = {k.decode(): json.loads(v) for k, v in raw.items()}
-    task = TaskRecord(**{k: v for k, v in data.items() if k in _TASK_FIELDS})
+    task = TaskRecord(**{k: v for k, v in data.items() if k in TASK_FIELDS})
     return replace(task, state=TaskState(task.state), operation=Operation(task.operation))
 
 

@@ -18,9 +18,10 @@ import structlog
 from redis.exceptions import RedisError
 
 from jobs.errors import NotFound
+from jobs.model import MAX_ATTEMPTS, RUNNING, TaskState, utc_now
 from jobs.queueing import enqueue_attempt
-from jobs.records import MAX_ATTEMPTS, Records, TaskState, utc_now
-from jobs.runner import RUNNING, JobDeps
+from jobs.records import Records
+from jobs.runner import JobDeps
 
 log = structlog.get_logger("vidcorrect.recovery")
 

@@ -22,15 +22,17 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from jobs.errors import VidcorrectError
-from jobs.queueing import enqueue_attempt
-from jobs.records import (
+from jobs.model import (
     MAX_ATTEMPTS,
+    RUNNING,
+    WAITING,
     JsonDict,
     TaskRecord,
     TaskState,
     VideoRecord,
     utc_now,
 )
+from jobs.queueing import enqueue_attempt
 from jobs.settings import Settings
 from jobs.stats import JobStats
 from jobs.storage import Storage
@@ -364,9 +366,6 @@ async def run_task(ctx: dict[str, Any], task_id: str, attempt: int, operation: O
                     await _record_run(deps, started, ended, time.monotonic() - began)
 
 
-WAITING = frozenset({TaskState.PENDING, TaskState.RETRY})
-
-
 async def _record_run(deps: JobDeps, task: TaskRecord, state: str, seconds: float) -> None:
     """Count the run's duration by how it ended (a run handed back at shutdown is not)."""
     if deps.stats is None:
@@ -386,9 +385,6 @@ async def revoke_if_waiting(records: TaskStore, task_id: str) -> TaskRecord | No
         status="Cancelled before it started",
         finished_at=utc_now(),
     )
-
-
-RUNNING = frozenset({TaskState.STARTED, TaskState.PROGRESS})
 
 
 async def _run(deps: JobDeps, task: TaskRecord, operation: Operation) -> str:

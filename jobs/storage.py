@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from jobs.errors import NotFound
-from jobs.records import VideoRecord
+from jobs.model import VideoRecord
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from jobs.errors import NotFound, QueueFull, Unprocessable
+from jobs.model import JsonDict, Operation, TaskRecord
 from jobs.queueing import enqueue_attempt
-from jobs.records import JsonDict, Operation, Records, TaskRecord
+from jobs.records import Records
 from jobs.settings import Settings
 
 #: How long duplicate and idempotency keys are remembered (seconds).

@@ -11,7 +11,7 @@ from typing import Any
 
 from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
 from jobs.mask_request import DEVICE_KEYS, known_devices
-from jobs.records import Operation, TaskState
+from jobs.model import Operation, TaskState
 
 Schema = dict[str, Any]
 

@@ -18,8 +18,8 @@ import structlog
 
 from jobs.errors import QueueFull
 from jobs.local_records import MemoryRecords
+from jobs.model import JsonDict, Operation, TaskRecord
 from jobs.operations import OPERATION_BODIES
-from jobs.records import JsonDict, Operation, TaskRecord
 from jobs.runner import JobDeps, run_task
 from jobs.settings import Settings
 from jobs.storage import Storage

@@ -24,7 +24,8 @@ from prometheus_client.metrics_core import (
 from redis.exceptions import RedisError
 
 from jobs.liveness import WorkerState, read_workers
-from jobs.records import Operation, Records, TaskState
+from jobs.model import Operation, TaskState
+from jobs.records import Records
 from jobs.settings import Settings
 from jobs.stats import JobTotals, read_job_stats
 from server.http_log import HttpMetrics

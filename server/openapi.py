@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from jobs.records import Operation, TaskState
+from jobs.model import Operation, TaskState
 from jobs.settings import Settings
 from server.access import SESSION_COOKIE
 from server.api_schemas import (

@@ -25,14 +25,8 @@ from jobs.frame_request import (
 )
 from jobs.local_records import LocalEvent, MemoryRecords
 from jobs.mask_request import MASK_KEYS, known_devices, parse_mask_fields, parse_mask_request
-from jobs.records import (
-    EVENT_END,
-    Operation,
-    Records,
-    TaskRecord,
-    TaskState,
-    VideoRecord,
-)
+from jobs.model import Operation, TaskRecord, TaskState, VideoRecord
+from jobs.records import EVENT_END, Records
 from jobs.runner import revoke_if_waiting
 from jobs.submit import Submission
 from server.auth import has_access

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from jobs.errors import FrameProcessCrashed, InvalidRequest, PayloadTooLarge, UnsupportedMedia
 from jobs.frame_process import InChild
-from jobs.records import TaskState, VideoRecord, utc_now
+from jobs.model import TaskState, VideoRecord, utc_now
 from jobs.video import InvalidVideo, VideoTooLarge, probe
 from jobs.video.still import still_frame
 from server.keys import RECORDS, SETTINGS, STORAGE, UPLOAD_SLOTS

@@ -165,7 +165,7 @@ async def test_a_resume_past_the_live_ids_still_gets_the_end(
 async def test_a_finished_local_task_always_ends_its_stream(tmp_path: Path) -> None:
     """The degraded mode's in-memory event log does the same (no Redis involved)."""
     from jobs.local_records import MemoryRecords
-    from jobs.records import Operation, TaskRecord, TaskState
+    from jobs.model import Operation, TaskRecord, TaskState
     from jobs.storage import Storage
 
     records = MemoryRecords(Storage(tmp_path))

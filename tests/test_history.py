@@ -11,7 +11,8 @@ import pytest
 from arq.connections import ArqRedis, create_pool
 
 from jobs.history import prune_history
-from jobs.records import Operation, Records, TaskRecord, TaskState
+from jobs.model import Operation, TaskRecord, TaskState
+from jobs.records import Records
 from jobs.runner import FrameProgress
 from jobs.settings import Settings
 from jobs.worker import shutdown, startup

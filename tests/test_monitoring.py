@@ -12,7 +12,8 @@ from pathlib import Path
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
-from jobs.records import Operation, Records, TaskRecord, TaskState
+from jobs.model import Operation, TaskRecord, TaskState
+from jobs.records import Records
 from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app

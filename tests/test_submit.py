@@ -12,7 +12,7 @@ from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
 from jobs.errors import Unprocessable
-from jobs.records import Operation
+from jobs.model import Operation
 from jobs.settings import Settings
 from jobs.submit import KEYS_TTL, Submission
 from jobs.worker import in_process_worker

@@ -1,0 +1,135 @@
+"""The task model: what a task and a video record hold, the states a task goes through and
+their groups (waiting, running, finished), shared by the stores, the runner and recovery."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+
+class TaskState(StrEnum):
+    """A task's life: PENDING -> STARTED -> PROGRESS -> SUCCESS | FAILURE | REVOKED.
+
+    RETRY: its worker was lost and it waits to run again. REVOKED: cancelled.
+    """
+
+    PENDING = "PENDING"
+    STARTED = "STARTED"
+    PROGRESS = "PROGRESS"
+    RETRY = "RETRY"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    REVOKED = "REVOKED"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+    @property
+    def waiting(self) -> bool:
+        """Queued: no worker runs it now."""
+        return self in WAITING
+
+
+#: Queued: no worker runs it now.
+WAITING = frozenset({TaskState.PENDING, TaskState.RETRY})
+#: A worker runs it.
+RUNNING = frozenset({TaskState.STARTED, TaskState.PROGRESS})
+#: It has ended and will not change again.
+FINISHED = frozenset({TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED})
+
+#: Attempts a task gets in all when its worker is lost.
+MAX_ATTEMPTS = 3
+
+
+class Operation(StrEnum):
+    """What a task does to a video."""
+
+    MASK = "mask"
+    REMOVE_FRAMES = "remove_frames"
+    ANALYZE = "analyze"
+    REPROCESS = "reprocess"
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 UTC timestamp, as every record stores it."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """An uploaded original and what probing it found."""
+
+    id: int
+    filename: str  # display only: never logged, never used as a path
+    stored_name: str  # relative to the data dir
+    size_bytes: int
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration: float
+    codec: str
+    pix_fmt: str
+    has_audio: bool
+    audio_codec: str | None
+    created_at: str
+
+    def to_api(self) -> JsonDict:
+        """The JSON shape the API answers with."""
+        data = asdict(self)
+        del data["stored_name"]
+        return data
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One requested operation on one video, from submission to its end."""
+
+    task_id: str
+    operation: Operation
+    video_id: int
+    params: JsonDict
+    state: TaskState = TaskState.PENDING
+    progress: int = 0
+    status: str = "Waiting for a worker"
+    result: JsonDict | None = None
+    error: JsonDict | None = None
+    eta_seconds: float | None = None
+    #: 1 for the first run; a run whose worker was lost is retried as the next attempt.
+    attempt: int = 1
+    #: "queued" (Redis and the workers) or "local" (run by the server itself, Redis being away).
+    mode: str = "queued"
+    #: The worker that started the latest run (``host:pid:tag``); ``None`` until one does.
+    worker_id: str | None = None
+    created_at: str = field(default_factory=utc_now)
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    def to_api(self) -> JsonDict:
+        """The JSON shape of ``GET /api/task-status/{task_id}/``."""
+        return {
+            "task_id": self.task_id,
+            "state": self.state.value,
+            "progress": self.progress,
+            "status": self.status,
+            "result": self.result,
+            "error": self.error,
+            "eta_seconds": self.eta_seconds,
+            "attempt": self.attempt,
+            "mode": self.mode,
+            "worker_id": self.worker_id,
+            "video_id": self.video_id,
+            "operation": self.operation.value,
+            "params": self.params,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+TASK_FIELDS = frozenset(f.name for f in fields(TaskRecord))
