@@ -61,6 +61,7 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
+from jobs.video.audio_cut import AudioCutter
 from jobs.video.codec import (
     DEFAULT_ENCODE,
     NO_FRAME_SEI,
@@ -71,7 +72,7 @@ from jobs.video.codec import (
     mux,
     plane_view,
 )
-from jobs.video.edit import REMOVE_ALL_MESSAGE, EditOutcome, _AudioCutter
+from jobs.video.edit import REMOVE_ALL_MESSAGE, EditOutcome
 from jobs.video.errors import InvalidVideo, VideoError
 from jobs.video.nal import (
     UnitDigest,
@@ -357,9 +358,9 @@ def smart_remove(
         with open_input(src) as probe_inp:
             if probe_inp.streams.audio:
                 ain = probe_inp.streams.audio[0].index
-        cutter: _AudioCutter | None = None
+        cutter: AudioCutter | None = None
         if ain is not None:
-            cutter = _AudioCutter(stack.enter_context(open_input(src)), ain, out)
+            cutter = AudioCutter(stack.enter_context(open_input(src)), ain, out)
             _spans_to_cutter(cutter, plan, time_base, len(index.pts))
         writer = _Writer(
             out,
@@ -408,7 +409,7 @@ def smart_remove(
     )
 
 
-def _spans_to_cutter(cutter: _AudioCutter, plan: _Plan, time_base: Fraction, n: int) -> None:
+def _spans_to_cutter(cutter: AudioCutter, plan: _Plan, time_base: Fraction, n: int) -> None:
     kept = set(plan.kept)
     r = 0
     while r < n:
@@ -460,7 +461,7 @@ class _Writer:
         src_extradata: bytes,
         out_extradata: bytes,
         x264: dict[str, str],
-        cutter: _AudioCutter | None,
+        cutter: AudioCutter | None,
         time_base: Fraction,
     ) -> None:
         self._out = out
