@@ -3,7 +3,7 @@ hostile file can make a decoder read out of bounds and segfault) ends one job, n
 and the other jobs it is running.
 
 :class:`InChild` wraps a video-core call (``edit_video``, ``verify_output``, ``analyze_video``:
-a blocking function that takes ``on_progress``) so that :meth:`jobs.runner.JobRun.run_frames`
+a blocking function that takes ``on_progress``) so that :meth:`jobs.job_run.JobRun.run_frames`
 runs it in a fresh process forked from a *forkserver* that has already imported PyAV and numpy
 (a few milliseconds per call, not the half second of a spawned interpreter). The job's thread
 in the worker keeps everything else: Redis, progress publishing, cancel and time limit.
@@ -58,7 +58,7 @@ ORPHANED_EXIT = 3
 
 
 class Progress(Protocol):
-    """What a frame loop reports to (``jobs.runner.FrameProgress``): called with the number
+    """What a frame loop reports to (``jobs.progress.FrameProgress``): called with the number
     of frames done (it may raise to stop the loop); ``stop`` asks the loop to end."""
 
     stop: bool
@@ -155,7 +155,7 @@ def _await_answer(child: Any, receiver: Connection, progress: Progress) -> Any:
     done = 0
     while True:
         if progress.stop:
-            progress(done)  # raises the runner's JobStopped; the caller kills the child
+            progress(done)  # raises jobs.progress.JobStopped; the caller kills the child
             raise InterruptedError("the frame loop was asked to stop")
         if not receiver.poll(POLL_INTERVAL):
             continue

@@ -12,8 +12,8 @@ from typing import Any
 import structlog
 
 from jobs.errors import NotFound
+from jobs.job_run import JobDeps
 from jobs.records import Records
-from jobs.runner import JobDeps
 
 log = structlog.get_logger("vidcorrect.history")
 

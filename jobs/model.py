@@ -1,5 +1,6 @@
 """The task model: what a task and a video record hold, the states a task goes through and
-their groups (waiting, running, finished), shared by the stores, the runner and recovery."""
+their groups (waiting, running, finished), and the retry policy (:func:`next_attempt`,
+:func:`failed`), shared by the stores, the runner and recovery."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ RUNNING = frozenset({TaskState.STARTED, TaskState.PROGRESS})
 #: It has ended and will not change again.
 FINISHED = frozenset({TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED})
 
-#: Attempts a task gets in all when its worker is lost.
+#: Attempts a task gets in all when its worker is lost or its run hits a transient error.
 MAX_ATTEMPTS = 3
 
 
@@ -133,3 +134,30 @@ class TaskRecord:
 
 
 TASK_FIELDS = frozenset(f.name for f in fields(TaskRecord))
+
+
+def next_attempt(task: TaskRecord, status: str) -> JsonDict | None:
+    """The changes that send a task whose run was lost or hit a transient error back to the
+    queue as its next attempt (RETRY, ``status`` and which attempt of how many), or ``None`` once
+    it has had ``MAX_ATTEMPTS``: then it fails (:func:`failed`)."""
+    if task.attempt >= MAX_ATTEMPTS:
+        return None
+    return {
+        "state": TaskState.RETRY,
+        "attempt": task.attempt + 1,
+        "progress": 0,
+        "eta_seconds": None,
+        "status": f"{status}; attempt {task.attempt + 1} of {MAX_ATTEMPTS}",
+    }
+
+
+def failed(code: str, message: str, *, status: str | None = None) -> JsonDict:
+    """The changes that end a task as FAILURE with this error; its status says
+    ``"Failed: {message}"`` unless ``status`` is given."""
+    return {
+        "state": TaskState.FAILURE,
+        "status": f"Failed: {message}" if status is None else status,
+        "error": {"code": code, "message": message},
+        "eta_seconds": None,
+        "finished_at": utc_now(),
+    }

@@ -1,4 +1,5 @@
-"""The arq jobs: mask, remove frames, analyze, reprocess.
+"""What each operation does (mask, remove frames, analyze, reprocess): :data:`OPERATIONS`, run
+by :func:`jobs.runner.run_task` on a worker (jobs.worker) or in the server (server.local).
 
 Every job that writes a video decodes its own output before declaring success (see
 :func:`_write_verified`): frame count, black outside the ROI, black where frames were blackened.
@@ -13,14 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from arq.worker import Function, func
-
 from jobs.errors import InvalidRequest, VerificationFailed
 from jobs.frame_process import InChild
+from jobs.job_run import JobRun, OperationBody
 from jobs.mask_request import MaskRequest
 from jobs.model import JsonDict, Operation
-from jobs.queueing import JOB_NAMES
-from jobs.runner import JobRun, run_task
 from jobs.video import EncodeOptions, Roi
 from jobs.video.analyze import Analysis, Label, analyze_video
 from jobs.video.checked import analyze_and_write_checked, remove_checked, write_checked
@@ -39,46 +37,16 @@ VERIFY_SPAN = (95, 99)
 REPROCESS_SPANS = ((0, 30), (30, 92), (92, 99))
 
 
-async def apply_mask(ctx: dict[str, Any], task_id: str, attempt: int = 1) -> str:
-    """arq job: mask (and optionally blacken frames of) the task's video."""
-    return await run_task(ctx, task_id, attempt, _mask)
-
-
-async def remove_frames(ctx: dict[str, Any], task_id: str, attempt: int = 1) -> str:
-    """arq job: cut frames out of the task's video, frame-accurately."""
-    return await run_task(ctx, task_id, attempt, _remove)
-
-
-async def analyze(ctx: dict[str, Any], task_id: str, attempt: int = 1) -> str:
-    """arq job: find blank, text and non-endoscopic frames, the live image and overlays."""
-    return await run_task(ctx, task_id, attempt, _analyze)
-
-
-async def reprocess(ctx: dict[str, Any], task_id: str, attempt: int = 1) -> str:
-    """arq job: analysis, then mask and removal of the flagged frames in one encode pass."""
-    return await run_task(ctx, task_id, attempt, _reprocess)
-
-
-#: The arq job of each operation, under its arq name.
-OPERATION_JOBS: dict[Operation, Function] = {
-    operation: func(job, name=JOB_NAMES[operation])
-    for operation, job in (
-        (Operation.MASK, apply_mask),
-        (Operation.REMOVE_FRAMES, remove_frames),
-        (Operation.ANALYZE, analyze),
-        (Operation.REPROCESS, reprocess),
-    )
-}
-
-
 async def _mask(run: JobRun) -> JsonDict:
+    """Mask (and optionally blacken frames of) the task's video."""
     request = MaskRequest.from_params(run.task.params)
     plan = EditPlan(roi=request.roi, shape=request.shape, blacken=request.blacken)
     return await _write_verified(run, plan, ENCODE_SPAN, VERIFY_SPAN)
 
 
 async def _remove(run: JobRun) -> JsonDict:
-    """Smart removal (copy whole groups of pictures) where it applies, else the re-encode."""
+    """Cut frames out of the task's video, frame-accurately: smart removal (copy whole groups
+    of pictures) where it applies, else the re-encode."""
     ranges = tuple((a, b) for a, b in run.task.params["frame_ranges"])
     settings = run.deps.settings
     encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
@@ -104,11 +72,13 @@ async def _remove(run: JobRun) -> JsonDict:
 
 
 async def _analyze(run: JobRun) -> JsonDict:
+    """Find blank, text and non-endoscopic frames, the live image and overlays."""
     analysis = await _run_analysis(run, (0, 99))
     return analysis.to_dict()
 
 
 async def _reprocess(run: JobRun) -> JsonDict:
+    """Analysis, then mask and removal of the flagged frames in one encode pass."""
     params = run.task.params
     labels: list[Label] = [label for label in LABELS if label in params["remove_labels"]]
     if params.get("mask") is not None and int(params.get("sample_every", 1)) == 1:
@@ -239,8 +209,8 @@ async def _publish(
     return result
 
 
-#: What each operation does, for runners other than arq's (the server's degraded mode).
-OPERATION_BODIES = {
+#: What each operation does, whoever runs it (an arq worker, the server's degraded mode).
+OPERATIONS: dict[Operation, OperationBody] = {
     Operation.MASK: _mask,
     Operation.REMOVE_FRAMES: _remove,
     Operation.ANALYZE: _analyze,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from arq.connections import ArqRedis
 
-from jobs.model import Operation, TaskRecord
+from jobs.job_run import TaskStore
+from jobs.model import RUNNING, JsonDict, Operation, TaskRecord
 
-#: The arq job name of each operation (the functions are in jobs.operations).
+#: The arq job name of each operation (the functions are built in jobs.worker).
 JOB_NAMES = {
     Operation.MASK: "apply_mask",
     Operation.REMOVE_FRAMES: "remove_frames",
@@ -29,3 +30,21 @@ async def enqueue_attempt(
         _queue_name=queue_name,
         _defer_by=delay,
     )
+
+
+async def requeue(
+    records: TaskStore,
+    redis: ArqRedis,
+    queue_name: str,
+    task_id: str,
+    retry: JsonDict,
+    *,
+    delay: float | None = None,
+) -> TaskRecord | None:
+    """Make a running task RETRY as its next attempt (``retry``: the changes of
+    :func:`jobs.model.next_attempt`) and queue that attempt, after ``delay`` seconds if given.
+    ``None`` if the task no longer runs (nothing is queued then)."""
+    retried = await records.transition(task_id, RUNNING, **retry)
+    if retried is not None:
+        await enqueue_attempt(redis, queue_name, retried, delay=delay)
+    return retried

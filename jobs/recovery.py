@@ -18,10 +18,10 @@ import structlog
 from redis.exceptions import RedisError
 
 from jobs.errors import NotFound
-from jobs.model import MAX_ATTEMPTS, RUNNING, TaskState, utc_now
-from jobs.queueing import enqueue_attempt
+from jobs.job_run import JobDeps
+from jobs.model import MAX_ATTEMPTS, RUNNING, failed, next_attempt
+from jobs.queueing import requeue
 from jobs.records import Records
-from jobs.runner import JobDeps
 
 log = structlog.get_logger("vidcorrect.recovery")
 
@@ -52,33 +52,21 @@ async def recover_lost_tasks(ctx: dict[str, Any]) -> int:
             video_id=task.video_id,
             operation=task.operation.value,
         ):
-            if task.attempt >= MAX_ATTEMPTS:
+            retry = next_attempt(task, f"Retrying: {reason}")
+            if retry is None:
                 log.warning("task lost its worker too often; failing it")
                 await records.transition(
                     task_id,
                     RUNNING,
-                    state=TaskState.FAILURE,
-                    eta_seconds=None,
-                    status=f"Failed: {reason}, {MAX_ATTEMPTS} times",
-                    error={
-                        "code": "worker_lost",
-                        "message": f"The task failed because {reason}"
-                        f" on each of its {MAX_ATTEMPTS} attempts.",
-                    },
-                    finished_at=utc_now(),
+                    **failed(
+                        "worker_lost",
+                        f"The task failed because {reason} on each of its {MAX_ATTEMPTS} attempts.",
+                        status=f"Failed: {reason}, {MAX_ATTEMPTS} times",
+                    ),
                 )
                 continue
-            retried = await records.transition(
-                task_id,
-                RUNNING,
-                state=TaskState.RETRY,
-                attempt=task.attempt + 1,
-                progress=0,
-                eta_seconds=None,
-                status=f"Retrying: {reason}; attempt {task.attempt + 1} of {MAX_ATTEMPTS}",
-            )
+            retried = await requeue(records, ctx["redis"], settings.queue_name, task_id, retry)
             if retried is not None:
-                await enqueue_attempt(ctx["redis"], settings.queue_name, retried)
                 log.warning("task re-queued after losing its worker")
                 recovered += 1
     return recovered

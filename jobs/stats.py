@@ -25,7 +25,7 @@ DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0
 
 
 class Rated(Protocol):
-    """A running stage's frame counter (:class:`jobs.runner.FrameProgress`)."""
+    """A running stage's frame counter (:class:`jobs.progress.FrameProgress`)."""
 
     @property
     def rate(self) -> float | None: ...

@@ -15,17 +15,20 @@ from typing import Any
 
 import structlog
 from arq.cron import cron
+from arq.typing import WorkerCoroutine
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
 from jobs.frame_process import start_forkserver
 from jobs.history import prune_history
+from jobs.job_run import JobDeps, OperationBody
 from jobs.liveness import WorkerBeat, new_worker_id
 from jobs.logs import configure_logging
-from jobs.operations import OPERATION_JOBS
+from jobs.operations import OPERATIONS
+from jobs.queueing import JOB_NAMES
 from jobs.records import Records
 from jobs.recovery import recovery_loop
-from jobs.runner import JobDeps
+from jobs.runner import run_task
 from jobs.settings import Settings
 from jobs.stats import JobStats
 from jobs.storage import Storage, private_umask
@@ -94,12 +97,23 @@ async def startup_with_logging(ctx: dict[str, Any]) -> None:
     await startup(ctx)
 
 
+def arq_job(body: OperationBody) -> WorkerCoroutine:
+    """The arq job that runs an operation's body: ``(ctx, task_id, attempt)``, queued by
+    :func:`jobs.queueing.enqueue_attempt`."""
+
+    async def job(ctx: dict[str, Any], task_id: str, attempt: int = 1) -> str:
+        return await run_task(ctx, task_id, attempt, body)
+
+    return job
+
+
 def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str, Any]:
     """Keyword arguments for :class:`arq.worker.Worker` for these settings."""
     timeout = settings.job_timeout + ARQ_TIMEOUT_MARGIN
     return {
         "functions": [
-            func(job.coroutine, name=job.name, timeout=timeout) for job in OPERATION_JOBS.values()
+            func(arq_job(body), name=JOB_NAMES[operation], timeout=timeout)
+            for operation, body in OPERATIONS.items()
         ],
         "cron_jobs": [cron(prune_history, name="prune_history", minute=17, run_at_startup=True)],
         "queue_name": settings.queue_name,

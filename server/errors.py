@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -24,13 +22,11 @@ from jobs.errors import (
     UnsupportedMedia,
     VidcorrectError,
 )
+from jobs.failures import NO_SPACE_ERRNOS
 
 log = structlog.get_logger("vidcorrect.http")
 #: Status logged for a request whose client went away before it was answered (as nginx does).
 CLIENT_GONE = 499
-
-#: Storage errors that mean "the disk is full" (EFBIG: a file-size limit was reached).
-NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 HTTP_STATUS: dict[type[VidcorrectError], int] = {
     InvalidRequest: 400,

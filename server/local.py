@@ -1,7 +1,7 @@
 """The degraded mode: jobs the server runs itself when Redis cannot be reached.
 
 A submission that finds Redis away is not refused: the job runs in this process through the
-same code as on a worker (``run_task`` and ``OPERATION_BODIES``), with its record and events
+same code as on a worker (``run_task`` and ``OPERATIONS``), with its record and events
 in memory (``MemoryRecords``), at most ``max_jobs`` at once, and its answers say
 ``"mode": "local"``. Such tasks are not in the history and are lost with the process; their
 outputs are files like any other.
@@ -17,10 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 
 from jobs.errors import QueueFull
+from jobs.job_run import JobDeps
 from jobs.local_records import MemoryRecords
 from jobs.model import JsonDict, Operation, TaskRecord
-from jobs.operations import OPERATION_BODIES
-from jobs.runner import JobDeps, run_task
+from jobs.operations import OPERATIONS
+from jobs.runner import run_task
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import RETRY_AFTER
@@ -70,7 +71,7 @@ class LocalJobs:
     async def _run(self, task: TaskRecord) -> str:
         async with self._slots:
             return await run_task(
-                {"deps": self._deps}, task.task_id, task.attempt, OPERATION_BODIES[task.operation]
+                {"deps": self._deps}, task.task_id, task.attempt, OPERATIONS[task.operation]
             )
 
     async def close(self) -> None:

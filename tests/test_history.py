@@ -12,8 +12,8 @@ from arq.connections import ArqRedis, create_pool
 
 from jobs.history import prune_history
 from jobs.model import Operation, TaskRecord, TaskState
+from jobs.progress import FrameProgress
 from jobs.records import Records
-from jobs.runner import FrameProgress
 from jobs.settings import Settings
 from jobs.worker import shutdown, startup
 from tests.api import Client, expect_error, submit_mask, upload

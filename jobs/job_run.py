@@ -1,0 +1,200 @@
+"""One execution of one task, as an operation sees it: its records, its source, its temp files
+and their commit, its frame loops with their progress, and the supervisor that beats its
+heartbeat and watches for a cancel request.
+
+An operation is an async function that receives a :class:`JobRun` and returns its ``result``
+fields (an :data:`OperationBody`); :func:`jobs.runner.run_task` does the rest, so every
+operation behaves the same to clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import structlog
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from jobs.model import JsonDict, TaskRecord, TaskState, VideoRecord
+from jobs.progress import FrameProgress, JobStopped, count_frames, publish_progress
+from jobs.settings import Settings
+from jobs.stats import JobStats
+from jobs.storage import Storage
+
+log = structlog.get_logger("vidcorrect.job")
+
+T = TypeVar("T")
+
+#: How often a running job checks for a cancel request (seconds).
+CANCEL_POLL_INTERVAL = 0.5
+#: How often a running job beats its heartbeat, at most (seconds).
+HEARTBEAT_INTERVAL = 5.0
+
+
+class TaskStore(Protocol):
+    """Where a running job reads and writes its task: Redis (:class:`jobs.records.Records`), or
+    this process's memory in the degraded mode (:class:`jobs.local_records.MemoryRecords`)."""
+
+    async def get_task(self, task_id: str) -> TaskRecord: ...
+
+    async def get_video(self, video_id: int) -> VideoRecord: ...
+
+    async def update_task(self, task: TaskRecord, **changes: Any) -> TaskRecord: ...
+
+    async def transition(
+        self, task_id: str, allowed: frozenset[TaskState], **changes: Any
+    ) -> TaskRecord | None: ...
+
+    async def heartbeat(self, task_id: str) -> None: ...
+
+    async def not_running(self, task_id: str) -> None: ...
+
+    async def cancel_requested(self, task_id: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class JobDeps:
+    """What jobs need from their worker process; built once in the worker's start-up hook."""
+
+    settings: Settings
+    records: TaskStore
+    storage: Storage
+    #: The worker's arq pool, to queue retries (None: a local job, which is not retried).
+    queue: ArqRedis | None
+    #: Frame loops run here, one thread per concurrent job, never on the event loop.
+    executor: ThreadPoolExecutor
+    #: The worker's id, stored in the records of the tasks it starts (None: a local job).
+    worker_id: str | None = None
+    #: Where the worker counts durations and frames (None: not counted, as for local jobs).
+    stats: JobStats | None = None
+
+
+@dataclass
+class JobRun:
+    """One execution of one task: what an operation needs, and what must be cleaned up.
+
+    :attr:`task` is the current record; :meth:`update` changes it in Redis and logs the event.
+    """
+
+    deps: JobDeps
+    task: TaskRecord
+    video: VideoRecord
+    temp_files: list[Path] = field(default_factory=list)
+    #: Set by the supervisor when a client asked to cancel; frame loops stop at the next frame.
+    cancel_requested: bool = False
+    _progress: FrameProgress | None = None
+
+    def request_stop(self) -> None:
+        """Make the running stage (and any later one) stop."""
+        self.cancel_requested = True
+        if self._progress is not None:
+            self._progress.stop = True
+
+    @property
+    def source_path(self) -> Path:
+        """The original upload (read only)."""
+        return self.deps.storage.resolve(self.video.stored_name)
+
+    @property
+    def stats(self) -> JobStats | None:
+        """Where the worker counts this run's frames (None: not counted)."""
+        return self.deps.stats
+
+    async def update(self, **changes: Any) -> None:
+        """Change the task's record and publish the new state."""
+        self.task = await self.deps.records.update_task(self.task, **changes)
+
+    def temp_path(self, suffix: str) -> Path:
+        """A temp file for this run, removed by :meth:`remove_temp_files` unless committed."""
+        path = self.deps.storage.temp_path(self.task.task_id, suffix)
+        self.temp_files.append(path)
+        return path
+
+    async def commit(self, temp: Path, name: str) -> str:
+        """Move a finished temp file atomically to its stored name; returns the name."""
+        await asyncio.get_running_loop().run_in_executor(
+            self.deps.executor, self.deps.storage.commit, temp, name
+        )
+        self.temp_files.remove(temp)
+        return name
+
+    def remove_temp_files(self) -> None:
+        """Remove the temp files not committed (the run did not succeed)."""
+        for path in self.temp_files:
+            path.unlink(missing_ok=True)
+        self.temp_files.clear()
+
+    async def run_frames(
+        self,
+        total: int,
+        work: Callable[[FrameProgress], T],
+        *,
+        label: str = "Processing",
+        span: tuple[int, int] = (0, 99),
+        ceiling: int | None = None,
+    ) -> T:
+        """Run a blocking frame loop in the job thread pool while publishing its progress.
+
+        ``work`` must call its :class:`FrameProgress` after each frame. The stage's progress maps
+        onto ``span`` of the task's 0-100 (a job of several stages gives each its share), and the
+        status reads ``"{label} frame 450/1000 (62 fps)"``. When this coroutine is cancelled
+        (time limit, shutdown) the loop is told to stop and awaited, so no thread goes on writing
+        a file that is about to be removed.
+        """
+        if self.cancel_requested:
+            raise JobStopped
+        progress = FrameProgress(total)
+        self._progress = progress
+        stats = self.stats
+        if stats is not None:
+            stats.stage_started(progress)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.deps.executor, work, progress)
+        publisher = asyncio.create_task(
+            publish_progress(self, progress, label, span, span[1] if ceiling is None else ceiling)
+        )
+        try:
+            outcome = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            progress.stop = True
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+        finally:
+            self._progress = None
+            if stats is not None:
+                stats.stage_ended(progress)
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
+        await count_frames(self, progress, label)
+        return outcome
+
+    async def supervise(self) -> None:
+        """Until cancelled: beat the task's heartbeat and watch for a cancel request."""
+        records = self.deps.records
+        beat_every = max(1.0, min(HEARTBEAT_INTERVAL, self.deps.settings.heartbeat_timeout / 3))
+        last_beat = 0.0
+        while True:
+            now = time.monotonic()
+            try:
+                if now - last_beat >= beat_every:
+                    await records.heartbeat(self.task.task_id)
+                    last_beat = now
+                if not self.cancel_requested and await records.cancel_requested(self.task.task_id):
+                    log.info("cancel requested")
+                    self.request_stop()
+            except RedisError as error:  # the job goes on; a lost heartbeat means a retry
+                log.warning("supervisor could not reach redis", error=str(error))
+            await asyncio.sleep(CANCEL_POLL_INTERVAL)
+
+
+#: What an operation does: its body gets the run and returns the task's ``result`` fields.
+OperationBody = Callable[[JobRun], Awaitable[JsonDict]]
