@@ -10,19 +10,24 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from jobs.errors import (
-    ClientTooSlow,
     Conflict,
-    Forbidden,
     InvalidRequest,
-    MisdirectedRequest,
     NotFound,
+    QueueFull,
+    RetryLater,
+    Unprocessable,
+    UnusableVideo,
+    VidcorrectError,
+)
+from server.http_errors import (
+    ClientTooSlow,
+    Forbidden,
+    MisdirectedRequest,
     PayloadTooLarge,
     ServerBusy,
     Throttled,
     Unauthorized,
-    Unprocessable,
     UnsupportedMedia,
-    VidcorrectError,
 )
 
 log = structlog.get_logger("vidcorrect.http")
@@ -32,6 +37,8 @@ CLIENT_GONE = 499
 #: Storage errors that mean "the disk is full" (EFBIG: a file-size limit was reached).
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
+#: The status of every error class, the domain's and the server's own (a subclass not listed
+#: takes its nearest listed base's).
 HTTP_STATUS: dict[type[VidcorrectError], int] = {
     InvalidRequest: 400,
     Unauthorized: 401,
@@ -41,8 +48,10 @@ HTTP_STATUS: dict[type[VidcorrectError], int] = {
     Conflict: 409,
     PayloadTooLarge: 413,
     UnsupportedMedia: 415,
+    UnusableVideo: 415,
     MisdirectedRequest: 421,
     Unprocessable: 422,
+    QueueFull: 429,
     Throttled: 429,
     ServerBusy: 503,
 }
@@ -70,7 +79,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if status == 500:
             log.error("domain error without an HTTP status", code=error.code)
         response = error_response(status, error.code, error.message)
-        if isinstance(error, Throttled | ServerBusy):
+        if isinstance(error, RetryLater):
             response.headers["Retry-After"] = str(error.retry_after)
         if isinstance(error, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="vidcorrect"'

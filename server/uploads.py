@@ -13,8 +13,9 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia, UploadTooSlow
+from jobs.errors import InvalidRequest
 from jobs.storage import open_private
+from server.http_errors import PayloadTooLarge, UnsupportedMedia, UploadTooSlow
 
 CHUNK = 1024 * 1024
 #: What aiohttp's multipart reader raises for a body that is not well-formed multipart.

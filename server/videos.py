@@ -10,11 +10,12 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
-from jobs.errors import FrameProcessCrashed, InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from jobs.errors import FrameProcessCrashed, InvalidRequest, UnusableVideo
 from jobs.frame_process import InChild
 from jobs.model import TaskState, VideoRecord, utc_now
 from jobs.video import InvalidVideo, VideoTooLarge, probe
 from jobs.video.still import still_frame
+from server.http_errors import PayloadTooLarge
 from server.keys import RECORDS, SETTINGS, STORAGE, UPLOAD_SLOTS
 from server.uploads import UploadPace, display_filename, receive_to_file, upload_source
 
@@ -50,7 +51,7 @@ async def _store_upload(request: web.Request, limit: int) -> web.Response:
     size = await receive_to_file(chunks, temp, limit, pace)
     try:
         if size == 0:
-            raise UnsupportedMedia("The upload is empty; send a video file.", code="empty_upload")
+            raise UnusableVideo("The upload is empty; send a video file.", code="empty_upload")
         try:  # in a child process: a file that crashes the decoder must not end the server
             info = await asyncio.to_thread(
                 InChild(
@@ -62,17 +63,17 @@ async def _store_upload(request: web.Request, limit: int) -> web.Response:
                 )
             )
         except VideoTooLarge as error:
-            raise UnsupportedMedia(
+            raise UnusableVideo(
                 f"The upload is too large a video to process: {error} (limits: "
                 "VIDCORRECT_MAX_VIDEO_SIDE, VIDCORRECT_MAX_VIDEO_FRAMES)",
                 code="video_too_large",
             ) from None
         except InvalidVideo as error:
-            raise UnsupportedMedia(
+            raise UnusableVideo(
                 f"The upload is not a usable video: {error}", code=error.code
             ) from None
         except FrameProcessCrashed:
-            raise UnsupportedMedia(
+            raise UnusableVideo(
                 "The upload is not a usable video: reading it crashed the decoder, so it is "
                 "damaged or hostile. Check that it plays, or re-encode it, and upload again.",
                 code="unreadable_video",
@@ -176,9 +177,9 @@ async def video_frame(request: web.Request) -> web.Response:
     try:
         jpeg = await asyncio.to_thread(InChild(still_frame, path, int(raw), fps=video.fps))
     except InvalidVideo as error:
-        raise UnsupportedMedia(str(error), code="invalid_video") from None
+        raise UnusableVideo(str(error), code="invalid_video") from None
     except FrameProcessCrashed:
-        raise UnsupportedMedia(
+        raise UnusableVideo(
             "Decoding this frame crashed the decoder; the video is damaged.",
             code="invalid_video",
         ) from None
