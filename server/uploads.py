@@ -153,12 +153,3 @@ class UploadPace:
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
-
-
-def display_filename(raw: str | None, fallback: str) -> str:
-    """A filename fit for display: its last path part, printable, at most 255 characters."""
-    if not raw:
-        return fallback
-    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
-    return name[:255] or fallback
