@@ -47,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
     from jobs.settings import Settings
     from jobs.storage import private_umask
     from jobs.worker import ResilientWorker, worker_options
-    from server.access_log import redact_malformed_requests, silence_multipart_warnings
+    from server.access_log import (
+        redact_malformed_requests,
+        silence_aiohttp_access_log,
+        silence_multipart_warnings,
+    )
     from server.app import create_app
 
     try:
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"vidcorrect: {error.message}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    silence_aiohttp_access_log()
     private_umask()  # videos, outputs and Redis files: for this user only
     log = structlog.get_logger("vidcorrect")
     if args.command == "worker":
