@@ -21,7 +21,7 @@ RUN python -m venv --without-pip /opt/venv \
 COPY . .
 # Installed in place (editable): the server serves /app/static next to its code.
 RUN pip --python /opt/venv/bin/python install --no-cache-dir --no-deps --editable /app \
- && /opt/venv/bin/python -m compileall -q /app/jobs /app/server
+ && /opt/venv/bin/python -m compileall -q /app/vidcorrect /app/jobs /app/server
 
 # ---- runtime: the interpreter, the virtualenv and the code; no compiler, no pip in the venv
 FROM ${PYTHON_IMAGE}

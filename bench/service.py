@@ -84,7 +84,7 @@ async def service_process(
 def spawn(environ: dict[str, str], *command: str) -> subprocess.Popen[bytes]:
     """A ``vidcorrect`` command (serve, worker) in a process of its own."""
     return subprocess.Popen(
-        [sys.executable, "-m", "server.cli", *command],
+        [sys.executable, "-m", "vidcorrect", *command],
         env=environ,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -1,28 +1,21 @@
-"""The service's domain errors.
+"""The service's domain errors: what went wrong, in the service's own terms.
 
-Every error a user can cause or see is a :class:`VidcorrectError`. Each subclass stands for one
-kind of HTTP answer (the server maps them in one middleware), and carries a machine-readable
+Every error a user can cause or see is a :class:`VidcorrectError`, with a machine-readable
 ``code`` plus a message that tells the user what to fix. Messages never contain file paths,
-uploaded filenames or file contents.
+uploaded filenames or file contents. Which answer each one becomes is the server's decision
+(``server/errors.py``); the errors only the HTTP layer raises live in ``server/http_errors.py``.
 
     VidcorrectError
-    ├── InvalidRequest        bad parameters (400)
-    ├── Unauthorized          no or a wrong API token / session (401)
-    ├── Forbidden             a cross-site request (foreign Origin, Sec-Fetch-Site) (403)
-    ├── NotFound              unknown video or task id (404)
-    ├── ClientTooSlow         a request body that came too slowly; the connection is closed (408)
-    │   └── UploadTooSlow     an upload stalled or trickled below the minimum rate
-    ├── Conflict              the request does not fit the current state (409)
-    ├── PayloadTooLarge       upload larger than allowed (413)
-    ├── MisdirectedRequest    a Host header this service does not answer to (421)
-    ├── UnsupportedMedia      not a video we can decode, or a body that is not JSON (415)
-    ├── Unprocessable         well-formed but contradicts an earlier request (422)
-    ├── Throttled             too many requests; retry after ``retry_after`` s (429)
+    ├── InvalidRequest        bad parameters
+    ├── NotFound              unknown video or task id
+    ├── Conflict              the request does not fit the current state of a task or video
+    ├── UnusableVideo         not a video the service can use (empty, undecodable, too large)
+    ├── Unprocessable         well-formed but contradicts an earlier request
+    ├── RetryLater            refused for now; worth trying again in ``retry_after`` s
     │   └── QueueFull         too many tasks wait already
-    ├── ServerBusy            too many streams or uploads on this process; retry later (503)
     ├── ConfigError           the service's own configuration is unusable (start-up only)
-    ├── VerificationFailed    a job's output failed its own check (a task error, never HTTP)
-    └── FrameProcessCrashed   a job's frame process died (a task error, never HTTP)
+    ├── VerificationFailed    a job's output failed its own check (a task error)
+    └── FrameProcessCrashed   a job's frame process died (a task error)
 """
 
 from __future__ import annotations
@@ -46,18 +39,6 @@ class InvalidRequest(VidcorrectError):
     code = "invalid_request"
 
 
-class Unauthorized(VidcorrectError):
-    """The API needs a token (``VIDCORRECT_API_TOKEN``) and the request brought none that fits."""
-
-    code = "unauthorized"
-
-
-class Forbidden(VidcorrectError):
-    """The request comes from another site (its ``Origin`` or ``Sec-Fetch-Site`` says so)."""
-
-    code = "forbidden"
-
-
 class NotFound(VidcorrectError):
     """The video or task the request names does not exist."""
 
@@ -70,23 +51,11 @@ class Conflict(VidcorrectError):
     code = "conflict"
 
 
-class PayloadTooLarge(VidcorrectError):
-    """The upload exceeds ``VIDCORRECT_MAX_UPLOAD_BYTES``."""
+class UnusableVideo(VidcorrectError):
+    """The upload, or a stored video, is not a video the service can use: empty, not
+    decodable, beyond the size limits, or crashing the decoder."""
 
-    code = "too_large"
-
-
-class MisdirectedRequest(VidcorrectError):
-    """The ``Host`` header names a host this service is not configured to answer to
-    (``VIDCORRECT_ALLOWED_HOSTS``): a DNS-rebinding page, or a misconfigured proxy."""
-
-    code = "unknown_host"
-
-
-class UnsupportedMedia(VidcorrectError):
-    """The upload is not a decodable video, or a JSON route got a body of another type."""
-
-    code = "unsupported_media"
+    code = "invalid_video"
 
 
 class Unprocessable(VidcorrectError):
@@ -96,45 +65,19 @@ class Unprocessable(VidcorrectError):
     code = "unprocessable"
 
 
-class Throttled(VidcorrectError):
-    """Too many requests of a kind; ``retry_after`` seconds is a sensible wait."""
-
-    code = "throttled"
+class RetryLater(VidcorrectError):
+    """Refused for now, for too many of a kind at once; ``retry_after`` seconds is a sensible
+    wait."""
 
     def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
 
 
-class QueueFull(Throttled):
+class QueueFull(RetryLater):
     """Too many tasks are waiting; ``retry_after`` seconds is a sensible wait."""
 
     code = "queue_full"
-
-
-class ServerBusy(VidcorrectError):
-    """This server process holds as many event streams or uploads as it is allowed; retry in
-    ``retry_after`` seconds."""
-
-    code = "server_busy"
-
-    def __init__(self, message: str, *, code: str, retry_after: int) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
-
-
-class ClientTooSlow(VidcorrectError):
-    """A request body did not arrive in time (a JSON body within ``VIDCORRECT_HEADER_TIMEOUT``:
-    ``body_too_slow``); the answer closes the connection."""
-
-    code = "too_slow"
-
-
-class UploadTooSlow(ClientTooSlow):
-    """An upload sent too little for too long (``VIDCORRECT_UPLOAD_IDLE_TIMEOUT``,
-    ``VIDCORRECT_UPLOAD_MIN_RATE``); it was cut off and its partial file removed."""
-
-    code = "upload_too_slow"
 
 
 class ConfigError(VidcorrectError):

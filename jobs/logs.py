@@ -45,6 +45,3 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiohttp's access log prints the request line, query string included (a raw upload names
-    # its file there); the server logs requests itself (server/http_log.py).
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -93,7 +93,7 @@ async def startup_with_logging(ctx: dict[str, Any]) -> None:
     """arq hook for a stand-alone worker process, which configures its own logging."""
     settings: Settings = ctx["settings"]
     configure_logging(settings.log_format, settings.log_level)
-    private_umask()  # ``arq jobs.worker.WorkerSettings`` starts here, not in server.cli
+    private_umask()  # ``arq jobs.worker.WorkerSettings`` starts here, not in ``vidcorrect worker``
     await startup(ctx)
 
 

@@ -128,6 +128,13 @@ def redact_malformed_requests() -> None:
             server_log.addFilter(kind())
 
 
+def silence_aiohttp_access_log() -> None:
+    """Keep aiohttp's own access log quiet: it prints the request line, query string included
+    (a raw upload names its file there); the server logs requests itself (server/http_log.py).
+    """
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
 def silence_multipart_warnings() -> None:
     """Drop aiohttp's warnings about a ``Content-Disposition`` header it cannot read (an
     unquoted ``filename=`` with spaces, ``filename*=`` without a charset, ...): each quotes the

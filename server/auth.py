@@ -13,8 +13,9 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from jobs.errors import InvalidRequest, Throttled, Unauthorized
+from jobs.errors import InvalidRequest
 from server.access import SESSION_COOKIE, SESSION_SECONDS, Session
+from server.http_errors import Throttled, Unauthorized
 from server.json_body import read_json
 from server.keys import ACCESS, RECORDS, REVOCATIONS, SIGN_IN_THROTTLE
 

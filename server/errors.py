@@ -8,26 +8,33 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from jobs.errors import (
-    ClientTooSlow,
     Conflict,
-    Forbidden,
     InvalidRequest,
-    MisdirectedRequest,
     NotFound,
+    QueueFull,
+    RetryLater,
+    Unprocessable,
+    UnusableVideo,
+    VidcorrectError,
+)
+from jobs.failures import NO_SPACE_ERRNOS
+from server.http_errors import (
+    ClientTooSlow,
+    Forbidden,
+    MisdirectedRequest,
     PayloadTooLarge,
     ServerBusy,
     Throttled,
     Unauthorized,
-    Unprocessable,
     UnsupportedMedia,
-    VidcorrectError,
 )
-from jobs.failures import NO_SPACE_ERRNOS
 
 log = structlog.get_logger("vidcorrect.http")
 #: Status logged for a request whose client went away before it was answered (as nginx does).
 CLIENT_GONE = 499
 
+#: The status of every error class, the domain's and the server's own (a subclass not listed
+#: takes its nearest listed base's).
 HTTP_STATUS: dict[type[VidcorrectError], int] = {
     InvalidRequest: 400,
     Unauthorized: 401,
@@ -37,8 +44,10 @@ HTTP_STATUS: dict[type[VidcorrectError], int] = {
     Conflict: 409,
     PayloadTooLarge: 413,
     UnsupportedMedia: 415,
+    UnusableVideo: 415,
     MisdirectedRequest: 421,
     Unprocessable: 422,
+    QueueFull: 429,
     Throttled: 429,
     ServerBusy: 503,
 }
@@ -66,7 +75,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if status == 500:
             log.error("domain error without an HTTP status", code=error.code)
         response = error_response(status, error.code, error.message)
-        if isinstance(error, Throttled | ServerBusy):
+        if isinstance(error, RetryLater):
             response.headers["Retry-After"] = str(error.retry_after)
         if isinstance(error, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="vidcorrect"'

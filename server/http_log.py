@@ -5,7 +5,8 @@ One line per request: ``method``, ``path`` (the route pattern, such as
 ``status``, ``duration_ms`` and the ``request_id`` (with ``task_id``/``video_id`` when the path
 names them, bound by the request context). Probes (``/healthz``, ``/readyz``, ``/metrics``) log
 at debug level, so a health check every few seconds does not flood the log. aiohttp's own access
-log is off (see :func:`jobs.logs.configure_logging`): it prints the raw request line.
+log is off (see :func:`server.access_log.silence_aiohttp_access_log`): it prints the raw request
+line.
 """
 
 from __future__ import annotations

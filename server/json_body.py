@@ -9,7 +9,8 @@ from typing import Any, NoReturn
 
 from aiohttp import hdrs, web
 
-from jobs.errors import ClientTooSlow, InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from jobs.errors import InvalidRequest
+from server.http_errors import ClientTooSlow, PayloadTooLarge, UnsupportedMedia
 from server.keys import SETTINGS
 
 #: The largest JSON body the app reads (its ``client_max_size``); uploads stream separately.

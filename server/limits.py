@@ -2,7 +2,7 @@
 
 Each holds a connection, a handler and (for uploads) a temp file for as long as its client
 likes, so a server process takes at most so many at once and answers the next one 503 with
-``Retry-After`` (:class:`jobs.errors.ServerBusy`) instead of growing without bound.
+``Retry-After`` (:class:`server.http_errors.ServerBusy`) instead of growing without bound.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from jobs.errors import ServerBusy
+from server.http_errors import ServerBusy
 
 #: Seconds a client refused for being one too many is asked to wait.
 BUSY_RETRY_AFTER = 5

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
-from jobs.errors import Forbidden, MisdirectedRequest
 from jobs.settings import Settings, split_host
 from server.access import is_loopback
 from server.auth import OPEN_OPS_PATHS
+from server.http_errors import Forbidden, MisdirectedRequest
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: ``Sec-Fetch-Site`` values of a request another site's page (or another port) made.

@@ -13,8 +13,9 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from jobs.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia, UploadTooSlow
+from jobs.errors import InvalidRequest
 from jobs.storage import open_private
+from server.http_errors import PayloadTooLarge, UnsupportedMedia, UploadTooSlow
 
 CHUNK = 1024 * 1024
 #: What aiohttp's multipart reader raises for a body that is not well-formed multipart.
@@ -152,12 +153,3 @@ class UploadPace:
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
-
-
-def display_filename(raw: str | None, fallback: str) -> str:
-    """A filename fit for display: its last path part, printable, at most 255 characters."""
-    if not raw:
-        return fallback
-    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
-    return name[:255] or fallback

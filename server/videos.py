@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from urllib.parse import urlencode
 
-import structlog
 from aiohttp import web
 
-from jobs.errors import FrameProcessCrashed, InvalidRequest, PayloadTooLarge, UnsupportedMedia
-from jobs.frame_process import InChild
-from jobs.model import TaskState, VideoRecord, utc_now
-from jobs.video import InvalidVideo, VideoTooLarge, probe
-from jobs.video.still import still_frame
+from jobs.errors import InvalidRequest
+from jobs.model import TaskState
+from jobs.videos import still_of, store_upload
+from server.http_errors import PayloadTooLarge
 from server.keys import RECORDS, SETTINGS, STORAGE, UPLOAD_SLOTS
-from server.uploads import UploadPace, display_filename, receive_to_file, upload_source
+from server.uploads import UploadPace, receive_to_file, upload_source
 
-log = structlog.get_logger("vidcorrect.videos")
 FRAME_NUMBER = re.compile(r"[0-9]{1,10}")
 #: A video id in a route: ASCII digits (``\d`` also takes other scripts' digits, which int()
 #: reads) and at most 18 of them (a longer number is no id, and int() of a few thousand digits
@@ -42,68 +37,17 @@ async def upload_video(request: web.Request) -> web.Response:
 
 
 async def _store_upload(request: web.Request, limit: int) -> web.Response:
-    settings, storage, records = request.app[SETTINGS], request.app[STORAGE], request.app[RECORDS]
+    settings, storage = request.app[SETTINGS], request.app[STORAGE]
     pace = UploadPace(settings.upload_idle_timeout, settings.upload_min_rate)
     async with pace.start():
         chunks, client_name = await upload_source(request)
     temp = storage.temp_path("upload")
     size = await receive_to_file(chunks, temp, limit, pace)
-    try:
-        if size == 0:
-            raise UnsupportedMedia("The upload is empty; send a video file.", code="empty_upload")
-        try:  # in a child process: a file that crashes the decoder must not end the server
-            info = await asyncio.to_thread(
-                InChild(
-                    probe,
-                    temp,
-                    client_name,
-                    max_side=settings.max_video_side,
-                    max_frames=settings.max_video_frames,
-                )
-            )
-        except VideoTooLarge as error:
-            raise UnsupportedMedia(
-                f"The upload is too large a video to process: {error} (limits: "
-                "VIDCORRECT_MAX_VIDEO_SIDE, VIDCORRECT_MAX_VIDEO_FRAMES)",
-                code="video_too_large",
-            ) from None
-        except InvalidVideo as error:
-            raise UnsupportedMedia(
-                f"The upload is not a usable video: {error}", code=error.code
-            ) from None
-        except FrameProcessCrashed:
-            raise UnsupportedMedia(
-                "The upload is not a usable video: reading it crashed the decoder, so it is "
-                "damaged or hostile. Check that it plays, or re-encode it, and upload again.",
-                code="unreadable_video",
-            ) from None
-        video_id = await records.next_video_id()
-        stored_name = storage.original_name(video_id, info.extension)
-        await asyncio.to_thread(storage.commit, temp, stored_name)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-    video = VideoRecord(
-        id=video_id,
-        filename=display_filename(client_name, f"video-{video_id}.{info.extension}"),
-        stored_name=stored_name,
-        size_bytes=size,
-        width=info.width,
-        height=info.height,
-        fps=info.fps,
-        frame_count=info.frame_count,
-        duration=info.duration,
-        codec=info.codec,
-        pix_fmt=info.pix_fmt,
-        has_audio=info.has_audio,
-        audio_codec=info.audio_codec,
-        created_at=utc_now(),
+    video = await store_upload(
+        temp, size, client_name, settings=settings, storage=storage, records=request.app[RECORDS]
     )
-    await asyncio.to_thread(storage.save_video, video)  # readable without Redis
-    await records.save_video(video)
-    log.info("video stored", video_id=video_id, size_bytes=size, frames=info.frame_count)
     return web.json_response(
-        video.to_api(), status=201, headers={"Location": f"/api/videos/{video_id}/"}
+        video.to_api(), status=201, headers={"Location": f"/api/videos/{video.id}/"}
     )
 
 
@@ -172,14 +116,5 @@ async def video_frame(request: web.Request) -> web.Response:
             f"{video.frame_count} frames.",
             code="frame_out_of_range",
         )
-    path = request.app[STORAGE].resolve(video.stored_name)
-    try:
-        jpeg = await asyncio.to_thread(InChild(still_frame, path, int(raw), fps=video.fps))
-    except InvalidVideo as error:
-        raise UnsupportedMedia(str(error), code="invalid_video") from None
-    except FrameProcessCrashed:
-        raise UnsupportedMedia(
-            "Decoding this frame crashed the decoder; the video is damaged.",
-            code="invalid_video",
-        ) from None
+    jpeg = await still_of(request.app[STORAGE], video, int(raw))
     return web.Response(body=jpeg, content_type="image/jpeg")  # Cache-Control: no-store

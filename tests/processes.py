@@ -34,10 +34,10 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``python -m server.cli *args``, its output appended to ``log``."""
+    """``python -m vidcorrect *args``, its output appended to ``log``."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "server.cli", *args],
+            [sys.executable, "-m", "vidcorrect", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -23,13 +23,13 @@ from jobs.settings import Settings
 from jobs.video import Roi
 from jobs.worker import in_process_worker
 from server.app import create_app
-from server.cli import main
 from tests.api import Client, upload
 from tests.checks import assert_masked
 from tests.media import make_video
 from tests.oracle import judge_mask
 from tests.pausing import catch_frame_process
 from tests.proxy import Proxy, header_fields
+from vidcorrect.cli import main
 
 TIMEOUT = 120.0
 TASK_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -39,7 +39,7 @@ TOKEN = "s3cret-token-for-tests"
 
 def _script() -> list[str]:
     script = Path(sys.executable).parent / "vidcorrect"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "vidcorrect"]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -409,7 +409,7 @@ def test_an_unreachable_server_is_named(capsys: pytest.CaptureFixture[str]) -> N
 def test_the_client_loads_nothing_of_the_service() -> None:
     code = (
         "import sys\n"
-        "from server.cli import main\n"
+        "from vidcorrect.cli import main\n"
         "main(['tasks', '--url', 'http://127.0.0.1:9'])\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'jobs', 'av', 'numpy', 'arq', 'redis', 'aiohttp', 'structlog'} or m == 'server.app'))\n"

@@ -21,7 +21,8 @@ import yaml
 
 from jobs.errors import ConfigError
 from jobs.settings import Settings
-from server.cli import anonymous_refusal, build_parser
+from server.commands import anonymous_refusal
+from vidcorrect.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERPOLATION = re.compile(

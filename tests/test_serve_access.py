@@ -12,7 +12,8 @@ import pytest
 
 from jobs.settings import Settings
 from server.access import is_loopback
-from server.cli import anonymous_refusal, build_parser
+from server.commands import anonymous_refusal
+from vidcorrect.cli import build_parser
 
 
 def _serve(*args: str, env: dict[str, str], data_dir: Path) -> subprocess.CompletedProcess[str]:

@@ -1,25 +1,22 @@
-"""The ``vidcorrect`` command: ``serve`` the HTTP API, or run a ``worker``; the client's
-commands (``submit``, ``status``, ...) are dispatched to the ``client`` package."""
+"""The service's subcommands of ``vidcorrect``: ``serve`` the HTTP API, or run a ``worker``.
+
+Their options are declared here without loading the service: its imports (PyAV, numpy, arq,
+aiohttp, ...) load only once one of these commands runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from client import commands as client
 
 if TYPE_CHECKING:
     from jobs.settings import Settings
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vidcorrect", description="Mask and anonymize endoscopy videos in the background."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Declare ``serve`` and ``worker`` with their options."""
     serve = commands.add_parser(
         "serve",
         help="run the HTTP API (with no REDIS_URL: also an embedded Redis and worker)",
@@ -38,16 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker = commands.add_parser("worker", help="run an arq worker against REDIS_URL")
     worker.add_argument("--data-dir", type=Path, help="the same data dir the server uses")
-    client.add_commands(commands)
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``vidcorrect`` console script."""
-    args = build_parser().parse_args(argv)
-    if args.command in client.COMMANDS:
-        return client.run(args)
-    # The service's imports (PyAV, numpy, arq, ...) load only for the commands that need them.
+def run(args: argparse.Namespace) -> int:
+    """Run the ``serve`` or ``worker`` command ``args`` parsed; returns the exit status."""
     import structlog
     from aiohttp import web
 
@@ -56,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jobs.settings import Settings
     from jobs.storage import private_umask
     from jobs.worker import ResilientWorker, worker_options
-    from server.access_log import redact_malformed_requests, silence_multipart_warnings
+    from server.access_log import (
+        redact_malformed_requests,
+        silence_aiohttp_access_log,
+        silence_multipart_warnings,
+    )
     from server.app import create_app
 
     try:
@@ -65,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vidcorrect: {error.message}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    silence_aiohttp_access_log()
     private_umask()  # videos, outputs and Redis files: for this user only
     log = structlog.get_logger("vidcorrect")
     if args.command == "worker":
@@ -119,7 +115,3 @@ def anonymous_refusal(settings: Settings, host: str, allow_anonymous: bool) -> s
         "VIDCORRECT_API_TOKEN, listen on 127.0.0.1, or pass --allow-anonymous to serve "
         "without a token on purpose"
     )
-
-
-if __name__ == "__main__":
-    sys.exit(main())
