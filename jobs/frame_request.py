@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.errors import InvalidRequest
+from jobs.video.analyze import SENSITIVE
+from jobs.video.detectors import LABELS
 from jobs.video.timeline import FrameRange, merge_ranges, range_frames
 
-#: Labels the analysis gives, and those removed by default (the sensitive ones).
-LABELS = ("blank", "text_screen", "non_endoscopic")
-DEFAULT_REMOVE_LABELS = ("text_screen", "non_endoscopic")
 MAX_SELECTION_ITEMS = 100_000
 MAX_SAMPLE_EVERY = 1000
 #: ASCII digits only (``\d`` takes other scripts' digits) and at most 18 of them (int() of
@@ -170,9 +169,9 @@ def parse_sample_every(value: Any) -> int:
 
 
 def parse_remove_labels(value: Any) -> tuple[str, ...]:
-    """The analysis labels whose frames a reprocess removes."""
+    """The analysis labels whose frames a reprocess removes (by default the sensitive ones)."""
     if value is None:
-        return DEFAULT_REMOVE_LABELS
+        return SENSITIVE
     if not isinstance(value, list) or any(label not in LABELS for label in value):
         raise InvalidRequest(
             f"remove_labels must be a list of labels from {', '.join(LABELS)}, got {value!r}."

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
+from jobs.frame_request import MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
 from jobs.mask_request import DEVICE_KEYS, known_devices
 from jobs.model import Operation, TaskState
+from jobs.video.detectors import LABELS
 
 Schema = dict[str, Any]
 
