@@ -486,7 +486,7 @@ async def bench_clip(
     print(f"{label} ({w}x{h}, {frames} frames):", flush=True)
     mask_body = {
         "mask_type": "custom",
-        "roi": {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height},
+        "roi": roi.to_dict(),
     }
     cases: list[Case] = []
     last: dict[str, Any] = {}
@@ -651,7 +651,7 @@ async def bench_concurrency(service: Service, clip: Path, roi: Roi, reps: int) -
     videos = [await upload(session, base, clip) for _ in range(4)]
     body = {
         "mask_type": "custom",
-        "roi": {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height},
+        "roi": roi.to_dict(),
     }
 
     async def at_once(rep: int) -> float:
@@ -685,7 +685,7 @@ async def bench_overhead(
     plan = EditPlan(roi=roi, shape="rect")
     body = {
         "mask_type": "custom",
-        "roi": {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height},
+        "roi": roi.to_dict(),
     }
 
     async def job(rep: int) -> float:

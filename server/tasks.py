@@ -152,12 +152,7 @@ async def list_devices(request: web.Request) -> web.Response:
                     "name": device.name,
                     "frame_width": device.frame_width,
                     "frame_height": device.frame_height,
-                    "roi": {
-                        "x": device.roi.x,
-                        "y": device.roi.y,
-                        "width": device.roi.width,
-                        "height": device.roi.height,
-                    },
+                    "roi": device.roi.to_dict(),
                 }
                 for device in known_devices().values()
             ]

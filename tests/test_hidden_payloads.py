@@ -286,7 +286,7 @@ def test_the_forms_searched_include_the_608_pairs() -> None:
 async def test_no_operation_of_the_service_outputs_the_hidden_name(
     client: Client, worker: Worker, settings: Settings, sources: dict[str, Path]
 ) -> None:
-    roi = {"x": ROI.x, "y": ROI.y, "width": ROI.width, "height": ROI.height}
+    roi = ROI.to_dict()
     jobs: list[tuple[str, dict[str, object]]] = [
         ("video-remove-frames", {"frame_ranges": "30-34"}),
         ("video-apply-mask", {"mask_type": "custom", "roi": roi, "blacken_frames": "10-19"}),
