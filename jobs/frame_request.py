@@ -101,10 +101,10 @@ def check_not_everything(ranges: tuple[FrameRange, ...], frame_count: int) -> No
 
 @dataclass(frozen=True)
 class RemovalRequest:
-    """What to remove: explicit ranges, or the frames the latest analysis flagged."""
+    """What to remove: explicit ranges (an automatic removal, of the frames the latest analysis
+    flagged, is parsed as ``None``)."""
 
     ranges: tuple[FrameRange, ...]
-    automatic: bool
 
 
 def parse_removal_request(body: object, frame_count: int) -> RemovalRequest | None:
@@ -136,7 +136,7 @@ def parse_removal_request(body: object, frame_count: int) -> RemovalRequest | No
     else:
         ranges = parse_frame_ranges(body["frame_ranges"], frame_count, "frame_ranges")
     check_not_everything(ranges, frame_count)
-    return RemovalRequest(ranges=ranges, automatic=False)
+    return RemovalRequest(ranges=ranges)
 
 
 #: How a removal writes its output: "smart" copies the groups of pictures kept whole and

@@ -30,7 +30,6 @@ from tests.processes import SpawnWorker, descendants, service_env, start_process
 from tests.served import free_port
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
-MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="session")
