@@ -76,9 +76,9 @@ from jobs.settings import Settings
 from jobs.video import EncodeOptions, Roi
 from jobs.video.checked import write_checked
 from jobs.video.edit import EditPlan, edit_video
-from tests.media import make_video
-from tests.scenes import Scene, make_scene_video
-from tests.sse import read_events
+from testkit.media import make_video
+from testkit.scenes import Scene, make_scene_video
+from testkit.sse import read_events
 
 OUT = ROOT / "bench" / "out"
 SAME_BUILD = ROOT / "bench" / "same_build.py"
@@ -248,7 +248,7 @@ async def compare(
 
 
 def recording(path: Path, width: int, height: int, fps: int, seconds: float) -> Path:
-    """A synthetic endoscopy recording (tests/scenes.py): live image with a text overlay, a
+    """A synthetic endoscopy recording (testkit/scenes.py): live image with a text overlay, a
     patient-info screen and an office scene among it, so analysis and reprocess have work."""
     frames = round(seconds * fps)
     parts = (
@@ -486,7 +486,7 @@ async def bench_clip(
     print(f"{label} ({w}x{h}, {frames} frames):", flush=True)
     mask_body = {
         "mask_type": "custom",
-        "roi": {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height},
+        "roi": roi.to_dict(),
     }
     cases: list[Case] = []
     last: dict[str, Any] = {}
@@ -651,7 +651,7 @@ async def bench_concurrency(service: Service, clip: Path, roi: Roi, reps: int) -
     videos = [await upload(session, base, clip) for _ in range(4)]
     body = {
         "mask_type": "custom",
-        "roi": {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height},
+        "roi": roi.to_dict(),
     }
 
     async def at_once(rep: int) -> float:
@@ -685,7 +685,7 @@ async def bench_overhead(
     plan = EditPlan(roi=roi, shape="rect")
     body = {
         "mask_type": "custom",
-        "roi": {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height},
+        "roi": roi.to_dict(),
     }
 
     async def job(rep: int) -> float:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.service import follow_latencies, running_service, submit_device_mask, upload
 from jobs.records import Records
-from tests.media import make_video
+from testkit.media import make_video
 
 
 async def run(clients: int, seconds: float) -> None:

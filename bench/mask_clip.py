@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.service import running_service, upload
 from jobs.video import EncodeOptions, Roi, mask_video
-from tests.media import make_video
+from testkit.media import make_video
 
 
 def device_roi(width: int, height: int) -> Roi:

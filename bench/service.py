@@ -18,7 +18,7 @@ from aiohttp import web
 from jobs.settings import Settings
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
-from tests.sse import read_events
+from testkit.sse import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 

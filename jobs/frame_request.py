@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.errors import InvalidRequest
+from jobs.video.analyze import SENSITIVE
+from jobs.video.detectors import LABELS as LABELS  # the request checks' labels, re-exported
 from jobs.video.timeline import FrameRange, merge_ranges, range_frames
 
-#: Labels the analysis gives, and those removed by default (the sensitive ones).
-LABELS = ("blank", "text_screen", "non_endoscopic")
-DEFAULT_REMOVE_LABELS = ("text_screen", "non_endoscopic")
 MAX_SELECTION_ITEMS = 100_000
 MAX_SAMPLE_EVERY = 1000
 #: ASCII digits only (``\d`` takes other scripts' digits) and at most 18 of them (int() of
@@ -102,10 +101,10 @@ def check_not_everything(ranges: tuple[FrameRange, ...], frame_count: int) -> No
 
 @dataclass(frozen=True)
 class RemovalRequest:
-    """What to remove: explicit ranges, or the frames the latest analysis flagged."""
+    """What to remove: explicit ranges (an automatic removal, of the frames the latest analysis
+    flagged, is parsed as ``None``)."""
 
     ranges: tuple[FrameRange, ...]
-    automatic: bool
 
 
 def parse_removal_request(body: object, frame_count: int) -> RemovalRequest | None:
@@ -137,7 +136,7 @@ def parse_removal_request(body: object, frame_count: int) -> RemovalRequest | No
     else:
         ranges = parse_frame_ranges(body["frame_ranges"], frame_count, "frame_ranges")
     check_not_everything(ranges, frame_count)
-    return RemovalRequest(ranges=ranges, automatic=False)
+    return RemovalRequest(ranges=ranges)
 
 
 #: How a removal writes its output: "smart" copies the groups of pictures kept whole and
@@ -170,9 +169,9 @@ def parse_sample_every(value: Any) -> int:
 
 
 def parse_remove_labels(value: Any) -> tuple[str, ...]:
-    """The analysis labels whose frames a reprocess removes."""
+    """The analysis labels whose frames a reprocess removes (by default the sensitive ones)."""
     if value is None:
-        return DEFAULT_REMOVE_LABELS
+        return SENSITIVE
     if not isinstance(value, list) or any(label not in LABELS for label in value):
         raise InvalidRequest(
             f"remove_labels must be a list of labels from {', '.join(LABELS)}, got {value!r}."

@@ -89,12 +89,7 @@ class MaskRequest:
             "blacken_frames": [list(r) for r in self.blacken],
             "mask_type": self.mask_type,
             "device_name": self.device_name,
-            "roi": {
-                "x": self.roi.x,
-                "y": self.roi.y,
-                "width": self.roi.width,
-                "height": self.roi.height,
-            },
+            "roi": self.roi.to_dict(),
             "shape": self.shape,
         }
 

@@ -87,6 +87,12 @@ class VideoRecord:
         return data
 
 
+#: What a task id may be (a regular expression, unanchored): the ids the service makes (32 hex
+#: digits, with a prefix for local tasks) and nothing that could escape a Redis key or a path.
+#: The routes and the OpenAPI document both derive theirs from it.
+TASK_ID_PATTERN = "[A-Za-z0-9_-]{1,64}"
+
+
 @dataclass(frozen=True)
 class TaskRecord:
     """One requested operation on one video, from submission to its end."""

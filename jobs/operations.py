@@ -19,7 +19,7 @@ from jobs.frame_process import InChild
 from jobs.job_run import JobRun, OperationBody
 from jobs.mask_request import MaskRequest
 from jobs.model import JsonDict, Operation
-from jobs.video import EncodeOptions, Roi
+from jobs.video import EncodeOptions
 from jobs.video.analyze import Analysis, Label, analyze_video
 from jobs.video.checked import analyze_and_write_checked, remove_checked, write_checked
 from jobs.video.detectors import LABELS
@@ -104,7 +104,7 @@ async def _reprocess(run: JobRun) -> JsonDict:
     result = await _write_verified(run, plan, encode_span, verify_span)
     result["analysis"] = analysis.to_dict()
     result["mask"] = {
-        **_roi_dict(roi),
+        **roi.to_dict(),
         "shape": shape,
         "source": "request" if params.get("mask") else "analysis",
     }
@@ -142,7 +142,7 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
     plan = EditPlan(roi=mask.roi, shape=mask.shape, remove=analysis.frames_with(labels))
     result = await _publish(run, temp, plan, outcome, verification)
     result["analysis"] = analysis.to_dict()
-    result["mask"] = {**_roi_dict(mask.roi), "shape": mask.shape, "source": "request"}
+    result["mask"] = {**mask.roi.to_dict(), "shape": mask.shape, "source": "request"}
     return result
 
 
@@ -221,7 +221,3 @@ OPERATIONS: dict[Operation, OperationBody] = {
 def _in_child(run: JobRun, fn: Callable[..., T], *args: Any, **kwargs: Any) -> InChild[T]:
     """A frame loop run in a child process (see :mod:`jobs.frame_process`)."""
     return InChild(fn, *args, **kwargs)
-
-
-def _roi_dict(roi: Roi) -> JsonDict:
-    return {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height}

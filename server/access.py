@@ -81,10 +81,6 @@ class Access:
             return None
         return Session(session_id, int(expires))
 
-    def session_valid(self, value: str, now: float | None = None) -> bool:
-        """Whether a cookie value is one :meth:`new_session` made and has not expired."""
-        return self.session_of(value, now) is not None
-
     def _sign(self, payload: str) -> str:
         digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")

@@ -1,10 +1,11 @@
-"""The HTTP access log, without what a client may have typed into a URL.
+"""What the logs say of a request, without what a client may have typed into a URL.
 
 aiohttp's own access log writes the request line with its query string (``?filename=`` of a raw
-upload is a patient's file name) plus Referer and User-Agent. This one logs the route that
-served the request (``/api/videos/{video_id}/``, not the path as sent), the ids it named, the
-status, the size and the time. :class:`RedactMalformedRequests` does the same for aiohttp's own
-report of a request it could not parse, which quotes the offending bytes;
+upload is a patient's file name) plus Referer and User-Agent; it is off, and the service's lines
+(:mod:`server.http_log`, :func:`server.app.request_context_middleware`) name the route that
+served the request (:func:`route_of`: ``/api/videos/{video_id}/``, not the path as sent) and
+the ids it matched (:func:`logged_ids`). :class:`RedactMalformedRequests` does the same for
+aiohttp's own report of a request it could not parse, which quotes the offending bytes;
 :class:`ReportStalledSends` makes an answer the kernel gave up sending (``TCP_USER_TIMEOUT``, see
 :func:`server.app.bound_stalled_sends`) one info line instead of a traceback; and
 :func:`silence_multipart_warnings` for its warnings about a multipart part's
@@ -17,47 +18,30 @@ import errno
 import logging
 import warnings
 
-import structlog
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
-from aiohttp.web_request import BaseRequest
 
-log = structlog.get_logger("vidcorrect.access")
-
-#: What the log says for a request no route matched (its path is whatever the client sent).
-UNMATCHED = "(no route)"
+#: What the logs and the metrics say for a request no route matched (its path is whatever the
+#: client sent).
+UNMATCHED = "<unmatched>"
 LOGGED_IDS = ("task_id", "video_id")
 #: Longest video id logged as a number (the routes take at most 18 digits).
 MAX_LOGGED_ID_DIGITS = 18
 
 
-def _match_info(request: BaseRequest) -> web.UrlMappingMatchInfo | None:
-    """The router's match, or ``None`` for a request that never reached the router (aiohttp
-    answers a malformed request itself, and asserts when asked for its match)."""
-    if not isinstance(request, web.Request):
-        return None
-    try:
-        return request.match_info
-    except AssertionError:
-        return None
-
-
-def route_of(request: BaseRequest) -> str:
-    """The canonical path of the route that serves ``request``, never the path as sent."""
-    match = _match_info(request)
-    resource = match.route.resource if match is not None else None
+def route_of(request: web.Request) -> str:
+    """The pattern of the route that serves ``request`` (``/api/videos/{video_id}/``), never
+    the path as sent. A request no route matched (404, 405) has aiohttp's system route, which
+    has no resource."""
+    resource = request.match_info.route.resource
     return resource.canonical if resource is not None else UNMATCHED
 
 
-def logged_ids(request: BaseRequest) -> dict[str, str | int]:
+def logged_ids(request: web.Request) -> dict[str, str | int]:
     """The task and video ids the route matched in the path (they passed its pattern); a video
     id as a number, as in the job lines (one type per field)."""
-    match = _match_info(request)
-    if match is None:
-        return {}
-    ids: dict[str, str | int] = {k: v for k, v in match.items() if k in LOGGED_IDS}
+    ids: dict[str, str | int] = {k: v for k, v in request.match_info.items() if k in LOGGED_IDS}
     video_id = ids.get("video_id")
     # Bounded: int() of a few thousand digits raises, here outside the error middleware.
     if (
@@ -68,22 +52,6 @@ def logged_ids(request: BaseRequest) -> dict[str, str | int]:
     ):
         ids["video_id"] = int(video_id)
     return ids
-
-
-class RouteAccessLogger(AbstractAccessLogger):
-    """One structured line per request: method, route, ids, status, bytes, milliseconds."""
-
-    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
-        """Write the line (called by aiohttp when the response has been sent)."""
-        log.info(
-            "request",
-            method=request.method,
-            route=route_of(request),
-            status=response.status,
-            bytes=response.body_length,
-            ms=round(time * 1000, 1),
-            **logged_ids(request),
-        )
 
 
 class RedactMalformedRequests(logging.Filter):

@@ -19,21 +19,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from server.access_log import route_of
 from server.errors import CLIENT_GONE
 
 log = structlog.get_logger("vidcorrect.access")
 
-#: What requests to paths no route matches are logged as (such a path may hold anything).
-UNMATCHED = "<unmatched>"
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-def route_pattern(request: web.Request) -> str:
-    """The pattern of the route that matched, such as ``/api/videos/{video_id}/``."""
-    route = request.match_info.route
-    if route.resource is None or isinstance(request.match_info.http_exception, web.HTTPException):
-        return UNMATCHED
-    return route.resource.canonical
 
 
 class HttpMetrics:
@@ -79,7 +70,7 @@ def access_log_middleware(metrics: HttpMetrics) -> Middleware:
             raise
         finally:
             seconds = time.perf_counter() - started
-            route = route_pattern(request)
+            route = route_of(request)
             metrics.observe(request.method, route, status, seconds)
             (log.debug if request.path in PROBES else log.info)(
                 "request",

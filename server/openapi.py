@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from jobs.model import Operation, TaskState
+from jobs.model import TASK_ID_PATTERN, Operation, TaskState
 from jobs.settings import Settings
 from server.access import SESSION_COOKIE
 from server.api_schemas import (
@@ -125,7 +125,7 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
 
 VIDEO_ID = _path_id("video_id", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}, 1)
 TASK_ID = _path_id(
-    "task_id", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "0123456789abcdef"
+    "task_id", {"type": "string", "pattern": f"^{TASK_ID_PATTERN}$"}, "0123456789abcdef"
 )
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",

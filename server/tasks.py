@@ -25,7 +25,7 @@ from jobs.frame_request import (
 )
 from jobs.local_records import LocalEvent, MemoryRecords
 from jobs.mask_request import MASK_KEYS, known_devices, parse_mask_fields, parse_mask_request
-from jobs.model import Operation, TaskRecord, TaskState, VideoRecord
+from jobs.model import TASK_ID_PATTERN, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.records import EVENT_END, Records
 from jobs.runner import revoke_if_waiting
 from jobs.submit import Submission
@@ -38,7 +38,7 @@ from server.videos import VIDEO_ID
 
 routes = web.RouteTableDef()
 
-TASK_ID = r"{task_id:[A-Za-z0-9_-]{1,64}}"
+TASK_ID = f"{{task_id:{TASK_ID_PATTERN}}}"
 
 
 OPERATION_NAMES = {
@@ -152,12 +152,7 @@ async def list_devices(request: web.Request) -> web.Response:
                     "name": device.name,
                     "frame_width": device.frame_width,
                     "frame_height": device.frame_height,
-                    "roi": {
-                        "x": device.roi.x,
-                        "y": device.roi.y,
-                        "width": device.roi.width,
-                        "height": device.roi.height,
-                    },
+                    "roi": device.roi.to_dict(),
                 }
                 for device in known_devices().values()
             ]

@@ -20,7 +20,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from jobs.video import Roi, Shape
-from tests.media import (
+from testkit.media import (
     AUDIO_FRAME_SAMPLES,
     CodeRow,
     DecodedFrame,

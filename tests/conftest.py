@@ -19,8 +19,8 @@ from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
+from testkit.media import make_video
 from tests.api import Client
-from tests.media import make_video
 from tests.oracle import RECORD_ENV
 from tests.processes import SpawnWorker, service_env, start_process
 

@@ -20,7 +20,7 @@ import numpy as np
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame
 
-from tests.media import (
+from testkit.media import (
     make_audio_only,
     make_empty,
     make_not_a_video,

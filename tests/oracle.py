@@ -12,10 +12,10 @@ ground truth derived from the request and the generated source, never from the s
 - Frame identity: for every output frame the source frame it must show is computed from the
   request (every frame for a mask; the kept frames for a removal; a scene's ground truth for
   automatic removal). Sources made with `numbered=True` carry their frame number in large
-  binary blocks (tests.media.CodeRow), read back from the decoded pixels; in any case the
+  binary blocks (testkit.media.CodeRow), read back from the decoded pixels; in any case the
   output frame must match its source frame better than the neighbouring source frames.
   Blackened frames must be black all over.
-- Audio: numbered sources carry, during frame i, a tone of tests.media.tone_hz(i); the output's
+- Audio: numbered sources carry, during frame i, a tone of testkit.media.tone_hz(i); the output's
   audio (decoded with `ffmpeg -f s16le`) must carry, during each output frame, the tone of the
   source frame that output frame stands for, and last as long as the video. For other sources
   a mask (audio copied through) must decode to the source's very samples.
@@ -40,9 +40,9 @@ import numpy as np
 import numpy.typing as npt
 
 from jobs.video import Roi
+from testkit.media import CODE_BITS, CodeRow, tone_hz
+from testkit.scenes import SceneTruth
 from tests.checks import chroma_all, grow, ref_keep
-from tests.media import CODE_BITS, CodeRow, tone_hz
-from tests.scenes import SceneTruth
 
 U8 = npt.NDArray[np.uint8]
 Bool2D = npt.NDArray[np.bool_]
@@ -313,7 +313,7 @@ def judge(
 ) -> Verdict:
     """Decode `output` and `source` with ffmpeg and assert that `output` is `truth`.
 
-    `numbered`: the source carries burned-in frame numbers and frame tones (tests.media's
+    `numbered`: the source carries burned-in frame numbers and frame tones (testkit.media's
     numbered clips); then every kept frame's number must read back right and the audio must
     follow the frames. `audio`: whether the output must have audio (default: if the source
     has)."""
@@ -508,7 +508,7 @@ def judge_scene_removal(
     region: Region | None = None,
     inner_px: int = INNER_PX,
 ) -> list[int]:
-    """Judge an output of a scene video (tests.scenes) against the script's ground truth:
+    """Judge an output of a scene video (testkit.scenes) against the script's ground truth:
     its frames, matched to the source's (match_frames), include no frame of a `removed` kind,
     and at most SCENE_LOST_AT_MOST of the frames to keep are missing. Returns the source
     frames shown."""

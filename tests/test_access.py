@@ -31,8 +31,8 @@ from server.access import (
 from server.app import create_app
 from server.auth import OPEN_API_PATHS, OPEN_OPS_PATHS
 from server.embedded_redis import EmbeddedRedis
+from testkit.sse import read_events
 from tests.api import Client, expect_error, submit_mask, upload
-from tests.sse import read_events
 
 TOKEN = "s3cret-token-for-the-tests-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -12,10 +12,10 @@ from arq.worker import Worker
 import jobs.operations
 from jobs.settings import Settings
 from jobs.video.checked import analyze_and_write_checked, write_checked
+from testkit.media import iter_frames
+from testkit.scenes import Scene, SceneTruth, make_scene_video
 from tests.api import Client, download, expect_error, follow_task, upload
-from tests.media import iter_frames
 from tests.oracle import Region, judge_scene_removal, region_of
-from tests.scenes import Scene, SceneTruth, make_scene_video
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from jobs.settings import Settings
 from jobs.video.edit import EditOutcome, EditPlan, edit_video
 from jobs.video.timeline import to_output_ranges
 from jobs.video.verify import LiveVerifier, Verification
+from testkit.media import CodeRow, iter_frames, make_numbered_video, make_video
 from tests.api import Client, download, expect_error, follow_task, upload
-from tests.media import CodeRow, iter_frames, make_numbered_video, make_video
 from tests.oracle import judge_mask, judge_removal
 
 

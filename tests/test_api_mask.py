@@ -10,9 +10,9 @@ from arq.worker import Worker
 
 from jobs.settings import Settings
 from jobs.video import Roi
+from testkit.media import make_video, sha256, summarize
 from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.checks import assert_masked
-from tests.media import make_video, sha256, summarize
 from tests.oracle import judge_mask
 
 

@@ -11,8 +11,7 @@ from pytest_aiohttp import AiohttpClient
 
 from jobs.settings import Settings
 from server.app import create_app
-from tests.api import Client, expect_error, upload
-from tests.media import (
+from testkit.media import (
     CodeRow,
     iter_frames,
     make_empty,
@@ -20,6 +19,7 @@ from tests.media import (
     make_numbered_video,
     truncate_copy,
 )
+from tests.api import Client, expect_error, upload
 
 
 def stored_files(settings: Settings) -> list[Path]:

@@ -23,9 +23,9 @@ from jobs.settings import Settings
 from jobs.video import Roi
 from jobs.worker import in_process_worker
 from server.app import create_app
+from testkit.media import make_video
 from tests.api import Client, upload
 from tests.checks import assert_masked
-from tests.media import make_video
 from tests.oracle import judge_mask
 from tests.pausing import catch_frame_process
 from tests.proxy import Proxy, header_fields

@@ -23,8 +23,8 @@ from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from server.keys import SUBMITTER
+from testkit.media import make_video
 from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
-from tests.media import make_video
 from tests.oracle import judge_mask
 from tests.pausing import FrameProcess, catch_frame_process, frames_reported, frozen
 from tests.processes import descendants

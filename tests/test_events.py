@@ -20,13 +20,13 @@ from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from server.keys import EVENTS, RECORDS
+from testkit.media import make_video
+from testkit.sse import Event, read_events
 from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
-from tests.media import make_video
 from tests.metrics import scrape
 from tests.oracle import judge_mask
 from tests.pausing import advance, api_status, frozen, record_status
 from tests.processes import ServerProcess, SpawnWorker, service_env
-from tests.sse import Event, read_events
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 

@@ -22,15 +22,14 @@ from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
+from testkit.media import make_video, sha256
 from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
-from tests.media import make_video, sha256
 from tests.oracle import judge_mask
 from tests.pausing import catch_frame_process, frames_reported, frozen
 from tests.processes import SpawnWorker, descendants, service_env, start_process
 from tests.served import free_port
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
-MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="session")

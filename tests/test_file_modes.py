@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from jobs.settings import Settings
-from tests.media import make_video
+from testkit.media import make_video
 from tests.processes import SpawnWorker
 from tests.served import Served
 

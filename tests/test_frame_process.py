@@ -15,7 +15,7 @@ import pytest
 from jobs.errors import FrameProcessCrashed
 from jobs.frame_process import InChild
 from jobs.video import InvalidVideo, probe
-from tests.media import make_not_a_video
+from testkit.media import make_not_a_video
 from tests.processes import descendants
 
 

@@ -33,6 +33,7 @@ from jobs.video.nal import (
 from jobs.video.planes import Roi
 from jobs.video.smart_cut import smart_remove
 from jobs.video.verify import Verification
+from testkit.media import make_numbered_video
 from tests.api import Client, follow_task, upload
 from tests.hidden import (
     NAME,
@@ -44,7 +45,6 @@ from tests.hidden import (
     user_data_source,
     with_unit,
 )
-from tests.media import make_numbered_video
 
 GOPS = "keyint=12:min-keyint=12:scenecut=0:bframes=3:b-pyramid=normal"
 FRAMES = 72  # six closed GOPs of 12
@@ -286,7 +286,7 @@ def test_the_forms_searched_include_the_608_pairs() -> None:
 async def test_no_operation_of_the_service_outputs_the_hidden_name(
     client: Client, worker: Worker, settings: Settings, sources: dict[str, Path]
 ) -> None:
-    roi = {"x": ROI.x, "y": ROI.y, "width": ROI.width, "height": ROI.height}
+    roi = ROI.to_dict()
     jobs: list[tuple[str, dict[str, object]]] = [
         ("video-remove-frames", {"frame_ranges": "30-34"}),
         ("video-apply-mask", {"mask_type": "custom", "roi": roi, "blacken_frames": "10-19"}),

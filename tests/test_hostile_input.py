@@ -24,10 +24,10 @@ from av.video.reformatter import ColorRange
 
 from jobs.settings import Settings
 from jobs.video import Roi
+from testkit.media import make_video, plane_array, summarize
 from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.checks import C_FAR_DEV, NEUTRAL, Y_FAR_MAX, Regions, psnr
 from tests.corpus import CORPUS, BadInput, JobEnds, Refused
-from tests.media import make_video, plane_array, summarize
 from tests.oracle import device_roi, judge_mask
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}

@@ -18,8 +18,8 @@ from jobs.settings import Settings
 from jobs.video import VideoTooLarge, probe
 from server.app import create_app
 from server.json_body import MAX_JSON_BODY
+from testkit.media import make_video
 from tests.api import Client, expect_error, upload
-from tests.media import make_video
 
 
 def stored_files(settings: Settings) -> list[Path]:

@@ -18,8 +18,8 @@ from typing import IO, Any
 import pytest
 
 from jobs.settings import Settings
+from testkit.media import make_video
 from tests.api import Client, download, follow_task, submit_mask, upload
-from tests.media import make_video
 from tests.metrics import scrape
 from tests.oracle import judge_mask
 

@@ -18,12 +18,12 @@ from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
+from testkit.media import make_video
+from testkit.sse import read_events
 from tests.api import Client, download, follow_task, submit_mask, upload
-from tests.media import make_video
 from tests.metrics import scrape
 from tests.oracle import judge_mask
 from tests.pausing import frozen
-from tests.sse import read_events
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.media import make_video
+from testkit.media import make_video
 from tests.oracle import (
     OracleError,
     device_roi,

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.media import make_video
+from testkit.media import make_video
 from tests.served import Served
 
 TOKEN = "schemathesis-token-0123456789"

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.media import make_video
+from testkit.media import make_video
 from tests.oracle import judge_mask
 from tests.served import Served
 

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from jobs.settings import Settings
-from tests.media import make_video
+from testkit.media import make_video
 from tests.served import Served
 
 HEADER_TIMEOUT = 2

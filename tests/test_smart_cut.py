@@ -2,7 +2,7 @@
 kept frame the right source frame, timestamps and audio as edit_video's, and an output that
 ffmpeg decodes without a single warning.
 
-Sources are numbered clips (tests.media.make_numbered_video) with short fixed GOPs, so a cut
+Sources are numbered clips (testkit.media.make_numbered_video) with short fixed GOPs, so a cut
 runs through some groups and leaves others whole.
 """
 
@@ -19,8 +19,8 @@ import pytest
 
 from jobs.video.nal import avcc_config, length_prefixed_units
 from jobs.video.smart_cut import MIN_PSNR, NotSmart, smart_remove
+from testkit.media import iter_frames, make_numbered_video, make_video
 from tests.checks import assert_audio_follows, assert_edited, kept_indices, psnr
-from tests.media import iter_frames, make_numbered_video, make_video
 
 CLOSED = "keyint=12:min-keyint=12:scenecut=0:bframes=3:b-pyramid=normal"
 OPEN = "keyint=12:min-keyint=12:scenecut=0:open-gop=1:bframes=3"

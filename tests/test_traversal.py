@@ -18,8 +18,6 @@ from jobs.settings import Settings
 from tests.api import Client, download, follow_task, submit_mask, upload
 from tests.oracle import judge_mask
 
-REPO = Path(__file__).resolve().parents[1]
-
 #: What a route's id is replaced with: parent steps, encoded, absolute, NUL, backslashes.
 HOSTILE_IDS = [
     "..",

@@ -1,5 +1,5 @@
 """Tests of analyze_video against synthetic recordings with per-frame ground truth
-(tests.scenes): per-label recall and false positives, the suggested ROI, the overlay.
+(testkit.scenes): per-label recall and false positives, the suggested ROI, the overlay.
 
 The measured figures are printed (pytest -s) and appear in the assertion messages.
 """
@@ -26,8 +26,8 @@ from jobs.video.analyze import (
     analyze_video,
 )
 from jobs.video.checked import analyze_and_write_checked
-from tests.media import make_video
-from tests.scenes import Scene, SceneTruth, make_scene_video
+from testkit.media import make_video
+from testkit.scenes import Scene, SceneTruth, make_scene_video
 
 LABELS: tuple[Label, ...] = ("blank", "text_screen", "non_endoscopic")
 MIN_RECALL = 0.95

@@ -36,18 +36,7 @@ from jobs.video import (
     probe,
 )
 from jobs.video.planes import PlaneFill, luma_keep_mask, subsample_keep
-from tests.checks import (
-    BLACK,
-    C_FAR_DEV,
-    NEUTRAL,
-    Y_FAR_MAX,
-    Regions,
-    assert_masked,
-    chroma_all,
-    chroma_dev,
-    ref_keep,
-)
-from tests.media import (
+from testkit.media import (
     audio_packets,
     make_audio_only,
     make_empty,
@@ -58,6 +47,17 @@ from tests.media import (
     sha256,
     summarize,
     truncate_copy,
+)
+from tests.checks import (
+    BLACK,
+    C_FAR_DEV,
+    NEUTRAL,
+    Y_FAR_MAX,
+    Regions,
+    assert_masked,
+    chroma_all,
+    chroma_dev,
+    ref_keep,
 )
 
 # --------------------------------------------------------------------------------- test clips

@@ -1,6 +1,6 @@
 """Tests of edit_video: frame-accurate cuts, blackened frames, masks, audio cut in sync.
 
-The sources are "numbered" clips (tests.media.make_numbered_video): every frame shows its own
+The sources are "numbered" clips (testkit.media.make_numbered_video): every frame shows its own
 number in big binary blocks and the audio's frequency says which frame is being shown, so each
 output frame and each stretch of output audio can be traced back to its source frame.
 """
@@ -17,12 +17,7 @@ from av.video.frame import PictureType
 
 from jobs.video import EditOutcome, EditPlan, Roi, edit_video, verify_output
 from jobs.video.timeline import RangeCursor, format_ranges, merge_ranges
-from tests.checks import (
-    assert_audio_follows,
-    assert_edited,
-    kept_indices,
-)
-from tests.media import (
+from testkit.media import (
     CodeRow,
     audio_packets,
     audio_seconds,
@@ -33,6 +28,11 @@ from tests.media import (
     open_file_paths,
     sha256,
     summarize,
+)
+from tests.checks import (
+    assert_audio_follows,
+    assert_edited,
+    kept_indices,
 )
 
 

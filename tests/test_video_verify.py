@@ -20,8 +20,8 @@ from jobs.video import (
 )
 from jobs.video.timeline import to_output_ranges
 from jobs.video.verify import DEFAULT_MARGIN_PX, LUMA_LIMIT, LiveVerifier
+from testkit.media import make_not_a_video, make_video, truncate_copy
 from tests.checks import BLACK
-from tests.media import make_not_a_video, make_video, truncate_copy
 
 ROI = Roi(41, 23, 211, 181)
 

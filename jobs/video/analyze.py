@@ -171,19 +171,8 @@ class Analysis:
             "sensitive_frame_count": count,
             "sensitive_ratio": round(count / self.total_frames, 6) if self.total_frames else 0.0,
             "sensitive_frame_ids": format_ranges(sensitive),
-            "suggested_roi": None
-            if roi is None
-            else {
-                "x": roi.roi.x,
-                "y": roi.roi.y,
-                "width": roi.roi.width,
-                "height": roi.roi.height,
-                "ellipse": roi.ellipse,
-            },
-            "overlay_regions": [
-                {"x": r.x, "y": r.y, "width": r.width, "height": r.height}
-                for r in self.overlay_regions
-            ],
+            "suggested_roi": None if roi is None else {**roi.roi.to_dict(), "ellipse": roi.ellipse},
+            "overlay_regions": [r.to_dict() for r in self.overlay_regions],
         }
 
 

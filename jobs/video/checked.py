@@ -89,7 +89,6 @@ def analyze_and_write_checked(
 class RemovalMode:
     """How a removal was written: `used` "smart" or "reencode", and why."""
 
-    requested: str
     used: str
     reason: str
     frames_copied: int
@@ -123,7 +122,6 @@ def remove_checked(
             reason = f"smart removal does not apply: {exc}; every frame was re-encoded"
         else:
             used = RemovalMode(
-                mode,
                 "smart",
                 "the groups of pictures kept whole were copied, the rest re-encoded",
                 smart.frames_copied,
@@ -135,4 +133,4 @@ def remove_checked(
     outcome, verification = write_checked(
         src, dst, EditPlan(remove=remove), encode=encode, on_progress=on_progress
     )
-    return outcome, verification, RemovalMode(mode, "reencode", reason, 0, outcome.frames_out)
+    return outcome, verification, RemovalMode("reencode", reason, 0, outcome.frames_out)

@@ -53,15 +53,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from jobs.video.planes import U8Array
 
+#: The labels the analysis gives, in precedence order; the one definition every other part of
+#: the service (request checks, the OpenAPI schema, the jobs) takes them from.
 Label = Literal["blank", "text_screen", "non_endoscopic"]
-LABELS: tuple[Label, ...] = ("blank", "text_screen", "non_endoscopic")  # precedence order
+LABELS: tuple[Label, ...] = get_args(Label)
 
 BoolGrid = npt.NDArray[np.bool_]
 FloatGrid = npt.NDArray[np.float32]

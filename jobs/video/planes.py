@@ -31,6 +31,10 @@ class Roi:
     width: int
     height: int
 
+    def to_dict(self) -> dict[str, int]:
+        """The region as the API, the task records and the results write it."""
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
 
 def check_roi(roi: Roi, width: int, height: int) -> None:
     """Raise ValueError unless `roi` is non-empty and entirely inside a width x height frame."""

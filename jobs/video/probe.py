@@ -151,11 +151,6 @@ def _check_complete(container: InputContainer, size: int) -> None:
             )
 
 
-#: The display matrix of a picture shown as stored (16.16 fixed point; a, b, c, d of the
-#: 2x2 linear part: rotations and mirrorings change their signs or swap them).
-_UPRIGHT = (1 << 16, 0, 0, 1 << 16)
-
-
 def _check_upright(frame: VideoFrame) -> None:
     """Raise RotatedVideo when the video is meant to be shown rotated or mirrored."""
     try:
@@ -166,6 +161,8 @@ def _check_upright(frame: VideoFrame) -> None:
         return
     if len(matrix) < 36:
         return
+    # The display matrix: a, b, c, d of its 2x2 linear part (16.16 fixed point); rotations and
+    # mirrorings change their signs or swap them.
     a, b, _, c, d, *_ = struct.unpack("=9i", matrix[:36])
     if b != 0 or c != 0 or a <= 0 or d <= 0:  # only scaling keeps the mask where it is seen
         turned = f"turned by {abs(frame.rotation)} degrees" if frame.rotation else "mirrored"

@@ -317,7 +317,6 @@ class _Checker:
     ) -> None:
         self._roi = roi
         self._shape = shape
-        self._black = black
         self._black_cursor = RangeCursor(black)
         self._margin = margin
         self._size: tuple[int, int] | None = None

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Locator, Page, async_playwright
 from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
-from tests.media import make_video
+from testkit.media import make_video
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, expect
 
+from testkit.scenes import SceneTruth, make_scene_video
 from tests.e2e.conftest import Service, fetch_output, screenshot
 from tests.oracle import judge_mask, judge_scene_removal
 from tests.pausing import FrameProcess, catch_frame_process
-from tests.scenes import SceneTruth, make_scene_video
 
 #: A task card, its job's frame process held stopped, and the request body the page sent.
 HeldTask = tuple[Locator, FrameProcess, dict[str, Any]]

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 from playwright.async_api import Page
 
+from testkit.media import make_numbered_video
 from tests.e2e.conftest import Service
-from tests.media import make_numbered_video
 from tests.oracle import judge_removal
 
 CLOSED_GOPS = "keyint=12:min-keyint=12:scenecut=0:bframes=3:b-pyramid=normal"

@@ -37,7 +37,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from jobs.video import Roi
-from tests.media import plane_array
+from testkit.media import plane_array
 
 SceneKind = Literal["endoscopy", "blank", "text_screen", "office"]
 TruthLabel = Literal["blank", "text_screen", "non_endoscopic"]
