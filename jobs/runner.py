@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from arq.connections import ArqRedis
@@ -36,6 +36,7 @@ from jobs.queueing import enqueue_attempt
 from jobs.settings import Settings
 from jobs.stats import JobStats
 from jobs.storage import Storage
+from jobs.task_store import TaskStore
 from jobs.video import InvalidVideo, VideoError
 
 log = structlog.get_logger("vidcorrect.job")
@@ -52,27 +53,6 @@ CANCEL_POLL_INTERVAL = 0.5
 HEARTBEAT_INTERVAL = 5.0
 #: Weight of the newest rate measurement in the smoothed rate.
 RATE_SMOOTHING = 0.3
-
-
-class TaskStore(Protocol):
-    """Where a running job reads and writes its task: Redis (:class:`jobs.records.Records`), or
-    this process's memory in the degraded mode (:class:`jobs.local_records.MemoryRecords`)."""
-
-    async def get_task(self, task_id: str) -> TaskRecord: ...
-
-    async def get_video(self, video_id: int) -> VideoRecord: ...
-
-    async def update_task(self, task: TaskRecord, **changes: Any) -> TaskRecord: ...
-
-    async def transition(
-        self, task_id: str, allowed: frozenset[TaskState], **changes: Any
-    ) -> TaskRecord | None: ...
-
-    async def heartbeat(self, task_id: str) -> None: ...
-
-    async def not_running(self, task_id: str) -> None: ...
-
-    async def cancel_requested(self, task_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from jobs.model import TaskState, VideoRecord, utc_now
 from jobs.video import InvalidVideo, VideoTooLarge, probe
 from jobs.video.still import still_frame
 from server.keys import RECORDS, SETTINGS, STORAGE, UPLOAD_SLOTS
+from server.record_json import output_url, task_json, video_json
 from server.uploads import UploadPace, display_filename, receive_to_file, upload_source
 
 log = structlog.get_logger("vidcorrect.videos")
@@ -103,7 +104,7 @@ async def _store_upload(request: web.Request, limit: int) -> web.Response:
     await records.save_video(video)
     log.info("video stored", video_id=video_id, size_bytes=size, frames=info.frame_count)
     return web.json_response(
-        video.to_api(), status=201, headers={"Location": f"/api/videos/{video_id}/"}
+        video_json(video), status=201, headers={"Location": f"/api/videos/{video_id}/"}
     )
 
 
@@ -111,7 +112,7 @@ async def _store_upload(request: web.Request, limit: int) -> web.Response:
 async def list_videos(request: web.Request) -> web.Response:
     """All videos, newest first."""
     videos = await request.app[RECORDS].list_videos()
-    return web.json_response({"videos": [video.to_api() for video in videos]})
+    return web.json_response({"videos": [video_json(video) for video in videos]})
 
 
 @routes.get(f"/api/videos/{VIDEO_ID}/")
@@ -125,7 +126,7 @@ async def show_video(request: web.Request) -> web.Response:
             "task_id": task.task_id,
             "operation": task.operation.value,
             "output_file": task.result["output_file"],
-            "output_url": task.result["output_url"],
+            "output_url": output_url(task.task_id),
             "finished_at": task.finished_at,
         }
         for task in tasks
@@ -136,8 +137,8 @@ async def show_video(request: web.Request) -> web.Response:
         more = "/api/tasks/?" + urlencode({"video_id": video.id, "cursor": next_cursor})
     return web.json_response(
         {
-            **video.to_api(),
-            "tasks": [task.to_api() for task in tasks],
+            **video_json(video),
+            "tasks": [task_json(task) for task in tasks],
             "more_tasks_url": more,
             "outputs": outputs,
         }

@@ -17,7 +17,6 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
-from jobs.records import Records
 from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
@@ -28,6 +27,7 @@ from tests.oracle import judge_mask
 from tests.pausing import catch_frame_process, frames_reported, frozen
 from tests.processes import SpawnWorker, descendants, service_env, start_process
 from tests.served import free_port
+from tests.sse import logged_events
 
 DEVICE_MASK = {"mask_type": "device", "device_name": "olympus_cv_1500"}
 MIB = 1024 * 1024
@@ -234,7 +234,7 @@ async def test_redis_stopped_mid_job_the_job_completes_with_a_consistent_record(
         assert worker.poll() is None
 
         async with Redis.from_url(second.url) as redis:
-            rows = await redis.xrange(Records(redis, settings.key_prefix).events_key(task_id))
+            rows = await logged_events(redis, settings.keys, task_id)
         events = [row[1][b"event"].decode() for row in rows]
         assert events[-1] == "end"
         assert events.count("end") == 1
