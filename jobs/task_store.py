@@ -4,7 +4,7 @@ Two stores implement :class:`TaskStore` in full: :class:`jobs.redis_store.RedisT
 (Redis: queued tasks and their history, shared by every process) and
 :class:`jobs.memory_store.MemoryTaskStore` (this process's memory: the tasks the server runs
 itself while Redis is away). Jobs run on either (:func:`jobs.runner.run_task`), and the server
-answers for either (``server.task_router`` picks the store of a task id).
+answers for either, through this interface.
 
 Every write of a task logs an event, ``progress`` or, once the task has ended, ``end``, which
 carries the record as it is then. Event ids only grow. What a client sees of a record is the
