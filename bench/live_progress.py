@@ -29,22 +29,22 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.service import follow_latencies, running_service, submit_device_mask, upload
-from jobs.records import Records
+from jobs.redis_store import RedisTaskStore
 from testkit.media import make_video
 
 
 async def run(clients: int, seconds: float) -> None:
     writes: list[float] = []
-    original = Records.update_task
+    original = RedisTaskStore.update_task
 
-    async def timed_update(self: Records, task: object, **changes: object) -> object:
+    async def timed_update(self: RedisTaskStore, task: object, **changes: object) -> object:
         started = time.perf_counter()
         try:
             return await original(self, task, **changes)  # type: ignore[arg-type]
         finally:
             writes.append(time.perf_counter() - started)
 
-    Records.update_task = timed_update  # type: ignore[assignment,method-assign]
+    RedisTaskStore.update_task = timed_update  # type: ignore[assignment,method-assign]
     with tempfile.TemporaryDirectory(prefix="vidcorrect-bench-") as tmp:
         work = Path(tmp)
         clip = await asyncio.to_thread(

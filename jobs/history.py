@@ -13,7 +13,7 @@ import structlog
 
 from jobs.errors import NotFound
 from jobs.job_run import JobDeps
-from jobs.records import Records
+from jobs.redis_store import RedisTaskStore
 
 log = structlog.get_logger("vidcorrect.history")
 
@@ -30,7 +30,7 @@ async def prune_history(ctx: dict[str, Any]) -> int:
     if days <= 0:
         return 0
     cutoff = time.time() - days * 86400
-    records: Records = ctx["records"]
+    records: RedisTaskStore = ctx["records"]
     storage = deps.storage
     removed = 0
     while True:

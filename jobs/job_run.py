@@ -16,17 +16,18 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
-from jobs.model import JsonDict, TaskRecord, TaskState, VideoRecord
+from jobs.model import JsonDict, TaskRecord, VideoRecord
 from jobs.progress import FrameProgress, JobStopped, count_frames, publish_progress
 from jobs.settings import Settings
 from jobs.stats import JobStats
 from jobs.storage import Storage
+from jobs.task_store import TaskStore
 
 log = structlog.get_logger("vidcorrect.job")
 
@@ -36,27 +37,6 @@ T = TypeVar("T")
 CANCEL_POLL_INTERVAL = 0.5
 #: How often a running job beats its heartbeat, at most (seconds).
 HEARTBEAT_INTERVAL = 5.0
-
-
-class TaskStore(Protocol):
-    """Where a running job reads and writes its task: Redis (:class:`jobs.records.Records`), or
-    this process's memory in the degraded mode (:class:`jobs.local_records.MemoryRecords`)."""
-
-    async def get_task(self, task_id: str) -> TaskRecord: ...
-
-    async def get_video(self, video_id: int) -> VideoRecord: ...
-
-    async def update_task(self, task: TaskRecord, **changes: Any) -> TaskRecord: ...
-
-    async def transition(
-        self, task_id: str, allowed: frozenset[TaskState], **changes: Any
-    ) -> TaskRecord | None: ...
-
-    async def heartbeat(self, task_id: str) -> None: ...
-
-    async def not_running(self, task_id: str) -> None: ...
-
-    async def cancel_requested(self, task_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)

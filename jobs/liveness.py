@@ -2,7 +2,7 @@
 
 A task's heartbeat (``P:running``) only beats while a job runs, so it cannot tell an idle worker
 from none. Each worker (a ``vidcorrect worker`` process, or the server's in-process worker in
-the embedded mode) therefore beats its own entry:
+the embedded mode) therefore beats its own entry (:attr:`Keys.workers`, :meth:`Keys.worker`):
 
     P:workers              sorted set: worker id -> last beat (epoch seconds)
     P:worker:<id>          hash: jobs (running now), max_jobs, fps (its running stages together);
@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from jobs.errors import ConfigError
+from jobs.keys import Keys
 from jobs.settings import Settings
 from jobs.stats import JobStats
 
@@ -47,33 +48,23 @@ def beat_interval(settings: Settings) -> float:
     return max(1.0, min(5.0, settings.heartbeat_timeout / 3))
 
 
-def workers_key(prefix: str) -> str:
-    """Sorted set of worker ids by their last beat."""
-    return f"{prefix}:workers"
-
-
-def worker_key(prefix: str, worker_id: str) -> str:
-    """Hash of what one worker is doing."""
-    return f"{prefix}:worker:{worker_id}"
-
-
 class WorkerBeat:
     """Beats one worker's liveness entry until stopped."""
 
     def __init__(self, redis: Redis, settings: Settings, worker_id: str, stats: JobStats) -> None:
         self._redis = redis
         self._settings = settings
-        self._prefix = settings.key_prefix
+        self._keys = settings.keys
         self.worker_id = worker_id
         self._stats = stats
 
     async def beat(self) -> None:
         """Say this worker is alive now, with what it is doing."""
         now = time.time()
-        info = worker_key(self._prefix, self.worker_id)
+        info = self._keys.worker(self.worker_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(workers_key(self._prefix), {self.worker_id: now})
-            pipe.zremrangebyscore(workers_key(self._prefix), "-inf", now - FORGET_AFTER)
+            pipe.zadd(self._keys.workers, {self.worker_id: now})
+            pipe.zremrangebyscore(self._keys.workers, "-inf", now - FORGET_AFTER)
             pipe.hset(
                 info,
                 mapping={
@@ -99,8 +90,8 @@ class WorkerBeat:
     async def forget(self) -> None:
         """Remove this worker's entry (a clean stop): it stops counting at once."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(workers_key(self._prefix), self.worker_id)
-            pipe.delete(worker_key(self._prefix, self.worker_id))
+            pipe.zrem(self._keys.workers, self.worker_id)
+            pipe.delete(self._keys.worker(self.worker_id))
             await pipe.execute()
 
 
@@ -119,16 +110,16 @@ class WorkerState:
         return max(0.0, now - self.last_beat)
 
 
-async def read_workers(redis: Redis, prefix: str) -> list[WorkerState]:
+async def read_workers(redis: Redis, keys: Keys) -> list[WorkerState]:
     """Every worker that beat within :data:`FORGET_AFTER`, alive or not."""
     rows = await redis.zrangebyscore(
-        workers_key(prefix), time.time() - FORGET_AFTER, "+inf", withscores=True
+        keys.workers, time.time() - FORGET_AFTER, "+inf", withscores=True
     )
     if not rows:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for member, _ in rows:
-            pipe.hgetall(worker_key(prefix, member.decode()))
+            pipe.hgetall(keys.worker(member.decode()))
         infos: list[dict[bytes, bytes]] = await pipe.execute()
     workers = []
     for (member, score), info in zip(rows, infos, strict=True):
@@ -147,13 +138,13 @@ async def read_workers(redis: Redis, prefix: str) -> list[WorkerState]:
 async def count_alive(redis: Redis, settings: Settings) -> int:
     """Workers whose last beat is younger than ``heartbeat_timeout``."""
     since = time.time() - settings.heartbeat_timeout
-    return int(await redis.zcount(workers_key(settings.key_prefix), since, "+inf"))
+    return int(await redis.zcount(settings.keys.workers, since, "+inf"))
 
 
 async def alive_on_host(redis: Redis, settings: Settings, host: str) -> bool:
     """Whether a worker on ``host`` is alive (its ids start with the host name)."""
     since = time.time() - settings.heartbeat_timeout
-    rows = await redis.zrangebyscore(workers_key(settings.key_prefix), since, "+inf")
+    rows = await redis.zrangebyscore(settings.keys.workers, since, "+inf")
     return any(row.decode().startswith(f"{host}:") for row in rows)
 
 

@@ -4,7 +4,7 @@ their groups (waiting, running, finished), and the retry policy (:func:`next_att
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -80,12 +80,6 @@ class VideoRecord:
     audio_codec: str | None
     created_at: str
 
-    def to_api(self) -> JsonDict:
-        """The JSON shape the API answers with."""
-        data = asdict(self)
-        del data["stored_name"]
-        return data
-
 
 #: What a task id may be (a regular expression, unanchored): the ids the service makes (32 hex
 #: digits, with a prefix for local tasks) and nothing that could escape a Redis key or a path.
@@ -117,26 +111,12 @@ class TaskRecord:
     started_at: str | None = None
     finished_at: str | None = None
 
-    def to_api(self) -> JsonDict:
-        """The JSON shape of ``GET /api/task-status/{task_id}/``."""
-        return {
-            "task_id": self.task_id,
-            "state": self.state.value,
-            "progress": self.progress,
-            "status": self.status,
-            "result": self.result,
-            "error": self.error,
-            "eta_seconds": self.eta_seconds,
-            "attempt": self.attempt,
-            "mode": self.mode,
-            "worker_id": self.worker_id,
-            "video_id": self.video_id,
-            "operation": self.operation.value,
-            "params": self.params,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-        }
+    @classmethod
+    def from_fields(cls, values: JsonDict) -> TaskRecord:
+        """The record of these fields, as a store keeps them (JSON values; fields that are no
+        record's, from older versions, are ignored)."""
+        task = cls(**{name: value for name, value in values.items() if name in TASK_FIELDS})
+        return replace(task, state=TaskState(task.state), operation=Operation(task.operation))
 
 
 TASK_FIELDS = frozenset(f.name for f in fields(TaskRecord))

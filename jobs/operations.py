@@ -196,7 +196,6 @@ async def _publish(
     name = await run.commit(temp, run.deps.storage.output_name(task_id))
     result: JsonDict = {
         "output_file": name,
-        "output_url": f"/api/tasks/{task_id}/output",
         "frames": outcome.frames_out,
         "verification": verification.to_dict(),
     }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from arq.connections import ArqRedis
 
-from jobs.job_run import TaskStore
 from jobs.model import RUNNING, JsonDict, Operation, TaskRecord
+from jobs.task_store import TaskStore
 
 #: The arq job name of each operation (the functions are built in jobs.worker).
 JOB_NAMES = {

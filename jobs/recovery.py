@@ -21,7 +21,7 @@ from jobs.errors import NotFound
 from jobs.job_run import JobDeps
 from jobs.model import MAX_ATTEMPTS, RUNNING, failed, next_attempt
 from jobs.queueing import requeue
-from jobs.records import Records
+from jobs.redis_store import RedisTaskStore
 
 log = structlog.get_logger("vidcorrect.recovery")
 
@@ -29,12 +29,11 @@ log = structlog.get_logger("vidcorrect.recovery")
 async def recover_lost_tasks(ctx: dict[str, Any]) -> int:
     """One round: re-queue (or fail) the running tasks whose heartbeat is stale."""
     deps: JobDeps = ctx["deps"]
-    records: Records = ctx["records"]
+    records: RedisTaskStore = ctx["records"]
     settings = deps.settings
     recovered = 0
     for task_id in await records.stale_running(time.time() - settings.heartbeat_timeout):
-        lock = f"{records.prefix}:task:{task_id}:recovering"
-        if not await records.redis.set(lock, b"1", nx=True, ex=max(10, settings.heartbeat_timeout)):
+        if not await records.claim_recovery(task_id, max(10, settings.heartbeat_timeout)):
             continue  # another worker handles it
         await records.not_running(task_id)
         try:

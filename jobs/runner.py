@@ -19,7 +19,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from jobs.failures import describe_failure, transient_reason
-from jobs.job_run import JobDeps, JobRun, OperationBody, TaskStore
+from jobs.job_run import JobDeps, JobRun, OperationBody
 from jobs.model import (
     RUNNING,
     WAITING,
@@ -32,6 +32,7 @@ from jobs.model import (
 )
 from jobs.progress import JobStopped
 from jobs.queueing import requeue
+from jobs.task_store import TaskStore
 
 log = structlog.get_logger("vidcorrect.job")
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from arq.connections import RedisSettings
 
 from jobs.errors import ConfigError
+from jobs.keys import Keys
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -178,9 +179,14 @@ class Settings:
         return self.redis_url is None
 
     @property
+    def keys(self) -> Keys:
+        """The Redis keys under :attr:`key_prefix`."""
+        return Keys(self.key_prefix)
+
+    @property
     def queue_name(self) -> str:
         """The arq queue the server enqueues to and the workers read."""
-        return f"{self.key_prefix}:queue"
+        return self.keys.queue
 
     def redis_settings(self) -> RedisSettings:
         """arq connection settings for :attr:`redis_url` (localhost:6379 when unset)."""

@@ -1,7 +1,8 @@
 """What workers measure about their jobs, kept in Redis so that any server can expose it.
 
 Workers run in other processes (often on other machines) than the server that answers
-``/metrics``, so they add their numbers to one Redis hash, ``P:stats:jobs``:
+``/metrics``, so they add their numbers to one Redis hash, ``P:stats:jobs``
+(:attr:`Keys.job_stats`):
 
     duration|<operation>|<state>|<i>   runs that ended in <state> within DURATION_BUCKETS[i]
                                        (i = len(DURATION_BUCKETS): longer)
@@ -20,6 +21,8 @@ from typing import Protocol, cast
 
 from redis.asyncio import Redis
 
+from jobs.keys import Keys
+
 #: Upper bounds of the job duration buckets (seconds): jobs take from seconds to hours.
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
@@ -31,17 +34,12 @@ class Rated(Protocol):
     def rate(self) -> float | None: ...
 
 
-def stats_key(prefix: str) -> str:
-    """The hash of job durations and frame counts."""
-    return f"{prefix}:stats:jobs"
-
-
 class JobStats:
     """One worker's job measurements: written to Redis as jobs run, and its current activity."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
-        self._key = stats_key(prefix)
+        self._key = keys.job_stats
         self._stages: set[Rated] = set()
         #: Jobs this worker is running now.
         self.jobs_running = 0
@@ -102,9 +100,9 @@ class JobTotals:
     frames: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-async def read_job_stats(redis: Redis, prefix: str) -> JobTotals:
+async def read_job_stats(redis: Redis, keys: Keys) -> JobTotals:
     """Every worker's job measurements so far."""
-    raw = await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(stats_key(prefix)))
+    raw = await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(keys.job_stats))
     totals = JobTotals()
     for key, value in raw.items():
         kind, *labels = key.decode().split("|")

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from jobs.errors import NotFound, QueueFull, Unprocessable
 from jobs.model import JsonDict, Operation, TaskRecord
 from jobs.queueing import enqueue_attempt
-from jobs.records import Records
+from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 
 #: How long duplicate and idempotency keys are remembered (seconds).
@@ -35,14 +35,6 @@ RETRY_AFTER = 10
 #: (written right after the claim); a claim without a record after that is stale and taken over.
 CLAIM_WAIT = 5.0
 CLAIM_POLL = 0.02
-#: Compare-and-set: ``KEYS[1]`` becomes ``ARGV[2]`` (deleted when empty), with ``ARGV[3]`` s
-#: to live, only if it still holds ``ARGV[1]``.
-_SWAP = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
-return 1
-"""
 
 
 @dataclass(frozen=True)
@@ -58,14 +50,14 @@ class Submitter:
     critical section, so concurrent submissions never overshoot ``max_queued`` and never wait
     on each other's Redis writes."""
 
-    def __init__(self, redis: ArqRedis, records: Records, settings: Settings) -> None:
+    def __init__(self, redis: ArqRedis, records: RedisTaskStore, settings: Settings) -> None:
+        #: The arq pool the jobs are queued with.
         self.redis = redis
         self.records = records
         self.settings = settings
         self._lock = asyncio.Lock()
         #: Submissions past the depth check whose job is not in the queue yet.
         self._reserved = 0
-        self._swap_script = redis.register_script(_SWAP)
 
     async def submit(
         self,
@@ -80,10 +72,10 @@ class Submitter:
         written, so of concurrent identical submissions (or ones with the same key) exactly one
         makes a task and the others answer with it (or 422, for a key used for another request).
         """
-        prefix = self.records.prefix
+        keys = self.records.keys
         fingerprint = _fingerprint(operation, video_id, params)
-        idem_key = f"{prefix}:idem:{_digest(idempotency_key)}" if idempotency_key else None
-        same_key = f"{prefix}:same:{fingerprint}"
+        idem_key = keys.idempotency(_digest(idempotency_key)) if idempotency_key else None
+        same_key = keys.same_request(fingerprint)
         task = TaskRecord(
             task_id=uuid.uuid4().hex, operation=operation, video_id=video_id, params=params
         )
@@ -119,10 +111,7 @@ class Submitter:
     async def _queue(self, task: TaskRecord) -> None:
         """Record ``task`` and enqueue its job, or :class:`QueueFull`."""
         async with self._lock:  # held for one round trip: the count and a place in it
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zcard(self.settings.queue_name)
-                pipe.zcard(self.records.running_key())
-                queued, running = await pipe.execute()
+            queued, running = await self.records.queue_counts()
             waiting = queued - running + self._reserved
             if waiting >= self.settings.max_queued:
                 raise QueueFull(
@@ -146,12 +135,12 @@ class Submitter:
         loop = asyncio.get_running_loop()
         holder, deadline = None, 0.0
         while True:
-            if await self.redis.set(key, task_id, nx=True, ex=KEYS_TTL):
+            if await self.records.claim(key, task_id, KEYS_TTL):
                 return None
-            current = await self.redis.get(key)
-            if current is None:  # released or expired meanwhile: claim it again
+            current_id = await self.records.claim_holder(key)
+            if current_id is None:  # released or expired meanwhile: claim it again
                 continue
-            if (current_id := current.decode()) != holder:
+            if current_id != holder:
                 holder, deadline = current_id, loop.time() + CLAIM_WAIT
             try:
                 task = await self.records.get_task(current_id)
@@ -167,7 +156,7 @@ class Submitter:
 
     async def _swap(self, key: str, old: str, new: str | None) -> bool:
         """Set ``key`` to ``new`` (delete it: ``None``) if it still holds ``old``."""
-        return bool(await self._swap_script(keys=[key], args=[old, new or "", KEYS_TTL]))
+        return await self.records.swap_claim(key, old, new, KEYS_TTL)
 
 
 def _fingerprint(operation: Operation, video_id: int, params: JsonDict) -> str:

@@ -1,12 +1,12 @@
 """How many tasks are in each state, per operation: counters kept in Redis with the records.
 
-``P:stats:tasks`` is a hash of ``<operation>|<STATE>`` -> count. Every write that changes a
-task's state (create, update, transition, delete in :class:`jobs.records.Records`) queues
-:func:`count_state_change` in the same MULTI, where a Lua script reads the state stored at that
-moment, so the counts are exact whatever runs concurrently. The counters start with
-:func:`read_task_counts`: the first reader (a ``/metrics`` scrape) counts the existing records
-once, atomically, and marks the hash; until then the writes leave it alone. So a scrape never
-scans the tasks, except that once.
+``P:stats:tasks`` (:attr:`Keys.task_counts`) is a hash of ``<operation>|<STATE>`` -> count.
+Every write that changes a task's state (create, update, transition, delete in
+:class:`jobs.redis_store.RedisTaskStore`) queues :func:`count_state_change` in the same MULTI,
+where a Lua script reads the state stored at that moment, so the counts are exact whatever runs
+concurrently. The counters start with :func:`read_task_counts`: the first reader (a
+``/metrics`` scrape) counts the existing records once, atomically, and marks the hash; until
+then the writes leave it alone. So a scrape never scans the tasks, except that once.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+
+from jobs.keys import Keys
 
 #: Field that marks the counters as started (the existing records were counted).
 COUNTED = "_counted"
@@ -46,28 +48,21 @@ return #ids
 """
 
 
-def counts_key(prefix: str) -> str:
-    """The hash of task counts by operation and state."""
-    return f"{prefix}:stats:tasks"
-
-
 def count_state_change(
-    pipe: Pipeline, prefix: str, task_key: str, operation: str, new_state: str | None
+    pipe: Pipeline, keys: Keys, task_id: str, operation: str, new_state: str | None
 ) -> None:
-    """Queue the count of a state change of the task at ``task_key`` (``new_state`` JSON-encoded
-    as the record stores it; ``None``: the task is deleted). Call it before the write."""
-    pipe.eval(_CHANGE, 2, task_key, counts_key(prefix), operation, new_state or "")
+    """Queue the count of a state change of task ``task_id`` (``new_state`` JSON-encoded as the
+    record stores it; ``None``: the task is deleted). Call it before the write."""
+    pipe.eval(_CHANGE, 2, keys.task(task_id), keys.task_counts, operation, new_state or "")
 
 
-async def read_task_counts(
-    redis: Redis, prefix: str, index_key: str, task_key_prefix: str
-) -> dict[tuple[str, str], int]:
+async def read_task_counts(redis: Redis, keys: Keys) -> dict[tuple[str, str], int]:
     """``{(operation, state): count}``, starting the counters first if nobody has (counting the
-    tasks of the sorted set ``index_key``, whose hashes are ``task_key_prefix + id``)."""
-    key = counts_key(prefix)
+    tasks of the index of all tasks)."""
+    key = keys.task_counts
     raw = await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(key))
     if COUNTED.encode() not in raw:
-        await cast(Awaitable[int], redis.eval(_START, 2, key, index_key, task_key_prefix))
+        await cast(Awaitable[int], redis.eval(_START, 2, key, keys.tasks(), keys.task("")))
         raw = await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(key))
     counts: dict[tuple[str, str], int] = {}
     for field, value in raw.items():

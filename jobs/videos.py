@@ -15,7 +15,7 @@ import structlog
 from jobs.errors import FrameProcessCrashed, UnusableVideo
 from jobs.frame_process import InChild
 from jobs.model import VideoRecord, utc_now
-from jobs.records import Records
+from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.video import InvalidVideo, VideoInfo, VideoTooLarge, probe
@@ -31,7 +31,7 @@ async def store_upload(
     *,
     settings: Settings,
     storage: Storage,
-    records: Records,
+    records: RedisTaskStore,
 ) -> VideoRecord:
     """Make the upload received at ``temp`` (``size`` bytes, called ``client_name`` by the
     client) a video of the service: check that it decodes within the size limits, move it into

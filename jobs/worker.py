@@ -26,8 +26,8 @@ from jobs.liveness import WorkerBeat, new_worker_id
 from jobs.logs import configure_logging
 from jobs.operations import OPERATIONS
 from jobs.queueing import JOB_NAMES
-from jobs.records import Records
 from jobs.recovery import recovery_loop
+from jobs.redis_store import RedisTaskStore
 from jobs.runner import run_task
 from jobs.settings import Settings
 from jobs.stats import JobStats
@@ -46,9 +46,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     storage = Storage(settings.data_dir)
     storage.ensure()
     worker_id = new_worker_id()
-    stats = JobStats(ctx["redis"], settings.key_prefix)
+    stats = JobStats(ctx["redis"], settings.keys)
     await asyncio.to_thread(start_forkserver)  # the process the frame loops are forked from
-    ctx["records"] = Records(ctx["redis"], settings.key_prefix)
+    ctx["records"] = RedisTaskStore(ctx["redis"], settings.keys)
     ctx["deps"] = JobDeps(
         settings=settings,
         records=ctx["records"],

@@ -19,9 +19,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import structlog
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from jobs.records import Records
+from jobs.keys import Keys
 
 log = structlog.get_logger("vidcorrect.access")
 
@@ -103,24 +104,25 @@ class Revocations:
     the page, as it does in the degraded mode), with a warning in the log.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Keys) -> None:
+        self._keys = keys
         self._known: dict[str, int] = {}
 
-    async def revoke(self, records: Records, session: Session) -> None:
+    async def revoke(self, redis: Redis, session: Session) -> None:
         """Sign ``session`` out, everywhere when Redis answers, in this process at least."""
         self._remember(session)
         seconds = max(1, session.expires - int(time.time()))
         try:
-            await records.revoke_session(session.id, seconds)
+            await redis.set(self._keys.revoked_session(session.id), b"1", ex=seconds)
         except RedisError as error:
             log.warning("session revoked in this process only: redis unreachable", error=str(error))
 
-    async def revoked(self, records: Records, session: Session) -> bool:
+    async def revoked(self, redis: Redis, session: Session) -> bool:
         """Whether ``session`` was signed out (by any process, as far as Redis can tell)."""
         if session.id in self._known:
             return True
         try:
-            revoked = await records.session_revoked(session.id)
+            revoked = bool(await redis.exists(self._keys.revoked_session(session.id)))
         except RedisError as error:
             log.warning("session revocations unknown: redis unreachable", error=str(error))
             return False

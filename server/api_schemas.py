@@ -2,7 +2,7 @@
 
 Request bodies are exactly as strict as the handlers that parse them (jobs.mask_request,
 jobs.frame_request), so schemathesis's invalid data is refused and valid data is not called
-invalid; answers follow the records' ``to_api`` shapes.
+invalid; answers follow the shapes server.record_json renders.
 """
 
 from __future__ import annotations

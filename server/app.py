@@ -16,7 +16,8 @@ from aiohttp.typedefs import Handler
 from arq.connections import create_pool
 from redis.asyncio import Redis
 
-from jobs.records import Records
+from jobs.event_hub import EventHub
+from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
@@ -26,28 +27,29 @@ from server.access import Access, Revocations, SignInThrottle
 from server.access_log import logged_ids, route_of
 from server.embedded_redis import EmbeddedRedis
 from server.errors import error_middleware
-from server.events import EventHub
 from server.headers import add_security_headers
 from server.http_log import access_log_middleware
 from server.json_body import MAX_JSON_BODY
 from server.keys import (
     ACCESS,
     EVENTS,
-    LOCAL,
     METRICS,
     RECORDS,
+    REDIS,
     REVOCATIONS,
     SETTINGS,
     SIGN_IN_THROTTLE,
     SSE_SLOTS,
     STORAGE,
     SUBMITTER,
+    TASKS,
     UPLOAD_SLOTS,
 )
 from server.limits import Slots
 from server.local import LocalJobs
 from server.metrics import Metrics
 from server.request_guard import request_guard_middleware
+from server.task_router import TaskRouter
 
 log = structlog.get_logger("vidcorrect.server")
 
@@ -71,7 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[ACCESS] = Access(settings.api_token)
-    app[REVOCATIONS] = Revocations()
+    app[REVOCATIONS] = Revocations(settings.keys)
     app[SIGN_IN_THROTTLE] = SignInThrottle()
     app[SSE_SLOTS] = Slots(
         settings.max_sse_clients, "too_many_streams", "event streams", "VIDCORRECT_MAX_SSE_CLIENTS"
@@ -156,11 +158,12 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """The process's Redis pool, the records on top of it, and the event reader."""
     settings = app[SETTINGS]
     pool = await create_pool(settings.redis_settings(), default_queue_name=settings.queue_name)
-    app[RECORDS] = Records(pool, settings.key_prefix)
-    app[SUBMITTER] = Submitter(pool, app[RECORDS], settings)
+    app[REDIS] = pool
     assert settings.redis_url is not None  # set by now, embedded or not
     reader = Redis.from_url(settings.redis_url, single_connection_client=True)
-    app[EVENTS] = EventHub(app[RECORDS], reader)
+    app[EVENTS] = EventHub(pool, settings.keys, reader)
+    app[RECORDS] = RedisTaskStore(pool, settings.keys, app[EVENTS])
+    app[SUBMITTER] = Submitter(pool, app[RECORDS], settings)
     app[EVENTS].start()
     try:
         yield
@@ -171,19 +174,19 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def close_event_streams(app: web.Application) -> None:
     """At shutdown, end the SSE streams so their connections close cleanly."""
-    if EVENTS in app:
-        app[EVENTS].close_streams()
-    if LOCAL in app:
-        app[LOCAL].records.close_streams()
+    if TASKS in app:
+        app[TASKS].close_streams()
 
 
 async def local_jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The runner of the degraded mode (jobs run here while Redis is away)."""
-    app[LOCAL] = LocalJobs(app[SETTINGS], app[STORAGE])
+    """The runner of the degraded mode (jobs run here while Redis is away), and the router
+    that sends each task to its store."""
+    local = LocalJobs(app[SETTINGS], app[STORAGE])
+    app[TASKS] = TaskRouter(app[RECORDS], app[SUBMITTER], local)
     try:
         yield
     finally:
-        await app[LOCAL].close()
+        await local.close()
 
 
 async def in_process_worker_ctx(app: web.Application) -> AsyncIterator[None]:

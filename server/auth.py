@@ -17,7 +17,7 @@ from jobs.errors import InvalidRequest
 from server.access import SESSION_COOKIE, SESSION_SECONDS, Session
 from server.http_errors import Throttled, Unauthorized
 from server.json_body import read_json
-from server.keys import ACCESS, RECORDS, REVOCATIONS, SIGN_IN_THROTTLE
+from server.keys import ACCESS, REDIS, REVOCATIONS, SIGN_IN_THROTTLE
 
 #: /api routes that answer without a token: the API description and signing in and out.
 OPEN_API_PATHS = frozenset({"/api/openapi.json", "/api/session/"})
@@ -57,7 +57,7 @@ async def has_access(request: web.Request) -> bool:
     session = _session(request)
     if session is None:
         return False
-    return not await request.app[REVOCATIONS].revoked(request.app[RECORDS], session)
+    return not await request.app[REVOCATIONS].revoked(request.app[REDIS], session)
 
 
 @web.middleware
@@ -121,7 +121,7 @@ async def sign_out(request: web.Request) -> web.Response:
     """End the session: revoked on the server (a copy of the cookie no longer works), and the
     browser drops the cookie."""
     if (session := _session(request)) is not None:
-        await request.app[REVOCATIONS].revoke(request.app[RECORDS], session)
+        await request.app[REVOCATIONS].revoke(request.app[REDIS], session)
     response = web.json_response(_session_state(request, not request.app[ACCESS].required))
     response.del_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
     return response

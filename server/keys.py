@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 from aiohttp import web
+from arq.connections import ArqRedis
 
-from jobs.records import Records
+from jobs.event_hub import EventHub
+from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
 from server.access import Access, Revocations, SignInThrottle
-from server.events import EventHub
 from server.limits import Slots
-from server.local import LocalJobs
 from server.metrics import Metrics
+from server.task_router import TaskRouter
 
 #: The effective settings (with the embedded Redis's URL once it runs).
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
-RECORDS = web.AppKey("records", Records)
+#: The process's Redis pool, for what is no task data: the arq queue, worker liveness, job
+#: statistics, session revocations.
+REDIS = web.AppKey("redis", ArqRedis)
+#: Videos, and the tasks in Redis (the history).
+RECORDS = web.AppKey("records", RedisTaskStore)
 #: The process's one reader of task event logs, shared by all SSE clients.
 EVENTS = web.AppKey("events", EventHub)
 SUBMITTER = web.AppKey("submitter", Submitter)
-#: Jobs the server runs itself while Redis is away (the degraded mode).
-LOCAL = web.AppKey("local", LocalJobs)
+#: Every task of this process, wherever it lives (Redis, or memory in the degraded mode).
+TASKS = web.AppKey("tasks", TaskRouter)
 #: The process's Prometheus registry and the collectors that feed it.
 METRICS = web.AppKey("metrics", Metrics)
 #: The API token (or none) and the page's session cookies.

@@ -2,7 +2,7 @@
 
 A submission that finds Redis away is not refused: the job runs in this process through the
 same code as on a worker (``run_task`` and ``OPERATIONS``), with its record and events
-in memory (``MemoryRecords``), at most ``max_jobs`` at once, and its answers say
+in memory (:class:`MemoryTaskStore`), at most ``max_jobs`` at once, and its answers say
 ``"mode": "local"``. Such tasks are not in the history and are lost with the process; their
 outputs are files like any other.
 """
@@ -18,7 +18,7 @@ import structlog
 
 from jobs.errors import QueueFull
 from jobs.job_run import JobDeps
-from jobs.local_records import MemoryRecords
+from jobs.memory_store import MemoryTaskStore
 from jobs.model import JsonDict, Operation, TaskRecord
 from jobs.operations import OPERATIONS
 from jobs.runner import run_task
@@ -35,16 +35,16 @@ class LocalJobs:
     """Runs and remembers the jobs of the degraded mode."""
 
     def __init__(self, settings: Settings, storage: Storage) -> None:
-        self.records = MemoryRecords(storage)
+        self.store = MemoryTaskStore(storage)
         self._settings = settings
         self._executor = ThreadPoolExecutor(settings.max_jobs, thread_name_prefix="local-frames")
-        self._deps = JobDeps(settings, self.records, storage, None, self._executor)
+        self._deps = JobDeps(settings, self.store, storage, None, self._executor)
         self._slots = asyncio.Semaphore(settings.max_jobs)
         self._jobs: set[asyncio.Task[str]] = set()
 
     def owns(self, task_id: str) -> bool:
         """Whether ``task_id`` is one of this process's local tasks."""
-        return task_id.startswith(LOCAL_PREFIX) and task_id in self.records
+        return task_id.startswith(LOCAL_PREFIX) and task_id in self.store
 
     async def submit(self, operation: Operation, video_id: int, params: JsonDict) -> TaskRecord:
         """Start a local task (it waits for a free slot); 429 past ``max_queued`` unfinished."""
@@ -61,7 +61,7 @@ class LocalJobs:
             params=params,
             mode="local",
         )
-        await self.records.create_task(task)
+        await self.store.create_task(task)
         job = asyncio.create_task(self._run(task), name=f"local-{task.task_id}")
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
@@ -76,7 +76,7 @@ class LocalJobs:
 
     async def close(self) -> None:
         """Stop the running local jobs (their records say they were interrupted)."""
-        self.records.close_streams()
+        self.store.close_streams()
         for job in list(self._jobs):
             job.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -21,11 +21,12 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
     Metric,
 )
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from jobs.liveness import WorkerState, read_workers
 from jobs.model import Operation, TaskState
-from jobs.records import Records
+from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.stats import JobTotals, read_job_stats
 from server.http_log import HttpMetrics
@@ -58,19 +59,17 @@ class ServiceCollector:
         self._settings = settings
         self.snapshot = Snapshot()
 
-    async def refresh(self, records: Records) -> None:
-        """Read the service's numbers from Redis; on failure keep only ``redis_up 0``."""
-        redis = records.redis
+    async def refresh(self, records: RedisTaskStore, redis: Redis) -> None:
+        """Read the service's numbers from Redis (the tasks' from ``records``, the workers'
+        from ``redis``); on failure keep only ``redis_up 0``."""
+        keys = self._settings.keys
         snapshot = Snapshot(taken_at=time.time())
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
                 snapshot.tasks = await records.task_counts()
-                snapshot.jobs = await read_job_stats(redis, records.prefix)
-                async with redis.pipeline(transaction=False) as pipe:
-                    pipe.zcard(self._settings.queue_name)
-                    pipe.zcard(records.running_key())
-                    snapshot.queued, snapshot.running = await pipe.execute()
-                snapshot.workers = await read_workers(redis, records.prefix)
+                snapshot.jobs = await read_job_stats(redis, keys)
+                snapshot.queued, snapshot.running = await records.queue_counts()
+                snapshot.workers = await read_workers(redis, keys)
             snapshot.redis_up = True
         except (RedisError, OSError, TimeoutError):
             snapshot = Snapshot(taken_at=snapshot.taken_at)
@@ -198,7 +197,7 @@ class Metrics:
         self._sse.set_function(lambda: sse.count)
         self._uploads.set_function(lambda: uploads.count)
 
-    async def exposition(self, records: Records) -> bytes:
+    async def exposition(self, records: RedisTaskStore, redis: Redis) -> bytes:
         """The text exposition, with the Redis-backed numbers read now."""
-        await self.service.refresh(records)
+        await self.service.refresh(records, redis)
         return generate_latest(self.registry)

@@ -9,7 +9,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from jobs.liveness import count_alive
-from server.keys import METRICS, RECORDS, SETTINGS
+from server.keys import METRICS, RECORDS, REDIS, SETTINGS
 from server.metrics import CONTENT_TYPE
 
 routes = web.RouteTableDef()
@@ -29,11 +29,10 @@ async def readyz(request: web.Request) -> web.Response:
     """Ready when Redis answers and at least one worker beat within ``heartbeat_timeout``;
     otherwise 503 with the reason."""
     settings = request.app[SETTINGS]
-    redis = request.app[RECORDS].redis
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            await redis.ping()
-            workers = await count_alive(redis, settings)
+            await request.app[RECORDS].ping()
+            workers = await count_alive(request.app[REDIS], settings)
     except (RedisError, OSError, TimeoutError):
         return _not_ready("redis_unreachable", "Redis does not answer; no task can be queued.")
     if workers == 0:
@@ -57,5 +56,5 @@ def _not_ready(reason: str, message: str, **extra: int) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """The service's metrics in the Prometheus text format (version 0.0.4)."""
-    body = await request.app[METRICS].exposition(request.app[RECORDS])
+    body = await request.app[METRICS].exposition(request.app[RECORDS], request.app[REDIS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -6,13 +6,11 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
-from redis.exceptions import RedisError
 
 from jobs.errors import Conflict, InvalidRequest
 from jobs.frame_request import (
@@ -23,17 +21,16 @@ from jobs.frame_request import (
     parse_remove_labels,
     parse_sample_every,
 )
-from jobs.local_records import LocalEvent, MemoryRecords
 from jobs.mask_request import MASK_KEYS, known_devices, parse_mask_fields, parse_mask_request
 from jobs.model import TASK_ID_PATTERN, Operation, TaskRecord, TaskState, VideoRecord
-from jobs.records import EVENT_END, Records
 from jobs.runner import revoke_if_waiting
-from jobs.submit import Submission
+from jobs.task_store import EVENT_END, TaskEvent
 from server.auth import has_access
 from server.errors import client_gone, error_response
-from server.events import TaskEvent, is_event_id
+from server.events import is_event_id
 from server.json_body import read_json
-from server.keys import EVENTS, LOCAL, RECORDS, SETTINGS, SSE_SLOTS, STORAGE, SUBMITTER
+from server.keys import RECORDS, SETTINGS, SSE_SLOTS, STORAGE, TASKS
+from server.record_json import result_json, task_json
 from server.videos import VIDEO_ID
 
 routes = web.RouteTableDef()
@@ -50,11 +47,7 @@ OPERATION_NAMES = {
 
 
 async def _video_and_body(request: web.Request) -> tuple[VideoRecord, dict[str, Any]]:
-    video_id = int(request.match_info["video_id"])
-    try:
-        video = await request.app[RECORDS].get_video(video_id)
-    except RedisError:  # the degraded mode still knows the video from its sidecar file
-        video = await asyncio.to_thread(request.app[STORAGE].load_video, video_id)
+    video = await request.app[TASKS].get_video(int(request.match_info["video_id"]))
     body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
@@ -68,12 +61,7 @@ async def _queue(
     or repeated (``Idempotency-Key``) submission already made. With ``USE_ASYNC_TASKS=false``
     the answer waits for the job's end instead (the legacy synchronous API)."""
     app = request.app
-    try:
-        submission = await app[SUBMITTER].submit(
-            operation, video.id, params, _idempotency_key(request)
-        )
-    except RedisError:
-        submission = Submission(await app[LOCAL].submit(operation, video.id, params), False)
+    submission = await app[TASKS].submit(operation, video.id, params, _idempotency_key(request))
     task = submission.task
     if not app[SETTINGS].use_async_tasks:
         return await _wait_for_end(request, task)
@@ -125,20 +113,20 @@ def _idempotency_key(request: web.Request) -> str | None:
 
 async def _wait_for_end(request: web.Request, task: TaskRecord) -> web.Response:
     """Legacy synchronous answer: the result once the job has ended."""
-    async with _follow(request.app, task.task_id, "0-0") as events:
+    async with request.app[TASKS].store(task.task_id).follow(task.task_id, "0-0") as events:
         async for event in events:
             if event.is_end:
-                final = json.loads(event.data)
+                final = event.task
                 break
         else:  # the server is shutting down
             raise Conflict(
                 "The server stopped before the job ended; ask again.", code="interrupted"
             )
-    if final["state"] == TaskState.SUCCESS.value:
-        return web.json_response({"task_id": None, "result": final["result"]})
-    if final["state"] == TaskState.REVOKED.value:
+    if final.state is TaskState.SUCCESS:
+        return web.json_response({"task_id": None, "result": result_json(final)})
+    if final.state is TaskState.REVOKED:
         raise Conflict("The job was cancelled.", code="cancelled")
-    error = final["error"] or {"code": "failed", "message": "The job failed."}
+    error = final.error or {"code": "failed", "message": "The job failed."}
     return error_response(422, error["code"], error["message"])
 
 
@@ -238,26 +226,12 @@ async def submit_reprocess(request: web.Request) -> web.Response:
     return await _queue(request, Operation.REPROCESS, video, params)
 
 
-def _store(app: web.Application, task_id: str) -> Records | MemoryRecords:
-    """Where the task lives: Redis, or this process's memory for a degraded-mode task."""
-    return app[LOCAL].records if app[LOCAL].owns(task_id) else app[RECORDS]
-
-
-def _follow(
-    app: web.Application, task_id: str, last_id: str | None
-) -> AbstractAsyncContextManager[AsyncIterator[TaskEvent | LocalEvent]]:
-    """The task's events, from wherever it lives."""
-    if app[LOCAL].owns(task_id):
-        return app[LOCAL].records.follow(task_id, last_id)
-    return app[EVENTS].follow(task_id, last_id)
-
-
 @routes.get(f"/api/task-status/{TASK_ID}/")
 async def task_status(request: web.Request) -> web.Response:
     """A task's state, progress and, when it has ended, result or error."""
     task_id = request.match_info["task_id"]
-    task = await _store(request.app, task_id).get_task(task_id)
-    return web.json_response(task.to_api())
+    task = await request.app[TASKS].store(task_id).get_task(task_id)
+    return web.json_response(task_json(task))
 
 
 @routes.post(f"/api/task-status/{TASK_ID}/cancel/")
@@ -265,7 +239,7 @@ async def task_status(request: web.Request) -> web.Response:
 async def cancel_task(request: web.Request) -> web.Response:
     """Cancel a task: a queued one never starts, a running one stops within about 2 s and its
     temporary files are removed; either way it ends REVOKED. 409 if it has already ended."""
-    records = _store(request.app, request.match_info["task_id"])
+    records = request.app[TASKS].store(request.match_info["task_id"])
     task = await records.get_task(request.match_info["task_id"])
     if task.state.finished:
         raise Conflict(
@@ -291,7 +265,7 @@ async def cancel_task(request: web.Request) -> web.Response:
 async def task_output(request: web.Request) -> web.FileResponse:
     """The output file of a task that has succeeded."""
     task_id = request.match_info["task_id"]
-    task = await _store(request.app, task_id).get_task(task_id)
+    task = await request.app[TASKS].store(task_id).get_task(task_id)
     if task.state is not TaskState.SUCCESS or task.result is None:
         raise Conflict(
             f"Task {task.task_id} is {task.state.value}; its output can be downloaded once it "
@@ -331,26 +305,22 @@ async def task_events(request: web.Request) -> web.StreamResponse:
     """
     app = request.app
     task_id = request.match_info["task_id"]
-    task = await _store(app, task_id).get_task(task_id)
+    store = app[TASKS].store(task_id)
+    task = await store.get_task(task_id)
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or None
     if last_id is not None and not is_event_id(last_id):
         raise InvalidRequest(
             "Last-Event-ID must be an event id this stream sent, such as 1732800000000-0.",
             code="invalid_event_id",
         )
-    records = app[RECORDS]
     with app[SSE_SLOTS].take():
-        if (
-            task.state.finished
-            and not app[LOCAL].owns(task_id)
-            and not await records.redis.exists(records.events_key(task.task_id))
-        ):
+        if await store.event_log_expired(task):
             # Ended long ago: its event log has expired, the record still tells the end.
             async with sse_response(request, sep="\n") as sse:
-                await sse.send(json.dumps(task.to_api()), event=EVENT_END, retry=RETRY_MS)
+                await sse.send(json.dumps(task_json(task)), event=EVENT_END, retry=RETRY_MS)
             return sse
         async with (
-            _follow(app, task.task_id, last_id) as events,
+            store.follow(task.task_id, last_id) as events,
             sse_response(request, sep="\n", ping_interval=HEARTBEAT_SECONDS) as sse,
         ):
             await _relay(request, sse, events)
@@ -360,7 +330,7 @@ async def task_events(request: web.Request) -> web.StreamResponse:
 async def _relay(
     request: web.Request,
     sse: EventSourceResponse,
-    events: AsyncIterator[TaskEvent | LocalEvent],
+    events: AsyncIterator[TaskEvent],
 ) -> None:
     """Send ``events`` until the ``end`` one. Every :data:`GONE_CHECK_SECONDS`, check that the
     client is still there (the transport, and the heartbeat, which stops at its first failed
@@ -369,7 +339,7 @@ async def _relay(
     loop = asyncio.get_running_loop()
     retry: int | None = RETRY_MS
     iterator = aiter(events)
-    waiting: asyncio.Future[TaskEvent | LocalEvent | None] | None = None
+    waiting: asyncio.Future[TaskEvent | None] | None = None
     checked = loop.time()
 
     async def allowed() -> bool:  # at most once a GONE_CHECK_SECONDS (it may ask Redis)
@@ -393,7 +363,9 @@ async def _relay(
                 return
             if not await allowed():
                 return
-            await sse.send(event.data, id=event.id, event=event.event, retry=retry)
+            await sse.send(
+                json.dumps(task_json(event.task)), id=event.id, event=event.event, retry=retry
+            )
             retry = None
             if event.is_end:
                 return
@@ -423,7 +395,7 @@ async def list_tasks(request: web.Request) -> web.Response:
             "cursor is not one this server gave out; start without it.", code="invalid_cursor"
         ) from None
     return web.json_response(
-        {"tasks": [task.to_api() for task in tasks], "next_cursor": next_cursor}
+        {"tasks": [task_json(task) for task in tasks], "next_cursor": next_cursor}
     )
 
 

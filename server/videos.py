@@ -12,6 +12,7 @@ from jobs.model import TaskState
 from jobs.videos import still_of, store_upload
 from server.http_errors import PayloadTooLarge
 from server.keys import RECORDS, SETTINGS, STORAGE, UPLOAD_SLOTS
+from server.record_json import output_url, task_json, video_json
 from server.uploads import UploadPace, receive_to_file, upload_source
 
 FRAME_NUMBER = re.compile(r"[0-9]{1,10}")
@@ -47,7 +48,7 @@ async def _store_upload(request: web.Request, limit: int) -> web.Response:
         temp, size, client_name, settings=settings, storage=storage, records=request.app[RECORDS]
     )
     return web.json_response(
-        video.to_api(), status=201, headers={"Location": f"/api/videos/{video.id}/"}
+        video_json(video), status=201, headers={"Location": f"/api/videos/{video.id}/"}
     )
 
 
@@ -55,7 +56,7 @@ async def _store_upload(request: web.Request, limit: int) -> web.Response:
 async def list_videos(request: web.Request) -> web.Response:
     """All videos, newest first."""
     videos = await request.app[RECORDS].list_videos()
-    return web.json_response({"videos": [video.to_api() for video in videos]})
+    return web.json_response({"videos": [video_json(video) for video in videos]})
 
 
 @routes.get(f"/api/videos/{VIDEO_ID}/")
@@ -69,7 +70,7 @@ async def show_video(request: web.Request) -> web.Response:
             "task_id": task.task_id,
             "operation": task.operation.value,
             "output_file": task.result["output_file"],
-            "output_url": task.result["output_url"],
+            "output_url": output_url(task.task_id),
             "finished_at": task.finished_at,
         }
         for task in tasks
@@ -80,8 +81,8 @@ async def show_video(request: web.Request) -> web.Response:
         more = "/api/tasks/?" + urlencode({"video_id": video.id, "cursor": next_cursor})
     return web.json_response(
         {
-            **video.to_api(),
-            "tasks": [task.to_api() for task in tasks],
+            **video_json(video),
+            "tasks": [task_json(task) for task in tasks],
             "more_tasks_url": more,
             "outputs": outputs,
         }

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import aiohttp
+from redis.asyncio import Redis
+
+from jobs.keys import Keys
+from jobs.model import TaskRecord
+from server.record_json import task_json
+
+#: An entry of a task's event log: its id and fields.
+LogEntry = tuple[bytes, dict[bytes, bytes]]
 
 
 @dataclass(frozen=True)
@@ -47,3 +56,21 @@ async def read_events(
         name, _, value = line.partition(":")
         fields.setdefault(name, []).append(value.removeprefix(" "))
     return events
+
+
+async def logged_events(redis: Redis, keys: Keys, task_id: str) -> list[LogEntry]:
+    """A task's event log straight from Redis, each entry's data as the server sends it to a
+    client (the log holds the record; what a client gets is the server's rendering of it)."""
+    rows = await redis.xrange(keys.task_events(task_id))
+    return [
+        (
+            entry_id,
+            {
+                **fields,
+                b"data": json.dumps(
+                    task_json(TaskRecord.from_fields(json.loads(fields[b"data"])))
+                ).encode(),
+            },
+        )
+        for entry_id, fields in rows
+    ]

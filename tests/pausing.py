@@ -24,7 +24,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from jobs.records import Records
+from jobs.redis_store import RedisTaskStore
+from server.record_json import task_json
 from tests.api import Client
 
 #: What a forkserver's command line (and so every process it forks) contains.
@@ -182,11 +183,11 @@ def api_status(client: Client, task_id: str) -> StatusOf:
     return read
 
 
-def record_status(records: Records, task_id: str) -> StatusOf:
+def record_status(records: RedisTaskStore, task_id: str) -> StatusOf:
     """The task's status straight from its record in Redis."""
 
     async def read() -> dict[str, Any]:
-        return (await records.get_task(task_id)).to_api()
+        return task_json(await records.get_task(task_id))
 
     return read
 

@@ -18,7 +18,7 @@ from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from jobs.errors import ConfigError
-from jobs.records import Records
+from jobs.keys import Keys
 from jobs.settings import Settings
 from server.access import (
     SESSION_COOKIE,
@@ -254,20 +254,20 @@ async def test_revocations_are_kept_while_redis_is_away(tmp_path: Path) -> None:
     signed_out, other = (access.session_of(access.new_session()) for _ in range(2))
     assert signed_out is not None
     assert other is not None
-    here, elsewhere = Revocations(), Revocations()  # two server processes
+    keys = Keys("revocation-test")
+    here, elsewhere = Revocations(keys), Revocations(keys)  # two server processes
     with EmbeddedRedis(tmp_path / "redis", persist=False) as server:
         redis = Redis.from_url(server.url)
-        records = Records(redis, "revocation-test")
-        await here.revoke(records, signed_out)
-        assert await elsewhere.revoked(records, signed_out)
-        assert not await elsewhere.revoked(records, other)
+        await here.revoke(redis, signed_out)
+        assert await elsewhere.revoked(redis, signed_out)
+        assert not await elsewhere.revoked(redis, other)
     # Redis is gone: each process still refuses what it saw signed out, and judges the rest by
     # the signature (the page keeps working, as the degraded mode does).
-    assert await here.revoked(records, signed_out)
-    assert await elsewhere.revoked(records, signed_out)
-    assert not await here.revoked(records, other)
-    await here.revoke(records, other)
-    assert await here.revoked(records, other)
+    assert await here.revoked(redis, signed_out)
+    assert await elsewhere.revoked(redis, signed_out)
+    assert not await here.revoked(redis, other)
+    await here.revoke(redis, other)
+    assert await here.revoked(redis, other)
     await redis.aclose()
 
 

@@ -14,12 +14,12 @@ from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
-from jobs.records import Records
+from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
-from server.keys import EVENTS, RECORDS
+from server.keys import EVENTS, REDIS, SETTINGS
 from testkit.media import make_video
 from testkit.sse import Event, read_events
 from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
@@ -39,8 +39,8 @@ def clip_8s(media_dir: Path) -> Path:
 
 async def logged_ids(client: Client, task_id: str) -> list[str]:
     """The ids of the task's event log, straight from Redis."""
-    records = client.app[RECORDS]
-    rows = await records.redis.xrange(records.events_key(task_id))
+    key = client.app[SETTINGS].keys.task_events(task_id)
+    rows = await client.app[REDIS].xrange(key)
     return [row[0].decode() for row in rows]
 
 
@@ -164,11 +164,11 @@ async def test_a_resume_past_the_live_ids_still_gets_the_end(
 
 async def test_a_finished_local_task_always_ends_its_stream(tmp_path: Path) -> None:
     """The degraded mode's in-memory event log does the same (no Redis involved)."""
-    from jobs.local_records import MemoryRecords
+    from jobs.memory_store import MemoryTaskStore
     from jobs.model import Operation, TaskRecord, TaskState
     from jobs.storage import Storage
 
-    records = MemoryRecords(Storage(tmp_path))
+    records = MemoryTaskStore(Storage(tmp_path))
     task = TaskRecord(task_id="local-x", operation=Operation.ANALYZE, video_id=1, params={})
     await records.create_task(task)
     await records.update_task(task, state=TaskState.SUCCESS)
@@ -220,7 +220,7 @@ async def test_many_clients_share_one_reader_and_all_get_every_event(
         firsts = await asyncio.gather(*(read_events(r, limit=1) for r in responses))
         assert all(states(f) == ["PENDING"] for f in firsts)
         assert client.app[EVENTS].client_count == 200
-        info = await client.app[RECORDS].redis.info("clients")
+        info = await client.app[REDIS].info("clients")
         assert info["connected_clients"] < 20  # no Redis connection per SSE client
         async with in_process_worker(settings):
             rests = await asyncio.gather(*(read_events(r) for r in responses))
@@ -332,7 +332,7 @@ async def test_clients_resume_across_a_server_restart_without_gaps_or_repeats(
             url = f"{server.base}/api/task-status/{task_id}/events"
             streams = [await session.get(url, params={"last_event_id": "0-0"}) for _ in range(3)]
             redis = Redis.from_url(str(settings.redis_url))
-            status_of = record_status(Records(redis, settings.key_prefix), task_id)
+            status_of = record_status(RedisTaskStore(redis, settings.keys), task_id)
             # The job is held stopped, and let go until two PROGRESS events are out; it is still
             # running (stopped) while the server restarts, and publishes another one after.
             async with frozen(settings.data_dir, video["id"]) as frames:
@@ -359,7 +359,7 @@ async def test_clients_resume_across_a_server_restart_without_gaps_or_repeats(
                     assert resp.status == 200
                     after.append(await read_events(resp))
         async with Redis.from_url(str(settings.redis_url)) as redis:
-            key = Records(redis, settings.key_prefix).events_key(task_id)
+            key = settings.keys.task_events(task_id)
             logged = [row[0].decode() for row in await redis.xrange(key)]
         for seen, rest in zip(before, after, strict=True):
             assert "PROGRESS" in states(rest), "the job should have gone on meanwhile"

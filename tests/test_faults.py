@@ -17,12 +17,12 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
-from jobs.records import Records
 from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis
 from testkit.media import make_video, sha256
+from testkit.sse import logged_events
 from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.oracle import judge_mask
 from tests.pausing import catch_frame_process, frames_reported, frozen
@@ -233,7 +233,7 @@ async def test_redis_stopped_mid_job_the_job_completes_with_a_consistent_record(
         assert worker.poll() is None
 
         async with Redis.from_url(second.url) as redis:
-            rows = await redis.xrange(Records(redis, settings.key_prefix).events_key(task_id))
+            rows = await logged_events(redis, settings.keys, task_id)
         events = [row[1][b"event"].decode() for row in rows]
         assert events[-1] == "end"
         assert events.count("end") == 1

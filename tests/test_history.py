@@ -13,7 +13,7 @@ from arq.connections import ArqRedis, create_pool
 from jobs.history import prune_history
 from jobs.model import Operation, TaskRecord, TaskState
 from jobs.progress import FrameProgress
-from jobs.records import Records
+from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.worker import shutdown, startup
 from tests.api import Client, expect_error, submit_mask, upload
@@ -96,7 +96,7 @@ async def test_retention_deletes_old_finished_tasks_and_their_outputs(
     settings: Settings, pool: ArqRedis
 ) -> None:
     settings = replace(settings, task_retention_days=7)
-    records = Records(pool, settings.key_prefix)
+    records = RedisTaskStore(pool, settings.keys)
     ctx = {"settings": settings, "redis": pool}
     await startup(ctx)
     try:
@@ -119,13 +119,13 @@ async def test_retention_deletes_old_finished_tasks_and_their_outputs(
         tasks, _ = await records.list_tasks()
         assert sorted(t.task_id for t in tasks) == ["new-done", "old-running"]
         assert sorted(p.name for p in outputs.iterdir()) == ["new-done.mp4", "old-running.mp4"]
-        assert await pool.exists(records.events_key("old-done")) == 0
+        assert await pool.exists(settings.keys.task_events("old-done")) == 0
     finally:
         await shutdown(ctx)
 
 
 async def test_default_retention_keeps_everything(settings: Settings, pool: ArqRedis) -> None:
-    records = Records(pool, settings.key_prefix)
+    records = RedisTaskStore(pool, settings.keys)
     ctx = {"settings": settings, "redis": pool}
     await startup(ctx)
     try:

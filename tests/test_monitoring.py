@@ -12,8 +12,9 @@ from pathlib import Path
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
+from jobs.keys import Keys
 from jobs.model import Operation, TaskRecord, TaskState
-from jobs.records import Records
+from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
@@ -136,7 +137,7 @@ async def test_readyz_and_metrics_when_redis_is_away(
 async def test_task_counts_are_exact_from_existing_history_on(redis_url: str) -> None:
     """Tasks that existed before the first count are counted once; later changes move them."""
     redis = Redis.from_url(redis_url)
-    records = Records(redis, f"vctest-{uuid.uuid4().hex[:10]}")
+    records = RedisTaskStore(redis, Keys(f"vctest-{uuid.uuid4().hex[:10]}"))
     try:
         old = [TaskRecord(uuid.uuid4().hex, Operation.MASK, 1, {}) for _ in range(3)]
         for task in old:
@@ -170,7 +171,7 @@ async def test_task_counts_are_exact_from_existing_history_on(redis_url: str) ->
 async def test_readyz_counts_only_fresh_workers(client: Client, settings: Settings) -> None:
     redis = Redis.from_url(str(settings.redis_url))
     try:
-        workers = f"{settings.key_prefix}:workers"
+        workers = settings.keys.workers
         await redis.zadd(workers, {"gone:1:aa": time.time() - settings.heartbeat_timeout - 1})
         resp = await client.get("/readyz")
         assert resp.status == 503

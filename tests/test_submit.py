@@ -17,7 +17,7 @@ from jobs.settings import Settings
 from jobs.submit import KEYS_TTL, Submission
 from jobs.worker import in_process_worker
 from server.app import create_app
-from server.keys import RECORDS, SUBMITTER
+from server.keys import RECORDS, REDIS, SETTINGS, SUBMITTER
 from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.oracle import judge_mask, judge_removal
 
@@ -63,8 +63,8 @@ async def test_idempotency_key_returns_the_same_task(client: Client, clip_720p: 
     assert again["task_id"] == first
     assert again["duplicate"] is True
     # Remembered for KEYS_TTL, and no longer.
-    redis = client.app[RECORDS].redis
-    keys = [key async for key in redis.scan_iter(f"{client.app[RECORDS].prefix}:idem:*")]
+    redis = client.app[REDIS]
+    keys = [key async for key in redis.scan_iter(client.app[SETTINGS].keys.idempotency("*"))]
     assert len(keys) == 1
     assert 0 < await redis.ttl(keys[0]) <= KEYS_TTL
 

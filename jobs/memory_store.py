@@ -1,50 +1,42 @@
-"""Task records held in this process's memory: the store of the degraded, Redis-less mode.
+"""Tasks held in this process's memory: the task store of the degraded, Redis-less mode.
 
 When Redis cannot be reached at submission, the server runs the job itself through the same
-code (:func:`jobs.runner.run_task`) with this store in place of :class:`jobs.records.Records`.
-It keeps the same record shapes and the same event log semantics (ids that only grow, an ``end``
-event last), so the status and event endpoints serve local tasks as they serve queued ones. What
-it holds is lost with the process; video records are read from the sidecar file each upload
-writes next to the original.
+code (:func:`jobs.runner.run_task`) with this store in place of the Redis one. It is a whole
+:class:`TaskStore`, with the same record shapes and the same event log semantics (ids that only
+grow, an ``end`` event last), so the status and event endpoints serve local tasks as they serve
+queued ones. What it holds is lost with the process: heartbeats have nothing to tell (a local
+task lives and dies with it) and event logs never expire. Video records are read from the
+sidecar file each upload writes next to the original.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from jobs.errors import NotFound
-from jobs.model import TaskRecord, TaskState, VideoRecord
-from jobs.records import EVENT_END, EVENT_PROGRESS
+from jobs.model import Operation, TaskRecord, TaskState, VideoRecord
 from jobs.storage import Storage
-
-
-@dataclass(frozen=True)
-class LocalEvent:
-    """One entry of a local task's event log."""
-
-    id: str
-    event: str
-    data: str
-
-    @property
-    def is_end(self) -> bool:
-        return self.event == EVENT_END
+from jobs.task_pages import Position, format_cursor, parse_cursor
+from jobs.task_store import TaskEvent, TaskStore, changed, event_entry
 
 
 @dataclass
 class _LocalTask:
     record: TaskRecord
-    events: list[LocalEvent] = field(default_factory=list)
+    #: Where it is listed: (creation time in ms, task id), as in Redis.
+    position: Position
+    events: list[TaskEvent] = field(default_factory=list)
     cancel: bool = False
 
 
-class MemoryRecords:
-    """The subset of :class:`jobs.records.Records` that running a job needs, in memory."""
+class MemoryTaskStore:
+    """The tasks this process runs itself, and their event logs."""
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
@@ -55,28 +47,23 @@ class MemoryRecords:
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._tasks
 
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    async def create_task(self, task: TaskRecord) -> None:
-        """Hold a new task and log its first event."""
-        self._tasks[task.task_id] = _LocalTask(task)
+    async def create_task(self, task: TaskRecord, *, created: float | None = None) -> None:
+        score = (time.time() if created is None else created) * 1000
+        self._tasks[task.task_id] = _LocalTask(task, (score, task.task_id))
         await self._log(task)
 
     async def get_task(self, task_id: str) -> TaskRecord:
-        """The task, or :class:`NotFound`."""
         local = self._tasks.get(task_id)
         if local is None:
             raise NotFound(f"There is no task with id {task_id!r}.", code="task_not_found")
         return local.record
 
     async def get_video(self, video_id: int) -> VideoRecord:
-        """The video, from the sidecar file its upload wrote."""
-        return self._storage.load_video(video_id)
+        """From the sidecar file its upload wrote."""
+        return await asyncio.to_thread(self._storage.load_video, video_id)
 
     async def update_task(self, task: TaskRecord, **changes: Any) -> TaskRecord:
-        """Apply ``changes`` and log the new state."""
-        updated = replace(task, **changes)
+        updated = changed(task, changes)
         self._tasks[task.task_id].record = updated
         await self._log(updated)
         return updated
@@ -84,7 +71,7 @@ class MemoryRecords:
     async def transition(
         self, task_id: str, allowed: frozenset[TaskState], **changes: Any
     ) -> TaskRecord | None:
-        """Apply ``changes`` if the state is one of ``allowed`` (atomic: one event loop)."""
+        """Atomic: no await between the check and the change."""
         current = await self.get_task(task_id)
         if current.state not in allowed:
             return None
@@ -102,17 +89,46 @@ class MemoryRecords:
     async def not_running(self, task_id: str) -> None:
         """Nothing to do (see :meth:`heartbeat`)."""
 
+    async def list_tasks(
+        self,
+        *,
+        video_id: int | None = None,
+        state: TaskState | None = None,
+        operation: Operation | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[TaskRecord], str | None]:
+        after = parse_cursor(cursor) if cursor else None
+        found: list[TaskRecord] = []
+        for local in sorted(self._tasks.values(), key=lambda t: t.position, reverse=True):
+            task = local.record
+            if (
+                (after is None or local.position < after)
+                and (video_id is None or task.video_id == video_id)
+                and (state is None or task.state is state)
+                and (operation is None or task.operation is operation)
+            ):
+                found.append(task)
+                if len(found) == limit:
+                    return found, format_cursor(local.position)
+        return found, None
+
+    async def task_counts(self) -> dict[tuple[str, str], int]:
+        return dict(
+            Counter((t.record.operation.value, t.record.state.value) for t in self._tasks.values())
+        )
+
+    async def event_log_expired(self, task: TaskRecord) -> bool:
+        """Never: a local task's event log is kept as long as the task."""
+        return False
+
     async def _log(self, task: TaskRecord) -> None:
         local = self._tasks[task.task_id]
-        event = EVENT_END if task.state.finished else EVENT_PROGRESS
-        local.events.append(
-            LocalEvent(f"{len(local.events) + 1}-0", event, json.dumps(task.to_api()))
-        )
+        local.events.append(TaskEvent(f"{len(local.events) + 1}-0", *event_entry(task)))
         async with self._changed:
             self._changed.notify_all()
 
     def close_streams(self) -> None:
-        """End every follower's stream (server shutdown)."""
         self._closing = True
         asyncio.get_running_loop().create_task(self._wake())
 
@@ -123,8 +139,7 @@ class MemoryRecords:
     @asynccontextmanager
     async def follow(
         self, task_id: str, last_event_id: str | None
-    ) -> AsyncIterator[AsyncIterator[LocalEvent]]:
-        """A local task's events: after ``last_event_id``, or from its newest one."""
+    ) -> AsyncIterator[AsyncIterator[TaskEvent]]:
         local = self._tasks[task_id]
         if last_event_id is None:
             start = max(0, len(local.events) - 1)
@@ -132,7 +147,7 @@ class MemoryRecords:
             start = int(last_event_id.partition("-")[0])
         yield self._events(local, start)
 
-    async def _events(self, local: _LocalTask, start: int) -> AsyncIterator[LocalEvent]:
+    async def _events(self, local: _LocalTask, start: int) -> AsyncIterator[TaskEvent]:
         position = start
         while True:
             while position < len(local.events):
@@ -149,3 +164,7 @@ class MemoryRecords:
                 return
             async with self._changed:
                 await self._changed.wait()
+
+
+if TYPE_CHECKING:
+    _: type[TaskStore] = MemoryTaskStore
