@@ -3,9 +3,12 @@ listing, SSE events and the legacy synchronous answer, so they can never differ.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from functools import lru_cache
 
 from jobs.model import JsonDict, TaskRecord, VideoRecord
+from jobs.task_store import TaskEvent
 
 
 def task_json(task: TaskRecord) -> JsonDict:
@@ -56,3 +59,11 @@ def video_json(video: VideoRecord) -> JsonDict:
     data = asdict(video)
     del data["stored_name"]
     return data
+
+
+@lru_cache(maxsize=256)
+def event_data(event: TaskEvent) -> str:
+    """The ``data`` of an SSE event: the logged record rendered as :func:`task_json`, once per
+    event however many clients follow the task (the hub hands them all the same event; the
+    cache holds the few events being delivered now, not the history)."""
+    return json.dumps(task_json(event.task))

@@ -30,7 +30,7 @@ from server.errors import client_gone, error_response
 from server.events import is_event_id
 from server.json_body import read_json
 from server.keys import RECORDS, SETTINGS, SSE_SLOTS, STORAGE, TASKS
-from server.record_json import result_json, task_json
+from server.record_json import event_data, result_json, task_json
 from server.videos import VIDEO_ID
 
 routes = web.RouteTableDef()
@@ -363,9 +363,7 @@ async def _relay(
                 return
             if not await allowed():
                 return
-            await sse.send(
-                json.dumps(task_json(event.task)), id=event.id, event=event.event, retry=retry
-            )
+            await sse.send(event_data(event), id=event.id, event=event.event, retry=retry)
             retry = None
             if event.is_end:
                 return
