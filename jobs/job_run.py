@@ -22,6 +22,7 @@ import structlog
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from jobs.errors import NotFound
 from jobs.model import JsonDict, TaskRecord, VideoRecord
 from jobs.progress import FrameProgress, JobStopped, count_frames, publish_progress
 from jobs.settings import Settings
@@ -98,11 +99,19 @@ class JobRun:
         return path
 
     async def commit(self, temp: Path, name: str) -> str:
-        """Move a finished temp file atomically to its stored name; returns the name."""
-        await asyncio.get_running_loop().run_in_executor(
+        """Move a finished temp file atomically to its stored name; returns the name. If the
+        video was deleted meanwhile (:mod:`jobs.deletion`), the file is taken back and the run
+        stops: checked after the rename, so a deletion either sees the file or is seen here."""
+        final = await asyncio.get_running_loop().run_in_executor(
             self.deps.executor, self.deps.storage.commit, temp, name
         )
         self.temp_files.remove(temp)
+        try:
+            await self.deps.records.get_video(self.video.id)
+        except NotFound:
+            final.unlink(missing_ok=True)
+            log.warning("video deleted while the job ran; output removed")
+            raise JobStopped from None
         return name
 
     def remove_temp_files(self) -> None:

@@ -46,6 +46,10 @@ class Settings:
     use_async_tasks: bool = True
     #: Finished tasks older than this many days are deleted with their outputs; 0 keeps all.
     task_retention_days: int = 0
+    #: Originals (with their video's record) older than this many days are deleted; 0 keeps all.
+    original_retention_days: int = 0
+    #: Outputs finished more than this many days ago are deleted; 0 keeps all.
+    output_retention_days: int = 0
     log_format: LogFormat = "auto"
     log_level: str = "info"
     #: When set, every /api route needs ``Authorization: Bearer <token>`` (or the page's session
@@ -93,6 +97,8 @@ class Settings:
             ("VIDCORRECT_MAX_UPLOAD_BYTES", "max_upload_bytes", 1),
             ("VIDCORRECT_X264_CRF", "x264_crf", 0),
             ("VIDCORRECT_TASK_RETENTION_DAYS", "task_retention_days", 0),
+            ("VIDCORRECT_ORIGINAL_RETENTION_DAYS", "original_retention_days", 0),
+            ("VIDCORRECT_OUTPUT_RETENTION_DAYS", "output_retention_days", 0),
             ("VIDCORRECT_HEARTBEAT_TIMEOUT", "heartbeat_timeout", 3),
             ("VIDCORRECT_MAX_QUEUED", "max_queued", 1),
             ("VIDCORRECT_MAX_VIDEO_SIDE", "max_video_side", 16),

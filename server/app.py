@@ -49,6 +49,7 @@ from server.limits import Slots
 from server.local import LocalJobs
 from server.metrics import Metrics
 from server.request_guard import request_guard_middleware
+from server.sweeper import sweeper_ctx
 from server.task_router import TaskRouter
 
 log = structlog.get_logger("vidcorrect.server")
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(embedded_redis_ctx)
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(local_jobs_ctx)
+    app.cleanup_ctx.append(sweeper_ctx)
     if settings.embedded:
         app.cleanup_ctx.append(in_process_worker_ctx)
     app.on_shutdown.append(close_event_streams)

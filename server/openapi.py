@@ -124,6 +124,9 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
 
 
 VIDEO_ID = _path_id("video_id", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}, 1)
+#: The video the DELETE route's example names: not the one every other example names, so that
+#: a client trying the examples in turn (schemathesis) keeps that one for the others.
+DELETED_VIDEO_ID = _path_id("video_id", VIDEO_ID["schema"], 2)
 TASK_ID = _path_id(
     "task_id", {"type": "string", "pattern": f"^{TASK_ID_PATTERN}$"}, "0123456789abcdef"
 )
@@ -248,6 +251,21 @@ def build_openapi(settings: Settings) -> Schema:
         parameters=[VIDEO_ID],
     )
     b.add(
+        "delete",
+        "/api/videos/{video_id}/",
+        "Delete a video: its original and every output made from it",
+        {
+            "204": {
+                "description": "Deleted from the data dir: the original, its record, and every "
+                "output of its tasks; its queued and running tasks were cancelled first (they "
+                "end REVOKED). The task records stay, each output's marked with "
+                "result.output_deleted_at."
+            }
+        },
+        errors={"404": f"No such video, or deleted already ({video})."},
+        parameters=[DELETED_VIDEO_ID],
+    )
+    b.add(
         "get",
         "/api/videos/{video_id}/file",
         "Download the original",
@@ -362,7 +380,24 @@ def build_openapi(settings: Settings) -> Schema:
         "Download a task's output",
         {"200": {"description": "The output video.", "content": {"video/mp4": {"schema": binary}}}},
         errors={
-            "404": f"No such task ({task}).",
+            "404": f"No such task ({task}), or its output was deleted (output_deleted).",
+            "409": "The task has not succeeded (output_not_ready), or it is an analysis, "
+            "which writes no video (no_output).",
+        },
+        parameters=[TASK_ID],
+    )
+    b.add(
+        "delete",
+        "/api/tasks/{task_id}/output",
+        "Delete a task's output",
+        {
+            "204": {
+                "description": "The output file is deleted; the task's record stays, its "
+                "result without output_file and output_url, with output_deleted_at."
+            }
+        },
+        errors={
+            "404": f"No such task ({task}), or its output was deleted already (output_deleted).",
             "409": "The task has not succeeded (output_not_ready), or it is an analysis, "
             "which writes no video (no_output).",
         },

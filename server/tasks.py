@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
+from jobs import deletion
+from jobs.deletion import stored_output
 from jobs.errors import Conflict, InvalidRequest
 from jobs.frame_request import (
     check_not_everything,
@@ -29,7 +31,7 @@ from server.auth import has_access
 from server.errors import client_gone, error_response
 from server.events import is_event_id
 from server.json_body import read_json
-from server.keys import RECORDS, SETTINGS, SSE_SLOTS, STORAGE, TASKS
+from server.keys import METRICS, RECORDS, SETTINGS, SSE_SLOTS, STORAGE, TASKS
 from server.record_json import result_json, task_json
 from server.videos import VIDEO_ID
 
@@ -266,23 +268,22 @@ async def task_output(request: web.Request) -> web.FileResponse:
     """The output file of a task that has succeeded."""
     task_id = request.match_info["task_id"]
     task = await request.app[TASKS].store(task_id).get_task(task_id)
-    if task.state is not TaskState.SUCCESS or task.result is None:
-        raise Conflict(
-            f"Task {task.task_id} is {task.state.value}; its output can be downloaded once it "
-            "has succeeded.",
-            code="output_not_ready",
-        )
-    if "output_file" not in task.result:  # an analysis: its result is the answer
-        raise Conflict(
-            f"Task {task.task_id} ({task.operation.value}) writes no video; its findings are "
-            f"in its result at /api/task-status/{task.task_id}/.",
-            code="no_output",
-        )
-    path = request.app[STORAGE].resolve(task.result["output_file"])
+    path = request.app[STORAGE].resolve(stored_output(task))
     filename = f"video-{task.video_id}-{task.operation.value}-{task.task_id[:8]}{path.suffix}"
     return web.FileResponse(
         path, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
     )
+
+
+@routes.delete(f"/api/tasks/{TASK_ID}/output")
+async def delete_output(request: web.Request) -> web.Response:
+    """Delete a task's output; its record stays, with ``result.output_deleted_at``. 204, then
+    404 (``output_deleted``)."""
+    task_id = request.match_info["task_id"]
+    app = request.app
+    deleted = await deletion.delete_output(app[TASKS].store(task_id), app[STORAGE], task_id)
+    app[METRICS].count_deleted(deleted)
+    return web.Response(status=204)
 
 
 #: Reconnection delay suggested to EventSource clients (ms).

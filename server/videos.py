@@ -1,4 +1,4 @@
-"""Video endpoints: upload, list, show, download the original."""
+"""Video endpoints: upload, list, show, download the original, delete."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from jobs import deletion
 from jobs.errors import InvalidRequest
 from jobs.model import TaskState
 from jobs.videos import still_of, store_upload
 from server.http_errors import PayloadTooLarge
-from server.keys import RECORDS, SETTINGS, STORAGE, UPLOAD_SLOTS
+from server.keys import METRICS, RECORDS, SETTINGS, STORAGE, UPLOAD_SLOTS
 from server.record_json import output_url, task_json, video_json
 from server.uploads import UploadPace, receive_to_file, upload_source
 
@@ -87,6 +88,16 @@ async def show_video(request: web.Request) -> web.Response:
             "outputs": outputs,
         }
     )
+
+
+@routes.delete(f"/api/videos/{VIDEO_ID}/")
+async def delete_video(request: web.Request) -> web.Response:
+    """Delete the original and every output made from it, its running and queued tasks
+    cancelled first; the task records stay, marked (see :mod:`jobs.deletion`). 204, then 404."""
+    video_id = int(request.match_info["video_id"])
+    app = request.app
+    app[METRICS].count_deleted(await deletion.delete_video(app[RECORDS], app[STORAGE], video_id))
+    return web.Response(status=204)
 
 
 #: Tasks listed with a video; the rest are paged through /api/tasks/?video_id=.
