@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from jobs.errors import Conflict, NotFound
@@ -36,23 +37,31 @@ PAGE = 500
 
 
 async def delete_video(
-    records: RedisTaskStore, storage: Storage, video_id: int, *, outputs: bool = True
+    records: RedisTaskStore,
+    stores: Sequence[TaskStore],
+    storage: Storage,
+    video_id: int,
+    *,
+    outputs: bool = True,
 ) -> Counter[str]:
     """Delete video ``video_id``: its record first (no new task can find it, no running one can
-    publish), then, its tasks cancelled and waited for, its original and, with ``outputs``, every
-    output made from it. Returns the files deleted by kind; :class:`NotFound` for no such video."""
+    publish), then, its tasks in ``stores`` cancelled and waited for, its original and, with
+    ``outputs``, every output made from it. Returns the files deleted by kind; :class:`NotFound`
+    for no such video."""
     video = await records.get_video(video_id)
     await records.delete_video(video_id)
     await asyncio.to_thread(storage.video_sidecar(video_id).unlink, missing_ok=True)
-    await _stop_tasks(records, video_id)
+    for store in stores:
+        await _stop_tasks(store, video_id)
     deleted: Counter[str] = Counter()
     if await asyncio.to_thread(_unlink, storage.resolve(video.stored_name)):
         deleted["original"] += 1
     with contextlib.suppress(OSError):  # not empty: something else is in it, leave it
         await asyncio.to_thread(storage.video_sidecar(video_id).parent.rmdir)
     if outputs:
-        for task in await video_tasks(records, video_id):
-            deleted += await drop_output(records, storage, task)
+        for store in stores:
+            for task in await video_tasks(store, video_id):
+                deleted += await drop_output(store, storage, task)
     return deleted
 
 
@@ -106,28 +115,28 @@ def _without_output(result: JsonDict) -> JsonDict:
     return {**kept, "output_deleted_at": utc_now()}
 
 
-async def video_tasks(records: RedisTaskStore, video_id: int) -> list[TaskRecord]:
-    """Every task of the video, newest first."""
+async def video_tasks(store: TaskStore, video_id: int) -> list[TaskRecord]:
+    """Every task of the video in ``store``, newest first."""
     found: list[TaskRecord] = []
     cursor: str | None = None
     while True:
-        page, cursor = await records.list_tasks(video_id=video_id, limit=PAGE, cursor=cursor)
+        page, cursor = await store.list_tasks(video_id=video_id, limit=PAGE, cursor=cursor)
         found.extend(page)
         if cursor is None:
             return found
 
 
-async def _stop_tasks(records: RedisTaskStore, video_id: int) -> None:
-    """Cancel the video's tasks that have not ended (as ``DELETE /api/task-status/{id}/``
-    does), then wait up to :data:`STOP_WAIT` for the running ones to end."""
-    pending = [t.task_id for t in await video_tasks(records, video_id) if not t.state.finished]
+async def _stop_tasks(store: TaskStore, video_id: int) -> None:
+    """Cancel the video's tasks in ``store`` that have not ended (as ``DELETE
+    /api/task-status/{id}/`` does), then wait up to :data:`STOP_WAIT` for the running ones."""
+    pending = [t.task_id for t in await video_tasks(store, video_id) if not t.state.finished]
     for task_id in pending:
-        await records.request_cancel(task_id)
-        await revoke_if_waiting(records, task_id)
+        await store.request_cancel(task_id)
+        await revoke_if_waiting(store, task_id)
     deadline = time.monotonic() + STOP_WAIT
     while pending and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-        pending = [t for t in pending if not (await records.get_task(t)).state.finished]
+        pending = [t for t in pending if not (await store.get_task(t)).state.finished]
 
 
 def _unlink(path: Path) -> bool:

@@ -68,7 +68,7 @@ async def _expire_originals(
     for video in await records.list_videos():
         if _epoch(video.created_at) < cutoff:
             try:
-                deleted += await delete_video(records, storage, video.id, outputs=False)
+                deleted += await delete_video(records, [records], storage, video.id, outputs=False)
             except NotFound:  # deleted meanwhile
                 continue
     return deleted

@@ -12,7 +12,7 @@ from jobs.errors import InvalidRequest
 from jobs.model import TaskState
 from jobs.videos import still_of, store_upload
 from server.http_errors import PayloadTooLarge
-from server.keys import METRICS, RECORDS, SETTINGS, STORAGE, UPLOAD_SLOTS
+from server.keys import METRICS, RECORDS, SETTINGS, STORAGE, TASKS, UPLOAD_SLOTS
 from server.record_json import output_url, task_json, video_json
 from server.uploads import UploadPace, receive_to_file, upload_source
 
@@ -96,7 +96,8 @@ async def delete_video(request: web.Request) -> web.Response:
     cancelled first; the task records stay, marked (see :mod:`jobs.deletion`). 204, then 404."""
     video_id = int(request.match_info["video_id"])
     app = request.app
-    app[METRICS].count_deleted(await deletion.delete_video(app[RECORDS], app[STORAGE], video_id))
+    deleted = await deletion.delete_video(app[RECORDS], app[TASKS].stores, app[STORAGE], video_id)
+    app[METRICS].count_deleted(deleted)
     return web.Response(status=204)
 
 

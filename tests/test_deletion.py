@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -16,9 +17,11 @@ from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
+from jobs.deletion import delete_video
 from jobs.errors import ConfigError
 from jobs.job_run import JobDeps, JobRun
-from jobs.model import Operation, TaskRecord
+from jobs.memory_store import MemoryTaskStore
+from jobs.model import Operation, TaskRecord, TaskState
 from jobs.progress import JobStopped
 from jobs.redis_store import RedisTaskStore
 from jobs.retention import ORPHAN_MARGIN, sweep
@@ -236,3 +239,32 @@ def test_retention_settings_are_whole_days() -> None:
     for bad in ("1.5", "-1", "a week"):
         with pytest.raises(ConfigError, match="VIDCORRECT_OUTPUT_RETENTION_DAYS"):
             Settings.from_env({"VIDCORRECT_OUTPUT_RETENTION_DAYS": bad})
+
+
+async def test_deleting_a_video_also_deletes_the_outputs_of_its_local_tasks(
+    client: Client, settings: Settings, clip_720p: Path
+) -> None:
+    """A task the server ran itself while Redis was away (in its memory store) made an output
+    of the video: deleting the video deletes it too and marks that record."""
+    video = await upload(client, clip_720p)
+    records, storage = client.app[RECORDS], client.app[STORAGE]
+    local = MemoryTaskStore(storage)
+    name = storage.output_name("local-0123")
+    task = TaskRecord(
+        task_id="local-0123",
+        operation=Operation.MASK,
+        video_id=video["id"],
+        params={},
+        state=TaskState.SUCCESS,
+        result={"output_file": name, "frames": 50},
+        mode="local",
+    )
+    await local.create_task(task)
+    storage.resolve(name).write_bytes(b"masked")
+    deleted = await delete_video(records, [records, local], storage, video["id"])
+    assert deleted == Counter(original=1, output=1)
+    assert outputs(settings) == []
+    result = (await local.get_task("local-0123")).result
+    assert result is not None
+    assert "output_file" not in result
+    assert result["output_deleted_at"]
