@@ -7,9 +7,10 @@ What stays is the audit trail: every task record, in the state it ended in, its 
 record goes (Redis and its sidecar); its tasks keep its id.
 
 A video's running and queued tasks are cancelled first and waited for (:data:`STOP_WAIT`). One
-that does not stop in time cannot publish after the deletion: its commit checks that its video
-still exists after the rename, and takes its output back if not (:meth:`JobRun.commit`), and the
-deletion removes ``outputs/<task_id>.mp4`` of every task of the video whatever its record says.
+that does not stop in time cannot publish after the deletion: once its output is committed, its
+run checks that its video still exists, and takes the output back and ends REVOKED if not
+(:func:`jobs.runner.run_task`); and the deletion removes ``outputs/<task_id>.mp4`` of every task
+of the video whatever its record says. So one of the two always sees the other's work.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import structlog
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
-from jobs.errors import NotFound
 from jobs.model import JsonDict, TaskRecord, VideoRecord
 from jobs.progress import FrameProgress, JobStopped, count_frames, publish_progress
 from jobs.settings import Settings
@@ -68,6 +67,8 @@ class JobRun:
     task: TaskRecord
     video: VideoRecord
     temp_files: list[Path] = field(default_factory=list)
+    #: The outputs this run committed, taken back (:meth:`unpublish`) if it is stopped after all.
+    published: list[Path] = field(default_factory=list)
     #: Set by the supervisor when a client asked to cancel; frame loops stop at the next frame.
     cancel_requested: bool = False
     _progress: FrameProgress | None = None
@@ -99,20 +100,20 @@ class JobRun:
         return path
 
     async def commit(self, temp: Path, name: str) -> str:
-        """Move a finished temp file atomically to its stored name; returns the name. If the
-        video was deleted meanwhile (:mod:`jobs.deletion`), the file is taken back and the run
-        stops: checked after the rename, so a deletion either sees the file or is seen here."""
+        """Move a finished temp file atomically to its stored name; returns the name."""
         final = await asyncio.get_running_loop().run_in_executor(
             self.deps.executor, self.deps.storage.commit, temp, name
         )
         self.temp_files.remove(temp)
-        try:
-            await self.deps.records.get_video(self.video.id)
-        except NotFound:
-            final.unlink(missing_ok=True)
-            log.warning("video deleted while the job ran; output removed")
-            raise JobStopped from None
+        self.published.append(final)
         return name
+
+    def unpublish(self) -> None:
+        """Remove the outputs this run committed: it was stopped after its commit (a cancel, or
+        its video deleted meanwhile)."""
+        for path in self.published:
+            path.unlink(missing_ok=True)
+        self.published.clear()
 
     def remove_temp_files(self) -> None:
         """Remove the temp files not committed (the run did not succeed)."""

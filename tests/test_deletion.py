@@ -21,10 +21,10 @@ from jobs.deletion import delete_video
 from jobs.errors import ConfigError
 from jobs.job_run import JobDeps, JobRun
 from jobs.memory_store import MemoryTaskStore
-from jobs.model import Operation, TaskRecord, TaskState
-from jobs.progress import JobStopped
+from jobs.model import JsonDict, Operation, TaskRecord, TaskState
 from jobs.redis_store import RedisTaskStore
 from jobs.retention import ORPHAN_MARGIN, sweep
+from jobs.runner import run_task
 from jobs.settings import Settings
 from jobs.worker import in_process_worker
 from server.app import create_app
@@ -154,21 +154,27 @@ async def test_an_analysis_has_no_output_to_delete(
 async def test_a_commit_after_its_video_was_deleted_does_not_publish(
     client: Client, settings: Settings, clip_720p: Path
 ) -> None:
-    """A job that did not stop in time: its commit renames the output into place, finds the
-    video gone, takes the output back and stops (REVOKED)."""
+    """A job that did not stop in time: its output is committed after the deletion has come
+    and gone; the run finds the video gone, takes the output back and ends REVOKED."""
     video = await upload(client, clip_720p)
     records, storage = client.app[RECORDS], client.app[STORAGE]
     task = TaskRecord(task_id="late0123", operation=Operation.MASK, video_id=video["id"], params={})
-    with ThreadPoolExecutor(1) as executor:
-        deps = JobDeps(settings, records, storage, None, executor)
-        run = JobRun(deps, task, await records.get_video(video["id"]))
+    await records.create_task(task)
+
+    async def late(run: JobRun) -> JsonDict:
         temp = run.temp_path(".mp4")
         temp.write_bytes(b"output")
-        await records.delete_video(video["id"])
-        with pytest.raises(JobStopped):
-            await run.commit(temp, storage.output_name(task.task_id))
+        await records.delete_video(video["id"])  # the deletion, while the job encodes
+        return {"output_file": await run.commit(temp, storage.output_name(task.task_id))}
+
+    with ThreadPoolExecutor(1) as executor:
+        deps = JobDeps(settings, records, storage, None, executor)
+        assert await run_task({"deps": deps}, task.task_id, 1, late) == "REVOKED"
     assert outputs(settings) == []
-    assert not temp.exists()
+    assert list((settings.data_dir / "tmp").iterdir()) == []
+    final = await records.get_task(task.task_id)
+    assert final.state is TaskState.REVOKED
+    assert final.result is None
 
 
 async def test_retention_deletes_old_originals_and_outputs_only(
