@@ -49,16 +49,19 @@ async def delete_video(
     publish), then, its tasks in ``stores`` cancelled and waited for, its original and, with
     ``outputs``, every output made from it. Returns the files deleted by kind; :class:`NotFound`
     for no such video."""
-    video = await records.get_video(video_id)
+    folder = storage.video_sidecar(video_id).parent
+    try:
+        await records.get_video(video_id)
+    except NotFound:
+        if not await asyncio.to_thread(folder.exists):
+            raise
+        # A deletion interrupted after the record went (Redis or the disk failed): finish it.
     await records.delete_video(video_id)
     await asyncio.to_thread(storage.video_sidecar(video_id).unlink, missing_ok=True)
     for store in stores:
         await _stop_tasks(store, video_id)
     deleted: Counter[str] = Counter()
-    if await asyncio.to_thread(_unlink, storage.resolve(video.stored_name)):
-        deleted["original"] += 1
-    with contextlib.suppress(OSError):  # not empty: something else is in it, leave it
-        await asyncio.to_thread(storage.video_sidecar(video_id).parent.rmdir)
+    deleted["original"] = await asyncio.to_thread(_remove_folder, folder)
     if outputs:
         for store in stores:
             for task in await video_tasks(store, video_id):
@@ -138,6 +141,17 @@ async def _stop_tasks(store: TaskStore, video_id: int) -> None:
     while pending and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
         pending = [t for t in pending if not (await store.get_task(t)).state.finished]
+
+
+def _remove_folder(folder: Path) -> int:
+    """Remove a video's folder (its original, and whatever a crash left there); the number of
+    originals it held."""
+    originals = 0
+    for path in folder.glob("*"):
+        originals += path.name.startswith("original.") and _unlink(path)
+    with contextlib.suppress(OSError):  # gone already, or holds a folder: not ours to remove
+        folder.rmdir()
+    return originals
 
 
 def _unlink(path: Path) -> bool:

@@ -141,6 +141,19 @@ async def test_deleting_an_output_keeps_the_video_and_the_record(
     assert samples['vidcorrect_deleted_files_total{kind="original"}'] == 0
 
 
+async def test_a_deletion_interrupted_after_the_record_went_is_finished_by_the_next(
+    client: Client, settings: Settings, clip_720p: Path
+) -> None:
+    original = clip_720p.read_bytes()
+    video = await upload(client, clip_720p)
+    await client.app[RECORDS].delete_video(video["id"])  # as if the rest had failed
+    assert holding(settings, original)
+    resp = await client.delete(f"/api/videos/{video['id']}/")
+    assert resp.status == 204, await resp.text()
+    assert holding(settings, original) == []
+    await expect_error(await client.delete(f"/api/videos/{video['id']}/"), 404, "video_not_found")
+
+
 async def test_an_analysis_has_no_output_to_delete(
     client: Client, worker: Worker, clip_720p: Path
 ) -> None:
