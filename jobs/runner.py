@@ -129,6 +129,7 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: OperationBody) -> str
             video = await deps.records.get_video(task.video_id)
             run = JobRun(deps, task, video)
             supervisor = asyncio.create_task(run.supervise())
+            await run.begin()
             result = await operation(run)
             if run.cancel_requested:
                 raise JobStopped
