@@ -8,8 +8,7 @@ as a text track), a mov_text subtitle track and a timecode (tmcd) data track; an
 file with tags, chapters, SRT subtitles and an attachment. The patient's name
 (tests.hidden.NAME) is in every tag, chapter title, subtitle text and the attachment, and must
 occur in no form (tests.hidden.found_forms) anywhere in the output's bytes. Every operation that
-writes a video runs through the real
-service; ffprobe judges its output.
+writes a video runs through the real service; ffprobe judges its output.
 """
 
 from __future__ import annotations
