@@ -24,21 +24,11 @@ from arq.worker import Worker
 
 from jobs.settings import Settings
 from testkit.media import make_numbered_video
-from tests.api import Client, download, follow_task, upload
+from tests.api import EDITS, Client, download, run_task, upload
 from tests.hidden import NAME, found_forms
 
 #: Closed groups of 10 pictures, so that a smart removal copies most of them.
 SHORT_GOPS = "keyint=10:min-keyint=10:scenecut=0"
-CUSTOM_MASK = {"mask_type": "custom", "roi": {"x": 40, "y": 20, "width": 200, "height": 180}}
-
-#: Every operation that writes a video, as (route, body).
-OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "mask": ("video-apply-mask", CUSTOM_MASK),
-    "remove smart": ("video-remove-frames", {"frame_ranges": "30-34", "mode": "smart"}),
-    "remove reencode": ("video-remove-frames", {"frame_ranges": "30-34", "mode": "reencode"}),
-    "reprocess": ("video-reprocess", {**CUSTOM_MASK, "remove_labels": ["blank"]}),
-}
-
 #: The tags an output may hold: what the MP4 muxer writes of its own in every file, none of
 #: them taken from the source. Container: the ftyp box (major_brand, minor_version,
 #: compatible_brands) and the muxer's version (encoder, "Lavf..."). Streams: the media
@@ -178,7 +168,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return made
 
 
-@pytest.mark.parametrize("operation", list(OPERATIONS))
+@pytest.mark.parametrize("operation", list(EDITS))
 @pytest.mark.parametrize("kind", ["mp4", "mkv"])
 async def test_output_holds_the_pictures_and_sound_only(
     client: Client,
@@ -189,11 +179,8 @@ async def test_output_holds_the_pictures_and_sound_only(
     operation: str,
 ) -> None:
     video = await upload(client, sources[kind], filename=f"tagged.{kind}")
-    route, body = OPERATIONS[operation]
-    resp = await client.post(f"/api/{route}/{video['id']}/", json=body)
-    answer = await resp.json()
-    assert resp.status == 202, answer
-    final = (await follow_task(client, answer["task_id"]))[-1]
+    route, body = EDITS[operation]
+    final = await run_task(client, route, video["id"], body)
     assert final["state"] == "SUCCESS", final
     if operation == "remove smart" and kind == "mp4":  # copies groups of pictures (not MKV's)
         assert final["result"]["mode"] == "smart", final["result"]["mode_reason"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from arq.worker import Worker
@@ -17,18 +16,8 @@ from jobs.settings import Settings
 from jobs.storage import Storage
 from server.keys import RECORDS
 from testkit.media import make_video
-from tests.api import Client, download, follow_task, upload
+from tests.api import CUSTOM_MASK, EDITS, Client, download, follow_task, run_task, upload
 from tests.pausing import frozen
-
-CUSTOM_MASK = {"mask_type": "custom", "roi": {"x": 40, "y": 20, "width": 200, "height": 180}}
-
-#: Every operation that writes a video, as (route, body).
-EDITS: dict[str, tuple[str, dict[str, Any]]] = {
-    "mask": ("video-apply-mask", CUSTOM_MASK),
-    "remove smart": ("video-remove-frames", {"frame_ranges": "10-14", "mode": "smart"}),
-    "remove reencode": ("video-remove-frames", {"frame_ranges": "10-14", "mode": "reencode"}),
-    "reprocess": ("video-reprocess", {**CUSTOM_MASK, "remove_labels": ["blank"]}),
-}
 
 
 @pytest.fixture(scope="session")
@@ -46,14 +35,6 @@ def outputs(settings: Settings) -> list[Path]:
     return list(folder.iterdir()) if folder.exists() else []
 
 
-async def run(client: Client, route: str, video_id: int, body: dict[str, Any]) -> dict[str, Any]:
-    """Submit and follow a task to its end; returns its final status."""
-    resp = await client.post(f"/api/{route}/{video_id}/", json=body)
-    answer = await resp.json()
-    assert resp.status == 202, answer
-    return (await follow_task(client, answer["task_id"]))[-1]
-
-
 async def test_upload_records_the_originals_sha256(client: Client, clip: Path) -> None:
     video = await upload(client, clip)
     assert video["sha256"] == sha256_of(clip)
@@ -67,7 +48,7 @@ async def test_every_output_names_its_source_and_its_bytes(
 ) -> None:
     video = await upload(client, clip)
     route, body = EDITS[operation]
-    final = await run(client, route, video["id"], body)
+    final = await run_task(client, route, video["id"], body)
     assert final["state"] == "SUCCESS", final
     output = await download(client, final, settings.data_dir / "downloaded.mp4")
     assert final["result"]["source_sha256"] == sha256_of(clip)
@@ -80,7 +61,7 @@ async def test_every_output_names_its_source_and_its_bytes(
 
 async def test_analysis_names_its_source(client: Client, worker: Worker, clip: Path) -> None:
     video = await upload(client, clip)
-    final = await run(client, "video-analyze", video["id"], {})
+    final = await run_task(client, "video-analyze", video["id"], {})
     assert final["state"] == "SUCCESS", final
     assert final["result"]["source_sha256"] == sha256_of(clip)
     assert "output_sha256" not in final["result"]
@@ -124,7 +105,7 @@ async def test_a_video_recorded_without_sha256_still_works(
     Storage(settings.data_dir).video_sidecar(video["id"]).write_text(json.dumps(old))
     shown = await (await client.get(f"/api/videos/{video['id']}/")).json()
     assert shown["sha256"] is None
-    final = await run(client, "video-apply-mask", video["id"], CUSTOM_MASK)
+    final = await run_task(client, "video-apply-mask", video["id"], CUSTOM_MASK)
     assert final["state"] == "SUCCESS", final
     output = await download(client, final, settings.data_dir / "downloaded.mp4")
     assert final["result"]["source_sha256"] == sha256_of(clip)
