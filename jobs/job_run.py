@@ -39,8 +39,9 @@ log = structlog.get_logger("vidcorrect.job")
 
 T = TypeVar("T")
 
-#: The status of a job while it hashes its original.
+#: The status of a job while it hashes its original, and its output.
 CHECKING_ORIGINAL = "Checking the original"
+CHECKING_OUTPUT = "Checking the output"
 #: How often a running job checks for a cancel request (seconds).
 CANCEL_POLL_INTERVAL = 0.5
 #: How often a running job beats its heartbeat, at most (seconds).
@@ -131,7 +132,7 @@ class JobRun:
         """Publish a finished temp file under its stored name: hash it, confirm the original is
         unchanged (:meth:`confirm_source`), then move it there atomically. Returns the result's
         provenance fields, ``source_sha256`` and ``output_sha256`` (hex)."""
-        output_sha256 = await self._hash(temp, "Checking the output")
+        output_sha256 = await self._hash(temp, CHECKING_OUTPUT)
         source_sha256 = await self.confirm_source()
         await asyncio.get_running_loop().run_in_executor(
             self.deps.executor, self.deps.storage.commit, temp, name
@@ -141,8 +142,12 @@ class JobRun:
 
     async def _hash(self, path: Path, status: str) -> str:
         """The SHA-256 of a file, hashed in the job thread pool; it takes seconds for a large
-        video, so the task's ``status`` says what it does meanwhile."""
-        await self.update(status=status)
+        video, so the task's ``status`` says what it does meanwhile (if Redis is away, the
+        work goes on: its end is recorded once Redis is back)."""
+        try:
+            await self.update(status=status)
+        except RedisError as error:
+            log.warning("status not published", error=str(error))
         return await asyncio.get_running_loop().run_in_executor(
             self.deps.executor, file_sha256, path
         )
