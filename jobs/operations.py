@@ -74,7 +74,7 @@ async def _remove(run: JobRun) -> JsonDict:
 async def _analyze(run: JobRun) -> JsonDict:
     """Find blank, text and non-endoscopic frames, the live image and overlays."""
     analysis = await _run_analysis(run, (0, 99))
-    return analysis.to_dict()
+    return {**analysis.to_dict(), "source_sha256": await run.confirm_source()}
 
 
 async def _reprocess(run: JobRun) -> JsonDict:
@@ -192,10 +192,11 @@ async def _publish(
         raise VerificationFailed(
             "The output failed its own check and was deleted: " + "; ".join(verification.problems)
         )
-    task_id = run.task.task_id
-    name = await run.commit(temp, run.deps.storage.output_name(task_id))
+    name = run.deps.storage.output_name(run.task.task_id)
+    provenance = await run.commit(temp, name)
     result: JsonDict = {
         "output_file": name,
+        **provenance,
         "frames": outcome.frames_out,
         "verification": verification.to_dict(),
     }

@@ -139,6 +139,7 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: OperationBody) -> str
             video = await deps.records.get_video(task.video_id)
             run = JobRun(deps, task, video)
             supervisor = asyncio.create_task(run.supervise())
+            await run.begin()
             result = await operation(run)
             # Checked after the commit: a deletion of the video either finds the output in place
             # or is seen here (jobs.deletion); a Redis outage is waited out, as for the end.

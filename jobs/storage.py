@@ -16,6 +16,7 @@ here asks for those modes itself, so they hold when the code runs inside another
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import uuid
@@ -123,6 +124,13 @@ def open_private(path: Path) -> BinaryIO:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     os.fchmod(fd, FILE_MODE)  # a file left by an earlier run may have had another mode
     return os.fdopen(fd, "wb")
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 (hex) of the file's bytes, read in chunks. It blocks for seconds on a large
+    video: call it in a thread, never on the event loop."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _make_private(folder: Path, mode: int) -> None:

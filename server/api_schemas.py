@@ -41,6 +41,7 @@ INT = {"type": "integer"}
 STR = {"type": "string"}
 COUNT = {"type": "integer", "minimum": 0}
 SIZE = {"type": "integer", "minimum": 1}
+SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 
 
 def component_schemas() -> dict[str, Schema]:
@@ -66,6 +67,7 @@ def component_schemas() -> dict[str, Schema]:
             "has_audio",
             "audio_codec",
             "created_at",
+            "sha256",
         ],
         "properties": {
             "id": {"type": "integer", "minimum": 1},
@@ -81,6 +83,13 @@ def component_schemas() -> dict[str, Schema]:
             "has_audio": {"type": "boolean"},
             "audio_codec": nullable(STR),
             "created_at": {**STR, "format": "date-time"},
+            "sha256": nullable(
+                {
+                    **SHA256,
+                    "description": "SHA-256 (hex) of the original's bytes, hashed as they were "
+                    "uploaded; null for a video uploaded before versions recorded it.",
+                }
+            ),
         },
     }
     task = {
@@ -107,7 +116,24 @@ def component_schemas() -> dict[str, Schema]:
             "state": {"enum": [state.value for state in TaskState]},
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
             "status": STR,
-            "result": nullable({"type": "object"}),
+            "result": nullable(
+                {
+                    "type": "object",
+                    "properties": {
+                        "source_sha256": {
+                            **SHA256,
+                            "description": "SHA-256 (hex) of the original the task read, "
+                            "hashed again at its end: unchanged, else the task failed with "
+                            "source_changed.",
+                        },
+                        "output_sha256": {
+                            **SHA256,
+                            "description": "SHA-256 (hex) of the output file's bytes, as "
+                            "published.",
+                        },
+                    },
+                }
+            ),
             "error": nullable(ref("ErrorDetail")),
             "eta_seconds": nullable({"type": "number", "minimum": 0}),
             "attempt": {"type": "integer", "minimum": 1},

@@ -44,9 +44,15 @@ async def _store_upload(request: web.Request, limit: int) -> web.Response:
     async with pace.start():
         chunks, client_name = await upload_source(request)
     temp = storage.temp_path("upload")
-    size = await receive_to_file(chunks, temp, limit, pace)
+    received = await receive_to_file(chunks, temp, limit, pace)
     video = await store_upload(
-        temp, size, client_name, settings=settings, storage=storage, records=request.app[RECORDS]
+        temp,
+        received.size,
+        received.sha256,
+        client_name,
+        settings=settings,
+        storage=storage,
+        records=request.app[RECORDS],
     )
     return web.json_response(
         video_json(video), status=201, headers={"Location": f"/api/videos/{video.id}/"}

@@ -85,7 +85,11 @@ async def test_progress_climbs_monotonically_to_100(
     running = [s for s in seen if s["state"] == "PROGRESS"]
     assert running, "no PROGRESS state was ever published"
     stage = re.compile(r"(Encoding|Verifying) frame (\d+)/(\d+)( \(\d+ fps\))?")
-    for status in running:
+    # Last, before publishing, the output and the original are hashed (provenance).
+    hashing = [s["status"] for s in running if s["status"].startswith("Checking the ")]
+    assert set(hashing) <= {"Checking the output", "Checking the original"}, hashing
+    assert all(s["status"] in hashing for s in running[len(running) - len(hashing) :])
+    for status in running[: len(running) - len(hashing)]:
         match = stage.fullmatch(status["status"])
         assert match, status["status"]
         done, total = int(match[2]), int(match[3])
