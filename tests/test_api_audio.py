@@ -124,9 +124,8 @@ async def test_vidcorrect_audio_keep_changes_the_default(
 ) -> None:
     assert Settings.from_env({}).audio == "drop"
     assert Settings.from_env({"VIDCORRECT_AUDIO": "keep"}).audio == "keep"
-    for bad in ("mute", "KEEP", "on"):
-        with pytest.raises(ConfigError, match="VIDCORRECT_AUDIO must be one of keep, drop"):
-            Settings.from_env({"VIDCORRECT_AUDIO": bad})
+    with pytest.raises(ConfigError, match="VIDCORRECT_AUDIO must be one of keep, drop"):
+        Settings.from_env({"VIDCORRECT_AUDIO": "KEEP"})  # bad values: tests/test_settings.py
     # The default is resolved when the request is submitted: the worker needs no setting.
     client = await aiohttp_client(create_app(replace(settings, audio="keep")))
     video = await upload(client, toned)
