@@ -204,7 +204,9 @@ async def test_the_keep_audio_box_chooses_the_edits_audio(
     ) as sent:
         await page.locator("#remove-ranges").fill("3")
         await page.locator("#start-remove").click()
-    assert (await sent.value).post_data_json["audio"] == "drop"
+    removal = (await sent.value).post_data_json
+    assert isinstance(removal, dict), removal
+    assert removal["audio"] == "drop"
 
     for key, value in (("x", "320"), ("y", "180"), ("width", "640"), ("height", "360")):
         await page.locator(f"#roi-{key}").fill(value)
