@@ -57,7 +57,7 @@ def tasks_table(tasks: list[JsonDict]) -> list[str]:
 
 
 def finished_line(task: JsonDict) -> str:
-    """One line on a successful job: its time, frames, and its output's check."""
+    """One line on a successful job: its time, frames, audio, and its output's check."""
     result = task.get("result") or {}
     parts = []
     if isinstance(result.get("processing_time"), int | float):
@@ -68,6 +68,8 @@ def finished_line(task: JsonDict) -> str:
         parts.append(f"{result['frames']} frames")
     if result.get("removed_frames"):
         parts.append(f"{result['removed_frames']} removed ({result.get('removed_ranges')})")
+    if result.get("audio"):
+        parts.append(f"audio {result['audio']}")
     check = result.get("verification")
     if isinstance(check, dict) and check.get("passed"):
         parts.append(

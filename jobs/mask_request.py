@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
+from jobs.audio_policy import AUDIO_FIELD
 from jobs.errors import InvalidRequest
 from jobs.frame_request import parse_frame_ranges
 from jobs.video import Roi, Shape
@@ -29,7 +30,7 @@ DEVICE_KEYS = (
 )
 ROI_KEYS = ("x", "y", "width", "height")
 MASK_KEYS = frozenset({"mask_type", "device_name", "roi", "shape", *DEVICE_KEYS})
-_BODY_KEYS = MASK_KEYS | {"blacken_frames"}
+_BODY_KEYS = MASK_KEYS | {"blacken_frames", AUDIO_FIELD}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jobs.audio_policy import audio_applied, keeps_audio
 from jobs.errors import InvalidRequest, VerificationFailed
 from jobs.frame_process import InChild
 from jobs.job_run import JobRun, OperationBody
@@ -40,7 +41,12 @@ REPROCESS_SPANS = ((0, 30), (30, 92), (92, 99))
 async def _mask(run: JobRun) -> JsonDict:
     """Mask (and optionally blacken frames of) the task's video."""
     request = MaskRequest.from_params(run.task.params)
-    plan = EditPlan(roi=request.roi, shape=request.shape, blacken=request.blacken)
+    plan = EditPlan(
+        roi=request.roi,
+        shape=request.shape,
+        blacken=request.blacken,
+        keep_audio=keeps_audio(run.task.params),
+    )
     return await _write_verified(run, plan, ENCODE_SPAN, VERIFY_SPAN)
 
 
@@ -61,6 +67,7 @@ async def _remove(run: JobRun) -> JsonDict:
             ranges,
             mode=str(run.task.params.get("mode", "smart")),
             encode=encode,
+            keep_audio=keeps_audio(run.task.params),
         ),
         label="Encoding",
         span=ENCODE_SPAN,
@@ -100,7 +107,7 @@ async def _reprocess(run: JobRun) -> JsonDict:
     remove = analysis.frames_with(labels)
     if range_frames(remove) >= analysis.total_frames:
         raise _removes_everything(labels)
-    plan = EditPlan(roi=roi, shape=shape, remove=remove)
+    plan = EditPlan(roi=roi, shape=shape, remove=remove, keep_audio=keeps_audio(params))
     result = await _write_verified(run, plan, encode_span, verify_span)
     result["analysis"] = analysis.to_dict()
     result["mask"] = {
@@ -130,6 +137,7 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
                 shape=mask.shape,
                 remove=labels,
                 encode=encode,
+                keep_audio=keeps_audio(run.task.params),
             ),
             label="Analyzing and encoding",
             span=ENCODE_SPAN,
@@ -199,6 +207,7 @@ async def _publish(
         **provenance,
         "frames": outcome.frames_out,
         "verification": verification.to_dict(),
+        "audio": audio_applied(outcome.has_audio, run.video.has_audio),
     }
     if plan.remove:
         result["removed_frames"] = outcome.removed

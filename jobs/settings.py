@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from arq.connections import RedisSettings
 
+from jobs.audio_policy import AUDIO_POLICIES, AudioPolicy
 from jobs.errors import ConfigError
 from jobs.keys import Keys
 
@@ -78,6 +79,9 @@ class Settings:
     #: stream it does not read: a full TCP window) or acknowledges nothing before the
     #: connection is closed (``TCP_USER_TIMEOUT``; Linux only).
     send_timeout: int = 60
+    #: What an edit does with the sound when its request does not say (jobs.audio_policy):
+    #: ``drop`` by default, since staff speak names during a procedure.
+    audio: AudioPolicy = "drop"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -128,6 +132,8 @@ class Settings:
             if flag not in ("true", "false", "1", "0", "yes", "no"):
                 raise ConfigError("USE_ASYNC_TASKS must be true or false")
             values["use_async_tasks"] = flag in ("true", "1", "yes")
+        if audio := env.get("VIDCORRECT_AUDIO", "").strip():
+            values["audio"] = audio
         if fmt := env.get("VIDCORRECT_LOG_FORMAT", "").strip():
             if fmt not in ("auto", "json", "console"):
                 raise ConfigError("VIDCORRECT_LOG_FORMAT must be one of auto, json, console")
@@ -141,6 +147,8 @@ class Settings:
         """Raise :class:`ConfigError` for values no part of the service can work with."""
         if self.x264_crf > 51:
             raise ConfigError("VIDCORRECT_X264_CRF must be between 0 and 51")
+        if self.audio not in AUDIO_POLICIES:
+            raise ConfigError(f"VIDCORRECT_AUDIO must be one of {', '.join(AUDIO_POLICIES)}")
         if self.x264_preset not in X264_PRESETS:
             raise ConfigError(f"VIDCORRECT_X264_PRESET must be one of {', '.join(X264_PRESETS)}")
         if self.redis_url is not None and not self.redis_url.startswith(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobs.audio_policy import AUDIO_APPLIED, AUDIO_POLICIES
 from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
 from jobs.mask_request import DEVICE_KEYS, known_devices
 from jobs.model import Operation, TaskState
@@ -42,6 +43,12 @@ STR = {"type": "string"}
 COUNT = {"type": "integer", "minimum": 0}
 SIZE = {"type": "integer", "minimum": 1}
 SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+#: A submission's ``audio`` (jobs.audio_policy).
+AUDIO = {
+    "enum": list(AUDIO_POLICIES),
+    "description": "keep: the source's first audio track, cut with the frames; drop: no audio "
+    "stream in the output. Default: the server's VIDCORRECT_AUDIO (drop unless set).",
+}
 
 
 def component_schemas() -> dict[str, Schema]:
@@ -130,6 +137,11 @@ def component_schemas() -> dict[str, Schema]:
                             **SHA256,
                             "description": "SHA-256 (hex) of the output file's bytes, as "
                             "published.",
+                        },
+                        "audio": {
+                            "enum": list(AUDIO_APPLIED),
+                            "description": "Edits only: the source's audio kept or dropped, "
+                            "or none when the source has no audio.",
                         },
                     },
                 }
@@ -350,15 +362,20 @@ def request_bodies() -> dict[str, Schema]:
         "around the cuts (H.264 in MP4/MOV; otherwise the full re-encode runs and "
         "result.mode_reason says why); reencode: re-encode every frame.",
     }
+    reprocess_options = {
+        "remove_labels": remove_labels,
+        "sample_every": sample_every,
+        "audio": AUDIO,
+    }
     return {
-        "mask": {"oneOf": _mask_variants({"blacken_frames": ranges})},
+        "mask": {"oneOf": _mask_variants({"blacken_frames": ranges, "audio": AUDIO})},
         "remove": {
             "oneOf": [
                 {
                     "type": "object",
                     "required": [name],
                     "additionalProperties": False,
-                    "properties": {name: schema, "mode": mode},
+                    "properties": {name: schema, "mode": mode, "audio": AUDIO},
                 }
                 for name, schema in (
                     ("frame_list", frame_list),
@@ -378,9 +395,9 @@ def request_bodies() -> dict[str, Schema]:
                     "type": "object",
                     "title": "mask from the analysis",
                     "additionalProperties": False,
-                    "properties": {"remove_labels": remove_labels, "sample_every": sample_every},
+                    "properties": reprocess_options,
                 },
-                *_mask_variants({"remove_labels": remove_labels, "sample_every": sample_every}),
+                *_mask_variants(reprocess_options),
             ]
         },
     }

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from jobs import deletion
+from jobs.audio_policy import AUDIO_FIELD, parse_audio
 from jobs.deletion import stored_output
 from jobs.errors import Conflict, InvalidRequest
 from jobs.frame_request import (
@@ -155,7 +156,8 @@ async def submit_mask(request: web.Request) -> web.Response:
     """Black out everything outside an ROI (and optionally whole frames); 202 at once."""
     video, body = await _video_and_body(request)
     mask = parse_mask_request(body, video.width, video.height, video.frame_count)
-    return await _queue(request, Operation.MASK, video, mask.to_params())
+    params = {**mask.to_params(), AUDIO_FIELD: parse_audio(body, request.app[SETTINGS].audio)}
+    return await _queue(request, Operation.MASK, video, params)
 
 
 @routes.post(f"/api/video-remove-frames/{VIDEO_ID}/")
@@ -181,6 +183,7 @@ async def submit_removal(request: web.Request) -> web.Response:
         params = {"detection_method": "manual"}
     params["frame_ranges"] = [list(r) for r in ranges]
     params["mode"] = parse_removal_mode(body)
+    params[AUDIO_FIELD] = parse_audio(body, request.app[SETTINGS].audio)
     return await _queue(request, Operation.REMOVE_FRAMES, video, params)
 
 
@@ -212,7 +215,7 @@ async def submit_analysis(request: web.Request) -> web.Response:
 async def submit_reprocess(request: web.Request) -> web.Response:
     """Analysis, then mask and removal of the flagged frames in one encode pass; 202."""
     video, body = await _video_and_body(request)
-    allowed = MASK_KEYS | {"remove_labels", "sample_every"}
+    allowed = MASK_KEYS | {"remove_labels", "sample_every", AUDIO_FIELD}
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidRequest(
@@ -224,6 +227,7 @@ async def submit_reprocess(request: web.Request) -> web.Response:
         "mask": mask.to_params() if mask else None,
         "remove_labels": list(parse_remove_labels(body.get("remove_labels"))),
         "sample_every": parse_sample_every(body.get("sample_every")),
+        AUDIO_FIELD: parse_audio(body, request.app[SETTINGS].audio),
     }
     return await _queue(request, Operation.REPROCESS, video, params)
 

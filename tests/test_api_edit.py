@@ -45,7 +45,7 @@ async def test_remove_ranges_frame_accurately(
     client: Client, worker: Worker, settings: Settings, numbered: Path
 ) -> None:
     video = await upload(client, numbered)
-    body = {"frame_ranges": "0-4, 30-39,35-41,89"}
+    body = {"frame_ranges": "0-4, 30-39,35-41,89", "audio": "keep"}
     final = await run_job(client, f"/api/video-remove-frames/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
     result = final["result"]
@@ -84,6 +84,7 @@ async def test_blacken_frames_keeps_the_timeline(
         "mask_type": "custom",
         "roi": {"x": 0, "y": 0, "width": 640, "height": 360},
         "blacken_frames": "10-19,50",
+        "audio": "keep",
     }
     final = await run_job(client, f"/api/video-apply-mask/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
@@ -195,7 +196,7 @@ async def test_smart_removal_is_the_default(
     client: Client, worker: Worker, settings: Settings, short_gops: Path
 ) -> None:
     video = await upload(client, short_gops)
-    body = {"frame_ranges": "3-5,40"}
+    body = {"frame_ranges": "3-5,40", "audio": "keep"}
     final = await run_job(client, f"/api/video-remove-frames/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
     result = final["result"]
@@ -214,7 +215,7 @@ async def test_reencode_mode_and_fallback(
     client: Client, worker: Worker, settings: Settings, short_gops: Path, media_dir: Path
 ) -> None:
     video = await upload(client, short_gops)
-    body = {"frame_list": [7], "mode": "reencode"}
+    body = {"frame_list": [7], "mode": "reencode", "audio": "keep"}
     final = await run_job(client, f"/api/video-remove-frames/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
     assert final["result"]["mode"] == "reencode"

@@ -22,7 +22,7 @@ async def test_custom_mask_end_to_end(
 ) -> None:
     video = await upload(client, clip_720p)
     roi = {"x": 300, "y": 40, "width": 700, "height": 640}
-    body = {"mask_type": "custom", "roi": roi, "shape": shape}
+    body = {"mask_type": "custom", "roi": roi, "shape": shape, "audio": "keep"}
     task_id = await submit_mask(client, video["id"], body)
     seen = await follow_task(client, task_id)
     final = seen[-1]

@@ -56,9 +56,11 @@ def analyze_and_write_checked(
     remove: Iterable[Label],
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
+    keep_audio: bool = True,
 ) -> tuple[Analysis, EditOutcome, Verification]:
     """Analyse `src` and, in the same decoding pass, write it masked to `roi` without the frames
-    labelled with any of `remove`, checked as write_checked does.
+    labelled with any of `remove` (and without audio unless `keep_audio`), checked as
+    write_checked does.
 
     The frames go from the decoder through the analysis (which holds each back until its label
     is decided, DECISION_LAG frames later) to the editor, so the result is the one of
@@ -72,7 +74,7 @@ def analyze_and_write_checked(
         outcome = edit_video(
             src,
             dst,
-            EditPlan(roi=roi, shape=shape),
+            EditPlan(roi=roi, shape=shape, keep_audio=keep_audio),
             encode=encode,
             on_progress=on_progress,
             on_video_packet=verifier,
@@ -112,12 +114,16 @@ def remove_checked(
     mode: str = "smart",
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
+    keep_audio: bool = True,
 ) -> tuple[EditOutcome, Verification, RemovalMode]:
     """Cut `remove` out of `src` into `dst`, checked: with smart_remove when `mode` is "smart"
-    and it applies to the source, else with the full re-encode (write_checked)."""
+    and it applies to the source, else with the full re-encode (write_checked); the audio cut
+    alike, or left out unless `keep_audio`."""
     if mode == "smart":
         try:
-            smart = smart_remove(src, dst, remove, encode=encode, on_progress=on_progress)
+            smart = smart_remove(
+                src, dst, remove, encode=encode, on_progress=on_progress, keep_audio=keep_audio
+            )
         except NotSmart as exc:
             reason = f"smart removal does not apply: {exc}; every frame was re-encoded"
         else:
@@ -131,6 +137,10 @@ def remove_checked(
     else:
         reason = "re-encode requested"
     outcome, verification = write_checked(
-        src, dst, EditPlan(remove=remove), encode=encode, on_progress=on_progress
+        src,
+        dst,
+        EditPlan(remove=remove, keep_audio=keep_audio),
+        encode=encode,
+        on_progress=on_progress,
     )
     return outcome, verification, RemovalMode("reencode", reason, 0, outcome.frames_out)
