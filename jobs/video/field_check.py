@@ -1,0 +1,124 @@
+"""The check of a device's text fields in an output: each box where the processor burns in
+patient data must be dark in every frame.
+
+The fields lie outside the kept region, so the mask's own check (verify) already covers them;
+this is a second, independent proof, by name. It is measured on each field's own box (the
+brightest luma of its pixels over all frames), not on the mask's geometry, so a mistake in the
+kept region or in the mask's slices cannot hide a field. Two things come from the kept region:
+a field that overlaps it fails outright (the mask keeps it), and the pixels within `margin` px
+of its rectangle are left out, as in the area check, for libx264's ringing next to the
+picture's edge (a field right beside the picture at a small scale would otherwise fail on it).
+A field with no pixel left to measure fails: it cannot be shown dark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobs.video.planes import Roi, TextField, U8Array, check_roi
+
+#: A rectangle as (x0, y0, x1, y1), ends excluded.
+_Rect = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class FieldCheck:
+    """What the check found in one text field over all frames."""
+
+    name: str
+    box: Roi  # in pixels of the output frame
+    max_luma: int | None  # brightest luma of its measured pixels (None: none measured)
+    dark: bool
+
+    def to_dict(self) -> dict[str, object]:
+        """The result's entry in ``verification.text_fields``."""
+        return {
+            "name": self.name,
+            "dark": self.dark,
+            "max_luma": self.max_luma,
+            "box": self.box.to_dict(),
+        }
+
+
+class FieldProbe:
+    """Measures one text field, frame after frame; :meth:`result` gives the verdict."""
+
+    def __init__(
+        self, field: TextField, kept: Roi | None, margin: int, width: int, height: int
+    ) -> None:
+        self.field = field
+        self._limit_problem: str | None = None
+        self._parts: list[tuple[slice, slice]] = []
+        self._max: int | None = None
+        self._bad_frames = 0
+        self._first_bad: int | None = None
+        box = field.box
+        try:
+            check_roi(box, width, height)
+        except ValueError as exc:
+            self._limit_problem = f"Text field {field.name}: {exc}"
+            return
+        if kept is not None and _overlap(_rect(box), _rect(kept)):
+            self._limit_problem = f"Text field {field.name} overlaps the kept region."
+            return
+        hole = _grown(_rect(kept), margin) if kept is not None else None
+        self._parts = [
+            (slice(y0, y1), slice(x0, x1)) for x0, y0, x1, y1 in _minus(_rect(box), hole)
+        ]
+        if not self._parts:
+            self._limit_problem = (
+                f"Text field {field.name} lies within {margin} px of the kept region: none of "
+                "it can be measured."
+            )
+
+    def check(self, luma: U8Array, index: int, limit: int) -> None:
+        """Measure frame `index` (its luma plane) against `limit`."""
+        if not self._parts:
+            return
+        value = max(int(luma[rows, cols].max()) for rows, cols in self._parts)
+        self._max = max(value, self._max or 0)
+        if value > limit:
+            self._bad_frames += 1
+            if self._first_bad is None:
+                self._first_bad = index
+
+    def result(self, limit: int) -> tuple[FieldCheck, str | None]:
+        """The field's verdict, and the problem to report when it is not dark."""
+        problem = self._limit_problem
+        if problem is None and self._bad_frames:
+            problem = (
+                f"Text field {self.field.name} is not dark: its luma reaches {self._max} "
+                f"(limit {limit}) in {self._bad_frames} frames, first at frame "
+                f"{self._first_bad}."
+            )
+        check = FieldCheck(self.field.name, self.field.box, self._max, dark=problem is None)
+        return check, problem
+
+
+def _rect(roi: Roi) -> _Rect:
+    return (roi.x, roi.y, roi.x + roi.width, roi.y + roi.height)
+
+
+def _grown(rect: _Rect, margin: int) -> _Rect:
+    x0, y0, x1, y1 = rect
+    return (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
+
+
+def _overlap(a: _Rect, b: _Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _minus(rect: _Rect, hole: _Rect | None) -> list[_Rect]:
+    """`rect` without `hole`, as up to four disjoint non-empty rectangles."""
+    if hole is None or not _overlap(rect, hole):
+        return [rect]
+    x0, y0, x1, y1 = rect
+    hx0, hy0, hx1, hy1 = hole
+    mid0, mid1 = max(y0, hy0), min(y1, hy1)
+    parts = [
+        (x0, y0, x1, mid0),  # above the hole
+        (x0, mid1, x1, y1),  # below it
+        (x0, mid0, min(x1, hx0), mid1),  # left of it
+        (max(x0, hx1), mid0, x1, mid1),  # right of it
+    ]
+    return [(a, b, c, d) for a, b, c, d in parts if a < c and b < d]
