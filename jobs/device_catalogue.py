@@ -145,7 +145,7 @@ def parse_device(body: object, *, builtin: bool = False) -> Device:
         )
         if any(other.name == field.name for other in fields):
             raise _invalid(f"{where}: there is already a text field named {field.name}.")
-        if _overlaps(field.box, roi):
+        if field.box.overlaps(roi):
             raise _invalid(
                 f"{where} ({field.name}) overlaps the image area: the mask would keep it. "
                 "Text fields lie outside the image area."
@@ -287,12 +287,3 @@ def _box(source: object, where: str, width: int, height: int) -> Roi:
             f"{width}x{height} frame: x + width must be <= {width} and y + height <= {height}."
         )
     return box
-
-
-def _overlaps(a: Roi, b: Roi) -> bool:
-    return (
-        a.x < b.x + b.width
-        and b.x < a.x + a.width
-        and a.y < b.y + b.height
-        and (b.y < a.y + a.height)
-    )

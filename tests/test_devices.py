@@ -7,12 +7,14 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
 from jobs.settings import Settings
-from jobs.video import Roi, TextField, verify_output
+from jobs.video import FieldCheck, Roi, TextField, verify_output
+from jobs.video.field_check import FieldProbe
 from jobs.video.verify import LUMA_LIMIT
 from server.app import create_app
 from testkit.media import make_video
@@ -271,3 +273,19 @@ def test_a_field_within_the_margin_cannot_be_shown_dark(burned_in_clip: Path) ->
     assert result.text_fields[0].dark is False
     assert result.text_fields[0].max_luma is None
     assert any("none of it can be measured" in p for p in result.problems)
+
+
+def test_the_probe_leaves_out_only_the_margin_next_to_the_kept_region() -> None:
+    kept = Roi(100, 0, 100, 100)
+    field = TextField("beside", Roi(40, 10, 60, 20))  # x 40..99: touches the kept region
+    luma = np.full((100, 200), 16, np.uint8)
+    luma[15, 92] = 235  # within 8 px of the kept region: codec ringing's place, left out
+    probe = FieldProbe(field, kept, 8, 200, 100)
+    probe.check(luma, 0, LUMA_LIMIT)
+    assert probe.result(LUMA_LIMIT) == (FieldCheck("beside", field.box, 16, dark=True), None)
+    luma[29, 91] = 235  # one pixel further out, in the field's last row: measured
+    probe.check(luma, 1, LUMA_LIMIT)
+    check, problem = probe.result(LUMA_LIMIT)
+    assert (check.dark, check.max_luma) == (False, 235)
+    assert problem is not None
+    assert "in 1 frames, first at frame 1" in problem

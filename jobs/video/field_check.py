@@ -58,13 +58,11 @@ class FieldProbe:
         except ValueError as exc:
             self._limit_problem = f"Text field {field.name}: {exc}"
             return
-        if kept is not None and _overlap(_rect(box), _rect(kept)):
+        if kept is not None and box.overlaps(kept):
             self._limit_problem = f"Text field {field.name} overlaps the kept region."
             return
-        hole = _grown(_rect(kept), margin) if kept is not None else None
-        self._parts = [
-            (slice(y0, y1), slice(x0, x1)) for x0, y0, x1, y1 in _minus(_rect(box), hole)
-        ]
+        hole = _grown(kept, margin) if kept is not None else None
+        self._parts = [(slice(y0, y1), slice(x0, x1)) for x0, y0, x1, y1 in _minus(box, hole)]
         if not self._parts:
             self._limit_problem = (
                 f"Text field {field.name} lies within {margin} px of the kept region: none of "
@@ -95,25 +93,16 @@ class FieldProbe:
         return check, problem
 
 
-def _rect(roi: Roi) -> _Rect:
-    return (roi.x, roi.y, roi.x + roi.width, roi.y + roi.height)
+def _grown(roi: Roi, margin: int) -> Roi:
+    return Roi(roi.x - margin, roi.y - margin, roi.width + 2 * margin, roi.height + 2 * margin)
 
 
-def _grown(rect: _Rect, margin: int) -> _Rect:
-    x0, y0, x1, y1 = rect
-    return (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
-
-
-def _overlap(a: _Rect, b: _Rect) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def _minus(rect: _Rect, hole: _Rect | None) -> list[_Rect]:
-    """`rect` without `hole`, as up to four disjoint non-empty rectangles."""
-    if hole is None or not _overlap(rect, hole):
-        return [rect]
-    x0, y0, x1, y1 = rect
-    hx0, hy0, hx1, hy1 = hole
+def _minus(box: Roi, hole: Roi | None) -> list[_Rect]:
+    """`box` without `hole`, as up to four disjoint non-empty rectangles."""
+    x0, y0, x1, y1 = box.x, box.y, box.x + box.width, box.y + box.height
+    if hole is None or not box.overlaps(hole):
+        return [(x0, y0, x1, y1)]
+    hx0, hy0, hx1, hy1 = hole.x, hole.y, hole.x + hole.width, hole.y + hole.height
     mid0, mid1 = max(y0, hy0), min(y1, hy1)
     parts = [
         (x0, y0, x1, mid0),  # above the hole

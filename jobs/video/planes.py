@@ -35,6 +35,15 @@ class Roi:
         """The region as the API, the task records and the results write it."""
         return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
 
+    def overlaps(self, other: Roi) -> bool:
+        """Whether the two regions share a pixel."""
+        return (
+            self.x < other.x + other.width
+            and other.x < self.x + self.width
+            and self.y < other.y + other.height
+            and other.y < self.y + self.height
+        )
+
 
 @dataclass(frozen=True)
 class TextField:
