@@ -12,6 +12,7 @@ import pytest
 from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
+import jobs.operations
 from jobs.settings import Settings
 from jobs.video import FieldCheck, Roi, TextField, verify_output
 from jobs.video.field_check import FieldProbe
@@ -20,6 +21,7 @@ from server.app import create_app
 from testkit.media import make_video
 from tests.api import Client, download, expect_error, follow_task, submit_mask, upload
 from tests.oracle import decode_video, judge_mask, probe
+from tests.test_api_edit import leaky_write_checked
 
 #: The Olympus CV-1500's public data at 1920x1080: (x, y, width, height).
 CV_1500_FIELDS = {
@@ -229,6 +231,24 @@ async def test_an_added_device_masks_and_a_later_delete_leaves_the_task_as_submi
     ]
     again = await client.post(f"/api/video-apply-mask/{video['id']}/", json=body)
     assert "cv_1500_copy" in await expect_error(again, 400, "unknown_device")
+
+
+async def test_a_device_mask_whose_encoder_forgets_the_mask_fails_on_its_text_fields(
+    client: Client,
+    worker: Worker,
+    settings: Settings,
+    burned_in_clip: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jobs.operations, "write_checked", leaky_write_checked)
+    video = await upload(client, burned_in_clip)
+    body = {"mask_type": "device", "device_name": "olympus_cv_1500"}
+    final = (await follow_task(client, await submit_mask(client, video["id"], body)))[-1]
+    assert final["state"] == "FAILURE"
+    assert final["error"]["code"] == "verification_failed"
+    for name in CV_1500_FIELDS:
+        assert f"Text field {name} is not dark" in final["error"]["message"]
+    assert list((settings.data_dir / "outputs").iterdir()) == []
 
 
 def _box_of(final: dict[str, Any]) -> dict[str, Any]:
