@@ -188,14 +188,18 @@ class DeviceCatalogue:
                 devices[device.name] = device
         return sorted(devices.values(), key=lambda device: device.name)
 
+    def find(self, name: str) -> Device | None:
+        """The device named ``name``, if there is one."""
+        builtin = builtin_devices().get(name)
+        if builtin is not None or not _NAME.fullmatch(name):
+            return builtin
+        return self._load(self._path(name))
+
     def get(self, name: str) -> Device:
         """The device named ``name``, or :class:`NotFound` (``device_not_found``)."""
-        builtin = builtin_devices().get(name)
-        if builtin is not None:
-            return builtin
-        device = self._load(self._path(name)) if _NAME.fullmatch(name) else None
+        device = self.find(name)
         if device is None:
-            raise NotFound(f"There is no device named {name!r}.", code="device_not_found")
+            raise _not_found(name)
         return device
 
     def add(self, device: Device) -> None:
@@ -231,7 +235,7 @@ class DeviceCatalogue:
         try:
             self._path(name).unlink()
         except FileNotFoundError:
-            raise NotFound(f"There is no device named {name!r}.", code="device_not_found") from None
+            raise _not_found(name) from None
         fsync_dir(self.folder)
 
     def _path(self, name: str) -> Path:
@@ -252,6 +256,10 @@ class DeviceCatalogue:
 
 def _invalid(message: str) -> InvalidRequest:
     return InvalidRequest(message, code="invalid_device")
+
+
+def _not_found(name: str) -> NotFound:
+    return NotFound(f"There is no device named {name!r}.", code="device_not_found")
 
 
 def _exists(name: str) -> Conflict:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from jobs.device_catalogue import BOX_KEYS, FILE_ROI_KEYS, DeviceCatalogue
-from jobs.errors import InvalidRequest, NotFound
+from jobs.errors import InvalidRequest
 from jobs.frame_request import parse_frame_ranges
 from jobs.video import Roi, Shape, TextField
 from jobs.video.timeline import FrameRange
@@ -121,12 +121,9 @@ def _device_mask(
     body: dict[str, Any], width: int, height: int, shape: Shape, devices: DeviceCatalogue
 ) -> MaskRequest:
     name = body.get("device_name")
-    try:
-        device = devices.get(name) if isinstance(name, str) else None
-    except NotFound:
-        device = None
+    device = devices.find(name) if isinstance(name, str) else None
     if device is None:
-        known = ", ".join(device.name for device in devices.all())
+        known = ", ".join(known.name for known in devices.all())
         problem = "device_name is missing" if name is None else f"device_name {name!r} is unknown"
         raise InvalidRequest(f"{problem}; known devices: {known}.", code="unknown_device")
     if "roi" in body or any(key in body for key in DEVICE_KEYS):
