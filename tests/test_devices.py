@@ -209,7 +209,7 @@ async def test_a_device_mask_proves_every_text_field_dark(
 
 
 async def test_an_added_device_masks_and_a_later_delete_leaves_the_task_as_submitted(
-    client: Client, worker: Worker, burned_in_clip: Path
+    client: Client, worker: Worker, settings: Settings, burned_in_clip: Path
 ) -> None:
     device = {
         "name": "cv_1500_copy",
@@ -225,10 +225,20 @@ async def test_an_added_device_masks_and_a_later_delete_leaves_the_task_as_submi
     assert (await client.delete("/api/devices/cv_1500_copy")).status == 204
     final = (await follow_task(client, task_id))[-1]
     assert final["state"] == "SUCCESS", final
-    assert final["params"]["roi"] == box(184, 0, 449, 360)
+    # 550 / 3 = 183.3 -> 184, 1900 / 3 = 633.3 -> 633 (inwards); the field outwards.
+    kept = box(184, 0, 449, 360)
+    assert final["params"]["roi"] == kept
+    assert final["params"]["text_fields"] == [{"name": "last_name", **box(23, 40, 151, 9)}]
     assert final["result"]["verification"]["text_fields"] == [
-        {"name": "last_name", "dark": True, "max_luma": pytest.approx(16, abs=8), **_box_of(final)}
+        {
+            "name": "last_name",
+            "dark": True,
+            "max_luma": pytest.approx(16, abs=8),
+            "box": box(23, 40, 151, 9),
+        }
     ]
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, burned_in_clip, {"mask_type": "custom", "roi": kept})
     again = await client.post(f"/api/video-apply-mask/{video['id']}/", json=body)
     assert "cv_1500_copy" in await expect_error(again, 400, "unknown_device")
 
@@ -249,11 +259,6 @@ async def test_a_device_mask_whose_encoder_forgets_the_mask_fails_on_its_text_fi
     for name in CV_1500_FIELDS:
         assert f"Text field {name} is not dark" in final["error"]["message"]
     assert list((settings.data_dir / "outputs").iterdir()) == []
-
-
-def _box_of(final: dict[str, Any]) -> dict[str, Any]:
-    field = final["params"]["text_fields"][0]
-    return {"box": {key: field[key] for key in ("x", "y", "width", "height")}}
 
 
 # ------------------------------------------------------- the field check on its own frames
