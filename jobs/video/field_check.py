@@ -47,7 +47,7 @@ class FieldProbe:
         self, field: TextField, kept: Roi | None, margin: int, width: int, height: int
     ) -> None:
         self.field = field
-        self._limit_problem: str | None = None
+        self._geometry_problem: str | None = None
         self._parts: list[tuple[slice, slice]] = []
         self._max: int | None = None
         self._bad_frames = 0
@@ -56,15 +56,15 @@ class FieldProbe:
         try:
             check_roi(box, width, height)
         except ValueError as exc:
-            self._limit_problem = f"Text field {field.name}: {exc}"
+            self._geometry_problem = f"Text field {field.name}: {exc}"
             return
         if kept is not None and box.overlaps(kept):
-            self._limit_problem = f"Text field {field.name} overlaps the kept region."
+            self._geometry_problem = f"Text field {field.name} overlaps the kept region."
             return
         hole = _grown(kept, margin) if kept is not None else None
         self._parts = [(slice(y0, y1), slice(x0, x1)) for x0, y0, x1, y1 in _minus(box, hole)]
         if not self._parts:
-            self._limit_problem = (
+            self._geometry_problem = (
                 f"Text field {field.name} lies within {margin} px of the kept region: none of "
                 "it can be measured."
             )
@@ -82,7 +82,7 @@ class FieldProbe:
 
     def result(self, limit: int) -> tuple[FieldCheck, str | None]:
         """The field's verdict, and the problem to report when it is not dark."""
-        problem = self._limit_problem
+        problem = self._geometry_problem
         if problem is None and self._bad_frames:
             problem = (
                 f"Text field {self.field.name} is not dark: its luma reaches {self._max} "
