@@ -2,10 +2,11 @@
 by :func:`jobs.runner.run_task` on a worker (jobs.worker) or in the server (server.local).
 
 Every job that writes a video decodes its own output before declaring success (see
-:func:`_write_verified`): frame count, black outside the ROI, black where frames were blackened.
-The decoding runs alongside the encoding, on the encoder's packets, and the written file is
-then read back to confirm it holds exactly those. If that fails, the output is deleted and the
-task ends FAILURE with ``verification_failed``.
+:func:`_write_verified`): frame count, black outside the ROI, black where frames were blackened,
+a device mask's text fields dark, each by name. The decoding runs alongside the encoding, on
+the encoder's packets, and the written file is then read back to confirm it holds exactly
+those. If that fails, the output is deleted and the task ends FAILURE with
+``verification_failed``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from jobs.frame_process import InChild
 from jobs.job_run import JobRun, OperationBody
 from jobs.mask_request import MaskRequest
 from jobs.model import JsonDict, Operation
-from jobs.video import EncodeOptions
+from jobs.video import EncodeOptions, TextField
 from jobs.video.analyze import Analysis, Label, analyze_video
 from jobs.video.checked import analyze_and_write_checked, remove_checked, write_checked
 from jobs.video.detectors import LABELS
@@ -47,7 +48,7 @@ async def _mask(run: JobRun) -> JsonDict:
         blacken=request.blacken,
         keep_audio=keeps_audio(run.task.params),
     )
-    return await _write_verified(run, plan, ENCODE_SPAN, VERIFY_SPAN)
+    return await _write_verified(run, plan, ENCODE_SPAN, VERIFY_SPAN, request.text_fields)
 
 
 async def _remove(run: JobRun) -> JsonDict:
@@ -92,9 +93,10 @@ async def _reprocess(run: JobRun) -> JsonDict:
         return await _reprocess_in_one_pass(run, MaskRequest.from_params(params["mask"]), labels)
     analyze_span, encode_span, verify_span = REPROCESS_SPANS
     analysis = await _run_analysis(run, analyze_span)
+    text_fields: tuple[TextField, ...] = ()
     if params.get("mask") is not None:
         mask = MaskRequest.from_params(params["mask"])
-        roi, shape = mask.roi, mask.shape
+        roi, shape, text_fields = mask.roi, mask.shape, mask.text_fields
     elif analysis.suggested_roi is not None:
         roi = analysis.suggested_roi.roi
         shape = "ellipse" if analysis.suggested_roi.ellipse else "rect"
@@ -108,7 +110,7 @@ async def _reprocess(run: JobRun) -> JsonDict:
     if range_frames(remove) >= analysis.total_frames:
         raise _removes_everything(labels)
     plan = EditPlan(roi=roi, shape=shape, remove=remove, keep_audio=keeps_audio(params))
-    result = await _write_verified(run, plan, encode_span, verify_span)
+    result = await _write_verified(run, plan, encode_span, verify_span, text_fields)
     result["analysis"] = analysis.to_dict()
     result["mask"] = {
         **roi.to_dict(),
@@ -136,6 +138,7 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
                 roi=mask.roi,
                 shape=mask.shape,
                 remove=labels,
+                text_fields=mask.text_fields,
                 encode=encode,
                 keep_audio=keeps_audio(run.task.params),
             ),
@@ -174,17 +177,21 @@ async def _run_analysis(run: JobRun, span: tuple[int, int]) -> Analysis:
 
 
 async def _write_verified(
-    run: JobRun, plan: EditPlan, encode_span: tuple[int, int], verify_span: tuple[int, int]
+    run: JobRun,
+    plan: EditPlan,
+    encode_span: tuple[int, int],
+    verify_span: tuple[int, int],
+    text_fields: tuple[TextField, ...] = (),
 ) -> JsonDict:
-    """Encode the plan into a temp file, checked as it is written (write_checked), then
-    publish it."""
+    """Encode the plan into a temp file, checked as it is written (write_checked, with a
+    device's `text_fields`), then publish it."""
     settings = run.deps.settings
     encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
     source = run.source_path
     temp: Path = run.temp_path(".mp4")
     outcome, verification = await run.run_frames(
         run.video.frame_count,
-        _in_child(run, write_checked, source, temp, plan, encode=encode),
+        _in_child(run, write_checked, source, temp, plan, text_fields=text_fields, encode=encode),
         label="Encoding",
         span=encode_span,
         ceiling=min(encode_span[1], verify_span[0]),

@@ -6,6 +6,7 @@ Files are addressed by generated names only; no client-supplied text ever become
       videos/<id>/original.<ext>   uploads, never opened for writing after they are stored
       outputs/<task_id>.mp4        results, renamed into place when complete
       tmp/                         partial uploads and outputs (same filesystem: rename is atomic)
+      devices/<name>.json          devices added through the API (jobs.device_catalogue)
       redis/                       the embedded Redis's files (AOF)
 
 Everything in it is private to the service's user: folders 0700, files 0600. The processes set
@@ -45,6 +46,11 @@ class Storage:
     @property
     def tmp_dir(self) -> Path:
         return self.root / "tmp"
+
+    @property
+    def devices_dir(self) -> Path:
+        """The devices users added (see jobs.device_catalogue)."""
+        return self.root / "devices"
 
     def ensure(self) -> None:
         """Create the folders (idempotent), private to this user. The data dir and its folders
@@ -104,7 +110,7 @@ class Storage:
             os.fchmod(handle.fileno(), FILE_MODE)  # whoever wrote it (PyAV, a child process)
             os.fsync(handle.fileno())
         os.replace(temp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final
 
 
@@ -138,7 +144,8 @@ def _make_private(folder: Path, mode: int) -> None:
         os.chmod(folder, mode)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make the entries just created, renamed or removed in ``folder`` durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -1,8 +1,8 @@
 """JSON Schemas of the API's bodies and answers, for the OpenAPI document (server.openapi).
 
 Request bodies are exactly as strict as the handlers that parse them (jobs.mask_request,
-jobs.frame_request), so schemathesis's invalid data is refused and valid data is not called
-invalid; answers follow the shapes server.record_json renders.
+jobs.frame_request, jobs.device_catalogue), so schemathesis's invalid data is refused and valid
+data is not called invalid; answers follow the shapes server.record_json renders.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.audio_policy import AUDIO_APPLIED, AUDIO_POLICIES
+from jobs.device_catalogue import MAX_DESCRIPTION, MAX_FRAME_SIDE, MAX_TEXT_FIELDS, NAME_PATTERN
 from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
-from jobs.mask_request import DEVICE_KEYS, known_devices
+from jobs.mask_request import DEVICE_KEYS
 from jobs.model import Operation, TaskState
 
 Schema = dict[str, Any]
@@ -49,6 +50,27 @@ AUDIO = {
     "description": "keep: the source's first audio track, cut with the frames; drop: no audio "
     "stream in the output. Default: the server's VIDCORRECT_AUDIO (drop unless set).",
 }
+#: A device's or a text field's name.
+DEVICE_NAME: Schema = {
+    "type": "string",
+    "pattern": f"^{NAME_PATTERN}$",
+    "examples": ["olympus_cv_1500"],
+}
+
+
+def _box(extra: dict[str, Schema] | None = None) -> Schema:
+    """A box x, y, width, height in pixels of a device's frame (plus ``extra`` properties), as
+    a new device gives it: every key, nothing else (the box must also lie inside the frame)."""
+    side = {"type": "integer", "maximum": MAX_FRAME_SIDE}
+    edges = {"x": {**side, "minimum": 0}, "y": {**side, "minimum": 0}}
+    sizes = {"width": {**side, "minimum": 1}, "height": {**side, "minimum": 1}}
+    properties = {**(extra or {}), **edges, **sizes}
+    return {
+        "type": "object",
+        "required": list(properties),
+        "additionalProperties": False,
+        "properties": properties,
+    }
 
 
 def component_schemas() -> dict[str, Schema]:
@@ -256,24 +278,40 @@ def component_schemas() -> dict[str, Schema]:
                 "message": STR,
             },
         },
+        "TextField": {
+            "type": "object",
+            "description": "A box where the device burns in patient data, by name.",
+            "required": ["name", "x", "y", "width", "height"],
+            "properties": {"name": STR, **{key: COUNT for key in ("x", "y", "width", "height")}},
+        },
+        "Device": {
+            "type": "object",
+            "required": [
+                "name",
+                "description",
+                "frame_width",
+                "frame_height",
+                "roi",
+                "text_fields",
+                "builtin",
+            ],
+            "properties": {
+                "name": STR,
+                "description": STR,
+                "frame_width": INT,
+                "frame_height": INT,
+                "roi": ref("Roi"),
+                "text_fields": {"type": "array", "items": ref("TextField")},
+                "builtin": {
+                    "type": "boolean",
+                    "description": "Shipped with the service (it cannot be deleted).",
+                },
+            },
+        },
         "DeviceList": {
             "type": "object",
             "required": ["devices"],
-            "properties": {
-                "devices": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "frame_width", "frame_height", "roi"],
-                        "properties": {
-                            "name": STR,
-                            "frame_width": INT,
-                            "frame_height": INT,
-                            "roi": ref("Roi"),
-                        },
-                    },
-                }
-            },
+            "properties": {"devices": {"type": "array", "items": ref("Device")}},
         },
         "TaskEvent": {
             "type": "object",
@@ -313,7 +351,10 @@ def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
         "additionalProperties": False,
         "properties": {
             "mask_type": {"const": "device"},
-            "device_name": {"enum": list(known_devices())},
+            "device_name": {
+                **DEVICE_NAME,
+                "description": "A device of GET /api/devices/ (else 400 unknown_device).",
+            },
             "shape": shape,
             **extra,
         },
@@ -342,6 +383,29 @@ def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
         },
     }
     return [device, custom]
+
+
+def new_device() -> Schema:
+    """The body of ``POST /api/devices/``, as strict as jobs.device_catalogue.parse_device."""
+    return {
+        "type": "object",
+        "required": ["name", "frame_width", "frame_height", "roi"],
+        "additionalProperties": False,
+        "properties": {
+            "name": DEVICE_NAME,
+            "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
+            "frame_width": {"type": "integer", "minimum": 1, "maximum": MAX_FRAME_SIDE},
+            "frame_height": {"type": "integer", "minimum": 1, "maximum": MAX_FRAME_SIDE},
+            "roi": {**_box(), "description": "The endoscope image area, inside the frame."},
+            "text_fields": {
+                "type": "array",
+                "maxItems": MAX_TEXT_FIELDS,
+                "description": "Boxes inside the frame and outside the image area, with "
+                "distinct names.",
+                "items": _box({"name": DEVICE_NAME}),
+            },
+        },
+    }
 
 
 def request_bodies() -> dict[str, Schema]:

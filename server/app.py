@@ -16,13 +16,14 @@ from aiohttp.typedefs import Handler
 from arq.connections import create_pool
 from redis.asyncio import Redis
 
+from jobs.device_catalogue import DeviceCatalogue
 from jobs.event_hub import EventHub
 from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
 from jobs.worker import in_process_worker
-from server import auth, monitoring, openapi, tasks, videos
+from server import auth, devices, monitoring, openapi, tasks, videos
 from server.access import Access, Revocations, SignInThrottle
 from server.access_log import logged_ids, route_of
 from server.embedded_redis import EmbeddedRedis
@@ -32,6 +33,7 @@ from server.http_log import access_log_middleware
 from server.json_body import MAX_JSON_BODY
 from server.keys import (
     ACCESS,
+    DEVICES,
     EVENTS,
     METRICS,
     RECORDS,
@@ -90,6 +92,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(bound_stalled_sends)
     app[STORAGE] = Storage(settings.data_dir)
     app[STORAGE].ensure()
+    app[DEVICES] = DeviceCatalogue(app[STORAGE].devices_dir)
     if settings.embedded:
         app.cleanup_ctx.append(embedded_redis_ctx)
     app.cleanup_ctx.append(redis_ctx)
@@ -100,6 +103,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(close_event_streams)
     app.add_routes(videos.routes)
     app.add_routes(tasks.routes)
+    app.add_routes(devices.routes)
     app.add_routes(monitoring.routes)
     app.add_routes(auth.routes)
     app.add_routes(openapi.routes)

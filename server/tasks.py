@@ -24,7 +24,7 @@ from jobs.frame_request import (
     parse_remove_labels,
     parse_sample_every,
 )
-from jobs.mask_request import MASK_KEYS, known_devices, parse_mask_fields, parse_mask_request
+from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
 from jobs.model import TASK_ID_PATTERN, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.runner import revoke_if_waiting
 from jobs.task_store import EVENT_END, TaskEvent
@@ -32,7 +32,7 @@ from server.auth import has_access
 from server.errors import client_gone, error_response
 from server.events import is_event_id
 from server.json_body import read_json
-from server.keys import METRICS, RECORDS, SETTINGS, SSE_SLOTS, STORAGE, TASKS
+from server.keys import DEVICES, METRICS, RECORDS, SETTINGS, SSE_SLOTS, STORAGE, TASKS
 from server.record_json import result_json, task_json
 from server.videos import VIDEO_ID
 
@@ -133,29 +133,13 @@ async def _wait_for_end(request: web.Request, task: TaskRecord) -> web.Response:
     return error_response(422, error["code"], error["message"])
 
 
-@routes.get("/api/devices/")
-async def list_devices(request: web.Request) -> web.Response:
-    """The known devices for device masks, with their image area on their own frame size."""
-    return web.json_response(
-        {
-            "devices": [
-                {
-                    "name": device.name,
-                    "frame_width": device.frame_width,
-                    "frame_height": device.frame_height,
-                    "roi": device.roi.to_dict(),
-                }
-                for device in known_devices().values()
-            ]
-        }
-    )
-
-
 @routes.post(f"/api/video-apply-mask/{VIDEO_ID}/")
 async def submit_mask(request: web.Request) -> web.Response:
     """Black out everything outside an ROI (and optionally whole frames); 202 at once."""
     video, body = await _video_and_body(request)
-    mask = parse_mask_request(body, video.width, video.height, video.frame_count)
+    mask = parse_mask_request(
+        body, video.width, video.height, video.frame_count, devices=request.app[DEVICES]
+    )
     params = {**mask.to_params(), AUDIO_FIELD: parse_audio(body, request.app[SETTINGS].audio)}
     return await _queue(request, Operation.MASK, video, params)
 
@@ -222,7 +206,11 @@ async def submit_reprocess(request: web.Request) -> web.Response:
             f"Unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}."
         )
     mask_fields = {k: v for k, v in body.items() if k in MASK_KEYS}
-    mask = parse_mask_fields(mask_fields, video.width, video.height) if mask_fields else None
+    mask = (
+        parse_mask_fields(mask_fields, video.width, video.height, devices=request.app[DEVICES])
+        if mask_fields
+        else None
+    )
     params = {
         "mask": mask.to_params() if mask else None,
         "remove_labels": list(parse_remove_labels(body.get("remove_labels"))),

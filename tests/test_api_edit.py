@@ -11,6 +11,7 @@ from arq.worker import Worker
 
 import jobs.operations
 from jobs.settings import Settings
+from jobs.video import TextField
 from jobs.video.edit import EditOutcome, EditPlan, edit_video
 from jobs.video.timeline import to_output_ranges
 from jobs.video.verify import LiveVerifier, Verification
@@ -142,12 +143,19 @@ async def test_automatic_removal_needs_an_analysis(client: Client, numbered: Pat
 
 
 def leaky_write_checked(
-    src: Path, dst: Path, plan: EditPlan, **kwargs: Any
+    src: Path,
+    dst: Path,
+    plan: EditPlan,
+    text_fields: tuple[TextField, ...] = (),
+    **kwargs: Any,
 ) -> tuple[EditOutcome, Verification]:
     """write_checked with an encoder that forgets the mask; the check still knows the ROI the
     request asked for (module-level: it runs in the job's frame process)."""
     verifier = LiveVerifier(
-        roi=plan.roi, shape=plan.shape, black_frames=to_output_ranges(plan.blacken, plan.remove)
+        roi=plan.roi,
+        shape=plan.shape,
+        black_frames=to_output_ranges(plan.blacken, plan.remove),
+        text_fields=text_fields,
     )
     forgetful = EditPlan(blacken=plan.blacken, remove=plan.remove)
     try:

