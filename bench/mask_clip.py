@@ -36,9 +36,9 @@ from testkit.media import make_video
 
 def device_roi(width: int, height: int) -> Roi:
     """The olympus_cv_1500 area scaled as the service scales it."""
-    from jobs.mask_request import known_devices
+    from jobs.device_catalogue import builtin_devices
 
-    return known_devices()["olympus_cv_1500"].roi_for(width, height)
+    return builtin_devices()["olympus_cv_1500"].roi_for(width, height)
 
 
 def run_core(src: Path, work: Path, roi: Roi) -> float:

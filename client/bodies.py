@@ -13,6 +13,8 @@ from client.api import JsonDict
 
 #: Analysis labels, as the API names them.
 LABELS = ("blank", "text_screen", "non_endoscopic")
+#: The operations that write a video, and so take ``audio``.
+EDITS = ("mask", "remove", "reprocess")
 
 
 def box(text: str) -> dict[str, int]:
@@ -71,6 +73,16 @@ def add_mask_options(parser: argparse.ArgumentParser, *, required: bool) -> None
     )
 
 
+def add_audio_option(parser: argparse.ArgumentParser) -> None:
+    """``--audio keep|drop``, sent only when given (the server's default applies otherwise)."""
+    parser.add_argument(
+        "--audio",
+        choices=("keep", "drop"),
+        help="keep the sound (cut with the frames) or write no audio at all "
+        "(default: the server's, drop unless VIDCORRECT_AUDIO says keep)",
+    )
+
+
 def _mask_fields(args: argparse.Namespace) -> JsonDict:
     if args.shape is not None and args.device is None:
         raise ValueError("--shape goes with --device; --rect and --ellipse name their shape")
@@ -110,4 +122,6 @@ def build(operation: str, args: argparse.Namespace) -> JsonDict:
             body["remove_labels"] = args.remove_labels
         if args.sample_every is not None:
             body["sample_every"] = args.sample_every
+    if operation in EDITS and args.audio is not None:
+        body["audio"] = args.audio
     return body

@@ -232,6 +232,8 @@ def _add_operation_options(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--sample-every", type=int, metavar="N", help="analyze every n-th frame"
         )
+    if name in bodies.EDITS:
+        bodies.add_audio_option(parser)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:

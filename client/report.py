@@ -57,7 +57,7 @@ def tasks_table(tasks: list[JsonDict]) -> list[str]:
 
 
 def finished_line(task: JsonDict) -> str:
-    """One line on a successful job: its time, frames, and its output's check."""
+    """One line on a successful job: its time, frames, audio, and its output's check."""
     result = task.get("result") or {}
     parts = []
     if isinstance(result.get("processing_time"), int | float):
@@ -68,6 +68,8 @@ def finished_line(task: JsonDict) -> str:
         parts.append(f"{result['frames']} frames")
     if result.get("removed_frames"):
         parts.append(f"{result['removed_frames']} removed ({result.get('removed_ranges')})")
+    if result.get("audio"):
+        parts.append(f"audio {result['audio']}")
     check = result.get("verification")
     if isinstance(check, dict) and check.get("passed"):
         parts.append(
@@ -106,14 +108,17 @@ def analysis_lines(analysis: JsonDict) -> list[str]:
 
 
 def device_lines(devices: list[JsonDict]) -> list[str]:
-    """The known devices and the image area each keeps, on its own frame size."""
+    """The known devices, the image area each keeps on its own frame size, and the text fields
+    the output's check proves dark."""
     lines = []
     for device in devices:
         roi = device.get("roi") or {}
+        fields = [str(field.get("name")) for field in device.get("text_fields") or []]
         lines.append(
             f"{device.get('name')}  keeps x {roi.get('x')}, y {roi.get('y')}, "
             f"{roi.get('width')}x{roi.get('height')} of a "
             f"{device.get('frame_width')}x{device.get('frame_height')} frame "
             "(scaled to the video's size)"
+            + (f"; text fields checked dark: {', '.join(fields)}" if fields else "")
         )
     return lines

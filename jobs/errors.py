@@ -15,6 +15,7 @@ uploaded filenames or file contents. Which answer each one becomes is the server
     │   └── QueueFull         too many tasks wait already
     ├── ConfigError           the service's own configuration is unusable (start-up only)
     ├── VerificationFailed    a job's output failed its own check (a task error)
+    ├── SourceChanged         a job's original changed while it ran (a task error)
     └── FrameProcessCrashed   a job's frame process died (a task error)
 """
 
@@ -90,6 +91,14 @@ class VerificationFailed(VidcorrectError):
     """A job's output did not pass the check it runs on itself; the output was deleted."""
 
     code = "verification_failed"
+
+
+class SourceChanged(VidcorrectError):
+    """The original's bytes at a job's end are not those it started from (their SHA-256
+    differs): the output was made from something else than the video recorded, so it was not
+    published."""
+
+    code = "source_changed"
 
 
 class FrameProcessCrashed(VidcorrectError):

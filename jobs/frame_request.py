@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.audio_policy import AUDIO_FIELD
 from jobs.errors import InvalidRequest
 from jobs.video.analyze import SENSITIVE
 from jobs.video.detectors import LABELS as LABELS  # the request checks' labels, re-exported
@@ -113,11 +114,12 @@ def parse_removal_request(body: object, frame_count: int) -> RemovalRequest | No
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     given = [key for key in ("frame_list", "frame_ranges", "detection_method") if key in body]
-    unknown = sorted(set(body) - {"frame_list", "frame_ranges", "detection_method", "mode"})
+    allowed = {"frame_list", "frame_ranges", "detection_method", "mode", AUDIO_FIELD}
+    unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidRequest(
             f"Unknown field(s) {', '.join(unknown)}; give one of frame_list, "
-            "frame_ranges or detection_method (and optionally mode)."
+            f"frame_ranges or detection_method (and optionally mode, {AUDIO_FIELD})."
         )
     parse_removal_mode(body)
     if len(given) != 1:

@@ -2,6 +2,11 @@
 and their commit, its frame loops with their progress, and the supervisor that beats its
 heartbeat and watches for a cancel request.
 
+Provenance: a run knows the SHA-256 of the original it starts from (the upload's, or hashed
+when it starts for a record of an older version) and hashes the original again before it
+publishes anything (:meth:`JobRun.confirm_source`); an original that changed meanwhile fails
+the task with :class:`jobs.errors.SourceChanged` and nothing is published.
+
 An operation is an async function that receives a :class:`JobRun` and returns its ``result``
 fields (an :data:`OperationBody`); :func:`jobs.runner.run_task` does the rest, so every
 operation behaves the same to clients.
@@ -22,17 +27,21 @@ import structlog
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from jobs.errors import SourceChanged
 from jobs.model import JsonDict, TaskRecord, VideoRecord
 from jobs.progress import FrameProgress, JobStopped, count_frames, publish_progress
 from jobs.settings import Settings
 from jobs.stats import JobStats
-from jobs.storage import Storage
+from jobs.storage import Storage, file_sha256
 from jobs.task_store import TaskStore
 
 log = structlog.get_logger("vidcorrect.job")
 
 T = TypeVar("T")
 
+#: The status of a job while it hashes its original, and its output.
+CHECKING_ORIGINAL = "Checking the original"
+CHECKING_OUTPUT = "Checking the output"
 #: How often a running job checks for a cancel request (seconds).
 CANCEL_POLL_INTERVAL = 0.5
 #: How often a running job beats its heartbeat, at most (seconds).
@@ -67,8 +76,13 @@ class JobRun:
     task: TaskRecord
     video: VideoRecord
     temp_files: list[Path] = field(default_factory=list)
+    #: The outputs this run committed, taken back (:meth:`unpublish`) if it is stopped after all.
+    published: list[Path] = field(default_factory=list)
     #: Set by the supervisor when a client asked to cancel; frame loops stop at the next frame.
     cancel_requested: bool = False
+    #: The SHA-256 (hex) of the original the run started from: the upload's, or for a video
+    #: record of an older version the one :meth:`begin` hashed.
+    source_sha256: str | None = None
     _progress: FrameProgress | None = None
 
     def request_stop(self) -> None:
@@ -97,13 +111,56 @@ class JobRun:
         self.temp_files.append(path)
         return path
 
-    async def commit(self, temp: Path, name: str) -> str:
-        """Move a finished temp file atomically to its stored name; returns the name."""
-        await asyncio.get_running_loop().run_in_executor(
+    async def begin(self) -> None:
+        """Know the original's SHA-256 before the operation reads it: the upload's, else (a
+        record of an older version has none) hashed now."""
+        self.source_sha256 = self.video.sha256 or await self._hash(
+            self.source_path, CHECKING_ORIGINAL
+        )
+
+    async def confirm_source(self) -> str:
+        """The original's SHA-256, hashed again at the run's end; :class:`SourceChanged` if it
+        is not the one the run started from (then nothing may be published)."""
+        now = await self._hash(self.source_path, CHECKING_ORIGINAL)
+        if now != self.source_sha256:
+            raise SourceChanged(
+                "The original video changed while the job ran (its SHA-256 differs from the one "
+                "the job started from), so the output was not published. Upload the video again "
+                "and submit the task for it."
+            )
+        return now
+
+    async def commit(self, temp: Path, name: str) -> JsonDict:
+        """Publish a finished temp file under its stored name: hash it, confirm the original is
+        unchanged (:meth:`confirm_source`), then move it there atomically. Returns the result's
+        provenance fields, ``source_sha256`` and ``output_sha256`` (hex)."""
+        output_sha256 = await self._hash(temp, CHECKING_OUTPUT)
+        source_sha256 = await self.confirm_source()
+        final = await asyncio.get_running_loop().run_in_executor(
             self.deps.executor, self.deps.storage.commit, temp, name
         )
         self.temp_files.remove(temp)
-        return name
+        self.published.append(final)
+        return {"source_sha256": source_sha256, "output_sha256": output_sha256}
+
+    async def _hash(self, path: Path, status: str) -> str:
+        """The SHA-256 of a file, hashed in the job thread pool; it takes seconds for a large
+        video, so the task's ``status`` says what it does meanwhile (if Redis is away, the
+        work goes on: its end is recorded once Redis is back)."""
+        try:
+            await self.update(status=status)
+        except RedisError as error:
+            log.warning("status not published", error=str(error))
+        return await asyncio.get_running_loop().run_in_executor(
+            self.deps.executor, file_sha256, path
+        )
+
+    def unpublish(self) -> None:
+        """Remove the outputs this run committed: it was stopped after its commit (a cancel, or
+        its video deleted meanwhile)."""
+        for path in self.published:
+            path.unlink(missing_ok=True)
+        self.published.clear()
 
     def remove_temp_files(self) -> None:
         """Remove the temp files not committed (the run did not succeed)."""

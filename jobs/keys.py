@@ -7,9 +7,10 @@ share one Redis. The strings are part of the stored data: changing one orphans w
 Key                              Type    Written by                           Lifetime
 ===============================  ======  ===================================  ====================
 ``P:video:next_id``              string  server, at upload (the id counter)   kept
-``P:video:<id>``                 string  server, at upload: JSON of the       kept
-                                         :class:`VideoRecord`
-``P:videos``                     zset    server, at upload: id -> id          kept
+``P:video:<id>``                 string  server, at upload: JSON of the       until the video is
+                                         :class:`VideoRecord`                 deleted (DELETE,
+                                                                              original retention)
+``P:videos``                     zset    server, at upload: id -> id          as the video's record
 ``P:task:<task_id>``             hash    submitter (create), workers (state,  kept; deleted by the
                                          progress), server (cancel),          history retention
                                          recovery; one JSON value per field

@@ -1,75 +1,30 @@
 """Mask requests: device masks, custom ROIs, and their validation against a video's size.
 
-A request is resolved once, at submission, to the exact pixel ROI that is kept; the task record
-stores that ROI, so what a job blacked out can always be read back.
+A request is resolved once, at submission, to the exact pixel ROI that is kept (and, for a
+device mask, the device's text fields at the video's size, which the output's check proves
+dark); the task record stores them, so what a job blacked out can always be read back, and a
+device changed or deleted later changes no queued task.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, replace
-from fractions import Fraction
-from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
+from jobs.audio_policy import AUDIO_FIELD
+from jobs.device_catalogue import BOX_KEYS, FILE_ROI_KEYS, DeviceCatalogue
 from jobs.errors import InvalidRequest
 from jobs.frame_request import parse_frame_ranges
-from jobs.video import Roi, Shape
+from jobs.video import Roi, Shape, TextField
 from jobs.video.timeline import FrameRange
 
 MaskType = Literal["device", "custom"]
 SHAPES: tuple[Shape, ...] = ("rect", "ellipse")
-DEVICE_KEYS = (
-    "endoscope_image_x",
-    "endoscope_image_y",
-    "endoscope_image_width",
-    "endoscope_image_height",
-)
-ROI_KEYS = ("x", "y", "width", "height")
+#: A custom mask's other names of x, y, width and height: those of a device file.
+DEVICE_KEYS = FILE_ROI_KEYS
+ROI_KEYS = BOX_KEYS
 MASK_KEYS = frozenset({"mask_type", "device_name", "roi", "shape", *DEVICE_KEYS})
-_BODY_KEYS = MASK_KEYS | {"blacken_frames"}
-
-
-@dataclass(frozen=True)
-class Device:
-    """A video processor whose endoscope image sits at a known place in its output frame."""
-
-    name: str
-    frame_width: int
-    frame_height: int
-    roi: Roi
-
-    def roi_for(self, width: int, height: int) -> Roi:
-        """The device's ROI scaled to a ``width`` x ``height`` frame, rounded inwards.
-
-        Rounding inwards keeps at most what the device shows: never a pixel of the text strip.
-        """
-        sx = Fraction(width, self.frame_width)
-        sy = Fraction(height, self.frame_height)
-        x0 = math.ceil(self.roi.x * sx)
-        y0 = math.ceil(self.roi.y * sy)
-        x1 = math.floor((self.roi.x + self.roi.width) * sx)
-        y1 = math.floor((self.roi.y + self.roi.height) * sy)
-        return Roi(x=x0, y=y0, width=x1 - x0, height=y1 - y0)
-
-
-@cache
-def known_devices() -> dict[str, Device]:
-    """The device definitions shipped in ``jobs/devices/*.json``, by name."""
-    devices: dict[str, Device] = {}
-    for entry in resources.files("jobs.devices").iterdir():
-        if not entry.name.endswith(".json"):
-            continue
-        data = json.loads(entry.read_text(encoding="utf-8"))
-        devices[data["name"]] = Device(
-            name=data["name"],
-            frame_width=data["frame_width"],
-            frame_height=data["frame_height"],
-            roi=Roi(*(int(data[key]) for key in DEVICE_KEYS)),
-        )
-    return dict(sorted(devices.items()))
+_BODY_KEYS = MASK_KEYS | {"blacken_frames", AUDIO_FIELD}
 
 
 @dataclass(frozen=True)
@@ -82,16 +37,21 @@ class MaskRequest:
     shape: Shape
     #: Frames made entirely black, keeping the timeline.
     blacken: tuple[FrameRange, ...] = ()
+    #: A device mask's text fields at the video's size (proven dark by the output's check).
+    text_fields: tuple[TextField, ...] = ()
 
     def to_params(self) -> dict[str, Any]:
-        """The task record's ``params``."""
-        return {
+        """The task record's ``params`` (``text_fields`` with a device mask only)."""
+        params: dict[str, Any] = {
             "blacken_frames": [list(r) for r in self.blacken],
             "mask_type": self.mask_type,
             "device_name": self.device_name,
             "roi": self.roi.to_dict(),
             "shape": self.shape,
         }
+        if self.mask_type == "device":
+            params["text_fields"] = [field.to_dict() for field in self.text_fields]
+        return params
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> MaskRequest:
@@ -102,14 +62,24 @@ class MaskRequest:
             roi=Roi(**params["roi"]),
             shape=params["shape"],
             blacken=tuple((a, b) for a, b in params.get("blacken_frames", [])),
+            text_fields=tuple(
+                TextField(f["name"], Roi(f["x"], f["y"], f["width"], f["height"]))
+                for f in params.get("text_fields", [])
+            ),
         )
 
 
 def parse_mask_request(
-    body: object, width: int, height: int, frame_count: int | None = None
+    body: object,
+    width: int,
+    height: int,
+    frame_count: int | None = None,
+    *,
+    devices: DeviceCatalogue,
 ) -> MaskRequest:
     """Validate a mask request body for a ``width`` x ``height`` video of ``frame_count``
-    frames (needed only when the body has ``blacken_frames``).
+    frames (needed only when the body has ``blacken_frames``); a device mask's device comes
+    from ``devices``.
 
     Raises :class:`InvalidRequest` with a message that says what to change.
     """
@@ -120,7 +90,7 @@ def parse_mask_request(
         raise InvalidRequest(
             f"Unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_BODY_KEYS))}."
         )
-    request = parse_mask_fields(body, width, height)
+    request = parse_mask_fields(body, width, height, devices=devices)
     if "blacken_frames" in body:
         assert frame_count is not None
         blacken = parse_frame_ranges(body["blacken_frames"], frame_count, "blacken_frames")
@@ -128,7 +98,9 @@ def parse_mask_request(
     return request
 
 
-def parse_mask_fields(body: dict[str, Any], width: int, height: int) -> MaskRequest:
+def parse_mask_fields(
+    body: dict[str, Any], width: int, height: int, *, devices: DeviceCatalogue
+) -> MaskRequest:
     """The mask part of a body (``mask_type`` and what goes with it), resolved to an ROI."""
     shape = body.get("shape", "rect")
     if shape not in SHAPES:
@@ -140,29 +112,28 @@ def parse_mask_fields(body: dict[str, Any], width: int, height: int) -> MaskRequ
             'mask_type is required: "device" (with device_name) or "custom" (with roi).'
         )
     if mask_type == "device":
-        return MaskRequest("device", _device_name(body), _device_roi(body, width, height), shape)
+        return _device_mask(body, width, height, shape, devices)
     if mask_type == "custom":
         return MaskRequest("custom", None, _custom_roi(body, width, height), shape)
     raise InvalidRequest(f'mask_type must be "device" or "custom", got {mask_type!r}.')
 
 
-def _device_name(body: dict[str, Any]) -> str:
+def _device_mask(
+    body: dict[str, Any], width: int, height: int, shape: Shape, devices: DeviceCatalogue
+) -> MaskRequest:
     name = body.get("device_name")
-    devices = known_devices()
-    if not isinstance(name, str) or name not in devices:
-        known = ", ".join(devices)
+    device = devices.find(name) if isinstance(name, str) else None
+    if device is None:
+        known = ", ".join(known.name for known in devices.all())
         problem = "device_name is missing" if name is None else f"device_name {name!r} is unknown"
         raise InvalidRequest(f"{problem}; known devices: {known}.", code="unknown_device")
-    return name
-
-
-def _device_roi(body: dict[str, Any], width: int, height: int) -> Roi:
     if "roi" in body or any(key in body for key in DEVICE_KEYS):
         raise InvalidRequest('A device mask takes no roi; use mask_type "custom" for your own.')
-    roi = known_devices()[_device_name(body)].roi_for(width, height)
+    roi = device.roi_for(width, height)
     if roi.width <= 0 or roi.height <= 0:
         raise InvalidRequest(f"The device's image area is empty at {width}x{height}.")
-    return roi
+    fields = device.text_fields_for(width, height)
+    return MaskRequest("device", device.name, roi, shape, text_fields=fields)
 
 
 def _custom_roi(body: dict[str, Any], width: int, height: int) -> Roi:

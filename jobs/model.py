@@ -79,6 +79,9 @@ class VideoRecord:
     has_audio: bool
     audio_codec: str | None
     created_at: str
+    #: The original's SHA-256 (hex), hashed while the upload was received; ``None`` in records
+    #: of older versions (a job then hashes the original when it starts).
+    sha256: str | None = None
 
 
 #: What a task id may be (a regular expression, unanchored): the ids the service makes (32 hex

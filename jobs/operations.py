@@ -2,10 +2,11 @@
 by :func:`jobs.runner.run_task` on a worker (jobs.worker) or in the server (server.local).
 
 Every job that writes a video decodes its own output before declaring success (see
-:func:`_write_verified`): frame count, black outside the ROI, black where frames were blackened.
-The decoding runs alongside the encoding, on the encoder's packets, and the written file is
-then read back to confirm it holds exactly those. If that fails, the output is deleted and the
-task ends FAILURE with ``verification_failed``.
+:func:`_write_verified`): frame count, black outside the ROI, black where frames were blackened,
+a device mask's text fields dark, each by name. The decoding runs alongside the encoding, on
+the encoder's packets, and the written file is then read back to confirm it holds exactly
+those. If that fails, the output is deleted and the task ends FAILURE with
+``verification_failed``.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jobs.audio_policy import audio_applied, keeps_audio
 from jobs.errors import InvalidRequest, VerificationFailed
 from jobs.frame_process import InChild
 from jobs.job_run import JobRun, OperationBody
 from jobs.mask_request import MaskRequest
 from jobs.model import JsonDict, Operation
-from jobs.video import EncodeOptions
+from jobs.video import EncodeOptions, TextField
 from jobs.video.analyze import Analysis, Label, analyze_video
 from jobs.video.checked import analyze_and_write_checked, remove_checked, write_checked
 from jobs.video.detectors import LABELS
@@ -40,8 +42,13 @@ REPROCESS_SPANS = ((0, 30), (30, 92), (92, 99))
 async def _mask(run: JobRun) -> JsonDict:
     """Mask (and optionally blacken frames of) the task's video."""
     request = MaskRequest.from_params(run.task.params)
-    plan = EditPlan(roi=request.roi, shape=request.shape, blacken=request.blacken)
-    return await _write_verified(run, plan, ENCODE_SPAN, VERIFY_SPAN)
+    plan = EditPlan(
+        roi=request.roi,
+        shape=request.shape,
+        blacken=request.blacken,
+        keep_audio=keeps_audio(run.task.params),
+    )
+    return await _write_verified(run, plan, ENCODE_SPAN, VERIFY_SPAN, request.text_fields)
 
 
 async def _remove(run: JobRun) -> JsonDict:
@@ -61,6 +68,7 @@ async def _remove(run: JobRun) -> JsonDict:
             ranges,
             mode=str(run.task.params.get("mode", "smart")),
             encode=encode,
+            keep_audio=keeps_audio(run.task.params),
         ),
         label="Encoding",
         span=ENCODE_SPAN,
@@ -74,7 +82,7 @@ async def _remove(run: JobRun) -> JsonDict:
 async def _analyze(run: JobRun) -> JsonDict:
     """Find blank, text and non-endoscopic frames, the live image and overlays."""
     analysis = await _run_analysis(run, (0, 99))
-    return analysis.to_dict()
+    return {**analysis.to_dict(), "source_sha256": await run.confirm_source()}
 
 
 async def _reprocess(run: JobRun) -> JsonDict:
@@ -85,9 +93,10 @@ async def _reprocess(run: JobRun) -> JsonDict:
         return await _reprocess_in_one_pass(run, MaskRequest.from_params(params["mask"]), labels)
     analyze_span, encode_span, verify_span = REPROCESS_SPANS
     analysis = await _run_analysis(run, analyze_span)
+    text_fields: tuple[TextField, ...] = ()
     if params.get("mask") is not None:
         mask = MaskRequest.from_params(params["mask"])
-        roi, shape = mask.roi, mask.shape
+        roi, shape, text_fields = mask.roi, mask.shape, mask.text_fields
     elif analysis.suggested_roi is not None:
         roi = analysis.suggested_roi.roi
         shape = "ellipse" if analysis.suggested_roi.ellipse else "rect"
@@ -100,8 +109,8 @@ async def _reprocess(run: JobRun) -> JsonDict:
     remove = analysis.frames_with(labels)
     if range_frames(remove) >= analysis.total_frames:
         raise _removes_everything(labels)
-    plan = EditPlan(roi=roi, shape=shape, remove=remove)
-    result = await _write_verified(run, plan, encode_span, verify_span)
+    plan = EditPlan(roi=roi, shape=shape, remove=remove, keep_audio=keeps_audio(params))
+    result = await _write_verified(run, plan, encode_span, verify_span, text_fields)
     result["analysis"] = analysis.to_dict()
     result["mask"] = {
         **roi.to_dict(),
@@ -129,7 +138,9 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
                 roi=mask.roi,
                 shape=mask.shape,
                 remove=labels,
+                text_fields=mask.text_fields,
                 encode=encode,
+                keep_audio=keeps_audio(run.task.params),
             ),
             label="Analyzing and encoding",
             span=ENCODE_SPAN,
@@ -166,17 +177,21 @@ async def _run_analysis(run: JobRun, span: tuple[int, int]) -> Analysis:
 
 
 async def _write_verified(
-    run: JobRun, plan: EditPlan, encode_span: tuple[int, int], verify_span: tuple[int, int]
+    run: JobRun,
+    plan: EditPlan,
+    encode_span: tuple[int, int],
+    verify_span: tuple[int, int],
+    text_fields: tuple[TextField, ...] = (),
 ) -> JsonDict:
-    """Encode the plan into a temp file, checked as it is written (write_checked), then
-    publish it."""
+    """Encode the plan into a temp file, checked as it is written (write_checked, with a
+    device's `text_fields`), then publish it."""
     settings = run.deps.settings
     encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
     source = run.source_path
     temp: Path = run.temp_path(".mp4")
     outcome, verification = await run.run_frames(
         run.video.frame_count,
-        _in_child(run, write_checked, source, temp, plan, encode=encode),
+        _in_child(run, write_checked, source, temp, plan, text_fields=text_fields, encode=encode),
         label="Encoding",
         span=encode_span,
         ceiling=min(encode_span[1], verify_span[0]),
@@ -192,12 +207,14 @@ async def _publish(
         raise VerificationFailed(
             "The output failed its own check and was deleted: " + "; ".join(verification.problems)
         )
-    task_id = run.task.task_id
-    name = await run.commit(temp, run.deps.storage.output_name(task_id))
+    name = run.deps.storage.output_name(run.task.task_id)
+    provenance = await run.commit(temp, name)
     result: JsonDict = {
         "output_file": name,
+        **provenance,
         "frames": outcome.frames_out,
         "verification": verification.to_dict(),
+        "audio": audio_applied(outcome.has_audio, run.video.has_audio),
     }
     if plan.remove:
         result["removed_frames"] = outcome.removed

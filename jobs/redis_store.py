@@ -79,6 +79,13 @@ class RedisTaskStore:
             raise NotFound(f"There is no video with id {video_id}.", code="video_not_found")
         return VideoRecord(**json.loads(raw))
 
+    async def delete_video(self, video_id: int) -> None:
+        """Remove a video's record (its tasks stay, and keep its id: the history)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.keys.video(video_id))
+            pipe.zrem(self.keys.videos, str(video_id))
+            await pipe.execute()
+
     async def list_videos(self) -> list[VideoRecord]:
         """All videos, newest first."""
         ids = await self._redis.zrevrange(self.keys.videos, 0, -1)

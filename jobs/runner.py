@@ -18,6 +18,7 @@ import structlog
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from jobs.errors import NotFound
 from jobs.failures import describe_failure, transient_reason
 from jobs.job_run import JobDeps, JobRun, OperationBody
 from jobs.model import (
@@ -98,6 +99,15 @@ async def run_task(
                     await _record_run(deps, started, ended, time.monotonic() - began)
 
 
+async def _video_exists(deps: JobDeps, task: TaskRecord) -> bool:
+    """Whether the task's video is still there (not deleted while the job ran)."""
+    try:
+        await deps.records.get_video(task.video_id)
+    except NotFound:
+        return False
+    return True
+
+
 async def _record_run(deps: JobDeps, task: TaskRecord, state: str, seconds: float) -> None:
     """Count the run's duration by how it ended (a run handed back at shutdown is not)."""
     if deps.stats is None:
@@ -129,8 +139,12 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: OperationBody) -> str
             video = await deps.records.get_video(task.video_id)
             run = JobRun(deps, task, video)
             supervisor = asyncio.create_task(run.supervise())
+            await run.begin()
             result = await operation(run)
-            if run.cancel_requested:
+            # Checked after the commit: a deletion of the video either finds the output in place
+            # or is seen here (jobs.deletion); a Redis outage is waited out, as for the end.
+            if run.cancel_requested or not await _settle(lambda: _video_exists(deps, task)):
+                run.unpublish()
                 raise JobStopped
     except asyncio.CancelledError:
         _remove_temp_files(run)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from arq.connections import RedisSettings
 
+from jobs.audio_policy import AUDIO_POLICIES, AudioPolicy
 from jobs.errors import ConfigError
 from jobs.keys import Keys
 
@@ -46,6 +47,10 @@ class Settings:
     use_async_tasks: bool = True
     #: Finished tasks older than this many days are deleted with their outputs; 0 keeps all.
     task_retention_days: int = 0
+    #: Originals (with their video's record) older than this many days are deleted; 0 keeps all.
+    original_retention_days: int = 0
+    #: Outputs finished more than this many days ago are deleted; 0 keeps all.
+    output_retention_days: int = 0
     log_format: LogFormat = "auto"
     log_level: str = "info"
     #: When set, every /api route needs ``Authorization: Bearer <token>`` (or the page's session
@@ -74,6 +79,9 @@ class Settings:
     #: stream it does not read: a full TCP window) or acknowledges nothing before the
     #: connection is closed (``TCP_USER_TIMEOUT``; Linux only).
     send_timeout: int = 60
+    #: What an edit does with the sound when its request does not say (jobs.audio_policy):
+    #: ``drop`` by default, since staff speak names during a procedure.
+    audio: AudioPolicy = "drop"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -93,6 +101,8 @@ class Settings:
             ("VIDCORRECT_MAX_UPLOAD_BYTES", "max_upload_bytes", 1),
             ("VIDCORRECT_X264_CRF", "x264_crf", 0),
             ("VIDCORRECT_TASK_RETENTION_DAYS", "task_retention_days", 0),
+            ("VIDCORRECT_ORIGINAL_RETENTION_DAYS", "original_retention_days", 0),
+            ("VIDCORRECT_OUTPUT_RETENTION_DAYS", "output_retention_days", 0),
             ("VIDCORRECT_HEARTBEAT_TIMEOUT", "heartbeat_timeout", 3),
             ("VIDCORRECT_MAX_QUEUED", "max_queued", 1),
             ("VIDCORRECT_MAX_VIDEO_SIDE", "max_video_side", 16),
@@ -122,6 +132,8 @@ class Settings:
             if flag not in ("true", "false", "1", "0", "yes", "no"):
                 raise ConfigError("USE_ASYNC_TASKS must be true or false")
             values["use_async_tasks"] = flag in ("true", "1", "yes")
+        if audio := env.get("VIDCORRECT_AUDIO", "").strip():
+            values["audio"] = audio
         if fmt := env.get("VIDCORRECT_LOG_FORMAT", "").strip():
             if fmt not in ("auto", "json", "console"):
                 raise ConfigError("VIDCORRECT_LOG_FORMAT must be one of auto, json, console")
@@ -135,6 +147,8 @@ class Settings:
         """Raise :class:`ConfigError` for values no part of the service can work with."""
         if self.x264_crf > 51:
             raise ConfigError("VIDCORRECT_X264_CRF must be between 0 and 51")
+        if self.audio not in AUDIO_POLICIES:
+            raise ConfigError(f"VIDCORRECT_AUDIO must be one of {', '.join(AUDIO_POLICIES)}")
         if self.x264_preset not in X264_PRESETS:
             raise ConfigError(f"VIDCORRECT_X264_PRESET must be one of {', '.join(X264_PRESETS)}")
         if self.redis_url is not None and not self.redis_url.startswith(

@@ -6,6 +6,7 @@ Files are addressed by generated names only; no client-supplied text ever become
       videos/<id>/original.<ext>   uploads, never opened for writing after they are stored
       outputs/<task_id>.mp4        results, renamed into place when complete
       tmp/                         partial uploads and outputs (same filesystem: rename is atomic)
+      devices/<name>.json          devices added through the API (jobs.device_catalogue)
       redis/                       the embedded Redis's files (AOF)
 
 Everything in it is private to the service's user: folders 0700, files 0600. The processes set
@@ -16,6 +17,7 @@ here asks for those modes itself, so they hold when the code runs inside another
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import uuid
@@ -44,6 +46,11 @@ class Storage:
     @property
     def tmp_dir(self) -> Path:
         return self.root / "tmp"
+
+    @property
+    def devices_dir(self) -> Path:
+        """The devices users added (see jobs.device_catalogue)."""
+        return self.root / "devices"
 
     def ensure(self) -> None:
         """Create the folders (idempotent), private to this user. The data dir and its folders
@@ -103,7 +110,7 @@ class Storage:
             os.fchmod(handle.fileno(), FILE_MODE)  # whoever wrote it (PyAV, a child process)
             os.fsync(handle.fileno())
         os.replace(temp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final
 
 
@@ -125,12 +132,20 @@ def open_private(path: Path) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 (hex) of the file's bytes, read in chunks. It blocks for seconds on a large
+    video: call it in a thread, never on the event loop."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def _make_private(folder: Path, mode: int) -> None:
     with contextlib.suppress(PermissionError):  # not ours (a mount point): its owner decides
         os.chmod(folder, mode)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make the entries just created, renamed or removed in ``folder`` durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -27,17 +27,18 @@ log = structlog.get_logger("vidcorrect.videos")
 async def store_upload(
     temp: Path,
     size: int,
+    sha256: str,
     client_name: str | None,
     *,
     settings: Settings,
     storage: Storage,
     records: RedisTaskStore,
 ) -> VideoRecord:
-    """Make the upload received at ``temp`` (``size`` bytes, called ``client_name`` by the
-    client) a video of the service: check that it decodes within the size limits, move it into
-    storage, and record it (next to the file, readable without Redis, and in Redis). ``temp`` is
-    gone afterwards whatever happened; an upload that is no usable video raises
-    :class:`UnusableVideo`."""
+    """Make the upload received at ``temp`` (``size`` bytes whose SHA-256 is ``sha256``, hashed
+    as they were received; called ``client_name`` by the client) a video of the service: check
+    that it decodes within the size limits, move it into storage, and record it (next to the
+    file, readable without Redis, and in Redis). ``temp`` is gone afterwards whatever happened;
+    an upload that is no usable video raises :class:`UnusableVideo`."""
     try:
         if size == 0:
             raise UnusableVideo("The upload is empty; send a video file.", code="empty_upload")
@@ -62,6 +63,7 @@ async def store_upload(
         has_audio=info.has_audio,
         audio_codec=info.audio_codec,
         created_at=utc_now(),
+        sha256=sha256,
     )
     await asyncio.to_thread(storage.save_video, video)  # readable without Redis
     await records.save_video(video)

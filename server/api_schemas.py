@@ -1,16 +1,18 @@
 """JSON Schemas of the API's bodies and answers, for the OpenAPI document (server.openapi).
 
 Request bodies are exactly as strict as the handlers that parse them (jobs.mask_request,
-jobs.frame_request), so schemathesis's invalid data is refused and valid data is not called
-invalid; answers follow the shapes server.record_json renders.
+jobs.frame_request, jobs.device_catalogue), so schemathesis's invalid data is refused and valid
+data is not called invalid; answers follow the shapes server.record_json renders.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from jobs.audio_policy import AUDIO_APPLIED, AUDIO_POLICIES
+from jobs.device_catalogue import MAX_DESCRIPTION, MAX_FRAME_SIDE, MAX_TEXT_FIELDS, NAME_PATTERN
 from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
-from jobs.mask_request import DEVICE_KEYS, known_devices
+from jobs.mask_request import DEVICE_KEYS
 from jobs.model import Operation, TaskState
 
 Schema = dict[str, Any]
@@ -41,6 +43,34 @@ INT = {"type": "integer"}
 STR = {"type": "string"}
 COUNT = {"type": "integer", "minimum": 0}
 SIZE = {"type": "integer", "minimum": 1}
+SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+#: A submission's ``audio`` (jobs.audio_policy).
+AUDIO = {
+    "enum": list(AUDIO_POLICIES),
+    "description": "keep: the source's first audio track, cut with the frames; drop: no audio "
+    "stream in the output. Default: the server's VIDCORRECT_AUDIO (drop unless set).",
+}
+#: A device's or a text field's name.
+DEVICE_NAME: Schema = {
+    "type": "string",
+    "pattern": f"^{NAME_PATTERN}$",
+    "examples": ["olympus_cv_1500"],
+}
+
+
+def _box(extra: dict[str, Schema] | None = None) -> Schema:
+    """A box x, y, width, height in pixels of a device's frame (plus ``extra`` properties), as
+    a new device gives it: every key, nothing else (the box must also lie inside the frame)."""
+    side = {"type": "integer", "maximum": MAX_FRAME_SIDE}
+    edges = {"x": {**side, "minimum": 0}, "y": {**side, "minimum": 0}}
+    sizes = {"width": {**side, "minimum": 1}, "height": {**side, "minimum": 1}}
+    properties = {**(extra or {}), **edges, **sizes}
+    return {
+        "type": "object",
+        "required": list(properties),
+        "additionalProperties": False,
+        "properties": properties,
+    }
 
 
 def component_schemas() -> dict[str, Schema]:
@@ -66,6 +96,7 @@ def component_schemas() -> dict[str, Schema]:
             "has_audio",
             "audio_codec",
             "created_at",
+            "sha256",
         ],
         "properties": {
             "id": {"type": "integer", "minimum": 1},
@@ -81,6 +112,13 @@ def component_schemas() -> dict[str, Schema]:
             "has_audio": {"type": "boolean"},
             "audio_codec": nullable(STR),
             "created_at": {**STR, "format": "date-time"},
+            "sha256": nullable(
+                {
+                    **SHA256,
+                    "description": "SHA-256 (hex) of the original's bytes, hashed as they were "
+                    "uploaded; null for a video uploaded before versions recorded it.",
+                }
+            ),
         },
     }
     task = {
@@ -107,7 +145,29 @@ def component_schemas() -> dict[str, Schema]:
             "state": {"enum": [state.value for state in TaskState]},
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
             "status": STR,
-            "result": nullable({"type": "object"}),
+            "result": nullable(
+                {
+                    "type": "object",
+                    "properties": {
+                        "source_sha256": {
+                            **SHA256,
+                            "description": "SHA-256 (hex) of the original the task read, "
+                            "hashed again at its end: unchanged, else the task failed with "
+                            "source_changed.",
+                        },
+                        "output_sha256": {
+                            **SHA256,
+                            "description": "SHA-256 (hex) of the output file's bytes, as "
+                            "published.",
+                        },
+                        "audio": {
+                            "enum": list(AUDIO_APPLIED),
+                            "description": "Edits only: the source's audio kept or dropped, "
+                            "or none when the source has no audio.",
+                        },
+                    },
+                }
+            ),
             "error": nullable(ref("ErrorDetail")),
             "eta_seconds": nullable({"type": "number", "minimum": 0}),
             "attempt": {"type": "integer", "minimum": 1},
@@ -218,24 +278,40 @@ def component_schemas() -> dict[str, Schema]:
                 "message": STR,
             },
         },
+        "TextField": {
+            "type": "object",
+            "description": "A box where the device burns in patient data, by name.",
+            "required": ["name", "x", "y", "width", "height"],
+            "properties": {"name": STR, **{key: COUNT for key in ("x", "y", "width", "height")}},
+        },
+        "Device": {
+            "type": "object",
+            "required": [
+                "name",
+                "description",
+                "frame_width",
+                "frame_height",
+                "roi",
+                "text_fields",
+                "builtin",
+            ],
+            "properties": {
+                "name": STR,
+                "description": STR,
+                "frame_width": INT,
+                "frame_height": INT,
+                "roi": ref("Roi"),
+                "text_fields": {"type": "array", "items": ref("TextField")},
+                "builtin": {
+                    "type": "boolean",
+                    "description": "Shipped with the service (it cannot be deleted).",
+                },
+            },
+        },
         "DeviceList": {
             "type": "object",
             "required": ["devices"],
-            "properties": {
-                "devices": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "frame_width", "frame_height", "roi"],
-                        "properties": {
-                            "name": STR,
-                            "frame_width": INT,
-                            "frame_height": INT,
-                            "roi": ref("Roi"),
-                        },
-                    },
-                }
-            },
+            "properties": {"devices": {"type": "array", "items": ref("Device")}},
         },
         "TaskEvent": {
             "type": "object",
@@ -275,7 +351,10 @@ def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
         "additionalProperties": False,
         "properties": {
             "mask_type": {"const": "device"},
-            "device_name": {"enum": list(known_devices())},
+            "device_name": {
+                **DEVICE_NAME,
+                "description": "A device of GET /api/devices/ (else 400 unknown_device).",
+            },
             "shape": shape,
             **extra,
         },
@@ -306,6 +385,29 @@ def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
     return [device, custom]
 
 
+def new_device() -> Schema:
+    """The body of ``POST /api/devices/``, as strict as jobs.device_catalogue.parse_device."""
+    return {
+        "type": "object",
+        "required": ["name", "frame_width", "frame_height", "roi"],
+        "additionalProperties": False,
+        "properties": {
+            "name": DEVICE_NAME,
+            "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
+            "frame_width": {"type": "integer", "minimum": 1, "maximum": MAX_FRAME_SIDE},
+            "frame_height": {"type": "integer", "minimum": 1, "maximum": MAX_FRAME_SIDE},
+            "roi": {**_box(), "description": "The endoscope image area, inside the frame."},
+            "text_fields": {
+                "type": "array",
+                "maxItems": MAX_TEXT_FIELDS,
+                "description": "Boxes inside the frame and outside the image area, with "
+                "distinct names.",
+                "items": _box({"name": DEVICE_NAME}),
+            },
+        },
+    }
+
+
 def request_bodies() -> dict[str, Schema]:
     """The JSON bodies of the four submissions, as strict as their handlers."""
     ranges = {"type": "string", "pattern": RANGES_PATTERN, "examples": ["10-20,30"]}
@@ -324,15 +426,20 @@ def request_bodies() -> dict[str, Schema]:
         "around the cuts (H.264 in MP4/MOV; otherwise the full re-encode runs and "
         "result.mode_reason says why); reencode: re-encode every frame.",
     }
+    reprocess_options = {
+        "remove_labels": remove_labels,
+        "sample_every": sample_every,
+        "audio": AUDIO,
+    }
     return {
-        "mask": {"oneOf": _mask_variants({"blacken_frames": ranges})},
+        "mask": {"oneOf": _mask_variants({"blacken_frames": ranges, "audio": AUDIO})},
         "remove": {
             "oneOf": [
                 {
                     "type": "object",
                     "required": [name],
                     "additionalProperties": False,
-                    "properties": {name: schema, "mode": mode},
+                    "properties": {name: schema, "mode": mode, "audio": AUDIO},
                 }
                 for name, schema in (
                     ("frame_list", frame_list),
@@ -352,9 +459,9 @@ def request_bodies() -> dict[str, Schema]:
                     "type": "object",
                     "title": "mask from the analysis",
                     "additionalProperties": False,
-                    "properties": {"remove_labels": remove_labels, "sample_every": sample_every},
+                    "properties": reprocess_options,
                 },
-                *_mask_variants({"remove_labels": remove_labels, "sample_every": sample_every}),
+                *_mask_variants(reprocess_options),
             ]
         },
     }

@@ -16,13 +16,14 @@ from aiohttp.typedefs import Handler
 from arq.connections import create_pool
 from redis.asyncio import Redis
 
+from jobs.device_catalogue import DeviceCatalogue
 from jobs.event_hub import EventHub
 from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
 from jobs.worker import in_process_worker
-from server import auth, monitoring, openapi, tasks, videos
+from server import auth, devices, monitoring, openapi, tasks, videos
 from server.access import Access, Revocations, SignInThrottle
 from server.access_log import logged_ids, route_of
 from server.embedded_redis import EmbeddedRedis
@@ -32,6 +33,7 @@ from server.http_log import access_log_middleware
 from server.json_body import MAX_JSON_BODY
 from server.keys import (
     ACCESS,
+    DEVICES,
     EVENTS,
     METRICS,
     RECORDS,
@@ -49,6 +51,7 @@ from server.limits import Slots
 from server.local import LocalJobs
 from server.metrics import Metrics
 from server.request_guard import request_guard_middleware
+from server.sweeper import sweeper_ctx
 from server.task_router import TaskRouter
 
 log = structlog.get_logger("vidcorrect.server")
@@ -89,15 +92,18 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(bound_stalled_sends)
     app[STORAGE] = Storage(settings.data_dir)
     app[STORAGE].ensure()
+    app[DEVICES] = DeviceCatalogue(app[STORAGE].devices_dir)
     if settings.embedded:
         app.cleanup_ctx.append(embedded_redis_ctx)
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(local_jobs_ctx)
+    app.cleanup_ctx.append(sweeper_ctx)
     if settings.embedded:
         app.cleanup_ctx.append(in_process_worker_ctx)
     app.on_shutdown.append(close_event_streams)
     app.add_routes(videos.routes)
     app.add_routes(tasks.routes)
+    app.add_routes(devices.routes)
     app.add_routes(monitoring.routes)
     app.add_routes(auth.routes)
     app.add_routes(openapi.routes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from arq.connections import ArqRedis
 
+from jobs.device_catalogue import DeviceCatalogue
 from jobs.event_hub import EventHub
 from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
@@ -18,6 +19,8 @@ from server.task_router import TaskRouter
 #: The effective settings (with the embedded Redis's URL once it runs).
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
+#: The devices for device masks: built in, and added by users (in the data dir).
+DEVICES = web.AppKey("devices", DeviceCatalogue)
 #: The process's Redis pool, for what is no task data: the arq queue, worker liveness, job
 #: statistics, session revocations.
 REDIS = web.AppKey("redis", ArqRedis)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import (
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from jobs.deletion import KINDS
 from jobs.liveness import WorkerState, read_workers
 from jobs.model import Operation, TaskState
 from jobs.redis_store import RedisTaskStore
@@ -191,6 +192,20 @@ class Metrics:
             "Uploads being received by this server process.",
             registry=self.registry,
         )
+        self._deleted = Counter(
+            "vidcorrect_deleted_files",
+            "Files of patient data this server process deleted (the DELETE routes and the "
+            "retention sweeps), by kind: original, output, orphan (a crash's temp file).",
+            labelnames=["kind"],
+            registry=self.registry,
+        )
+        for kind in KINDS:  # every series from the start, zeros included
+            self._deleted.labels(kind=kind)
+
+    def count_deleted(self, deleted: Mapping[str, int]) -> None:
+        """Count files this process deleted (the endpoints, the retention sweeps), by kind."""
+        for kind, count in deleted.items():
+            self._deleted.labels(kind=kind).inc(count)
 
     def follow_streams(self, sse: Slots, uploads: Slots) -> None:
         """Report this process's open event streams and uploads."""

@@ -17,11 +17,13 @@ from jobs.model import TASK_ID_PATTERN, Operation, TaskState
 from jobs.settings import Settings
 from server.access import SESSION_COOKIE
 from server.api_schemas import (
+    DEVICE_NAME,
     EVENT_ID_PATTERN,
     STR,
     Schema,
     component_schemas,
     json_content,
+    new_device,
     ref,
     request_bodies,
 )
@@ -124,6 +126,9 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
 
 
 VIDEO_ID = _path_id("video_id", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}, 1)
+#: The video the DELETE route's example names: not the one every other example names, so that
+#: a client trying the examples in turn (schemathesis) keeps that one for the others.
+DELETED_VIDEO_ID = _path_id("video_id", VIDEO_ID["schema"], 2)
 TASK_ID = _path_id(
     "task_id", {"type": "string", "pattern": f"^{TASK_ID_PATTERN}$"}, "0123456789abcdef"
 )
@@ -248,6 +253,21 @@ def build_openapi(settings: Settings) -> Schema:
         parameters=[VIDEO_ID],
     )
     b.add(
+        "delete",
+        "/api/videos/{video_id}/",
+        "Delete a video: its original and every output made from it",
+        {
+            "204": {
+                "description": "Deleted from the data dir: the original, its record, and every "
+                "output of its tasks; its queued and running tasks were cancelled first (they "
+                "end REVOKED). The task records stay, each output's marked with "
+                "result.output_deleted_at."
+            }
+        },
+        errors={"404": f"No such video, or deleted already ({video})."},
+        parameters=[DELETED_VIDEO_ID],
+    )
+    b.add(
         "get",
         "/api/videos/{video_id}/file",
         "Download the original",
@@ -280,18 +300,7 @@ def build_openapi(settings: Settings) -> Schema:
             _query("n", {"type": "integer", "minimum": 0, "default": 0}, "0-based frame number."),
         ],
     )
-    b.add(
-        "get",
-        "/api/devices/",
-        "The known devices",
-        {
-            "200": {
-                "description": "Devices and their image areas.",
-                "content": json_content(ref("DeviceList")),
-            }
-        },
-        errors={},
-    )
+    _add_devices(b, not_json)
     b.add(
         "get",
         "/api/task-status/{task_id}/",
@@ -362,7 +371,24 @@ def build_openapi(settings: Settings) -> Schema:
         "Download a task's output",
         {"200": {"description": "The output video.", "content": {"video/mp4": {"schema": binary}}}},
         errors={
-            "404": f"No such task ({task}).",
+            "404": f"No such task ({task}), or its output was deleted (output_deleted).",
+            "409": "The task has not succeeded (output_not_ready), or it is an analysis, "
+            "which writes no video (no_output).",
+        },
+        parameters=[TASK_ID],
+    )
+    b.add(
+        "delete",
+        "/api/tasks/{task_id}/output",
+        "Delete a task's output",
+        {
+            "204": {
+                "description": "The output file is deleted; the task's record stays, its "
+                "result without output_file and output_url, with output_deleted_at."
+            }
+        },
+        errors={
+            "404": f"No such task ({task}), or its output was deleted already (output_deleted).",
             "409": "The task has not succeeded (output_not_ready), or it is an analysis, "
             "which writes no video (no_output).",
         },
@@ -481,6 +507,71 @@ def build_openapi(settings: Settings) -> Schema:
         }
         document["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
     return document
+
+
+def _add_devices(b: _Builder, not_json: str) -> None:
+    """The device catalogue's operations (server.devices)."""
+    name = _path_id(
+        "name", {"type": "string", "pattern": DEVICE_NAME["pattern"]}, "olympus_cv_1500"
+    )
+    not_found = "There is no such device (device_not_found)."
+    device = json_content(ref("Device"))
+    b.add(
+        "get",
+        "/api/devices/",
+        "The devices for device masks",
+        {
+            "200": {
+                "description": "Every device, built in or added, with its image area and text "
+                "fields on its own frame size.",
+                "content": json_content(ref("DeviceList")),
+            }
+        },
+        errors={},
+    )
+    b.add(
+        "get",
+        "/api/devices/{name}",
+        "One device",
+        {"200": {"description": "The device.", "content": device}},
+        errors={"404": not_found},
+        parameters=[name],
+    )
+    b.add(
+        "post",
+        "/api/devices/",
+        "Add a device",
+        {
+            "201": {
+                "description": "Added, and kept in the data dir.",
+                "headers": {"Location": _header("The device's URL.")},
+                "content": device,
+            }
+        },
+        errors={
+            "400": "The body is not valid JSON or not a valid device (invalid_device): a box "
+            "reaching outside the frame, a text field overlapping the image area, two text "
+            "fields of one name; the message says which.",
+            "408": "The JSON body did not arrive within VIDCORRECT_HEADER_TIMEOUT "
+            "(body_too_slow); the connection is closed.",
+            "409": "There is already a device of that name (device_exists).",
+            "413": "The JSON body is larger than 1 MiB (body_too_large).",
+            "415": not_json,
+        },
+        body=new_device(),
+        body_required=True,
+    )
+    b.add(
+        "delete",
+        "/api/devices/{name}",
+        "Delete a device added through the API",
+        {"204": {"description": "Deleted; tasks already submitted with it are unchanged."}},
+        errors={
+            "404": not_found,
+            "409": "A built-in device cannot be deleted (builtin_device).",
+        },
+        parameters=[name],
+    )
 
 
 @routes.get(OPENAPI_PATH)

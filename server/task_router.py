@@ -29,6 +29,11 @@ class TaskRouter:
         """Where the task lives: Redis, or this process's memory for a degraded-mode task."""
         return self._local.store if self._local.owns(task_id) else self._records
 
+    @property
+    def stores(self) -> tuple[TaskStore, ...]:
+        """Every store of this process's tasks: Redis's, then this process's memory."""
+        return (self._records, self._local.store)
+
     async def submit(
         self,
         operation: Operation,

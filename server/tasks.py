@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
+from jobs import deletion
+from jobs.audio_policy import AUDIO_FIELD, parse_audio
+from jobs.deletion import stored_output
 from jobs.errors import Conflict, InvalidRequest
 from jobs.frame_request import (
     check_not_everything,
@@ -21,7 +24,7 @@ from jobs.frame_request import (
     parse_remove_labels,
     parse_sample_every,
 )
-from jobs.mask_request import MASK_KEYS, known_devices, parse_mask_fields, parse_mask_request
+from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
 from jobs.model import TASK_ID_PATTERN, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.runner import revoke_if_waiting
 from jobs.task_store import EVENT_END, TaskEvent
@@ -29,7 +32,7 @@ from server.auth import has_access
 from server.errors import client_gone, error_response
 from server.events import is_event_id
 from server.json_body import read_json
-from server.keys import RECORDS, SETTINGS, SSE_SLOTS, STORAGE, TASKS
+from server.keys import DEVICES, METRICS, RECORDS, SETTINGS, SSE_SLOTS, STORAGE, TASKS
 from server.record_json import event_data, result_json, task_json
 from server.videos import VIDEO_ID
 
@@ -130,30 +133,15 @@ async def _wait_for_end(request: web.Request, task: TaskRecord) -> web.Response:
     return error_response(422, error["code"], error["message"])
 
 
-@routes.get("/api/devices/")
-async def list_devices(request: web.Request) -> web.Response:
-    """The known devices for device masks, with their image area on their own frame size."""
-    return web.json_response(
-        {
-            "devices": [
-                {
-                    "name": device.name,
-                    "frame_width": device.frame_width,
-                    "frame_height": device.frame_height,
-                    "roi": device.roi.to_dict(),
-                }
-                for device in known_devices().values()
-            ]
-        }
-    )
-
-
 @routes.post(f"/api/video-apply-mask/{VIDEO_ID}/")
 async def submit_mask(request: web.Request) -> web.Response:
     """Black out everything outside an ROI (and optionally whole frames); 202 at once."""
     video, body = await _video_and_body(request)
-    mask = parse_mask_request(body, video.width, video.height, video.frame_count)
-    return await _queue(request, Operation.MASK, video, mask.to_params())
+    mask = parse_mask_request(
+        body, video.width, video.height, video.frame_count, devices=request.app[DEVICES]
+    )
+    params = {**mask.to_params(), AUDIO_FIELD: parse_audio(body, request.app[SETTINGS].audio)}
+    return await _queue(request, Operation.MASK, video, params)
 
 
 @routes.post(f"/api/video-remove-frames/{VIDEO_ID}/")
@@ -179,6 +167,7 @@ async def submit_removal(request: web.Request) -> web.Response:
         params = {"detection_method": "manual"}
     params["frame_ranges"] = [list(r) for r in ranges]
     params["mode"] = parse_removal_mode(body)
+    params[AUDIO_FIELD] = parse_audio(body, request.app[SETTINGS].audio)
     return await _queue(request, Operation.REMOVE_FRAMES, video, params)
 
 
@@ -210,18 +199,23 @@ async def submit_analysis(request: web.Request) -> web.Response:
 async def submit_reprocess(request: web.Request) -> web.Response:
     """Analysis, then mask and removal of the flagged frames in one encode pass; 202."""
     video, body = await _video_and_body(request)
-    allowed = MASK_KEYS | {"remove_labels", "sample_every"}
+    allowed = MASK_KEYS | {"remove_labels", "sample_every", AUDIO_FIELD}
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidRequest(
             f"Unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}."
         )
     mask_fields = {k: v for k, v in body.items() if k in MASK_KEYS}
-    mask = parse_mask_fields(mask_fields, video.width, video.height) if mask_fields else None
+    mask = (
+        parse_mask_fields(mask_fields, video.width, video.height, devices=request.app[DEVICES])
+        if mask_fields
+        else None
+    )
     params = {
         "mask": mask.to_params() if mask else None,
         "remove_labels": list(parse_remove_labels(body.get("remove_labels"))),
         "sample_every": parse_sample_every(body.get("sample_every")),
+        AUDIO_FIELD: parse_audio(body, request.app[SETTINGS].audio),
     }
     return await _queue(request, Operation.REPROCESS, video, params)
 
@@ -266,23 +260,22 @@ async def task_output(request: web.Request) -> web.FileResponse:
     """The output file of a task that has succeeded."""
     task_id = request.match_info["task_id"]
     task = await request.app[TASKS].store(task_id).get_task(task_id)
-    if task.state is not TaskState.SUCCESS or task.result is None:
-        raise Conflict(
-            f"Task {task.task_id} is {task.state.value}; its output can be downloaded once it "
-            "has succeeded.",
-            code="output_not_ready",
-        )
-    if "output_file" not in task.result:  # an analysis: its result is the answer
-        raise Conflict(
-            f"Task {task.task_id} ({task.operation.value}) writes no video; its findings are "
-            f"in its result at /api/task-status/{task.task_id}/.",
-            code="no_output",
-        )
-    path = request.app[STORAGE].resolve(task.result["output_file"])
+    path = request.app[STORAGE].resolve(stored_output(task))
     filename = f"video-{task.video_id}-{task.operation.value}-{task.task_id[:8]}{path.suffix}"
     return web.FileResponse(
         path, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
     )
+
+
+@routes.delete(f"/api/tasks/{TASK_ID}/output")
+async def delete_output(request: web.Request) -> web.Response:
+    """Delete a task's output; its record stays, with ``result.output_deleted_at``. 204, then
+    404 (``output_deleted``)."""
+    task_id = request.match_info["task_id"]
+    app = request.app
+    deleted = await deletion.delete_output(app[TASKS].store(task_id), app[STORAGE], task_id)
+    app[METRICS].count_deleted(deleted)
+    return web.Response(status=204)
 
 
 #: Reconnection delay suggested to EventSource clients (ms).

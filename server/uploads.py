@@ -1,14 +1,16 @@
 """Receiving an upload: streamed to a temp file in chunks, size- and pace-limited while it
-streams."""
+streams, and hashed (SHA-256) as it is written."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -68,14 +70,24 @@ def _malformed() -> InvalidRequest:
     )
 
 
+@dataclass(frozen=True)
+class Received:
+    """An upload written to its temp file: how many bytes, and their SHA-256 (hex)."""
+
+    size: int
+    sha256: str
+
+
 async def receive_to_file(
     chunks: AsyncIterator[bytes], path: Path, limit: int, pace: UploadPace
-) -> int:
-    """Write ``chunks`` to ``path`` (mode 0600); returns the size. Past ``limit`` bytes
-    :class:`PayloadTooLarge` is raised, below ``pace`` :class:`UploadTooSlow`; on any failure
-    (the client gone too) the partial file is removed. File writes run off the event loop."""
+) -> Received:
+    """Write ``chunks`` to ``path`` (mode 0600), hashing them as they are written; returns
+    their size and hash. Past ``limit`` bytes :class:`PayloadTooLarge` is raised, below
+    ``pace`` :class:`UploadTooSlow`; on any failure (the client gone too) the partial file is
+    removed. File writes and hashing run off the event loop."""
     loop = asyncio.get_running_loop()
     size = 0
+    digest = hashlib.sha256()
     handle = await loop.run_in_executor(None, open_private, path)
     try:
         async for chunk in pace.paced(chunks):
@@ -85,14 +97,19 @@ async def receive_to_file(
                     f"The upload is larger than the limit of {limit} bytes "
                     "(VIDCORRECT_MAX_UPLOAD_BYTES)."
                 )
-            await loop.run_in_executor(None, handle.write, chunk)
+            await loop.run_in_executor(None, _hash_and_write, digest, handle, chunk)
     except BaseException:
         with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
             await loop.run_in_executor(None, handle.close)
         await loop.run_in_executor(None, functools.partial(path.unlink, missing_ok=True))
         raise
     await loop.run_in_executor(None, handle.close)
-    return size
+    return Received(size, digest.hexdigest())
+
+
+def _hash_and_write(digest: hashlib._Hash, handle: BinaryIO, chunk: bytes) -> None:
+    digest.update(chunk)
+    handle.write(chunk)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Video endpoints: upload, list, show, download the original."""
+"""Video endpoints: upload, list, show, download the original, delete."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from jobs import deletion
 from jobs.errors import InvalidRequest
 from jobs.model import TaskState
 from jobs.videos import still_of, store_upload
 from server.http_errors import PayloadTooLarge
-from server.keys import RECORDS, SETTINGS, STORAGE, UPLOAD_SLOTS
+from server.keys import METRICS, RECORDS, SETTINGS, STORAGE, TASKS, UPLOAD_SLOTS
 from server.record_json import output_url, task_json, video_json
 from server.uploads import UploadPace, receive_to_file, upload_source
 
@@ -43,9 +44,15 @@ async def _store_upload(request: web.Request, limit: int) -> web.Response:
     async with pace.start():
         chunks, client_name = await upload_source(request)
     temp = storage.temp_path("upload")
-    size = await receive_to_file(chunks, temp, limit, pace)
+    received = await receive_to_file(chunks, temp, limit, pace)
     video = await store_upload(
-        temp, size, client_name, settings=settings, storage=storage, records=request.app[RECORDS]
+        temp,
+        received.size,
+        received.sha256,
+        client_name,
+        settings=settings,
+        storage=storage,
+        records=request.app[RECORDS],
     )
     return web.json_response(
         video_json(video), status=201, headers={"Location": f"/api/videos/{video.id}/"}
@@ -87,6 +94,17 @@ async def show_video(request: web.Request) -> web.Response:
             "outputs": outputs,
         }
     )
+
+
+@routes.delete(f"/api/videos/{VIDEO_ID}/")
+async def delete_video(request: web.Request) -> web.Response:
+    """Delete the original and every output made from it, its running and queued tasks
+    cancelled first; the task records stay, marked (see :mod:`jobs.deletion`). 204, then 404."""
+    video_id = int(request.match_info["video_id"])
+    app = request.app
+    deleted = await deletion.delete_video(app[RECORDS], app[TASKS].stores, app[STORAGE], video_id)
+    app[METRICS].count_deleted(deleted)
+    return web.Response(status=204)
 
 
 #: Tasks listed with a video; the rest are paged through /api/tasks/?video_id=.

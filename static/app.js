@@ -270,6 +270,11 @@ async function submit(path, body, button) {
   }
 }
 
+/** The edits' "audio" field, from the "Keep audio" box (sent always, so the box is what happens). */
+function audioChoice() {
+  return $("keep-audio").checked ? "keep" : "drop";
+}
+
 function setupForms() {
   $("mask-type").addEventListener("change", syncMaskType);
   $("device-select").addEventListener("change", syncMaskType);
@@ -286,6 +291,7 @@ function setupForms() {
     }
     const blacken = $("blacken-frames").value.trim();
     if (blacken) body.blacken_frames = blacken;
+    body.audio = audioChoice();
     submit("video-apply-mask", body, $("start-mask"));
   });
 
@@ -302,6 +308,7 @@ function setupForms() {
       }
       body = { frame_ranges: ranges };
     }
+    body.audio = audioChoice();
     submit("video-remove-frames", body, $("start-remove"));
   });
   $("remove-auto").addEventListener("change", () => {
@@ -332,6 +339,7 @@ function setupForms() {
     body.remove_labels = [...document.querySelectorAll("#reprocess-form input[type=checkbox][id^=label-]")]
       .filter((c) => c.checked)
       .map((c) => c.value);
+    body.audio = audioChoice();
     submit("video-reprocess", body, $("start-reprocess"));
   });
 

@@ -108,12 +108,16 @@ def make_video(
     crf: int = 18,
     faststart: bool = False,
     numbered: bool = False,
+    burned_in: tuple[tuple[int, int, int, int], ...] = (),
 ) -> Path:
     """Write a synthetic video (default: H.264 yuv420p + AAC stereo sine tone in MP4).
 
     `numbered`: frame i also shows the number i in binary (CodeRow, over neutral chroma) and
     the audio during frame i is a tone of tone_hz(i) (numbered_audio), as in
     make_numbered_video, so that an external check can tell every frame and its sound apart.
+
+    `burned_in`: boxes (x, y, width, height) drawn in peak white luma (8-bit 235) on every
+    frame, as a video processor burns in patient data (8-bit formats only).
 
     `pix_fmt` is the encoder's pixel format (e.g. "yuv444p" for odd sizes, "yuvj420p",
     "yuv422p", "yuv420p10le"); `container_format` an FFmpeg muxer name ("mp4", "mov",
@@ -139,7 +143,7 @@ def make_video(
             added.layout = "stereo"
             astream = added
 
-        _write_picture(out, vstream, width, height, pix_fmt, n_frames, numbered)
+        _write_picture(out, vstream, width, height, pix_fmt, n_frames, numbered, burned_in)
         if astream is not None:
             _write_tone(out, astream, n_frames / float(rate), rate if numbered else None)
     return path
@@ -153,6 +157,7 @@ def _write_picture(
     pix_fmt: str,
     n: int,
     numbered: bool = False,
+    burned_in: tuple[tuple[int, int, int, int], ...] = (),
 ) -> None:
     probe_frame = VideoFrame(width, height, pix_fmt)
     bits = probe_frame.format.components[0].bits
@@ -181,6 +186,9 @@ def _write_picture(
             _draw_disc(view, cx / sx, cy / sy, radius / sx, radius / sy, value)
         if numbered:
             _draw_number(frame, i, scale)
+        luma = plane_array(frame.planes[0], frame)
+        for x, y, w, h in burned_in:
+            luma[y : y + h, x : x + w] = 235
         frame.pts = i
         frame.time_base = vstream.codec_context.time_base
         out.mux(vstream.encode(frame))

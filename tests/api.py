@@ -40,6 +40,30 @@ async def submit_mask(client: Client, video_id: int, body: JsonDict) -> str:
     return str(answer["task_id"])
 
 
+#: A mask of one's own that fits a 320x240 clip.
+CUSTOM_MASK: JsonDict = {
+    "mask_type": "custom",
+    "roi": {"x": 40, "y": 20, "width": 200, "height": 180},
+}
+#: Every operation that writes a video, as (route, body), for a clip of 320x240 and 40 frames
+#: or more: a mask, a removal each way, a reprocess with the mask given.
+EDITS: dict[str, tuple[str, JsonDict]] = {
+    "mask": ("video-apply-mask", CUSTOM_MASK),
+    "remove smart": ("video-remove-frames", {"frame_ranges": "30-34", "mode": "smart"}),
+    "remove reencode": ("video-remove-frames", {"frame_ranges": "30-34", "mode": "reencode"}),
+    "reprocess": ("video-reprocess", {**CUSTOM_MASK, "remove_labels": ["blank"]}),
+}
+
+
+async def run_task(client: Client, route: str, video_id: int, body: JsonDict) -> JsonDict:
+    """Submit ``body`` to ``/api/{route}/{video_id}/`` (asserts 202) and follow the task to its
+    end; returns its final status."""
+    resp = await client.post(f"/api/{route}/{video_id}/", json=body)
+    answer = await resp.json()
+    assert resp.status == 202, answer
+    return (await follow_task(client, answer["task_id"]))[-1]
+
+
 async def follow_task(
     client: Client, task_id: str, timeout: float = 60.0, interval: float = 0.05
 ) -> list[JsonDict]:

@@ -18,7 +18,8 @@ ground truth derived from the request and the generated source, never from the s
 - Audio: numbered sources carry, during frame i, a tone of testkit.media.tone_hz(i); the output's
   audio (decoded with `ffmpeg -f s16le`) must carry, during each output frame, the tone of the
   source frame that output frame stands for, and last as long as the video. For other sources
-  a mask (audio copied through) must decode to the source's very samples.
+  a mask (audio copied through) must decode to the source's very samples. A request without
+  `"audio": "keep"` gets the service's default, drop: its output must have no audio stream.
 
 Every call is recorded per test (see tests/conftest.py and tests/oracle_coverage.py).
 """
@@ -486,7 +487,7 @@ def judge_mask(
     """A mask output, against the request `body` and the source."""
     info = probe(source)
     truth = mask_truth(body, len(info.times), info.width, info.height)
-    return judge(output, source, truth, numbered=numbered)
+    return judge(output, source, truth, numbered=numbered, audio=audio_wanted(body))
 
 
 def judge_removal(
@@ -494,7 +495,13 @@ def judge_removal(
 ) -> Verdict:
     """A removal output, against the request's frame list or ranges and the source."""
     truth = removal_request_truth(body, len(probe(source).times))
-    return judge(output, source, truth, numbered=numbered)
+    return judge(output, source, truth, numbered=numbered, audio=audio_wanted(body))
+
+
+def audio_wanted(body: Mapping[str, Any]) -> bool | None:
+    """judge's `audio` for a request `body` sent to a server with the default audio policy:
+    the source's audio (None: if it has some) only when the body says keep, else none."""
+    return None if body.get("audio") == "keep" else False
 
 
 #: Frames to be kept that an analysis may lose at scene changes (sample_every up to 2).

@@ -57,7 +57,7 @@ def api_routes(app: web.Application) -> list[tuple[str, str]]:
         path = route.resource.canonical if route.resource is not None else ""
         if route.method == "HEAD" or not path.startswith("/api/") or path in OPEN_API_PATHS:
             continue
-        found.append((route.method, path.format(video_id="1", task_id="abc")))
+        found.append((route.method, path.format(video_id="1", task_id="abc", name="acme_9000")))
     return found
 
 

@@ -150,7 +150,7 @@ async def test_reprocess_with_a_given_mask_and_labels(
     final = seen[-1]
     assert final["state"] == "SUCCESS", final
     # With the mask given, the analysis and the encode share one decoding pass.
-    stages = {s["status"].split(" frame")[0] for s in seen if s["state"] == "PROGRESS"}
+    stages = {m[1] for s in seen if (m := re.match(r"(.+) frame", s["status"]))}
     assert stages == {"Analyzing and encoding"}, stages
     assert final["result"]["removed_frames"] == scenes.frames - final["result"]["frames"] > 0
     assert final["result"]["verification"]["passed"] is True

@@ -11,6 +11,7 @@ from arq.worker import Worker
 
 import jobs.operations
 from jobs.settings import Settings
+from jobs.video import TextField
 from jobs.video.edit import EditOutcome, EditPlan, edit_video
 from jobs.video.timeline import to_output_ranges
 from jobs.video.verify import LiveVerifier, Verification
@@ -45,7 +46,7 @@ async def test_remove_ranges_frame_accurately(
     client: Client, worker: Worker, settings: Settings, numbered: Path
 ) -> None:
     video = await upload(client, numbered)
-    body = {"frame_ranges": "0-4, 30-39,35-41,89"}
+    body = {"frame_ranges": "0-4, 30-39,35-41,89", "audio": "keep"}
     final = await run_job(client, f"/api/video-remove-frames/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
     result = final["result"]
@@ -84,6 +85,7 @@ async def test_blacken_frames_keeps_the_timeline(
         "mask_type": "custom",
         "roi": {"x": 0, "y": 0, "width": 640, "height": 360},
         "blacken_frames": "10-19,50",
+        "audio": "keep",
     }
     final = await run_job(client, f"/api/video-apply-mask/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
@@ -141,12 +143,19 @@ async def test_automatic_removal_needs_an_analysis(client: Client, numbered: Pat
 
 
 def leaky_write_checked(
-    src: Path, dst: Path, plan: EditPlan, **kwargs: Any
+    src: Path,
+    dst: Path,
+    plan: EditPlan,
+    text_fields: tuple[TextField, ...] = (),
+    **kwargs: Any,
 ) -> tuple[EditOutcome, Verification]:
     """write_checked with an encoder that forgets the mask; the check still knows the ROI the
     request asked for (module-level: it runs in the job's frame process)."""
     verifier = LiveVerifier(
-        roi=plan.roi, shape=plan.shape, black_frames=to_output_ranges(plan.blacken, plan.remove)
+        roi=plan.roi,
+        shape=plan.shape,
+        black_frames=to_output_ranges(plan.blacken, plan.remove),
+        text_fields=text_fields,
     )
     forgetful = EditPlan(blacken=plan.blacken, remove=plan.remove)
     try:
@@ -195,7 +204,7 @@ async def test_smart_removal_is_the_default(
     client: Client, worker: Worker, settings: Settings, short_gops: Path
 ) -> None:
     video = await upload(client, short_gops)
-    body = {"frame_ranges": "3-5,40"}
+    body = {"frame_ranges": "3-5,40", "audio": "keep"}
     final = await run_job(client, f"/api/video-remove-frames/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
     result = final["result"]
@@ -214,7 +223,7 @@ async def test_reencode_mode_and_fallback(
     client: Client, worker: Worker, settings: Settings, short_gops: Path, media_dir: Path
 ) -> None:
     video = await upload(client, short_gops)
-    body = {"frame_list": [7], "mode": "reencode"}
+    body = {"frame_list": [7], "mode": "reencode", "audio": "keep"}
     final = await run_job(client, f"/api/video-remove-frames/{video['id']}/", body)
     assert final["state"] == "SUCCESS", final
     assert final["result"]["mode"] == "reencode"

@@ -22,7 +22,7 @@ async def test_custom_mask_end_to_end(
 ) -> None:
     video = await upload(client, clip_720p)
     roi = {"x": 300, "y": 40, "width": 700, "height": 640}
-    body = {"mask_type": "custom", "roi": roi, "shape": shape}
+    body = {"mask_type": "custom", "roi": roi, "shape": shape, "audio": "keep"}
     task_id = await submit_mask(client, video["id"], body)
     seen = await follow_task(client, task_id)
     final = seen[-1]
@@ -85,7 +85,11 @@ async def test_progress_climbs_monotonically_to_100(
     running = [s for s in seen if s["state"] == "PROGRESS"]
     assert running, "no PROGRESS state was ever published"
     stage = re.compile(r"(Encoding|Verifying) frame (\d+)/(\d+)( \(\d+ fps\))?")
-    for status in running:
+    # Last, before publishing, the output and the original are hashed (provenance).
+    hashing = [s["status"] for s in running if s["status"].startswith("Checking the ")]
+    assert set(hashing) <= {"Checking the output", "Checking the original"}, hashing
+    assert all(s["status"] in hashing for s in running[len(running) - len(hashing) :])
+    for status in running[: len(running) - len(hashing)]:
         match = stage.fullmatch(status["status"])
         assert match, status["status"]
         done, total = int(match[2]), int(match[3])
@@ -252,5 +256,6 @@ async def test_devices_are_listed(client: Client) -> None:
             "frame_width": 1920,
             "frame_height": 1080,
             "roi": {"x": 550, "y": 0, "width": 1350, "height": 1080},
+            **{key: body["devices"][0][key] for key in ("description", "text_fields", "builtin")},
         }
     ]

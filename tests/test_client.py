@@ -18,7 +18,7 @@ import pytest
 from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
-from jobs.mask_request import known_devices
+from jobs.device_catalogue import builtin_devices
 from jobs.settings import Settings
 from jobs.video import Roi
 from jobs.worker import in_process_worker
@@ -128,13 +128,47 @@ async def test_submit_mask_of_a_file_follows_and_saves_the_masked_video(
     assert "output checked: 50 frames decoded" in ran.err
 
     assert frames_and_size(output) == (50, 1280, 720)
-    roi = known_devices()[DEVICE].roi_for(1280, 720)
+    roi = builtin_devices()[DEVICE].roi_for(1280, 720)
     await asyncio.to_thread(assert_masked, clip_720p, output, roi, "rect")
     asked = {"mask_type": "device", "device_name": DEVICE}  # what --device asks for
     await asyncio.to_thread(judge_mask, output, clip_720p, asked, numbered=True)
     status = await (await client.get(f"/api/task-status/{task_id}/")).json()
     assert status["state"] == "SUCCESS"
     assert status["params"]["mask_type"] == "device"
+
+
+async def test_audio_is_sent_only_when_given(
+    aiohttp_client: AiohttpClient,
+    client: Client,
+    worker: Worker,
+    settings: Settings,
+    clip_720p: Path,
+    here: Path,
+) -> None:
+    """``--audio keep|drop`` reaches the body of mask, remove and reprocess; without it the body
+    has no audio and the server's default applies (keep on a second server, so that a client
+    sending drop on its own would show)."""
+    keeping = await aiohttp_client(create_app(replace(settings, audio="keep")))
+    video = await upload(client, clip_720p)
+    vid = str(video["id"])
+    followed = ("--follow", "--no-download")
+    cases = [
+        (client, ("mask", vid, "--device", DEVICE, "--audio", "keep", *followed), "keep"),
+        (client, ("remove", vid, "--frames", "3", "--audio", "keep"), "keep"),
+        (client, ("reprocess", vid, "--audio", "keep"), "keep"),
+        (keeping, ("mask", vid, "--rect", "0,0,640,360"), "keep"),
+        (keeping, ("remove", vid, "--ranges", "4-5"), "keep"),
+        (keeping, ("reprocess", vid, "--audio", "drop"), "drop"),
+    ]  # fmt: skip
+    errs = []
+    for server, args, applied in cases:
+        ran = await vidcorrect(here, "submit", *args, "--url", base_url(server))
+        assert ran.code == 0, ran.err
+        errs.append(ran.err)
+        task_id = ran.out.splitlines()[0]
+        status = await (await client.get(f"/api/task-status/{task_id}/")).json()
+        assert status["params"]["audio"] == applied, args
+    assert "50 frames; audio kept; output checked" in errs[0]  # the followed mask
 
 
 async def test_on_a_terminal_progress_is_a_bar_redrawn_in_place(

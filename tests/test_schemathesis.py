@@ -31,12 +31,14 @@ EXCLUDED_CHECKS = "positive_data_acceptance,use_after_free"
 
 async def _seed(session: aiohttp.ClientSession, served: Served, clip: Path) -> None:
     """A video (id 1, the document's example) with a finished mask, so the operations on ids
-    reach their real work and not only 404s."""
-    form = aiohttp.FormData()
-    form.add_field("file", clip.read_bytes(), filename="clip.mp4", content_type="video/mp4")
-    async with session.post(f"{served.base}/api/videos/", data=form) as resp:
-        assert resp.status == 201, await resp.text()
-        assert (await resp.json())["id"] == 1
+    reach their real work and not only 404s; and video 2, the example of ``DELETE
+    /api/videos/{video_id}/``, for it to delete (video 1 stays for the others)."""
+    for video_id in (1, 2):
+        form = aiohttp.FormData()
+        form.add_field("file", clip.read_bytes(), filename="clip.mp4", content_type="video/mp4")
+        async with session.post(f"{served.base}/api/videos/", data=form) as resp:
+            assert resp.status == 201, await resp.text()
+            assert (await resp.json())["id"] == video_id
     roi = {"x": 0, "y": 0, "width": 64, "height": 48}
     async with session.post(
         f"{served.base}/api/video-apply-mask/1/", json={"mask_type": "custom", "roi": roi}

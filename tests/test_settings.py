@@ -54,6 +54,7 @@ def test_environment_and_overrides() -> None:
         ({"VIDCORRECT_X264_CRF": "60"}, "between 0 and 51"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL must start with"),
         ({"VIDCORRECT_LOG_FORMAT": "xml"}, "VIDCORRECT_LOG_FORMAT"),
+        ({"VIDCORRECT_AUDIO": "mute"}, "VIDCORRECT_AUDIO must be one of keep, drop"),
         ({"USE_ASYNC_TASKS": "maybe"}, "USE_ASYNC_TASKS must be true or false"),
         ({"VIDCORRECT_HEARTBEAT_TIMEOUT": "1"}, "at least 3"),
         ({"VIDCORRECT_MAX_SSE_CLIENTS": "0"}, "VIDCORRECT_MAX_SSE_CLIENTS must be at least 1"),

@@ -23,8 +23,9 @@ from jobs.video.errors import (
     VideoError,
     VideoTooLarge,
 )
+from jobs.video.field_check import FieldCheck
 from jobs.video.mask import MaskOutcome, mask_video
-from jobs.video.planes import Roi, Shape, check_roi
+from jobs.video.planes import Roi, Shape, TextField, check_roi
 from jobs.video.probe import VideoInfo, probe
 from jobs.video.timeline import FrameRange, format_ranges, merge_ranges
 from jobs.video.verify import Verification, verify_output
@@ -34,6 +35,7 @@ __all__ = [
     "EditOutcome",
     "EditPlan",
     "EncodeOptions",
+    "FieldCheck",
     "FrameDetector",
     "FramePlanes",
     "FrameRange",
@@ -46,6 +48,7 @@ __all__ = [
     "Segment",
     "Shape",
     "SuggestedRoi",
+    "TextField",
     "TruncatedVideo",
     "Verification",
     "VideoError",

@@ -10,7 +10,7 @@ from pathlib import Path
 from jobs.video.analyze import Analysis, Label, LiveAnalysis
 from jobs.video.codec import DEFAULT_ENCODE, EncodeOptions, ProgressCallback
 from jobs.video.edit import EditOutcome, EditPlan, edit_video
-from jobs.video.planes import Roi, Shape
+from jobs.video.planes import Roi, Shape, TextField
 from jobs.video.smart_cut import NotSmart, smart_remove
 from jobs.video.timeline import FrameRange, range_frames, to_output_ranges
 from jobs.video.verify import LiveVerifier, Verification
@@ -23,17 +23,22 @@ def write_checked(
     dst: Path,
     plan: EditPlan,
     *,
+    text_fields: tuple[TextField, ...] = (),
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
 ) -> tuple[EditOutcome, Verification]:
     """edit_video(src, dst, plan), with every frame of the output decoded and checked while it
-    is written (see verify.LiveVerifier) and the file read back to confirm it holds exactly the
-    checked stream. The caller publishes `dst` only if the Verification passed.
+    is written (see verify.LiveVerifier), `text_fields` (a device's) proven dark by name, and
+    the file read back to confirm it holds exactly the checked stream. The caller publishes
+    `dst` only if the Verification passed.
 
     `on_progress` gets the source frames done, as for edit_video. Raises what edit_video raises.
     """
     verifier = LiveVerifier(
-        roi=plan.roi, shape=plan.shape, black_frames=to_output_ranges(plan.blacken, plan.remove)
+        roi=plan.roi,
+        shape=plan.shape,
+        black_frames=to_output_ranges(plan.blacken, plan.remove),
+        text_fields=text_fields,
     )
     try:
         outcome = edit_video(
@@ -54,11 +59,14 @@ def analyze_and_write_checked(
     roi: Roi,
     shape: Shape,
     remove: Iterable[Label],
+    text_fields: tuple[TextField, ...] = (),
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
+    keep_audio: bool = True,
 ) -> tuple[Analysis, EditOutcome, Verification]:
     """Analyse `src` and, in the same decoding pass, write it masked to `roi` without the frames
-    labelled with any of `remove`, checked as write_checked does.
+    labelled with any of `remove` (and without audio unless `keep_audio`), checked as
+    write_checked does (`text_fields` too).
 
     The frames go from the decoder through the analysis (which holds each back until its label
     is decided, DECISION_LAG frames later) to the editor, so the result is the one of
@@ -67,12 +75,12 @@ def analyze_and_write_checked(
     """
     labels = tuple(remove)
     analysis = LiveAnalysis(hold=labels)
-    verifier = LiveVerifier(roi=roi, shape=shape)
+    verifier = LiveVerifier(roi=roi, shape=shape, text_fields=text_fields)
     try:
         outcome = edit_video(
             src,
             dst,
-            EditPlan(roi=roi, shape=shape),
+            EditPlan(roi=roi, shape=shape, keep_audio=keep_audio),
             encode=encode,
             on_progress=on_progress,
             on_video_packet=verifier,
@@ -112,12 +120,16 @@ def remove_checked(
     mode: str = "smart",
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
+    keep_audio: bool = True,
 ) -> tuple[EditOutcome, Verification, RemovalMode]:
     """Cut `remove` out of `src` into `dst`, checked: with smart_remove when `mode` is "smart"
-    and it applies to the source, else with the full re-encode (write_checked)."""
+    and it applies to the source, else with the full re-encode (write_checked); the audio cut
+    alike, or left out unless `keep_audio`."""
     if mode == "smart":
         try:
-            smart = smart_remove(src, dst, remove, encode=encode, on_progress=on_progress)
+            smart = smart_remove(
+                src, dst, remove, encode=encode, on_progress=on_progress, keep_audio=keep_audio
+            )
         except NotSmart as exc:
             reason = f"smart removal does not apply: {exc}; every frame was re-encoded"
         else:
@@ -131,6 +143,10 @@ def remove_checked(
     else:
         reason = "re-encode requested"
     outcome, verification = write_checked(
-        src, dst, EditPlan(remove=remove), encode=encode, on_progress=on_progress
+        src,
+        dst,
+        EditPlan(remove=remove, keep_audio=keep_audio),
+        encode=encode,
+        on_progress=on_progress,
     )
     return outcome, verification, RemovalMode("reencode", reason, 0, outcome.frames_out)

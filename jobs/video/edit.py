@@ -11,7 +11,8 @@ frame's new pts is its source pts minus the total duration of the removed frames
 A removed run's duration is measured from the pts of its first frame to the pts of the next
 kept frame (to the end of the stream for a run at the end), so no duration guesswork.
 
-Audio (first stream only, other streams are dropped):
+Audio (first stream only, other streams are dropped; none at all when the plan says
+``keep_audio=False``):
 - nothing removed: the packets are copied as they are (or PCM & co. transcoded to AAC);
 - frames removed: the samples whose time falls in a removed span [pts of the run's first
   frame, pts of the next kept frame) are dropped and the rest is re-encoded to AAC with its
@@ -81,6 +82,7 @@ class EditPlan:
     shape: Shape = "rect"
     blacken: tuple[FrameRange, ...] = ()  # frames made entirely black; count and timing kept
     remove: tuple[FrameRange, ...] = ()  # frames cut out; removal wins over blacken
+    keep_audio: bool = True  # False: the output has no audio stream, only the video
 
 
 class FrameGate(Protocol):
@@ -109,7 +111,7 @@ class EditOutcome:
     frame_map: tuple[KeptRun, ...]  # kept runs as (old_start, old_end, new_start)
     width: int
     height: int
-    has_audio: bool
+    has_audio: bool  # whether the output has an audio stream (the source's, cut as the video)
 
     def output_index(self, frame: int) -> int | None:
         """The output number of source frame `frame`, or None if it was removed or absent."""
@@ -173,7 +175,7 @@ def edit_video(
             check_roi(plan.roi, width, height)
         if vin.frames > 0 and remove and remove[0][0] == 0 and remove[0][1] >= vin.frames - 1:
             raise ValueError(REMOVE_ALL_MESSAGE)
-        ain = inp.streams.audio[0] if inp.streams.audio else None
+        ain = inp.streams.audio[0] if inp.streams.audio and plan.keep_audio else None
 
         pix_fmt = output_pix_fmt(width, height)
         sub = 1 if pix_fmt == "yuv444p" else 2

@@ -35,6 +35,29 @@ class Roi:
         """The region as the API, the task records and the results write it."""
         return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
 
+    def overlaps(self, other: Roi) -> bool:
+        """Whether the two regions share a pixel."""
+        return (
+            self.x < other.x + other.width
+            and other.x < self.x + self.width
+            and self.y < other.y + other.height
+            and other.y < self.y + self.height
+        )
+
+
+@dataclass(frozen=True)
+class TextField:
+    """A named box where a video processor burns in patient data (a name, a date of birth),
+    in pixels of the stored frame. It lies outside the kept region, so it must come out black.
+    """
+
+    name: str
+    box: Roi
+
+    def to_dict(self) -> dict[str, object]:
+        """The field as the API, the task records and the results write it."""
+        return {"name": self.name, **self.box.to_dict()}
+
 
 def check_roi(roi: Roi, width: int, height: int) -> None:
     """Raise ValueError unless `roi` is non-empty and entirely inside a width x height frame."""

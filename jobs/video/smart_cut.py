@@ -30,7 +30,8 @@ edit_video. Decode timestamps are recomputed for the whole output: the j-th pack
 order gets the j-th smallest output pts minus one constant delay (the largest reorder delay of
 the source and of the re-encoded runs), so they never go backwards at a join.
 
-Audio is cut as edit_video cuts it (sample-accurate, re-encoded to AAC).
+Audio is cut as edit_video cuts it (sample-accurate, re-encoded to AAC), or left out when
+`keep_audio` is False.
 
 The check (SmartVerifier): every re-encoded run is decoded as written, together with the
 copied segment that follows it (so each join is decoded across, parameter set switch
@@ -306,9 +307,11 @@ def smart_remove(
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
     min_copy_share: float = MIN_COPY_SHARE,
+    keep_audio: bool = True,
 ) -> SmartOutcome:
     """Write `src` without the frames `remove` (0-based, presentation order) to `dst` (MP4),
-    copying what is kept whole and re-encoding the rest (see the module docstring), and check it.
+    copying what is kept whole and re-encoding the rest (see the module docstring), and check it;
+    with the source's first audio track cut alike, or with no audio when `keep_audio` is False.
 
     Raises NotSmart (before `dst` is created) when smart removal does not apply, or would copy
     less than `min_copy_share` of the kept frames, ValueError
@@ -356,7 +359,7 @@ def smart_remove(
         vout.time_base = time_base
         ain = None
         with open_input(src) as probe_inp:
-            if probe_inp.streams.audio:
+            if probe_inp.streams.audio and keep_audio:
                 ain = probe_inp.streams.audio[0].index
         cutter: AudioCutter | None = None
         if ain is not None:

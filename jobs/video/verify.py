@@ -11,7 +11,9 @@ numpy reductions over precomputed slices, no per-frame allocation of masks) and 
   out, masked pixels decode to 16-17. Any real picture content leaking there (tissue, text,
   ~60-235) is far above the limit;
 - blackened frames: the brightest luma of each frame that must be entirely black must not
-  exceed LUMA_LIMIT.
+  exceed LUMA_LIMIT;
+- a device's text fields, by name (see field_check): the brightest luma of each box where the
+  processor burns in patient data must not exceed LUMA_LIMIT in any frame.
 
 Chroma is not checked: the masking code blanks chroma together with luma, and luma carries
 what a reader could recognize. Frames are read as 8-bit limited-range YUV; other formats are
@@ -34,6 +36,7 @@ from av.video.frame import VideoFrame
 
 from jobs.video.codec import ProgressCallback, demux, plane_view, readable_frame
 from jobs.video.errors import InvalidVideo
+from jobs.video.field_check import FieldCheck, FieldProbe
 from jobs.video.nal import UnitDigest, annexb_units, avcc_config, length_prefixed_units
 from jobs.video.planes import (
     LUMA_BLACK,
@@ -42,6 +45,7 @@ from jobs.video.planes import (
     PlaneFill,
     Roi,
     Shape,
+    TextField,
     U8Array,
     check_roi,
     luma_keep_mask,
@@ -73,12 +77,15 @@ class Verification:
     method: str = "decoded"
     frames_decoded: int | None = None  # smart: frames decoded (re-encoded runs and joins)
     min_psnr: float | None = None  # smart: worst re-encoded frame's luma PSNR (dB)
+    text_fields: tuple[FieldCheck, ...] = ()  # a device's text fields, each proven dark or not
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able form, with the luma limit that was applied."""
         extra: dict[str, object] = {}
         if self.method != "decoded":
             extra = {"frames_decoded": self.frames_decoded, "min_psnr": self.min_psnr}
+        if self.text_fields:
+            extra["text_fields"] = [field.to_dict() for field in self.text_fields]
         return {
             "method": self.method,
             **extra,
@@ -100,24 +107,26 @@ def verify_output(
     roi: Roi | None = None,
     shape: Shape = "rect",
     black_frames: tuple[FrameRange, ...] = (),
+    text_fields: tuple[TextField, ...] = (),
     on_progress: ProgressCallback | None = None,
     margin_px: int = DEFAULT_MARGIN_PX,
 ) -> Verification:
     """Decode every frame of the video at `path` and check it against the promises.
 
-    `black_frames` are in the output's numbering (see EditOutcome.to_output_ranges).
+    `black_frames` are in the output's numbering (see EditOutcome.to_output_ranges);
+    `text_fields` are boxes of the output frame that must be dark (a device's, see field_check).
     Blocking; run it in a worker thread. `on_progress` gets the number of frames decoded
     after every frame and once more at the end; an exception it raises propagates.
 
     Returns a Verification; passed is False when the frame count differs, luma beyond the
     margin outside the ROI exceeds LUMA_LIMIT, a must-be-black frame is not black within
-    LUMA_LIMIT, or the output cannot be decoded (to the end). Raises ValueError for an unknown
-    shape or a malformed range; OSErrors propagate.
+    LUMA_LIMIT, a text field is not dark, or the output cannot be decoded (to the end). Raises
+    ValueError for an unknown shape or a malformed range; OSErrors propagate.
     """
     if shape not in SHAPES:
         raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
     black = merge_ranges(black_frames)
-    checker = _Checker(roi, shape, black, margin_px)
+    checker = _Checker(roi, shape, black, margin_px, text_fields)
     try:
         with open_input(path) as container:
             stream = select_video_stream(container)
@@ -162,12 +171,13 @@ class LiveVerifier:
         roi: Roi | None = None,
         shape: Shape = "rect",
         black_frames: tuple[FrameRange, ...] = (),
+        text_fields: tuple[TextField, ...] = (),
         margin_px: int = DEFAULT_MARGIN_PX,
         backlog: int = 64,
     ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
-        self._checker = _Checker(roi, shape, merge_ranges(black_frames), margin_px)
+        self._checker = _Checker(roi, shape, merge_ranges(black_frames), margin_px, text_fields)
         self._queue: queue.Queue[tuple[bytes, int | None, int | None] | None] = queue.Queue(backlog)
         self._digest = UnitDigest()
         self._parameter_sets: list[bytes] | None = None
@@ -314,8 +324,11 @@ class _Checker:
         shape: Shape,
         black: tuple[FrameRange, ...],
         margin: int,
+        text_fields: tuple[TextField, ...],
     ) -> None:
         self._roi = roi
+        self._text_fields = text_fields
+        self._field_probes: list[FieldProbe] = []
         self._shape = shape
         self._black_cursor = RangeCursor(black)
         self._margin = margin
@@ -347,6 +360,8 @@ class _Checker:
                 self._outside_bad += 1
                 if self._first_outside_bad is None:
                     self._first_outside_bad = index
+        for probe in self._field_probes:
+            probe.check(luma, index, LUMA_LIMIT)
         if index in self._black_cursor:
             value = int(luma.max())
             self._max_black = max(value, self._max_black or 0)
@@ -356,6 +371,9 @@ class _Checker:
                     self._first_black_bad = index
 
     def _prepare(self, width: int, height: int) -> None:
+        self._field_probes = [
+            FieldProbe(field, self._roi, self._margin, width, height) for field in self._text_fields
+        ]
         if self._roi is None:
             return
         try:
@@ -382,6 +400,12 @@ class _Checker:
                 f"Frames that must be black reach luma {self._max_black} (limit {LUMA_LIMIT}) "
                 f"in {self._black_bad} frames, first at frame {self._first_black_bad}."
             )
+        fields: list[FieldCheck] = []
+        for probe in self._field_probes:
+            check, problem = probe.result(LUMA_LIMIT)
+            fields.append(check)
+            if problem is not None:
+                problems.append(problem)
         return Verification(
             frames_checked=self.frames,
             frames_expected=expected,
@@ -390,6 +414,7 @@ class _Checker:
             max_luma_blackened=self._max_black,
             passed=not problems,
             problems=tuple(problems),
+            text_fields=tuple(fields),
         )
 
 

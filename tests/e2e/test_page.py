@@ -192,6 +192,32 @@ async def test_draw_a_roi_and_mask_until_done(
     await screenshot(page, "done.png")
 
 
+async def test_the_keep_audio_box_chooses_the_edits_audio(
+    page: Page, service: Service, clip_720p: Path, tmp_path: Path
+) -> None:
+    """Unchecked (the default), the edits ask for no audio; checked, they keep it."""
+    video = await service.upload(clip_720p)
+    await open_video(page, service, video)
+    await expect(page.get_by_test_id("keep-audio")).not_to_be_checked()
+    async with page.expect_request(
+        lambda r: r.method == "POST" and "/api/video-remove-frames/" in r.url
+    ) as sent:
+        await page.locator("#remove-ranges").fill("3")
+        await page.locator("#start-remove").click()
+    removal = (await sent.value).post_data_json
+    assert isinstance(removal, dict), removal
+    assert removal["audio"] == "drop"
+
+    for key, value in (("x", "320"), ("y", "180"), ("width", "640"), ("height", "360")):
+        await page.locator(f"#roi-{key}").fill(value)
+    await page.get_by_test_id("keep-audio").check()
+    card, body = await start_mask_asked(page)
+    assert body["audio"] == "keep"
+    await expect_done(card)
+    output = await fetch_output(page, service, card, tmp_path / "kept.mp4")
+    judge_mask(output, clip_720p, body, numbered=True)  # the source's audio, sample for sample
+
+
 async def test_cancel_a_running_task(page: Page, service: Service, clip_10s: Path) -> None:
     video = await service.upload(clip_10s)
     await open_video(page, service, video)

@@ -43,11 +43,15 @@ PLAY = """async (src) => {
 }"""
 
 
+#: The removal, keeping the audio (which the playback plays along).
+BODY = {"frame_ranges": CUTS, "mode": "smart", "audio": "keep"}
+
+
 async def _remove_smart(service: Service, video_id: int) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
         async with session.post(
             service.url(f"/api/video-remove-frames/{video_id}/"),
-            json={"frame_ranges": CUTS, "mode": "smart"},
+            json=BODY,
         ) as resp:
             task_id = (await resp.json())["task_id"]
         for _ in range(600):
@@ -96,4 +100,4 @@ async def test_a_smart_cut_output_plays_to_its_end_in_chromium(
     ):
         assert resp.status == 200
         output.write_bytes(await resp.read())
-    judge_removal(output, source, {"frame_ranges": CUTS}, numbered=True)
+    judge_removal(output, source, BODY, numbered=True)
