@@ -27,6 +27,7 @@ from jobs.model import JsonDict, TaskRecord, TaskState, utc_now
 from jobs.redis_store import RedisTaskStore
 from jobs.runner import revoke_if_waiting
 from jobs.storage import Storage
+from jobs.task_pages import TaskQuery
 from jobs.task_store import TaskStore
 
 #: The kinds of file deleted, as counted (``vidcorrect_deleted_files_total{kind}``).
@@ -124,7 +125,9 @@ async def video_tasks(store: TaskStore, video_id: int) -> list[TaskRecord]:
     found: list[TaskRecord] = []
     cursor: str | None = None
     while True:
-        page, cursor = await store.list_tasks(video_id=video_id, limit=PAGE, cursor=cursor)
+        page, cursor = await store.list_tasks(
+            TaskQuery(video_id=video_id, limit=PAGE, cursor=cursor)
+        )
         found.extend(page)
         if cursor is None:
             return found

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobs.errors import NotFound
-from jobs.model import Operation, TaskRecord, TaskState, VideoRecord
+from jobs.model import TaskRecord, TaskState, VideoRecord
 from jobs.storage import Storage
-from jobs.task_pages import Position, format_cursor, parse_cursor
+from jobs.task_pages import Position, TaskPage, TaskQuery, format_cursor
 from jobs.task_store import TaskEvent, TaskStore, changed, event_entry
 
 
@@ -89,27 +89,14 @@ class MemoryTaskStore:
     async def not_running(self, task_id: str) -> None:
         """Nothing to do (see :meth:`heartbeat`)."""
 
-    async def list_tasks(
-        self,
-        *,
-        video_id: int | None = None,
-        state: TaskState | None = None,
-        operation: Operation | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> tuple[list[TaskRecord], str | None]:
-        after = parse_cursor(cursor) if cursor else None
+    async def list_tasks(self, query: TaskQuery) -> TaskPage:
+        after = query.after()
         found: list[TaskRecord] = []
         for local in sorted(self._tasks.values(), key=lambda t: t.position, reverse=True):
             task = local.record
-            if (
-                (after is None or local.position < after)
-                and (video_id is None or task.video_id == video_id)
-                and (state is None or task.state is state)
-                and (operation is None or task.operation is operation)
-            ):
+            if (after is None or local.position < after) and query.matches(task):
                 found.append(task)
-                if len(found) == limit:
+                if len(found) == query.limit:
                     return found, format_cursor(local.position)
         return found, None
 

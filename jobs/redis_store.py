@@ -25,7 +25,7 @@ from jobs.event_hub import EventHub
 from jobs.keys import Keys
 from jobs.model import JsonDict, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.task_counts import count_state_change, read_task_counts
-from jobs.task_pages import format_cursor, parse_cursor
+from jobs.task_pages import TaskPage, TaskQuery, format_cursor
 from jobs.task_store import TaskEvent, TaskStore, changed, event_entry
 
 #: Entries kept in a running task's event log: the window in which a client can resume.
@@ -237,18 +237,11 @@ class RedisTaskStore:
         if self._events is not None:
             self._events.close_streams()
 
-    async def list_tasks(
-        self,
-        *,
-        video_id: int | None = None,
-        state: TaskState | None = None,
-        operation: Operation | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> tuple[list[TaskRecord], str | None]:
+    async def list_tasks(self, query: TaskQuery) -> TaskPage:
         """A cursor is the position (score, member) of the last record looked at."""
-        key = self.keys.tasks(video_id)
-        after = parse_cursor(cursor) if cursor else None
+        key = self.keys.tasks(query.video_id)
+        limit = query.limit
+        after = query.after()
         found: list[TaskRecord] = []
         last: tuple[float, str] | None = after
         for _ in range(_MAX_SCAN_BATCHES):
@@ -274,9 +267,7 @@ class RedisTaskStore:
                 last = (score, member)
                 if task is None:
                     continue
-                if (state is None or task.state is state) and (
-                    operation is None or task.operation is operation
-                ):
+                if query.matches(task):
                     found.append(task)
                     if len(found) == limit:
                         return found, format_cursor(last)

@@ -30,6 +30,7 @@ from jobs.model import TaskState
 from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.storage import Storage
+from jobs.task_pages import TaskQuery
 
 log = structlog.get_logger("vidcorrect.retention")
 
@@ -78,7 +79,9 @@ async def _expire_outputs(records: RedisTaskStore, storage: Storage, cutoff: flo
     deleted: Counter[str] = Counter()
     cursor: str | None = None
     while True:
-        page, cursor = await records.list_tasks(state=TaskState.SUCCESS, limit=PAGE, cursor=cursor)
+        page, cursor = await records.list_tasks(
+            TaskQuery(state=TaskState.SUCCESS, limit=PAGE, cursor=cursor)
+        )
         for task in page:
             has_output = bool(task.result) and "output_file" in (task.result or {})
             if has_output and task.finished_at and _epoch(task.finished_at) < cutoff:

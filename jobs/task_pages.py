@@ -4,6 +4,10 @@ pages neither skip nor repeat tasks while new ones are added."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from jobs.model import Operation, TaskRecord, TaskState
+
 #: A position in a listing: (creation time in ms, task id).
 Position = tuple[float, str]
 
@@ -23,3 +27,31 @@ def parse_cursor(cursor: str) -> Position:
     if not sep or not member or value != value:  # NaN check
         raise ValueError("cursor")
     return value, member
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """Which tasks a listing asks for, newest first: optionally one video's, in one state, of
+    one operation; ``limit`` at a time, after ``cursor`` (the one the previous page ended with)."""
+
+    video_id: int | None = None
+    state: TaskState | None = None
+    operation: Operation | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+    def after(self) -> Position | None:
+        """The position this page starts after; ValueError for a cursor no store gave out."""
+        return parse_cursor(self.cursor) if self.cursor else None
+
+    def matches(self, task: TaskRecord) -> bool:
+        """Whether ``task`` passes the query's filters."""
+        return (
+            (self.video_id is None or task.video_id == self.video_id)
+            and (self.state is None or task.state is self.state)
+            and (self.operation is None or task.operation is self.operation)
+        )
+
+
+#: A page of a listing: its tasks, and the cursor of the next page (``None`` at the end).
+TaskPage = tuple[list[TaskRecord], str | None]

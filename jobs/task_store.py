@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Any, Protocol
 
-from jobs.model import TASK_FIELDS, JsonDict, Operation, TaskRecord, TaskState, VideoRecord
+from jobs.model import TASK_FIELDS, JsonDict, TaskRecord, TaskState, VideoRecord
+from jobs.task_pages import TaskPage, TaskQuery
 
 EVENT_PROGRESS = "progress"
 EVENT_END = "end"
@@ -96,17 +97,9 @@ class TaskStore(Protocol):
     async def not_running(self, task_id: str) -> None:
         """The task's run ended (or was handed back): no more heartbeats are due."""
 
-    async def list_tasks(
-        self,
-        *,
-        video_id: int | None = None,
-        state: TaskState | None = None,
-        operation: Operation | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> tuple[list[TaskRecord], str | None]:
-        """Tasks newest first, optionally filtered, ``limit`` at a time, and the cursor of the
-        next page (``None`` at the end). Pages neither skip nor repeat tasks while new ones are
+    async def list_tasks(self, query: TaskQuery) -> TaskPage:
+        """The page of tasks ``query`` asks for, newest first, and the cursor of the next page
+        (``None`` at the end). Pages neither skip nor repeat tasks while new ones are
         added. ValueError for a cursor this store did not give out."""
 
     def follow(

@@ -27,6 +27,7 @@ from jobs.frame_request import (
 from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
 from jobs.model import TASK_ID_PATTERN, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.runner import revoke_if_waiting
+from jobs.task_pages import TaskQuery
 from jobs.task_store import EVENT_END, TaskEvent
 from server.auth import has_access
 from server.errors import client_gone, error_response
@@ -173,7 +174,7 @@ async def submit_removal(request: web.Request) -> web.Response:
 
 async def _latest_analysis(request: web.Request, video: VideoRecord) -> TaskRecord:
     tasks, _ = await request.app[RECORDS].list_tasks(
-        video_id=video.id, state=TaskState.SUCCESS, operation=Operation.ANALYZE, limit=1
+        TaskQuery(video_id=video.id, state=TaskState.SUCCESS, operation=Operation.ANALYZE, limit=1)
     )
     if not tasks:
         raise Conflict(
@@ -375,11 +376,13 @@ async def list_tasks(request: web.Request) -> web.Response:
     operation = _enum_query(query.get("operation"), Operation, "operation", str.lower)
     try:
         tasks, next_cursor = await request.app[RECORDS].list_tasks(
-            video_id=video_id,
-            state=state,
-            operation=operation,
-            limit=limit,
-            cursor=query.get("cursor") or None,
+            TaskQuery(
+                video_id=video_id,
+                state=state,
+                operation=operation,
+                limit=limit,
+                cursor=query.get("cursor") or None,
+            )
         )
     except ValueError:
         raise InvalidRequest(

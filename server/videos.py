@@ -10,6 +10,7 @@ from aiohttp import web
 from jobs import deletion
 from jobs.errors import InvalidRequest
 from jobs.model import TaskState
+from jobs.task_pages import TaskQuery
 from jobs.videos import still_of, store_upload
 from server.http_errors import PayloadTooLarge
 from server.keys import METRICS, RECORDS, SETTINGS, STORAGE, TASKS, UPLOAD_SLOTS
@@ -71,7 +72,9 @@ async def show_video(request: web.Request) -> web.Response:
     """One video's properties, its tasks (newest first) and the outputs they produced."""
     records = request.app[RECORDS]
     video = await records.get_video(int(request.match_info["video_id"]))
-    tasks, next_cursor = await records.list_tasks(video_id=video.id, limit=VIDEO_TASKS_SHOWN)
+    tasks, next_cursor = await records.list_tasks(
+        TaskQuery(video_id=video.id, limit=VIDEO_TASKS_SHOWN)
+    )
     outputs = [
         {
             "task_id": task.task_id,

@@ -15,6 +15,7 @@ from jobs.model import Operation, TaskRecord, TaskState
 from jobs.progress import FrameProgress
 from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
+from jobs.task_pages import TaskQuery
 from jobs.worker import shutdown, startup
 from tests.api import Client, expect_error, submit_mask, upload
 
@@ -116,7 +117,7 @@ async def test_retention_deletes_old_finished_tasks_and_their_outputs(
         await make("new-done", time.time(), TaskState.SUCCESS)
 
         assert await prune_history(ctx) == 2
-        tasks, _ = await records.list_tasks()
+        tasks, _ = await records.list_tasks(TaskQuery())
         assert sorted(t.task_id for t in tasks) == ["new-done", "old-running"]
         assert sorted(p.name for p in outputs.iterdir()) == ["new-done.mp4", "old-running.mp4"]
         assert await pool.exists(settings.keys.task_events("old-done")) == 0

@@ -15,6 +15,7 @@ from jobs.errors import Unprocessable
 from jobs.model import Operation
 from jobs.settings import Settings
 from jobs.submit import KEYS_TTL, Submission
+from jobs.task_pages import TaskQuery
 from jobs.worker import in_process_worker
 from server.app import create_app
 from server.keys import RECORDS, REDIS, SETTINGS, SUBMITTER
@@ -123,7 +124,7 @@ async def test_concurrent_submissions_make_one_task(client: Client) -> None:
     refused = [o for o in outcomes if isinstance(o, Unprocessable)]
     assert [m.duplicate for m in made] == [False], outcomes
     assert [r.code for r in refused] == ["idempotency_key_reused"], outcomes
-    tasks, _ = await records.list_tasks(limit=50)
+    tasks, _ = await records.list_tasks(TaskQuery(limit=50))
     assert len(tasks) == 3
 
 

@@ -20,6 +20,7 @@ from jobs.memory_store import MemoryTaskStore
 from jobs.model import WAITING, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.redis_store import RedisTaskStore
 from jobs.storage import Storage
+from jobs.task_pages import TaskQuery
 from jobs.task_store import TaskEvent, TaskStore
 
 VIDEO = VideoRecord(
@@ -107,7 +108,7 @@ async def test_listing_pages_newest_first_with_filters_and_counts(store: TaskSto
         found: list[list[str]] = []
         cursor = None
         while True:
-            tasks, cursor = await store.list_tasks(limit=limit, cursor=cursor, **filters)
+            tasks, cursor = await store.list_tasks(TaskQuery(limit=limit, cursor=cursor, **filters))
             found.append([t.task_id for t in tasks])
             if cursor is None:
                 return found
@@ -116,7 +117,7 @@ async def test_listing_pages_newest_first_with_filters_and_counts(store: TaskSto
     assert await pages(1, video_id=1, operation=Operation.MASK) == [["e"], ["d"], ["a"], []]
     assert await pages(50, state=TaskState.SUCCESS) == [["a"]]
     with pytest.raises(ValueError, match="cursor"):
-        await store.list_tasks(cursor="yesterday")
+        await store.list_tasks(TaskQuery(cursor="yesterday"))
     counts = {k: v for k, v in (await store.task_counts()).items() if v}
     assert counts == {("mask", "PENDING"): 3, ("mask", "SUCCESS"): 1, ("analyze", "PENDING"): 1}
 
