@@ -38,6 +38,11 @@ Key                              Type    Written by                           Li
                                                                               clean stop
 ``P:session:<id>:revoked``       string  server, at sign-out                  until the session's
                                                                               cookie expires
+``P:webhooks``                   zset    each write that ends a task (in its  kept; a delivery
+                                         MULTI), delivery loop: delivery id   leaves when it is
+                                         -> when it is due (epoch s)          delivered, given up
+``P:webhook:<delivery_id>``      hash    the same: url, task id, the ended    as its entry in
+                                         record (JSON), created, attempts     ``P:webhooks``
 ``P:queue``                      zset    arq: the jobs queued by the          arq's
                                          submitter, recovery and retries
 ===============================  ======  ===================================  ====================
@@ -131,6 +136,15 @@ class Keys:
     def worker(self, worker_id: str) -> str:
         """Hash of what one worker is doing."""
         return f"{self.prefix}:worker:{worker_id}"
+
+    @property
+    def webhooks(self) -> str:
+        """The webhook outbox: sorted set of delivery ids by when each is due (epoch seconds)."""
+        return f"{self.prefix}:webhooks"
+
+    def webhook(self, delivery_id: str) -> str:
+        """Hash of one webhook delivery: where, which task, the record it posts, its attempts."""
+        return f"{self.prefix}:webhook:{delivery_id}"
 
     def revoked_session(self, session_id: str) -> str:
         """Marks a signed-out page session until its cookie would have expired."""

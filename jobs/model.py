@@ -113,6 +113,8 @@ class TaskRecord:
     created_at: str = field(default_factory=utc_now)
     started_at: str | None = None
     finished_at: str | None = None
+    #: Where the task's end is posted besides ``VIDCORRECT_WEBHOOK_URL`` (jobs.webhooks).
+    callback_url: str | None = None
 
     @classmethod
     def from_fields(cls, values: JsonDict) -> TaskRecord:

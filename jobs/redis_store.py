@@ -4,7 +4,8 @@ process (the keys are :mod:`jobs.keys`'s).
 A task is a hash with one JSON value per field, indexed by creation time (all tasks, and per
 video); each write of it also logs an event in its event log (a capped stream, kept an hour once
 the task has ended) and moves the task counts (:mod:`jobs.task_counts`) in the same MULTI.
-Records have no TTL: they outlive arq's own job results and are the history.
+Records have no TTL: they outlive arq's own job results and are the history. The write that
+ends a task also queues its webhook deliveries (:mod:`jobs.webhooks`) in that MULTI.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from jobs.model import JsonDict, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.task_counts import count_state_change, read_task_counts
 from jobs.task_pages import TaskPage, TaskQuery, format_cursor
 from jobs.task_store import TaskEvent, TaskStore, changed, event_entry
+from jobs.webhooks import queue_deliveries, targets
 
 #: Entries kept in a running task's event log: the window in which a client can resume.
 LIVE_EVENTS_KEPT = 1000
@@ -49,13 +51,22 @@ class RedisTaskStore:
     """Reads and writes the records; one instance per process, sharing its Redis pool.
 
     ``events`` is the process's reader of event logs, which :meth:`follow` needs: the server's
-    (workers follow no events).
+    (workers follow no events). ``webhook_url`` (``VIDCORRECT_WEBHOOK_URL``) is posted each
+    task's end, as is the task's own ``callback_url`` (:mod:`jobs.webhooks`).
     """
 
-    def __init__(self, redis: Redis, keys: Keys, events: EventHub | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        events: EventHub | None = None,
+        *,
+        webhook_url: str | None = None,
+    ) -> None:
         self._redis = redis
         self.keys = keys
         self._events = events
+        self._webhook_url = webhook_url
         self._swap_script = redis.register_script(_SWAP)
 
     async def ping(self) -> None:
@@ -156,6 +167,8 @@ class RedisTaskStore:
         if updated.state.finished:
             # Late and resuming clients have an hour; then the record alone tells the end.
             pipe.expire(self.keys.task_events(current.task_id), FINISHED_EVENTS_TTL)
+            if not current.state.finished and (urls := targets(updated, self._webhook_url)):
+                queue_deliveries(pipe, self.keys, updated, urls)
 
     async def request_cancel(self, task_id: str) -> None:
         await self._redis.set(self.keys.cancel(task_id), b"1", ex=CANCEL_TTL)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from arq.connections import RedisSettings
 
@@ -82,6 +83,14 @@ class Settings:
     #: What an edit does with the sound when its request does not say (jobs.audio_policy):
     #: ``drop`` by default, since staff speak names during a procedure.
     audio: AudioPolicy = "drop"
+    #: Where every task's end is posted (jobs.webhooks), besides a submission's ``callback_url``;
+    #: its host must be one of :attr:`webhook_hosts`.
+    webhook_url: str | None = None
+    #: The key webhook deliveries are signed with (HMAC-SHA256); required with any webhook.
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    #: The only hosts webhooks are posted to (``name`` for any port, ``name:port``), normalized
+    #: as :attr:`allowed_hosts`; empty: no webhooks, and a ``callback_url`` is refused.
+    webhook_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -124,7 +133,13 @@ class Settings:
             if value := env.get(name, "").strip():
                 values[field] = value
         if hosts := env.get("VIDCORRECT_ALLOWED_HOSTS", "").strip():
-            values["allowed_hosts"] = _host_list(hosts)
+            values["allowed_hosts"] = _host_list(hosts, "VIDCORRECT_ALLOWED_HOSTS")
+        if hosts := env.get("VIDCORRECT_WEBHOOK_HOSTS", "").strip():
+            values["webhook_hosts"] = _host_list(hosts, "VIDCORRECT_WEBHOOK_HOSTS")
+        if url := env.get("VIDCORRECT_WEBHOOK_URL", "").strip():
+            values["webhook_url"] = url
+        if secret := env.get("VIDCORRECT_WEBHOOK_SECRET", "").strip():
+            values["webhook_secret"] = secret
         if token := env.get("VIDCORRECT_API_TOKEN", "").strip():
             values["api_token"] = token
         if "USE_ASYNC_TASKS" in env:
@@ -164,6 +179,23 @@ class Settings:
             raise ConfigError(
                 f"VIDCORRECT_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters long "
                 "(e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe())')"
+            )
+
+        self._validate_webhooks()
+
+    def _validate_webhooks(self) -> None:
+        if not (self.webhook_hosts or self.webhook_url):
+            return
+        if self.webhook_secret is None or len(self.webhook_secret) < MIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"VIDCORRECT_WEBHOOK_SECRET must be set, at least {MIN_TOKEN_LENGTH} characters "
+                "long, when VIDCORRECT_WEBHOOK_HOSTS or VIDCORRECT_WEBHOOK_URL is: every delivery "
+                "is signed with it"
+            )
+        if self.webhook_url is not None and webhook_target(self.webhook_url, self) is None:
+            raise ConfigError(
+                "VIDCORRECT_WEBHOOK_URL must be an http:// or https:// URL without user or "
+                "password whose host (and port) is listed in VIDCORRECT_WEBHOOK_HOSTS"
             )
 
     def with_listen_host(self, host: str) -> Settings:
@@ -262,7 +294,35 @@ def split_host(text: str) -> tuple[str, int | None] | None:
     return host, int(port_text)
 
 
-def _host_list(raw: str) -> tuple[str, ...]:
+def webhook_target(url: str, settings: Settings) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of a webhook ``url`` the settings allow posting to: http or https,
+    no user or password, no fragment, at most 2048 characters, and its host listed in
+    :attr:`Settings.webhook_hosts` (an entry without a port allows any); ``None`` otherwise.
+    The host is as :func:`split_host` normalizes it."""
+    if len(url) > MAX_WEBHOOK_URL or not url.isascii() or not url.isprintable() or " " in url:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc or parts.fragment:
+        return None
+    parsed = split_host(parts.netloc)
+    if parsed is None:
+        return None
+    host = parsed[0]
+    effective = port or (443 if parts.scheme == "https" else 80)
+    if host not in settings.webhook_hosts and f"{host}:{effective}" not in settings.webhook_hosts:
+        return None
+    return parts.scheme, host, port
+
+
+#: The longest webhook URL accepted.
+MAX_WEBHOOK_URL = 2048
+
+
+def _host_list(raw: str, name: str) -> tuple[str, ...]:
     entries: list[str] = []
     for item in raw.split(","):
         if not item.strip():
@@ -270,7 +330,7 @@ def _host_list(raw: str) -> tuple[str, ...]:
         parsed = split_host(item)
         if parsed is None:
             raise ConfigError(
-                "VIDCORRECT_ALLOWED_HOSTS must be a comma-separated list of host names or "
+                f"{name} must be a comma-separated list of host names or "
                 f"addresses, each with an optional :port (IPv6 in brackets), got {item.strip()!r}"
             )
         host, port = parsed

@@ -65,8 +65,12 @@ class Submitter:
         video_id: int,
         params: JsonDict,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> Submission:
-        """The existing task for an identical or repeated submission, else a new queued one.
+        """The existing task for an identical or repeated submission, else a new queued one
+        whose end is posted to ``callback_url`` (checked by the caller with
+        :func:`jobs.webhooks.check_callback_url`; not part of what makes two submissions the
+        same: a duplicate keeps the first one's).
 
         The keys are claimed atomically (``SET NX``) for the new task's id before its record is
         written, so of concurrent identical submissions (or ones with the same key) exactly one
@@ -77,7 +81,11 @@ class Submitter:
         idem_key = keys.idempotency(_digest(idempotency_key)) if idempotency_key else None
         same_key = keys.same_request(fingerprint)
         task = TaskRecord(
-            task_id=uuid.uuid4().hex, operation=operation, video_id=video_id, params=params
+            task_id=uuid.uuid4().hex,
+            operation=operation,
+            video_id=video_id,
+            params=params,
+            callback_url=callback_url,
         )
         claimed: list[str] = []
         created = False

@@ -32,6 +32,7 @@ from jobs.runner import run_task
 from jobs.settings import Settings
 from jobs.stats import JobStats
 from jobs.storage import Storage, private_umask
+from jobs.webhooks import Deliverer
 
 log = structlog.get_logger("vidcorrect.worker")
 
@@ -48,7 +49,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     worker_id = new_worker_id()
     stats = JobStats(ctx["redis"], settings.keys)
     await asyncio.to_thread(start_forkserver)  # the process the frame loops are forked from
-    ctx["records"] = RedisTaskStore(ctx["redis"], settings.keys)
+    ctx["records"] = RedisTaskStore(ctx["redis"], settings.keys, webhook_url=settings.webhook_url)
     ctx["deps"] = JobDeps(
         settings=settings,
         records=ctx["records"],
@@ -66,13 +67,16 @@ async def startup(ctx: dict[str, Any]) -> None:
         log.warning("worker beat could not reach redis", error=str(error))
     ctx["beating"] = asyncio.create_task(beat.run(), name="worker-beat")
     ctx["recovery"] = asyncio.create_task(recovery_loop(ctx), name="recovery")
+    if settings.webhook_hosts:  # no webhook can be queued without an allowed host
+        deliverer = Deliverer(ctx["redis"], settings)
+        ctx["webhooks"] = asyncio.create_task(deliverer.run(), name="webhooks")
     log.info("worker started", worker_id=worker_id, max_jobs=settings.max_jobs)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     """arq hook: release the frame threads (running jobs have been awaited by arq already) and
     take this worker out of the live ones."""
-    for name in ("recovery", "beating"):
+    for name in ("webhooks", "recovery", "beating"):
         background: asyncio.Task[None] | None = ctx.get(name)
         if background is not None:
             background.cancel()

@@ -14,6 +14,7 @@ from jobs.device_catalogue import MAX_DESCRIPTION, MAX_FRAME_SIDE, MAX_TEXT_FIEL
 from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
 from jobs.mask_request import DEVICE_KEYS
 from jobs.model import Operation, TaskState
+from jobs.settings import MAX_WEBHOOK_URL
 
 Schema = dict[str, Any]
 
@@ -55,6 +56,17 @@ DEVICE_NAME: Schema = {
     "type": "string",
     "pattern": f"^{NAME_PATTERN}$",
     "examples": ["olympus_cv_1500"],
+}
+
+
+#: Every submission's ``callback_url`` (jobs.webhooks).
+CALLBACK_URL = {
+    "type": "string",
+    "format": "uri",
+    "maxLength": MAX_WEBHOOK_URL,
+    "description": "Where to POST the task's JSON when it ends (SUCCESS, FAILURE or REVOKED), "
+    "signed with HMAC-SHA256 (X-Vidcorrect-Signature), retried for a day. http(s) only, on a "
+    "host of the server's VIDCORRECT_WEBHOOK_HOSTS; else 400 callback_not_allowed.",
 }
 
 
@@ -175,6 +187,9 @@ def component_schemas() -> dict[str, Schema]:
             "video_id": INT,
             "operation": {"enum": [op.value for op in Operation]},
             "params": {"type": "object"},
+            "callback_url": nullable(
+                {**STR, "description": "Where the task's end is posted (a webhook), if given."}
+            ),
             "created_at": STR,
             "started_at": nullable(STR),
             "finished_at": nullable(STR),
@@ -430,16 +445,26 @@ def request_bodies() -> dict[str, Schema]:
         "remove_labels": remove_labels,
         "sample_every": sample_every,
         "audio": AUDIO,
+        "callback_url": CALLBACK_URL,
     }
     return {
-        "mask": {"oneOf": _mask_variants({"blacken_frames": ranges, "audio": AUDIO})},
+        "mask": {
+            "oneOf": _mask_variants(
+                {"blacken_frames": ranges, "audio": AUDIO, "callback_url": CALLBACK_URL}
+            )
+        },
         "remove": {
             "oneOf": [
                 {
                     "type": "object",
                     "required": [name],
                     "additionalProperties": False,
-                    "properties": {name: schema, "mode": mode, "audio": AUDIO},
+                    "properties": {
+                        name: schema,
+                        "mode": mode,
+                        "audio": AUDIO,
+                        "callback_url": CALLBACK_URL,
+                    },
                 }
                 for name, schema in (
                     ("frame_list", frame_list),
@@ -451,7 +476,7 @@ def request_bodies() -> dict[str, Schema]:
         "analyze": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"sample_every": sample_every},
+            "properties": {"sample_every": sample_every, "callback_url": CALLBACK_URL},
         },
         "reprocess": {
             "oneOf": [

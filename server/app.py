@@ -168,7 +168,9 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     assert settings.redis_url is not None  # set by now, embedded or not
     reader = Redis.from_url(settings.redis_url, single_connection_client=True)
     app[EVENTS] = EventHub(pool, settings.keys, reader)
-    app[RECORDS] = RedisTaskStore(pool, settings.keys, app[EVENTS])
+    app[RECORDS] = RedisTaskStore(
+        pool, settings.keys, app[EVENTS], webhook_url=settings.webhook_url
+    )
     app[SUBMITTER] = Submitter(pool, app[RECORDS], settings)
     app[EVENTS].start()
     try:

@@ -1,5 +1,6 @@
 """The JSON the API answers with for a task or a video record: one rendering for polling,
-listing, SSE events and the legacy synchronous answer, so they can never differ."""
+listing, SSE events and the legacy synchronous answer, so they can never differ. A task's shape
+is :mod:`jobs.task_json`'s (the webhooks post it too), served from here."""
 
 from __future__ import annotations
 
@@ -7,51 +8,11 @@ import json
 from dataclasses import asdict
 from functools import lru_cache
 
-from jobs.model import JsonDict, TaskRecord, VideoRecord
+from jobs.model import JsonDict, VideoRecord
+from jobs.task_json import output_url, result_json, task_json
 from jobs.task_store import TaskEvent
 
-
-def task_json(task: TaskRecord) -> JsonDict:
-    """The body of ``GET /api/task-status/{task_id}/`` (and each task of a listing, the data of
-    each SSE event)."""
-    return {
-        "task_id": task.task_id,
-        "state": task.state.value,
-        "progress": task.progress,
-        "status": task.status,
-        "result": result_json(task),
-        "error": task.error,
-        "eta_seconds": task.eta_seconds,
-        "attempt": task.attempt,
-        "mode": task.mode,
-        "worker_id": task.worker_id,
-        "video_id": task.video_id,
-        "operation": task.operation.value,
-        "params": task.params,
-        "created_at": task.created_at,
-        "started_at": task.started_at,
-        "finished_at": task.finished_at,
-    }
-
-
-def result_json(task: TaskRecord) -> JsonDict | None:
-    """The task's result, with where to download its output right after ``output_file`` (a
-    ``output_url`` a result stored by an older version holds is that one)."""
-    if task.result is None or "output_file" not in task.result:
-        return task.result
-    rendered: JsonDict = {}
-    for name, value in task.result.items():
-        if name == "output_url":
-            continue
-        rendered[name] = value
-        if name == "output_file":
-            rendered["output_url"] = output_url(task.task_id)
-    return rendered
-
-
-def output_url(task_id: str) -> str:
-    """Where a task's output is downloaded."""
-    return f"/api/tasks/{task_id}/output"
+__all__ = ["event_data", "output_url", "result_json", "task_json", "video_json"]
 
 
 def video_json(video: VideoRecord) -> JsonDict:

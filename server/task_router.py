@@ -40,11 +40,15 @@ class TaskRouter:
         video_id: int,
         params: JsonDict,
         idempotency_key: str | None,
+        callback_url: str | None = None,
     ) -> Submission:
         """Queue the task (see :meth:`Submitter.submit`); while Redis cannot be reached, run it
-        in this process instead (a ``local-`` task, never a duplicate)."""
+        in this process instead (a ``local-`` task, never a duplicate, whose end is posted to
+        no webhook: the outbox is in Redis)."""
         try:
-            return await self._submitter.submit(operation, video_id, params, idempotency_key)
+            return await self._submitter.submit(
+                operation, video_id, params, idempotency_key, callback_url
+            )
         except RedisError:
             return Submission(await self._local.submit(operation, video_id, params), False)
 

@@ -29,6 +29,7 @@ from jobs.model import TASK_ID_PATTERN, Operation, TaskRecord, TaskState, VideoR
 from jobs.runner import revoke_if_waiting
 from jobs.task_pages import TaskQuery
 from jobs.task_store import EVENT_END, TaskEvent
+from jobs.webhooks import CALLBACK_FIELD, check_callback_url
 from server.auth import has_access
 from server.errors import client_gone, error_response
 from server.events import is_event_id
@@ -50,22 +51,33 @@ OPERATION_NAMES = {
 }
 
 
-async def _video_and_body(request: web.Request) -> tuple[VideoRecord, dict[str, Any]]:
+async def _video_and_body(
+    request: web.Request,
+) -> tuple[VideoRecord, dict[str, Any], str | None]:
+    """The video, the JSON body of a submission and its ``callback_url`` (every submission's
+    field, checked and taken out of the body: the rest is the operation's)."""
     video = await request.app[TASKS].get_video(int(request.match_info["video_id"]))
     body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    return video, body
+    callback_url = check_callback_url(body.pop(CALLBACK_FIELD, None), request.app[SETTINGS])
+    return video, body, callback_url
 
 
 async def _queue(
-    request: web.Request, operation: Operation, video: VideoRecord, params: dict[str, Any]
+    request: web.Request,
+    operation: Operation,
+    video: VideoRecord,
+    params: dict[str, Any],
+    callback_url: str | None,
 ) -> web.Response:
     """Submit a task: 202 with its id and where to follow it, or 200 with the task an identical
     or repeated (``Idempotency-Key``) submission already made. With ``USE_ASYNC_TASKS=false``
     the answer waits for the job's end instead (the legacy synchronous API)."""
     app = request.app
-    submission = await app[TASKS].submit(operation, video.id, params, _idempotency_key(request))
+    submission = await app[TASKS].submit(
+        operation, video.id, params, _idempotency_key(request), callback_url
+    )
     task = submission.task
     if not app[SETTINGS].use_async_tasks:
         return await _wait_for_end(request, task)
@@ -137,18 +149,18 @@ async def _wait_for_end(request: web.Request, task: TaskRecord) -> web.Response:
 @routes.post(f"/api/video-apply-mask/{VIDEO_ID}/")
 async def submit_mask(request: web.Request) -> web.Response:
     """Black out everything outside an ROI (and optionally whole frames); 202 at once."""
-    video, body = await _video_and_body(request)
+    video, body, callback_url = await _video_and_body(request)
     mask = parse_mask_request(
         body, video.width, video.height, video.frame_count, devices=request.app[DEVICES]
     )
     params = {**mask.to_params(), AUDIO_FIELD: parse_audio(body, request.app[SETTINGS].audio)}
-    return await _queue(request, Operation.MASK, video, params)
+    return await _queue(request, Operation.MASK, video, params, callback_url)
 
 
 @routes.post(f"/api/video-remove-frames/{VIDEO_ID}/")
 async def submit_removal(request: web.Request) -> web.Response:
     """Cut frames out, frame-accurately; 202 at once."""
-    video, body = await _video_and_body(request)
+    video, body, callback_url = await _video_and_body(request)
     removal = parse_removal_request(body, video.frame_count)
     params: dict[str, Any]
     if removal is None:
@@ -169,7 +181,7 @@ async def submit_removal(request: web.Request) -> web.Response:
     params["frame_ranges"] = [list(r) for r in ranges]
     params["mode"] = parse_removal_mode(body)
     params[AUDIO_FIELD] = parse_audio(body, request.app[SETTINGS].audio)
-    return await _queue(request, Operation.REMOVE_FRAMES, video, params)
+    return await _queue(request, Operation.REMOVE_FRAMES, video, params, callback_url)
 
 
 async def _latest_analysis(request: web.Request, video: VideoRecord) -> TaskRecord:
@@ -188,18 +200,18 @@ async def _latest_analysis(request: web.Request, video: VideoRecord) -> TaskReco
 @routes.post(f"/api/video-analyze/{VIDEO_ID}/")
 async def submit_analysis(request: web.Request) -> web.Response:
     """Scan for blank, text and non-endoscopic frames, the live image and overlays; 202."""
-    video, body = await _video_and_body(request)
+    video, body, callback_url = await _video_and_body(request)
     unknown = sorted(set(body) - {"sample_every"})
     if unknown:
         raise InvalidRequest(f"Unknown field(s) {', '.join(unknown)}; allowed: sample_every.")
     params = {"sample_every": parse_sample_every(body.get("sample_every"))}
-    return await _queue(request, Operation.ANALYZE, video, params)
+    return await _queue(request, Operation.ANALYZE, video, params, callback_url)
 
 
 @routes.post(f"/api/video-reprocess/{VIDEO_ID}/")
 async def submit_reprocess(request: web.Request) -> web.Response:
     """Analysis, then mask and removal of the flagged frames in one encode pass; 202."""
-    video, body = await _video_and_body(request)
+    video, body, callback_url = await _video_and_body(request)
     allowed = MASK_KEYS | {"remove_labels", "sample_every", AUDIO_FIELD}
     unknown = sorted(set(body) - allowed)
     if unknown:
@@ -218,7 +230,7 @@ async def submit_reprocess(request: web.Request) -> web.Response:
         "sample_every": parse_sample_every(body.get("sample_every")),
         AUDIO_FIELD: parse_audio(body, request.app[SETTINGS].audio),
     }
-    return await _queue(request, Operation.REPROCESS, video, params)
+    return await _queue(request, Operation.REPROCESS, video, params, callback_url)
 
 
 @routes.get(f"/api/task-status/{TASK_ID}/")

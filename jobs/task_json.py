@@ -1,0 +1,55 @@
+"""The JSON shape of a task, as a client sees it: one rendering for polling, listing, SSE
+events, the legacy synchronous answer (``server/record_json.py`` serves it) and the webhooks
+(:mod:`jobs.webhooks` posts it), so they can never differ.
+
+It lives in ``jobs`` because a worker posts it too; the URL paths in it are the API's, the only
+ones the task layer knows.
+"""
+
+from __future__ import annotations
+
+from jobs.model import JsonDict, TaskRecord
+
+
+def task_json(task: TaskRecord) -> JsonDict:
+    """The body of ``GET /api/task-status/{task_id}/`` (and each task of a listing, the data of
+    each SSE event, the body of each webhook)."""
+    return {
+        "task_id": task.task_id,
+        "state": task.state.value,
+        "progress": task.progress,
+        "status": task.status,
+        "result": result_json(task),
+        "error": task.error,
+        "eta_seconds": task.eta_seconds,
+        "attempt": task.attempt,
+        "mode": task.mode,
+        "worker_id": task.worker_id,
+        "video_id": task.video_id,
+        "operation": task.operation.value,
+        "params": task.params,
+        "callback_url": task.callback_url,
+        "created_at": task.created_at,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+    }
+
+
+def result_json(task: TaskRecord) -> JsonDict | None:
+    """The task's result, with where to download its output right after ``output_file`` (a
+    ``output_url`` a result stored by an older version holds is that one)."""
+    if task.result is None or "output_file" not in task.result:
+        return task.result
+    rendered: JsonDict = {}
+    for name, value in task.result.items():
+        if name == "output_url":
+            continue
+        rendered[name] = value
+        if name == "output_file":
+            rendered["output_url"] = output_url(task.task_id)
+    return rendered
+
+
+def output_url(task_id: str) -> str:
+    """Where a task's output is downloaded."""
+    return f"/api/tasks/{task_id}/output"
