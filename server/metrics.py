@@ -4,7 +4,8 @@ The registry belongs to the application (never prometheus-client's global one). 
 process's own numbers (HTTP requests, SSE clients) and a :class:`ServiceCollector` for what
 lives in Redis, read with a few commands per scrape and no scan over the tasks: task counts by
 operation and state (:mod:`jobs.task_counts`), job durations and frames that workers add up
-(:mod:`jobs.stats`), the queue's depth and the workers' beats (:mod:`jobs.liveness`).
+(:mod:`jobs.stats`), the queue's depth and the workers' beats (:mod:`jobs.liveness`), Redis's
+memory, the history's size and the webhook outbox's.
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ class Snapshot:
     queued: int = 0
     running: int = 0
     workers: list[WorkerState] = field(default_factory=list)
+    #: Redis's ``INFO memory``: ``used_memory`` and ``maxmemory`` (0: no limit), in bytes.
+    memory_used: int = 0
+    memory_max: int = 0
+    #: Keys in the Redis database (every deployment sharing it), task records in the history,
+    #: webhook deliveries waiting.
+    redis_keys: int = 0
+    history_tasks: int = 0
+    webhooks_pending: int = 0
     taken_at: float = 0.0
 
 
@@ -71,6 +80,17 @@ class ServiceCollector:
                 snapshot.jobs = await read_job_stats(redis, keys)
                 snapshot.queued, snapshot.running = await records.queue_counts()
                 snapshot.workers = await read_workers(redis, keys)
+                memory = await redis.info("memory")
+                snapshot.memory_used = int(memory.get("used_memory", 0))
+                snapshot.memory_max = int(memory.get("maxmemory", 0))
+                async with redis.pipeline(transaction=False) as pipe:
+                    pipe.dbsize()
+                    pipe.zcard(keys.tasks())
+                    pipe.zcard(keys.webhooks)
+                    counts = await pipe.execute()
+                snapshot.redis_keys, snapshot.history_tasks, snapshot.webhooks_pending = (
+                    int(count) for count in counts
+                )
             snapshot.redis_up = True
         except (RedisError, OSError, TimeoutError):
             snapshot = Snapshot(taken_at=snapshot.taken_at)
@@ -102,6 +122,34 @@ class ServiceCollector:
         )
         yield from self._jobs(snap.jobs)
         yield from self._workers(snap)
+        yield from self._redis(snap)
+
+    @staticmethod
+    def _redis(snap: Snapshot) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "vidcorrect_redis_memory_bytes",
+            "Memory Redis uses (INFO memory used_memory), for every deployment sharing it.",
+            snap.memory_used,
+        )
+        yield GaugeMetricFamily(
+            "vidcorrect_redis_maxmemory_bytes",
+            "Redis's memory limit (INFO memory maxmemory); 0: none.",
+            snap.memory_max,
+        )
+        yield GaugeMetricFamily(
+            "vidcorrect_redis_keys", "Keys in the Redis database (DBSIZE).", snap.redis_keys
+        )
+        yield GaugeMetricFamily(
+            "vidcorrect_history_keys",
+            "Task records in the history (one hash each; with its index entries and, for an "
+            "hour after its end, its event log, what grows Redis's memory).",
+            snap.history_tasks,
+        )
+        yield GaugeMetricFamily(
+            "vidcorrect_webhooks_pending",
+            "Webhook deliveries waiting to be made or retried.",
+            snap.webhooks_pending,
+        )
 
     @staticmethod
     def _tasks(snap: Snapshot) -> Metric:

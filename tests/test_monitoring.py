@@ -222,3 +222,43 @@ async def test_running_job_shows_in_fps_and_a_cancelled_run_in_the_histogram(
         < samples['vidcorrect_frames_processed_total{operation="mask",stage="encode"}']
         < (video["frame_count"])
     )
+
+
+async def test_metrics_show_redis_memory_the_history_and_the_webhook_outbox(
+    client: Client, settings: Settings
+) -> None:
+    """The history's size (records) and Redis's memory follow the records stored; a task that
+    ends with a callback_url shows in the outbox until a worker delivers it."""
+    _, before = await scrape(client)
+    assert before["vidcorrect_history_keys"] == 0
+    assert before["vidcorrect_redis_memory_bytes"] > 0
+    assert before["vidcorrect_webhooks_pending"] == 0
+    redis = Redis.from_url(str(settings.redis_url))
+    try:
+        assert before["vidcorrect_redis_maxmemory_bytes"] == int(
+            (await redis.config_get("maxmemory"))["maxmemory"]
+        )
+        records = RedisTaskStore(redis, settings.keys)
+        stored = 1000
+        for i in range(stored):
+            task = TaskRecord(uuid.uuid4().hex, Operation.ANALYZE, 1, {"sample_every": i + 1})
+            await records.create_task(task)
+            await records.update_task(task, state=TaskState.SUCCESS, result={"frames": i})
+        hooked = TaskRecord(
+            uuid.uuid4().hex, Operation.MASK, 1, {}, callback_url="http://127.0.0.1:9/hook"
+        )
+        await records.create_task(hooked)
+        await records.update_task(hooked, state=TaskState.FAILURE)
+        ours = [key async for key in redis.scan_iter(match=f"{settings.keys.prefix}:*")]
+        dbsize = await redis.dbsize()
+    finally:
+        await redis.aclose()
+    _, after = await scrape(client)
+    assert after["vidcorrect_history_keys"] == stored + 1
+    assert after["vidcorrect_webhooks_pending"] == 1
+    # Each record is a hash of some hundred bytes, plus its event log and index entries.
+    assert after["vidcorrect_redis_memory_bytes"] - before["vidcorrect_redis_memory_bytes"] > (
+        stored * 200
+    )
+    assert after["vidcorrect_redis_keys"] >= len(ours) > 2 * stored
+    assert after["vidcorrect_redis_keys"] <= dbsize + 10
