@@ -1,7 +1,8 @@
 """The client's subcommands of ``vidcorrect``: their options, what they do, their exit statuses.
 
-stdout carries results (a task id, the saved file's path, a status, a table, or JSON with
-``--json``); stderr carries progress, narration and errors.
+Every command is built on :class:`client.library.Client`, the library API other Python
+applications use. stdout carries results (a task id, the saved file's path, a status, a table,
+or JSON with ``--json``); stderr carries progress, narration and errors.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ import contextlib
 import json
 import os
 import sys
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-from client import bodies, report, transfer
+from client import bodies, report
 from client.api import Api, ApiError, JsonDict, Unreachable
-from client.events import FINISHED, Follower
+from client.events import FINISHED
+from client.library import Client
 from client.progress import TransferBar, megabytes, task_view
 from client.transfer import LocalFileError
 
@@ -47,12 +48,6 @@ class Exit(IntEnum):
 
 COMMANDS = frozenset({"submit", "status", "cancel", "tasks", "download", "devices"})
 DEFAULT_URL = "http://127.0.0.1:8080"
-SUBMIT_PATHS = {
-    "mask": "/api/video-apply-mask/{}/",
-    "remove": "/api/video-remove-frames/{}/",
-    "analyze": "/api/video-analyze/{}/",
-    "reprocess": "/api/video-reprocess/{}/",
-}
 #: The CLI's operation names, as the API names them.
 API_OPERATIONS = {
     "mask": "mask",
@@ -98,7 +93,7 @@ class Console:
         print(f"vidcorrect: {text}", file=self.err, flush=True)
 
 
-Handler = Callable[[Api, argparse.Namespace, Console], int]
+Handler = Callable[[Client, argparse.Namespace, Console], int]
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -242,18 +237,18 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     url = args.url or os.environ.get("VIDCORRECT_URL") or DEFAULT_URL
     token = args.token or os.environ.get("VIDCORRECT_API_TOKEN") or None
     try:
-        api = Api(url, token)
+        client = Client(url, token)
     except ValueError as error:
         console.error(str(error))
         return Exit.USAGE
     handler: Handler = args.client
     try:
-        return handler(api, args, console)
+        return handler(client, args, console)
     except UsageError as error:
         console.error(str(error))
         return Exit.USAGE
     except ApiError as error:
-        console.error(_explain(error, api))
+        console.error(_explain(error, client.api))
         return Exit.API_ERROR
     except Unreachable as error:
         console.error(error.message)
@@ -287,23 +282,19 @@ def _explain(error: ApiError, api: Api) -> str:
     return text
 
 
-def _task_path(task_id: str, suffix: str = "") -> str:
-    return f"/api/task-status/{urllib.parse.quote(task_id, safe='')}/{suffix}"
-
-
-def _submit(api: Api, args: argparse.Namespace, console: Console) -> int:
+def _submit(client: Client, args: argparse.Namespace, console: Console) -> int:
     try:
         body = bodies.build(args.operation, args)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    video_id, video = _video(api, args.video, console)
-    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-    answer = api.send_json("POST", SUBMIT_PATHS[args.operation].format(video_id), body, headers)
+    video_id, video = _video(client, args.video, console)
+    operation = API_OPERATIONS[args.operation]
+    answer = client.submit(operation, video_id, body, idempotency_key=args.idempotency_key)
     if answer.get("task_id") is None and "result" in answer:
         # USE_ASYNC_TASKS=false: the server answered when the job had ended.
         final = {"state": "SUCCESS", "video_id": video_id, "result": answer["result"]}
-        final["operation"] = API_OPERATIONS[args.operation]
-        return _finish(api, final, args, console)
+        final["operation"] = operation
+        return _finish(client, final, args, console)
     task_id = str(answer["task_id"])
     console.note(str(answer.get("message") or f"Queued task {task_id}"))
     if not args.follow:
@@ -314,15 +305,15 @@ def _submit(api: Api, args: argparse.Namespace, console: Console) -> int:
         return Exit.OK
     if not console.json:
         console.result(task_id)
-    final = _follow(api, task_id, console)
-    return _finish(api, final, args, console)
+    final = _follow(client, task_id, console)
+    return _finish(client, final, args, console)
 
 
-def _video(api: Api, given: str, console: Console) -> tuple[int, JsonDict | None]:
+def _video(client: Client, given: str, console: Console) -> tuple[int, JsonDict | None]:
     """The video to work on: ``given`` is uploaded if it is a file, else taken as an id."""
     path = Path(given)
     if path.is_file():
-        return _upload(api, path, given, console)
+        return _upload(client, path, given, console)
     if given.isascii() and given.isdigit():
         return int(given), None
     if path.exists():
@@ -330,12 +321,12 @@ def _video(api: Api, given: str, console: Console) -> tuple[int, JsonDict | None
     raise UsageError(f"{given} is neither a file nor a video id")
 
 
-def _upload(api: Api, path: Path, shown: str, console: Console) -> tuple[int, JsonDict]:
+def _upload(client: Client, path: Path, shown: str, console: Console) -> tuple[int, JsonDict]:
     size = path.stat().st_size
     console.note(f"Uploading {shown} ({megabytes(size)})")
     bar = TransferBar(console.err, "Uploading", size, show=not console.quiet)
     try:
-        video = transfer.upload(api, path, bar.update)
+        video = client.upload(path, lambda sent, _total: bar.update(sent))
     except KeyboardInterrupt:
         raise Interrupted("upload interrupted; the server keeps nothing of it") from None
     finally:
@@ -347,10 +338,10 @@ def _upload(api: Api, path: Path, shown: str, console: Console) -> tuple[int, Js
     return int(video["id"]), video
 
 
-def _follow(api: Api, task_id: str, console: Console) -> JsonDict:
+def _follow(client: Client, task_id: str, console: Console) -> JsonDict:
     view = task_view(console.err, quiet=console.quiet)
     try:
-        return Follower(api, task_id, view.update).run()
+        return client.follow(task_id, view.update)
     except Unreachable as error:
         raise Unreachable(
             f"{error.message}; task {task_id} goes on there: `vidcorrect download {task_id}` "
@@ -366,7 +357,7 @@ def _follow(api: Api, task_id: str, console: Console) -> JsonDict:
         view.close()
 
 
-def _finish(api: Api, final: JsonDict, args: argparse.Namespace, console: Console) -> int:
+def _finish(client: Client, final: JsonDict, args: argparse.Namespace, console: Console) -> int:
     """Report a task's end, save its output if it has one; returns the end's exit status."""
     state = str(final.get("state"))
     output: Path | None = None
@@ -374,7 +365,7 @@ def _finish(api: Api, final: JsonDict, args: argparse.Namespace, console: Consol
         result = final.get("result") or {}
         console.note(report.finished_line(final))
         if result.get("output_url") and not getattr(args, "no_download", False):
-            output = _save(api, final, args.output, console)
+            output = _save(client, final, args.output, console)
     elif state == "FAILURE":
         error = final.get("error") or {}
         console.error(
@@ -392,10 +383,7 @@ def _finish(api: Api, final: JsonDict, args: argparse.Namespace, console: Consol
     return END_STATUS.get(state, Exit.FAILURE)
 
 
-def _save(api: Api, final: JsonDict, target: Path | None, console: Console) -> Path:
-    result = final["result"]
-    task = str(final.get("task_id") or "sync")
-    fallback = f"video-{final.get('video_id')}-{final.get('operation')}-{task[:8]}.mp4"
+def _save(client: Client, final: JsonDict, target: Path | None, console: Console) -> Path:
     bar = TransferBar(console.err, "Downloading", None, show=not console.quiet)
 
     def progress(done: int, total: int | None) -> None:
@@ -403,7 +391,7 @@ def _save(api: Api, final: JsonDict, target: Path | None, console: Console) -> P
         bar.update(done)
 
     try:
-        path = transfer.download(api, str(result["output_url"]), target, fallback, progress)
+        path = client.download(final, target, progress)
     except KeyboardInterrupt:
         raise Interrupted("download interrupted; nothing was saved") from None
     finally:
@@ -412,13 +400,13 @@ def _save(api: Api, final: JsonDict, target: Path | None, console: Console) -> P
     return path
 
 
-def _status(api: Api, args: argparse.Namespace, console: Console) -> int:
-    task = api.get_json(_task_path(args.task))
+def _status(client: Client, args: argparse.Namespace, console: Console) -> int:
+    task = client.task(args.task)
     if not args.follow:
         _show_task(task, console)
         return Exit.OK
     if task.get("state") not in FINISHED:
-        task = _follow(api, str(task["task_id"]), console)
+        task = _follow(client, str(task["task_id"]), console)
     _show_task(task, console)
     return END_STATUS.get(str(task.get("state")), Exit.FAILURE)
 
@@ -431,8 +419,8 @@ def _show_task(task: JsonDict, console: Console) -> None:
         console.result(line)
 
 
-def _cancel(api: Api, args: argparse.Namespace, console: Console) -> int:
-    answer = api.send_json("POST", _task_path(args.task, "cancel/"))
+def _cancel(client: Client, args: argparse.Namespace, console: Console) -> int:
+    answer = client.cancel(args.task)
     if console.json:
         console.result_json(answer)
     else:
@@ -440,22 +428,20 @@ def _cancel(api: Api, args: argparse.Namespace, console: Console) -> int:
     return Exit.OK
 
 
-def _tasks(api: Api, args: argparse.Namespace, console: Console) -> int:
-    query: dict[str, object] = {
-        "video_id": args.video,
-        "state": args.state,
-        "operation": API_OPERATIONS[args.operation] if args.operation else None,
-        "limit": args.limit,
-        "cursor": args.cursor,
-    }
+def _tasks(client: Client, args: argparse.Namespace, console: Console) -> int:
     tasks: list[JsonDict] = []
+    cursor: str | None = args.cursor
     while True:
-        page = api.get_json("/api/tasks/", query)
-        tasks += page.get("tasks") or []
-        cursor = page.get("next_cursor")
+        page, cursor = client.tasks(
+            video_id=args.video,
+            state=args.state,
+            operation=API_OPERATIONS[args.operation] if args.operation else None,
+            limit=args.limit,
+            cursor=cursor,
+        )
+        tasks += page
         if not (args.all and cursor):
             break
-        query["cursor"] = cursor
     if console.json:
         console.result_json({"tasks": tasks, "next_cursor": cursor})
         return Exit.OK
@@ -466,18 +452,18 @@ def _tasks(api: Api, args: argparse.Namespace, console: Console) -> int:
     return Exit.OK
 
 
-def _download(api: Api, args: argparse.Namespace, console: Console) -> int:
-    task = api.get_json(_task_path(args.task))
+def _download(client: Client, args: argparse.Namespace, console: Console) -> int:
+    task = client.task(args.task)
     if task.get("state") not in FINISHED:
-        task = _follow(api, str(task["task_id"]), console)
-    return _finish(api, task, args, console)
+        task = _follow(client, str(task["task_id"]), console)
+    return _finish(client, task, args, console)
 
 
-def _devices(api: Api, args: argparse.Namespace, console: Console) -> int:
-    answer = api.get_json("/api/devices/")
+def _devices(client: Client, args: argparse.Namespace, console: Console) -> int:
+    devices = client.devices()
     if console.json:
-        console.result_json(answer)
+        console.result_json({"devices": devices})
     else:
-        for line in report.device_lines(answer.get("devices") or []):
+        for line in report.device_lines(devices):
             console.result(line)
     return Exit.OK
