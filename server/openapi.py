@@ -15,6 +15,13 @@ from aiohttp import web
 
 from jobs.model import TASK_ID_PATTERN, Operation, TaskState
 from jobs.settings import Settings
+from jobs.webhooks import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    TASK_ENDED,
+    TIMESTAMP_HEADER,
+)
+from jobs.webhooks import EVENT_HEADER as WEBHOOK_EVENT_HEADER
 from server.access import SESSION_COOKIE
 from server.api_schemas import (
     DEVICE_NAME,
@@ -489,6 +496,7 @@ def build_openapi(settings: Settings) -> Schema:
             '{"error": {"code", "message"}} with a 4xx status.',
         },
         "paths": dict(sorted(b.paths.items())),
+        "webhooks": _webhooks(),
         "components": {"schemas": component_schemas()},
     }
     if auth:
@@ -507,6 +515,67 @@ def build_openapi(settings: Settings) -> Schema:
         }
         document["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
     return document
+
+
+def _webhooks() -> Schema:
+    """What the workers POST to a submission's ``callback_url`` and ``VIDCORRECT_WEBHOOK_URL``
+    when a task ends (jobs.webhooks)."""
+
+    def header(name: str, description: str, schema: Schema) -> Schema:
+        return {
+            "name": name,
+            "in": "header",
+            "required": True,
+            "schema": schema,
+            "description": description,
+        }
+
+    return {
+        "taskEnded": {
+            "post": {
+                "summary": "A task ended (SUCCESS, FAILURE or REVOKED)",
+                "description": "Posted to the task's callback_url and to VIDCORRECT_WEBHOOK_URL, "
+                "only on hosts of VIDCORRECT_WEBHOOK_HOSTS. Any 2xx is a delivery; anything else "
+                "(redirects are not followed) is retried after 1, 2, 4 ... s, at most an hour "
+                "apart, for a day: at least once, so de-duplicate on X-Vidcorrect-Delivery.",
+                "security": [],
+                "parameters": [
+                    header(WEBHOOK_EVENT_HEADER, "What happened.", {"const": TASK_ENDED}),
+                    header(
+                        DELIVERY_HEADER,
+                        "The delivery's id, the same on every attempt.",
+                        {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                    ),
+                    header(
+                        TIMESTAMP_HEADER,
+                        "When this attempt was sent (epoch seconds).",
+                        {"type": "string", "pattern": "^[0-9]+$"},
+                    ),
+                    header(
+                        SIGNATURE_HEADER,
+                        "sha256= and the hex HMAC-SHA256, keyed with VIDCORRECT_WEBHOOK_SECRET, "
+                        "of the timestamp, a '.', and the body's bytes.",
+                        {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                    ),
+                    header(
+                        "X-Vidcorrect-Attempt",
+                        "1 for the first attempt, then 2, 3 ...",
+                        {"type": "string", "pattern": "^[0-9]+$"},
+                    ),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "description": "The task as GET /api/task-status/{task_id}/ answered when "
+                    "it ended.",
+                    "content": json_content(ref("Task")),
+                },
+                "responses": {
+                    "2XX": {"description": "Delivered."},
+                    "default": {"description": "Not delivered: tried again later."},
+                },
+            }
+        }
+    }
 
 
 def _add_devices(b: _Builder, not_json: str) -> None:

@@ -143,3 +143,15 @@ async def test_the_document_is_served_without_a_token(
     resp = await client.get(OPENAPI_PATH)
     assert resp.status == 200
     assert "security" not in await resp.json()
+
+
+def test_the_webhook_is_described(settings: Settings) -> None:
+    """What the workers post (tests/test_webhooks.py checks the requests themselves)."""
+    hook = build_openapi(settings)["webhooks"]["taskEnded"]["post"]
+    assert hook["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Task"
+    }
+    headers = {p["name"] for p in hook["parameters"] if p["in"] == "header"}
+    assert {"X-Vidcorrect-Signature", "X-Vidcorrect-Timestamp", "X-Vidcorrect-Delivery"} <= headers
+    schemas = build_openapi(settings)["components"]["schemas"]
+    assert "callback_url" in schemas["Task"]["properties"]
