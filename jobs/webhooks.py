@@ -24,6 +24,7 @@ attempt. Tasks run by the server itself while Redis is away (the degraded mode) 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -146,15 +147,23 @@ class Deliverer:
         self._settings = settings
         self._keys = settings.keys
         self._claim = redis.register_script(_CLAIM)
+        self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        """Deliver until cancelled, riding out Redis outages."""
-        while True:
+        """Deliver until :meth:`stop` (or cancelled), riding out Redis outages."""
+        while not self._stopping.is_set():
             try:
                 await self.deliver_due()
             except (RedisError, OSError) as error:
                 log.warning("webhook outbox unreachable", error=str(error))
-            await asyncio.sleep(POLL_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), POLL_INTERVAL)
+
+    def stop(self) -> None:
+        """Make :meth:`run` return once the deliveries it is making have ended (at most
+        :data:`HTTP_TIMEOUT` later): a delivery cut off after its request was sent would be
+        made again by another worker, a minute later."""
+        self._stopping.set()
 
     async def deliver_due(self) -> int:
         """Claim and post the deliveries due now; how many were claimed."""

@@ -32,9 +32,12 @@ from jobs.runner import run_task
 from jobs.settings import Settings
 from jobs.stats import JobStats
 from jobs.storage import Storage, private_umask
-from jobs.webhooks import Deliverer
+from jobs.webhooks import HTTP_TIMEOUT, Deliverer
 
 log = structlog.get_logger("vidcorrect.worker")
+
+#: Seconds a stopping worker waits for the webhook deliveries it is making.
+WEBHOOK_STOP_TIMEOUT = HTTP_TIMEOUT + 5
 
 #: arq's own limit sits above ours, so a job always ends through our timeout handling first.
 ARQ_TIMEOUT_MARGIN = 60
@@ -68,7 +71,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["beating"] = asyncio.create_task(beat.run(), name="worker-beat")
     ctx["recovery"] = asyncio.create_task(recovery_loop(ctx), name="recovery")
     if settings.webhook_hosts:  # no webhook can be queued without an allowed host
-        deliverer = Deliverer(ctx["redis"], settings)
+        ctx["deliverer"] = deliverer = Deliverer(ctx["redis"], settings)
         ctx["webhooks"] = asyncio.create_task(deliverer.run(), name="webhooks")
     log.info("worker started", worker_id=worker_id, max_jobs=settings.max_jobs)
 
@@ -76,6 +79,11 @@ async def startup(ctx: dict[str, Any]) -> None:
 async def shutdown(ctx: dict[str, Any]) -> None:
     """arq hook: release the frame threads (running jobs have been awaited by arq already) and
     take this worker out of the live ones."""
+    deliverer: Deliverer | None = ctx.get("deliverer")
+    if deliverer is not None:  # let the deliveries in flight end, rather than repeat them
+        deliverer.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(ctx["webhooks"]), WEBHOOK_STOP_TIMEOUT)
     for name in ("webhooks", "recovery", "beating"):
         background: asyncio.Task[None] | None = ctx.get(name)
         if background is not None:

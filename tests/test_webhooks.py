@@ -9,6 +9,7 @@ import hmac
 import json
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +22,10 @@ from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from jobs.errors import ConfigError
+from jobs.model import Operation, TaskRecord, TaskState
+from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings, webhook_target
+from jobs.webhooks import Deliverer
 from jobs.worker import in_process_worker
 from server.app import create_app
 from testkit.media import make_video
@@ -281,3 +285,39 @@ def test_webhook_settings() -> None:
         Settings.from_env({**env, "VIDCORRECT_WEBHOOK_URL": "https://elsewhere.example.org/"})
     with pytest.raises(ConfigError, match="VIDCORRECT_WEBHOOK_HOSTS"):
         Settings.from_env({**env, "VIDCORRECT_WEBHOOK_HOSTS": "bad host"})
+
+
+async def test_a_delivery_is_given_up_after_a_day_and_dropped_when_its_host_is_no_longer_allowed(
+    settings: Settings, redis_url: str, receiver: Receiver
+) -> None:
+    """Driven directly (no worker): one pass of the delivery loop over a real outbox."""
+    redis = Redis.from_url(redis_url)
+    try:
+        records = RedisTaskStore(redis, settings.keys, webhook_url=receiver.url("/down"))
+        task = TaskRecord(uuid.uuid4().hex, Operation.ANALYZE, 1, {})
+        await records.create_task(task)
+        await records.update_task(task, state=TaskState.FAILURE)
+        (delivery_id,) = await outbox(redis_url, settings)
+        # A day old, and the receiver is down: this attempt is the last.
+        await redis.hset(settings.keys.webhook(delivery_id), "created", repr(time.time() - 86401))
+        assert await Deliverer(redis, settings).deliver_due() == 1
+        assert await outbox(redis_url, settings) == []
+        assert not await redis.exists(settings.keys.webhook(delivery_id))
+
+        # A host taken off VIDCORRECT_WEBHOOK_HOSTS: its deliveries go, unsent.
+        await receiver.start()
+        hooked = TaskRecord(
+            uuid.uuid4().hex, Operation.ANALYZE, 1, {}, callback_url=receiver.url("/mine")
+        )
+        await records.create_task(hooked)
+        await records.update_task(hooked, state=TaskState.SUCCESS)
+        assert len(await outbox(redis_url, settings)) == 2  # the callback and the global URL
+        closed = replace(settings, webhook_hosts=("backend.example",))
+        assert await Deliverer(redis, closed).deliver_due() == 2
+        assert await outbox(redis_url, settings) == []
+        assert receiver.received == []
+        # Updates of a task that has ended queue nothing more.
+        await records.update_task(await records.get_task(hooked.task_id), status="noted")
+        assert await outbox(redis_url, settings) == []
+    finally:
+        await redis.aclose()
