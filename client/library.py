@@ -243,14 +243,15 @@ class Client:
     # Review (the server's review and sign-off of outputs)
 
     def review_state(self, task_id: str) -> Any:
-        """The task's ``review`` (its output's review: ``state`` pending, approved or
-        rejected, who set it and their comment), ``None`` from a server without review."""
+        """The task's ``review``: its output's review, ``{"state", "by", "at", "comment"}``
+        with ``state`` pending, approved or rejected; ``None`` for a task with nothing to
+        review (an analysis) and from a server without review."""
         return self.task(task_id).get("review")
 
     def review(self, task_id: str, state: str, comment: str | None = None) -> JsonDict:
         """Set the review of a task's output (``POST /api/tasks/{task_id}/review``; a reviewer's
         token): ``state`` one of :data:`REVIEW_STATES`, with an optional ``comment``. Returns
-        the server's answer."""
+        the server's answer (the task, with its new ``review``)."""
         if state not in REVIEW_STATES:
             raise ValueError(f"state must be one of {', '.join(REVIEW_STATES)}, got {state!r}")
         body: JsonDict = {"state": state}
