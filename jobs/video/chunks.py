@@ -560,7 +560,9 @@ def encode_chunk(
                 else plane_fills(width, height, plan.roi, plan.shape, sub, sub)
             )
             vin.codec_context.thread_type = "AUTO"
-            out = stack.enter_context(av.open(str(dst), "w", format="mp4"))
+            out = stack.enter_context(
+                av.open(str(dst), "w", format="mp4", options=_part_muxer_options(vin))
+            )
             vout = add_video_output(out, vin, width, height, pix_fmt, encode, part=True)
             editor = _Editor(
                 out,
@@ -615,6 +617,19 @@ def encode_chunk(
         nal_sha256=digest.hexdigest(),
         verification=verification,
     )
+
+
+def _part_muxer_options(vin: VideoStream) -> dict[str, str]:
+    """A part starts late (at its first frame's pts), which the MP4 muxer writes as an empty
+    edit in the movie time scale (1/1000 s by default): rounded, the part's timestamps would
+    come back shifted. With the movie time scale the track's, they come back exact."""
+    tb = Fraction(vin.time_base or 0)
+    if tb <= 0 or tb.numerator != 1:
+        return {}
+    scale = tb.denominator
+    while scale < 10_000:  # the MP4 muxer's track time scale for such a time base
+        scale *= 2
+    return {"movie_timescale": str(scale)}
 
 
 def _decoded(
