@@ -769,11 +769,28 @@ def stitch_parts(
                 f"Part {k} has {len(part.pts)} frames; its check counted {outcomes[k].frames_out}."
             )
     delay = max(_reorder_depth(part.pts) for part in read)
-    out_pts = sorted(p for part in read for p in part.pts)
-    if out_pts != expected_pts:
-        problems.append("The parts' timestamps are not the kept frames' timestamps.")
-    total_out = len(out_pts)
     starts = [0, *itertools.accumulate(len(part.pts) for part in read)]
+    for k, part in enumerate(read):
+        if sorted(part.pts) != expected_pts[starts[k] : starts[k + 1]]:
+            problems.append(
+                f"Part {k}'s timestamps are not the ones of the kept frames of chunk {k}."
+            )
+    out_pts = sorted(p for part in read for p in part.pts)
+    edit = EditOutcome(
+        frames_in=n,
+        frames_out=len(kept_src),
+        removed=n - len(kept_src),
+        frame_map=tuple((a, b, c) for a, b, c in runs),
+        width=width,
+        height=height,
+        has_audio=ain_index is not None,
+    )
+    if problems or out_pts != expected_pts:
+        # Not stitched: the parts are not the ones planned (the caller publishes nothing).
+        if out_pts != expected_pts and not problems:
+            problems.append("The parts hold other frames than the kept ones.")
+        return edit, _merged(outcomes, problems, len(kept_src))
+    total_out = len(out_pts)
 
     def dts_of(j: int) -> int:
         if j >= delay:
@@ -814,15 +831,6 @@ def stitch_parts(
         if audio is not None:
             audio.finish()
     problems.extend(_check_stitched(dst, tb, read, outcomes, expected_pts))
-    edit = EditOutcome(
-        frames_in=n,
-        frames_out=len(kept_src),
-        removed=n - len(kept_src),
-        frame_map=tuple((a, b, c) for a, b, c in runs),
-        width=width,
-        height=height,
-        has_audio=ain_index is not None,
-    )
     return edit, _merged(outcomes, problems, len(kept_src))
 
 
