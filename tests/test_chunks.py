@@ -201,9 +201,15 @@ def open_gop(media: Path) -> Source:
 
 @pytest.fixture(scope="module")
 def long_gop(media: Path) -> Source:
-    """25 fps, 76 frames, one GOP (x264's keyint 250): no keyframe near any boundary, and a
-    last chunk of a single frame (frame 75)."""
-    return _numbered(media, "long", Fraction(25), 76, None)
+    """25 fps, 90 frames, one GOP (x264's keyint 250): no keyframe near any boundary; the
+    chunks decode from the start, up to MAX_PREROLL (2) target lengths back."""
+    return _numbered(media, "long", Fraction(25), 90, None)
+
+
+@pytest.fixture(scope="module")
+def short_last(media: Path) -> Source:
+    """25 fps, 76 frames, an IDR every 25 frames: the last chunk is the single frame 75."""
+    return _numbered(media, "short_last", Fraction(25), 76, "keyint=25:min-keyint=25:scenecut=0")
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +228,7 @@ def vfr(media: Path) -> Source:
     return Source(path, None, len(VFR_DURATIONS), False)
 
 
-SOURCES = ["closed_gop", "open_gop", "long_gop", "ntsc", "vfr"]
+SOURCES = ["closed_gop", "open_gop", "long_gop", "short_last", "ntsc", "vfr"]
 
 #: Plans: a mask; and a mask with frames blackened and removed across the seams (each clip's
 #: boundaries lie near frames 25, 50, 75 or, for 29.97 fps, 30, 60, 90), a removal at the start.
@@ -355,11 +361,11 @@ def _in(index: int, ranges: tuple[tuple[int, int], ...]) -> bool:
 
 
 def test_plan_boundaries(
-    closed_gop: Source, open_gop: Source, long_gop: Source, tmp_path: Path
+    closed_gop: Source, open_gop: Source, long_gop: Source, short_last: Source
 ) -> None:
     """Closed GOPs: boundaries at the IDR nearest each second, decoded from there. Open GOPs
     and long GOPs: boundaries at the target frames, decoded from an earlier keyframe (or the
-    start). The last chunk of the long GOP clip is a single frame."""
+    start), but not from further back than two chunks. A last chunk of a single frame."""
     plan = PLANS["mask"]
     closed = plan_chunks(closed_gop.path, TARGET, plan, DEFAULT_ENCODE)
     assert [c.start_frame for c in closed.chunks] == [0, 24, 48, 72]
@@ -371,14 +377,17 @@ def test_plan_boundaries(
         assert chunk.seek_pts is not None
         assert chunk.seek_pts < chunk.start_pts
     long = plan_chunks(long_gop.path, TARGET, plan, DEFAULT_ENCODE)
-    assert [(c.start_frame, c.end_frame) for c in long.chunks] == [
+    assert [(c.start_frame, c.end_frame) for c in long.chunks] == [(0, 24), (25, 49), (50, 89)]
+    assert all(c.seek_pts is None for c in long.chunks)
+    last = plan_chunks(short_last.path, TARGET, plan, DEFAULT_ENCODE)
+    assert [(c.start_frame, c.end_frame) for c in last.chunks] == [
         (0, 24),
         (25, 49),
         (50, 74),
         (75, 75),
     ]
-    assert all(c.seek_pts is None for c in long.chunks)
-    for chunk_plan in (closed, opened, long):
+    assert all(c.seek_pts == c.start_pts for c in last.chunks[1:])
+    for chunk_plan in (closed, opened, long, last):
         frames = [f for c in chunk_plan.chunks for f in range(c.start_frame, c.end_frame + 1)]
         assert frames == list(range(chunk_plan.total_frames))
 
