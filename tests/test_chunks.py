@@ -516,3 +516,32 @@ def _sei_messages(path: Path) -> list[tuple[int, bytes]]:
                     if unit[0] & 0x1F == 6:
                         found.extend(sei_messages(unescape_rbsp(unit[1:])))
     return found
+
+
+def test_late_start_keeps_the_source_timestamps(closed_gop: Source, tmp_path: Path) -> None:
+    """A source whose first frame is shown at 0.3337 s: the stitched mask has the source's
+    timestamps exactly (the MP4 edit lists of the parts and of the output are not rounded)."""
+    src = tmp_path / "late.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(closed_gop.path),
+            "-c",
+            "copy",
+            "-output_ts_offset",
+            "0.3337",
+            str(src),
+        ],
+        check=True,
+    )
+    source_pts = sorted(p for p, _ in packet_times(src))
+    assert source_pts[0] > 0.3
+    chunked = run_chunked(src, tmp_path / "chunked", PLANS["mask"])
+    assert len(chunked.chunk_plan.chunks) >= 3
+    assert chunked.verification.passed, chunked.verification.problems
+    assert sorted(p for p, _ in packet_times(chunked.dst)) == source_pts
+    assert shown_numbers(chunked.dst) == list(range(closed_gop.frames))

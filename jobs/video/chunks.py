@@ -582,7 +582,12 @@ def encode_chunk(
             )
             vin.codec_context.thread_type = "AUTO"
             out = stack.enter_context(
-                av.open(str(dst), "w", format="mp4", options=_part_muxer_options(vin))
+                av.open(
+                    str(dst),
+                    "w",
+                    format="mp4",
+                    options=_muxer_options(Fraction(vin.time_base or 0)),
+                )
             )
             vout = add_video_output(out, vin, width, height, pix_fmt, encode, part=True)
             editor = _Editor(
@@ -644,11 +649,11 @@ def encode_chunk(
     )
 
 
-def _part_muxer_options(vin: VideoStream) -> dict[str, str]:
-    """A part starts late (at its first frame's pts), which the MP4 muxer writes as an empty
-    edit in the movie time scale (1/1000 s by default): rounded, the part's timestamps would
-    come back shifted. With the movie time scale the track's, they come back exact."""
-    tb = Fraction(vin.time_base or 0)
+def _muxer_options(tb: Fraction) -> dict[str, str]:
+    """A part starts late (at its first frame's pts), and so may a source, which the MP4 muxer
+    writes as an empty edit in the movie time scale (1/1000 s by default): rounded, the
+    timestamps would come back shifted. With the movie time scale the track's (for a video time
+    base `tb`), they come back exact."""
     if tb <= 0 or tb.numerator != 1:
         return {}
     scale = tb.denominator
@@ -830,7 +835,7 @@ def stitch_parts(
         return out_pts[0] - (delay - j)
 
     with ExitStack() as stack:
-        out = stack.enter_context(av.open(str(dst), "w", format="mp4"))
+        out = stack.enter_context(av.open(str(dst), "w", format="mp4", options=_muxer_options(tb)))
         template = stack.enter_context(open_input(parts[0]))
         vout = out.add_stream_from_template(select_video_stream(template))
         vout.codec_context.extradata = read[0].extradata
