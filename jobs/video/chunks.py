@@ -43,9 +43,11 @@ Privacy: parts are new encodings (no SEI of the source, codec.NO_FRAME_SEI), cop
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -423,10 +425,7 @@ def _boundaries(
 
 
 def _first_at_or_after(sorted_pts: list[int], goal: Fraction) -> int:
-    for rank, pts in enumerate(sorted_pts):
-        if pts >= goal:
-            return rank
-    return len(sorted_pts) - 1
+    return min(bisect.bisect_left(sorted_pts, math.ceil(goal)), len(sorted_pts) - 1)
 
 
 def _seek_for(
