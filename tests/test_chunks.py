@@ -149,6 +149,38 @@ def packet_times(path: Path) -> list[tuple[float, float]]:
     return [(float(p["pts_time"]), float(p["dts_time"])) for p in packets]
 
 
+def interleaving_lag(path: Path) -> float:
+    """How far (seconds) a packet, in file order, lies behind the latest packet of the other
+    stream written before it: small when audio and video are interleaved as they go, the
+    whole duration when one stream was written after the other."""
+    run = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=stream_index,dts_time,pos",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    packets = sorted(json.loads(run.stdout)["packets"], key=lambda p: int(p["pos"]))
+    latest: dict[int, float] = {}
+    lag = 0.0
+    for packet in packets:
+        stream, time = int(packet["stream_index"]), float(packet["dts_time"])
+        others = [t for s, t in latest.items() if s != stream]
+        if others:
+            lag = max(lag, max(others) - time)
+        latest[stream] = max(time, latest.get(stream, time))
+    assert len(latest) == 2, "expected a video and an audio stream"
+    return lag
+
+
 def ffmpeg_errors(path: Path) -> str:
     """What `ffmpeg -xerror` says decoding every stream of `path` (empty when clean)."""
     run = subprocess.run(
@@ -358,6 +390,7 @@ def test_stitched_equals_unchunked_edit(
     if source.audio:
         assert source.fps is not None
         assert_audio_follows(chunked.dst, kept, source.fps)
+        assert interleaving_lag(chunked.dst) < 0.5
 
 
 def _in(index: int, ranges: tuple[tuple[int, int], ...]) -> bool:
@@ -494,6 +527,8 @@ def test_parts_are_checked_live(tmp_path: Path) -> None:
         assert verification.passed is dark
         assert all(o.verification.passed is dark for o in outcomes)
         assert verification.frames_checked == chunk_plan.total_frames
+        for outcome in outcomes:  # as handed between processes
+            assert ChunkOutcome.from_dict(json.loads(json.dumps(outcome.to_dict()))) == outcome
 
 
 def test_stitched_output_holds_no_hidden_name(closed_gop: Source, tmp_path: Path) -> None:
