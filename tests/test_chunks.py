@@ -43,7 +43,7 @@ from testkit.media import (
     sha256,
 )
 from tests.checks import assert_audio_follows, assert_edited, kept_indices
-from tests.hidden import found_forms, user_data_source
+from tests.hidden import caption_source, found_forms, user_data_source
 
 TARGET = 1.0  # seconds per chunk: three or four chunks per clip
 ROI = Roi(40, 30, 240, 180)
@@ -531,10 +531,17 @@ def test_parts_are_checked_live(tmp_path: Path) -> None:
             assert ChunkOutcome.from_dict(json.loads(json.dumps(outcome.to_dict()))) == outcome
 
 
-def test_stitched_output_holds_no_hidden_name(closed_gop: Source, tmp_path: Path) -> None:
-    """A name hidden in the source's SEI user data reaches neither the parts nor the stitch."""
-    src = user_data_source(closed_gop.path, tmp_path / "hidden.mp4")
-    assert "ascii" in found_forms(src)
+@pytest.mark.parametrize("kind", ["user data", "captions"])
+def test_stitched_output_holds_no_hidden_name(
+    closed_gop: Source, tmp_path: Path, kind: str
+) -> None:
+    """A name hidden in the source's SEI (unregistered user data, A/53 closed captions) reaches
+    neither the parts nor the stitched file, which holds no SEI user data but x264's own."""
+    if kind == "user data":
+        src = user_data_source(closed_gop.path, tmp_path / "hidden.mp4")
+    else:
+        src = caption_source(closed_gop.path, tmp_path / "hidden.mp4")
+    assert found_forms(src) != []
     chunked = run_chunked(src, tmp_path / "out", PLANS["mask"])
     assert chunked.verification.passed, chunked.verification.problems
     for path in [*chunked.parts, chunked.dst]:
@@ -584,3 +591,28 @@ def test_late_start_keeps_the_source_timestamps(closed_gop: Source, tmp_path: Pa
     assert chunked.verification.passed, chunked.verification.problems
     assert sorted(p for p, _ in packet_times(chunked.dst)) == source_pts
     assert shown_numbers(chunked.dst) == list(range(closed_gop.frames))
+
+
+def test_without_audio(closed_gop: Source, tmp_path: Path) -> None:
+    """keep_audio=False: the stitched file has the video only."""
+    plan = EditPlan(roi=ROI, remove=((20, 30),), keep_audio=False)
+    chunked = run_chunked(closed_gop.path, tmp_path, plan)
+    assert chunked.verification.passed, chunked.verification.problems
+    assert not chunked.edit.has_audio
+    run = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+            str(chunked.dst),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.split() == ["video"]
+    assert shown_numbers(chunked.dst) == kept_indices(closed_gop.frames, plan.remove)

@@ -675,7 +675,10 @@ def _decoded(
         first = next(packets, None)
         # The demuxer must land on a keyframe at or before the one planned; else start over.
         if first is None or not first.is_keyframe or first.pts is None or first.pts > seek_pts:
-            inp.seek(0, stream=vin, backward=True, any_frame=False)
+            try:
+                inp.seek(0, stream=vin, backward=True, any_frame=False)
+            except av.error.FFmpegError as exc:
+                raise InvalidVideo("The video cannot be read from its start again.") from exc
             packets = demux(inp, (vin,))
         else:
             packets = itertools.chain([first], packets)
