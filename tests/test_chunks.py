@@ -546,9 +546,9 @@ def test_stitched_output_holds_no_hidden_name(
     assert chunked.verification.passed, chunked.verification.problems
     for path in [*chunked.parts, chunked.dst]:
         assert found_forms(path) == []
-    for kind, payload in _sei_messages(chunked.dst):
-        assert kind != 4
-        assert kind != 5 or payload[:16] == X264_UUID
+    for payload_type, payload in _sei_messages(chunked.dst):
+        assert payload_type != 4
+        assert payload_type != 5 or payload[:16] == X264_UUID
 
 
 def _sei_messages(path: Path) -> list[tuple[int, bytes]]:
