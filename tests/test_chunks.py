@@ -616,3 +616,37 @@ def test_without_audio(closed_gop: Source, tmp_path: Path) -> None:
     )
     assert run.stdout.split() == ["video"]
     assert shown_numbers(chunked.dst) == kept_indices(closed_gop.frames, plan.remove)
+
+
+def test_source_with_frames_cut_off_by_an_edit_list(open_gop: Source, tmp_path: Path) -> None:
+    """A source cut with `ffmpeg -ss 0.5 -c copy` starts before its first shown frame: the
+    packets its edit list discards are no frames, in the plan as in edit_video."""
+    src = tmp_path / "cut.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-ss",
+            "0.5",
+            "-i",
+            str(open_gop.path),
+            "-c",
+            "copy",
+            str(src),
+        ],
+        check=True,
+    )
+    plan = EditPlan(roi=ROI, remove=((20, 30),))
+    chunked = run_chunked(src, tmp_path / "chunked", plan)
+    assert len(chunked.chunk_plan.chunks) >= 3
+    assert chunked.verification.passed, chunked.verification.problems
+    whole = tmp_path / "whole.mp4"
+    assert chunked.edit == edit_video(src, whole, plan)
+    assert chunked.edit.frames_in == chunked.chunk_plan.total_frames
+    assert len(packet_times(src)) > chunked.chunk_plan.total_frames  # the discarded packets
+    assert shown_numbers(chunked.dst) == shown_numbers(whole)
+    assert sorted(p for p, _ in packet_times(chunked.dst)) == sorted(
+        p for p, _ in packet_times(whole)
+    )

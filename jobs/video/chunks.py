@@ -274,7 +274,8 @@ def _read_index(inp: InputContainer, vin: VideoStream) -> _Index:
     index = _Index([], [], [])
     missing = 0
     for packet in demux(inp, (vin,)):
-        if packet.size == 0:
+        # Discarded packets (cut off by an MP4 edit list) are decoded but give no frame.
+        if packet.size == 0 or packet.is_discard:
             continue
         if packet.pts is None:
             missing += 1
