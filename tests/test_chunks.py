@@ -449,6 +449,18 @@ def test_plan_depends_only_on_its_inputs(closed_gop: Source, media: Path) -> Non
         plan_chunks(closed_gop.path, TARGET, EditPlan(remove=((0, 99),)), DEFAULT_ENCODE)
 
 
+def test_chunk_left_with_one_frame_is_merged(closed_gop: Source) -> None:
+    """A middle chunk with a single kept frame (47) joins the one before: its part would be a
+    lone IDR picture followed by the next part's, of the same idr_pic_id."""
+    plan = EditPlan(remove=((24, 46),))
+    chunk_plan = plan_chunks(closed_gop.path, TARGET, plan, DEFAULT_ENCODE)
+    assert [(c.start_frame, c.end_frame) for c in chunk_plan.chunks] == [
+        (0, 47),
+        (48, 71),
+        (72, 99),
+    ]
+
+
 def test_chunk_entirely_removed_is_merged(closed_gop: Source, tmp_path: Path) -> None:
     """A removal that swallows a whole chunk (24-47) merges it into the one before; the
     stitched file is the unchunked edit."""
