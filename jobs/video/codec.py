@@ -49,6 +49,15 @@ DEFAULT_ENCODE = EncodeOptions()
 #: default). Either could hold a patient's name from the source (see nal.py).
 NO_FRAME_SEI = {"a53cc": "0", "udu_sei": "0"}
 
+#: Encoder threads of a chunk's part (see chunks.encode_chunk): fixed, because libx264's
+#: output depends on its thread count, and a part must be the same bytes on every machine.
+PART_THREADS = 2
+
+#: x264 settings of a chunk's part, on top of the preset and CRF: headers that do not depend on
+#: the content (stitchable), so that every part has the same SPS/PPS and the parts can follow
+#: one another in one stream; closed GOPs; a fixed number of frame and lookahead threads.
+PART_X264_PARAMS = f"stitchable=1:open-gop=0:threads={PART_THREADS}:lookahead-threads=1"
+
 
 def output_pix_fmt(width: int, height: int) -> str:
     """yuv420p, or yuv444p when a dimension is odd (libx264 cannot encode odd 4:2:0)."""
@@ -62,8 +71,11 @@ def add_video_output(
     height: int,
     pix_fmt: str,
     encode: EncodeOptions,
+    *,
+    part: bool = False,
 ) -> VideoStream:
-    """A libx264 stream with the source's rate, time base and colour description."""
+    """A libx264 stream with the source's rate, time base and colour description; with `part`,
+    set up for a chunk's part (PART_X264_PARAMS, PART_THREADS threads)."""
     rate = vin.average_rate or vin.guessed_rate or FALLBACK_RATE
     vout = out.add_stream("libx264", rate=rate)
     ctx = vout.codec_context
@@ -71,7 +83,11 @@ def add_video_output(
     ctx.height = height
     ctx.pix_fmt = pix_fmt
     ctx.thread_type = "FRAME"
-    ctx.options = {"preset": encode.preset, "crf": str(encode.crf), **NO_FRAME_SEI}
+    options = {"preset": encode.preset, "crf": str(encode.crf), **NO_FRAME_SEI}
+    if part:
+        ctx.thread_count = PART_THREADS
+        options["x264-params"] = PART_X264_PARAMS
+    ctx.options = options
     # Keep the source's timestamps: same time base, each frame keeps its pts.
     if vin.time_base:
         ctx.time_base = vin.time_base

@@ -261,7 +261,13 @@ class _Editor:
         cutter: AudioCutter | None,
         on_progress: ProgressCallback | None,
         on_packet: Callable[[Packet[Stream]], None] | None,
+        *,
+        first_index: int = 0,
+        shift: int = 0,
     ) -> None:
+        """`first_index` is the source number of the first frame it will be given and `shift`
+        the duration (ticks) of the frames removed before it (a chunk of a longer edit, see
+        chunks.encode_chunk); both 0 for a whole video."""
         self._out = out
         self._on_packet = on_packet
         self._vout = vout
@@ -277,7 +283,8 @@ class _Editor:
         # The source pts are in the input stream's time base, which the output keeps.
         self._seconds_per_tick = Fraction(vin.time_base or self._time_base)
         self._repair = PtsRepair(frame_step(vin))
-        self._shift = 0  # total duration of the removed frames so far, in time base ticks
+        self._first = first_index
+        self._shift = shift  # total duration of the removed frames so far, in time base ticks
         self._cut_from: int | None = None  # source pts of the first frame of a removed run
         self.frames_in = 0
         self.frames_out = 0
@@ -287,7 +294,7 @@ class _Editor:
         """Handle the next decoded frame."""
         if frame.width != self._width or frame.height != self._height:
             raise InvalidVideo("The picture size changes within the video; this is not supported.")
-        index = self.frames_in
+        index = self._first + self.frames_in
         pts = self._repair(frame.pts)
         if index in self._remove:
             if self._cut_from is None:

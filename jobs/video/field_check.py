@@ -13,6 +13,7 @@ A field with no pixel left to measure fails: it cannot be shown dark.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from jobs.video.planes import Roi, TextField, U8Array, check_roi
@@ -38,6 +39,20 @@ class FieldCheck:
             "max_luma": self.max_luma,
             "box": self.box.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> FieldCheck:
+        """The inverse of to_dict (e.g. a chunk's check handed between processes)."""
+        box = data["box"]
+        max_luma = data["max_luma"]
+        if not isinstance(box, Mapping) or not (max_luma is None or isinstance(max_luma, int)):
+            raise ValueError("A text field check is malformed.")
+        return cls(
+            name=str(data["name"]),
+            box=Roi(int(box["x"]), int(box["y"]), int(box["width"]), int(box["height"])),
+            max_luma=max_luma,
+            dark=bool(data["dark"]),
+        )
 
 
 class FieldProbe:

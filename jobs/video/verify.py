@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,43 @@ class Verification:
             "luma_limit": LUMA_LIMIT,
             "problems": list(self.problems),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Verification:
+        """The inverse of to_dict (e.g. a chunk's check handed between processes)."""
+
+        def optional_int(key: str) -> int | None:
+            value = data.get(key)
+            if value is not None and not isinstance(value, int):
+                raise ValueError(f"The verification's {key} is malformed.")
+            return value
+
+        def count(key: str) -> int:
+            value = optional_int(key)
+            if value is None:
+                raise ValueError(f"The verification's {key} is missing.")
+            return value
+
+        problems = data.get("problems", [])
+        fields = data.get("text_fields", [])
+        psnr = data.get("min_psnr")
+        if not isinstance(problems, list) or not isinstance(fields, list):
+            raise ValueError("The verification is malformed.")
+        if psnr is not None and not isinstance(psnr, int | float):
+            raise ValueError("The verification's min_psnr is malformed.")
+        return cls(
+            frames_checked=count("frames_checked"),
+            frames_expected=count("frames_expected"),
+            max_luma_outside=optional_int("max_luma_outside"),
+            margin_px=count("margin_px"),
+            max_luma_blackened=optional_int("max_luma_blackened"),
+            passed=bool(data["passed"]),
+            problems=tuple(str(p) for p in problems),
+            method=str(data.get("method", "decoded")),
+            frames_decoded=optional_int("frames_decoded"),
+            min_psnr=None if psnr is None else float(psnr),
+            text_fields=tuple(FieldCheck.from_dict(f) for f in fields),
+        )
 
 
 def verify_output(
