@@ -43,6 +43,9 @@ Key                              Type    Written by                           Li
                                          -> when it is due (epoch s)          delivered, given up
 ``P:webhook:<delivery_id>``      hash    the same: url, task id, the ended    as its entry in
                                          record (JSON), created, attempts     ``P:webhooks``
+``P:audit``                      list    server: one JSON entry per audited   kept (append-only;
+                                         action, hash-chained                 see jobs.audit)
+                                         (:mod:`jobs.audit`)
 ``P:queue``                      zset    arq: the jobs queued by the          arq's
                                          submitter, recovery and retries
 ===============================  ======  ===================================  ====================
@@ -149,3 +152,8 @@ class Keys:
     def revoked_session(self, session_id: str) -> str:
         """Marks a signed-out page session until its cookie would have expired."""
         return f"{self.prefix}:session:{session_id}:revoked"
+
+    @property
+    def audit(self) -> str:
+        """The audit trail: a list of hash-chained JSON entries, entry ``seq`` at index ``seq``."""
+        return f"{self.prefix}:audit"

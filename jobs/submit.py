@@ -66,6 +66,7 @@ class Submitter:
         params: JsonDict,
         idempotency_key: str | None = None,
         callback_url: str | None = None,
+        submitted_by: str | None = None,
     ) -> Submission:
         """The existing task for an identical or repeated submission, else a new queued one
         whose end is posted to ``callback_url`` (checked by the caller with
@@ -75,6 +76,7 @@ class Submitter:
         The keys are claimed atomically (``SET NX``) for the new task's id before its record is
         written, so of concurrent identical submissions (or ones with the same key) exactly one
         makes a task and the others answer with it (or 422, for a key used for another request).
+        ``submitted_by`` (a user name) is recorded in a new task; a duplicate keeps its own.
         """
         keys = self.records.keys
         fingerprint = _fingerprint(operation, video_id, params)
@@ -86,6 +88,7 @@ class Submitter:
             video_id=video_id,
             params=params,
             callback_url=callback_url,
+            submitted_by=submitted_by,
         )
         claimed: list[str] = []
         created = False

@@ -41,16 +41,18 @@ class TaskRouter:
         params: JsonDict,
         idempotency_key: str | None,
         callback_url: str | None = None,
+        submitted_by: str | None = None,
     ) -> Submission:
         """Queue the task (see :meth:`Submitter.submit`); while Redis cannot be reached, run it
         in this process instead (a ``local-`` task, never a duplicate, whose end is posted to
         no webhook: the outbox is in Redis)."""
         try:
             return await self._submitter.submit(
-                operation, video_id, params, idempotency_key, callback_url
+                operation, video_id, params, idempotency_key, callback_url, submitted_by
             )
         except RedisError:
-            return Submission(await self._local.submit(operation, video_id, params), False)
+            local = await self._local.submit(operation, video_id, params, submitted_by)
+            return Submission(local, False)
 
     async def get_video(self, video_id: int) -> VideoRecord:
         """The video to submit a task for: from Redis or, while it cannot be reached, from the

@@ -4,7 +4,7 @@ import { apiFetch, uploadVideo } from "./js/api.js";
 import { analysisSummary, formatBytes, formatDuration, formatFps } from "./js/format.js";
 import { RoiEditor } from "./js/roi.js";
 import { TaskBoard, rememberedTasks } from "./js/tasks.js";
-import { UNAUTHORIZED_EVENT, sessionState, signIn, signOut } from "./js/session.js";
+import { UNAUTHORIZED_EVENT, sessionState, signIn, signOut, whoAmI } from "./js/session.js";
 
 const SELECTED_KEY = "vidcorrect.selectedVideo";
 const $ = (id) => document.getElementById(id);
@@ -410,6 +410,18 @@ function onTaskFinished(task) {
   if (task.operation === "analyze" && task.state === "SUCCESS") showAnalysis(task.result);
 }
 
+/** Show who is signed in (name and role) beside the sign-out button. */
+async function showWhoAmI() {
+  const label = $("signed-in-as");
+  try {
+    const me = await whoAmI();
+    label.textContent = me.name ? `Signed in as ${me.name} (${me.role})` : "";
+    label.hidden = !me.name;
+  } catch {
+    label.hidden = true; /* an older server without /api/me/ */
+  }
+}
+
 // ---- start ---------------------------------------------------------------------------------
 
 // ---- signing in -----------------------------------------------------------------------------
@@ -418,6 +430,7 @@ function showSignIn(message = "") {
   board.clear();
   $("app-main").hidden = true;
   $("sign-out").hidden = true;
+  $("signed-in-as").hidden = true;
   $("sign-in").hidden = false;
   $("sign-in-error").textContent = message;
   $("token-input").value = "";
@@ -463,6 +476,7 @@ function setupSession() {
 let appStarted = false;
 
 async function startApp() {
+  showWhoAmI();
   if (!appStarted) {
     appStarted = true;
     setupUpload();

@@ -19,3 +19,8 @@ export function signIn(token) {
 export function signOut() {
   return apiFetch("/api/session/", { method: "DELETE" });
 }
+
+/** {name, role, permissions, auth_required}: who this browser is signed in as (name null: open). */
+export function whoAmI() {
+  return apiFetch("/api/me/");
+}
