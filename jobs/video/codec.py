@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import av.error
@@ -48,6 +49,19 @@ DEFAULT_ENCODE = EncodeOptions()
 #: (it is on by default) and its unregistered user data SEI when udu_sei is on (off by
 #: default). Either could hold a patient's name from the source (see nal.py).
 NO_FRAME_SEI = {"a53cc": "0", "udu_sei": "0"}
+
+
+#: The MP4 muxer's flags for every output: ``faststart`` moves the index (the ``moov`` box) in
+#: front of the media data once the file is complete (a second pass over the file as it is
+#: closed), so a browser or player given the output over HTTP starts playing after its first
+#: bytes instead of seeking to the end for the index.
+MP4_MUXER_OPTIONS = {"movflags": "+faststart"}
+
+
+def open_mp4_output(dst: Path) -> OutputContainer:
+    """`dst` opened for writing as an MP4 with :data:`MP4_MUXER_OPTIONS` (options of the muxer
+    only, not of its streams' encoders)."""
+    return av.open(str(dst), "w", format="mp4", container_options=MP4_MUXER_OPTIONS)
 
 
 def output_pix_fmt(width: int, height: int) -> str:
