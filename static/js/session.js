@@ -19,3 +19,13 @@ export function signIn(token) {
 export function signOut() {
   return apiFetch("/api/session/", { method: "DELETE" });
 }
+
+/** Who is signed in, {name, role}, or null when the server does not say (no users). */
+export async function whoAmI() {
+  try {
+    const me = await apiFetch("/api/me");
+    return me && typeof me.name === "string" && typeof me.role === "string" ? me : null;
+  } catch {
+    return null;
+  }
+}
