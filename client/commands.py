@@ -282,6 +282,10 @@ def _explain(error: ApiError, api: Api) -> str:
             if api.token
             else "; give the API token with --token or VIDCORRECT_API_TOKEN"
         )
+    elif error.code == "not_approved":
+        text += "; the output is not approved yet: a reviewer approves it first"
+    elif error.code == "forbidden_role":
+        text += "; your token's role may not do this: ask an admin"
     elif error.retry_after is not None:
         text += f"; try again in {error.retry_after:g} s"
     return text

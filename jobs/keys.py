@@ -38,6 +38,9 @@ Key                              Type    Written by                           Li
                                                                               clean stop
 ``P:session:<id>:revoked``       string  server, at sign-out                  until the session's
                                                                               cookie expires
+``P:audit``                      list    server: one JSON entry per audited   kept (append-only;
+                                         action, hash-chained                 see jobs.audit)
+                                         (:mod:`jobs.audit`)
 ``P:queue``                      zset    arq: the jobs queued by the          arq's
                                          submitter, recovery and retries
 ===============================  ======  ===================================  ====================
@@ -135,3 +138,8 @@ class Keys:
     def revoked_session(self, session_id: str) -> str:
         """Marks a signed-out page session until its cookie would have expired."""
         return f"{self.prefix}:session:{session_id}:revoked"
+
+    @property
+    def audit(self) -> str:
+        """The audit trail: a list of hash-chained JSON entries, entry ``seq`` at index ``seq``."""
+        return f"{self.prefix}:audit"

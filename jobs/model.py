@@ -113,6 +113,12 @@ class TaskRecord:
     created_at: str = field(default_factory=utc_now)
     started_at: str | None = None
     finished_at: str | None = None
+    #: The name of the user who submitted it; ``None`` when the API is open (anonymous), and in
+    #: records of older versions.
+    submitted_by: str | None = None
+    #: The review of its output (:mod:`jobs.review`): ``{"state", "by", "at", "comment"}``;
+    #: ``None`` until a reviewer sets one (pending).
+    review: JsonDict | None = None
 
     @classmethod
     def from_fields(cls, values: JsonDict) -> TaskRecord:

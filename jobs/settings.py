@@ -82,6 +82,16 @@ class Settings:
     #: What an edit does with the sound when its request does not say (jobs.audio_policy):
     #: ``drop`` by default, since staff speak names during a procedure.
     audio: AudioPolicy = "drop"
+    #: The users file (:mod:`jobs.users`): named users with roles, tokens kept as salted
+    #: hashes; ``None``: no named users (``api_token`` alone, or an open API).
+    users_file: Path | None = None
+    #: Addresses or networks of reverse proxies whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed (normalized CIDR networks); from anyone else those
+    #: headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    #: True: an output is downloaded only once a reviewer approved it (reviewers and admins
+    #: may download it before, to review it).
+    require_approval: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -127,11 +137,16 @@ class Settings:
             values["allowed_hosts"] = _host_list(hosts)
         if token := env.get("VIDCORRECT_API_TOKEN", "").strip():
             values["api_token"] = token
-        if "USE_ASYNC_TASKS" in env:
-            flag = env["USE_ASYNC_TASKS"].strip().lower()
-            if flag not in ("true", "false", "1", "0", "yes", "no"):
-                raise ConfigError("USE_ASYNC_TASKS must be true or false")
-            values["use_async_tasks"] = flag in ("true", "1", "yes")
+        if users_file := env.get("VIDCORRECT_USERS_FILE", "").strip():
+            values["users_file"] = Path(users_file)
+        if proxies := env.get("VIDCORRECT_TRUSTED_PROXIES", "").strip():
+            values["trusted_proxies"] = _network_list(proxies)
+        for name, field in (
+            ("USE_ASYNC_TASKS", "use_async_tasks"),
+            ("VIDCORRECT_REQUIRE_APPROVAL", "require_approval"),
+        ):
+            if name in env:
+                values[field] = _flag(env, name)
         if audio := env.get("VIDCORRECT_AUDIO", "").strip():
             values["audio"] = audio
         if fmt := env.get("VIDCORRECT_LOG_FORMAT", "").strip():
@@ -276,6 +291,29 @@ def _host_list(raw: str) -> tuple[str, ...]:
         host, port = parsed
         entries.append(host if port is None else f"{host}:{port}")
     return tuple(dict.fromkeys(entries))
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    flag = env[name].strip().lower()
+    if flag not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false")
+    return flag in ("true", "1", "yes")
+
+
+def _network_list(raw: str) -> tuple[str, ...]:
+    """``VIDCORRECT_TRUSTED_PROXIES``: comma-separated addresses or CIDR networks."""
+    networks: list[str] = []
+    for item in raw.split(","):
+        if not (item := item.strip()):
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                "VIDCORRECT_TRUSTED_PROXIES must be a comma-separated list of IP addresses or "
+                f"networks (such as 10.0.0.5 or 172.16.0.0/12), got {item!r}"
+            ) from None
+    return tuple(dict.fromkeys(networks))
 
 
 def _int_var(env: Mapping[str, str], name: str, minimum: int) -> int:

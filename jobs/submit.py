@@ -65,19 +65,25 @@ class Submitter:
         video_id: int,
         params: JsonDict,
         idempotency_key: str | None = None,
+        submitted_by: str | None = None,
     ) -> Submission:
         """The existing task for an identical or repeated submission, else a new queued one.
 
         The keys are claimed atomically (``SET NX``) for the new task's id before its record is
         written, so of concurrent identical submissions (or ones with the same key) exactly one
         makes a task and the others answer with it (or 422, for a key used for another request).
+        ``submitted_by`` (a user name) is recorded in a new task; a duplicate keeps its own.
         """
         keys = self.records.keys
         fingerprint = _fingerprint(operation, video_id, params)
         idem_key = keys.idempotency(_digest(idempotency_key)) if idempotency_key else None
         same_key = keys.same_request(fingerprint)
         task = TaskRecord(
-            task_id=uuid.uuid4().hex, operation=operation, video_id=video_id, params=params
+            task_id=uuid.uuid4().hex,
+            operation=operation,
+            video_id=video_id,
+            params=params,
+            submitted_by=submitted_by,
         )
         claimed: list[str] = []
         created = False

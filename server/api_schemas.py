@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.audio_policy import AUDIO_APPLIED, AUDIO_POLICIES
+from jobs.audit import Action, Outcome
 from jobs.device_catalogue import MAX_DESCRIPTION, MAX_FRAME_SIDE, MAX_TEXT_FIELDS, NAME_PATTERN
 from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
 from jobs.mask_request import DEVICE_KEYS
 from jobs.model import Operation, TaskState
+from jobs.review import MAX_COMMENT, ReviewState
+from jobs.users import Permission, Role
 
 Schema = dict[str, Any]
 
@@ -139,6 +142,8 @@ def component_schemas() -> dict[str, Schema]:
             "created_at",
             "started_at",
             "finished_at",
+            "submitted_by",
+            "review",
         ],
         "properties": {
             "task_id": STR,
@@ -178,6 +183,14 @@ def component_schemas() -> dict[str, Schema]:
             "created_at": STR,
             "started_at": nullable(STR),
             "finished_at": nullable(STR),
+            "submitted_by": {
+                **nullable(STR),
+                "description": "The user who submitted it; null when the API is open.",
+            },
+            "review": {
+                **nullable(ref("Review")),
+                "description": "The review of its output (null for an analysis).",
+            },
         },
     }
     output = {
@@ -327,6 +340,80 @@ def component_schemas() -> dict[str, Schema]:
                     "contentMediaType": "application/json",
                     "contentSchema": ref("Task"),
                 },
+            },
+        },
+        "Review": {
+            "type": "object",
+            "required": ["state", "by", "at", "comment"],
+            "properties": {
+                "state": {"enum": [state.value for state in ReviewState]},
+                "by": {**nullable(STR), "description": "The reviewer's name."},
+                "at": nullable(STR),
+                "comment": nullable(STR),
+            },
+        },
+        "ReviewRequest": {
+            "type": "object",
+            "required": ["state"],
+            "additionalProperties": False,
+            "properties": {
+                "state": {"enum": [state.value for state in ReviewState]},
+                "comment": nullable({"type": "string", "maxLength": MAX_COMMENT}),
+            },
+        },
+        "Me": {
+            "type": "object",
+            "required": ["name", "role", "permissions", "auth_required"],
+            "properties": {
+                "name": {**nullable(STR), "description": "null when the API is open."},
+                "role": nullable({"enum": [role.value for role in Role]}),
+                "permissions": {
+                    "type": "array",
+                    "items": {"enum": [permission.value for permission in Permission]},
+                },
+                "auth_required": {"type": "boolean"},
+            },
+        },
+        "AuditEntry": {
+            "type": "object",
+            "description": "One entry of the hash-chained audit trail, as stored.",
+            "required": ["seq", "at", "user", "action", "outcome", "status", "ids", "prev", "hash"],
+            "properties": {
+                "seq": COUNT,
+                "at": STR,
+                "user": nullable(STR),
+                "action": {"enum": [action.value for action in Action]},
+                "outcome": {"enum": [outcome.value for outcome in Outcome]},
+                "status": INT,
+                "ids": {
+                    "type": "object",
+                    "properties": {
+                        "video_id": INT,
+                        "task_id": STR,
+                        "device": STR,
+                        "review": {"enum": [state.value for state in ReviewState]},
+                    },
+                },
+                "prev": SHA256,
+                "hash": SHA256,
+            },
+        },
+        "AuditPage": {
+            "type": "object",
+            "required": ["entries", "next_cursor"],
+            "properties": {
+                "entries": {"type": "array", "items": ref("AuditEntry")},
+                "next_cursor": nullable(STR),
+            },
+        },
+        "AuditVerdict": {
+            "type": "object",
+            "required": ["ok", "entries", "first_bad", "reason"],
+            "properties": {
+                "ok": {"type": "boolean"},
+                "entries": COUNT,
+                "first_bad": nullable(COUNT),
+                "reason": nullable(STR),
             },
         },
         "Session": {

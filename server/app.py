@@ -16,14 +16,16 @@ from aiohttp.typedefs import Handler
 from arq.connections import create_pool
 from redis.asyncio import Redis
 
+from jobs.audit import AuditLog
 from jobs.device_catalogue import DeviceCatalogue
 from jobs.event_hub import EventHub
 from jobs.redis_store import RedisTaskStore
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.submit import Submitter
+from jobs.users import UserDirectory
 from jobs.worker import in_process_worker
-from server import auth, devices, monitoring, openapi, tasks, videos
+from server import audit_trail, auth, devices, monitoring, openapi, tasks, videos
 from server.access import Access, Revocations, SignInThrottle
 from server.access_log import logged_ids, route_of
 from server.embedded_redis import EmbeddedRedis
@@ -33,6 +35,7 @@ from server.http_log import access_log_middleware
 from server.json_body import MAX_JSON_BODY
 from server.keys import (
     ACCESS,
+    AUDIT,
     DEVICES,
     EVENTS,
     METRICS,
@@ -67,6 +70,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             request_context_middleware,
             access_log_middleware(metrics.http),
+            audit_trail.audit_middleware,
             error_middleware,
             request_guard_middleware(settings),
             auth.access_middleware,
@@ -75,7 +79,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    app[ACCESS] = Access(settings.api_token)
+    users = UserDirectory(settings.users_file) if settings.users_file is not None else None
+    app[ACCESS] = Access(settings.api_token, users)
     app[REVOCATIONS] = Revocations(settings.keys)
     app[SIGN_IN_THROTTLE] = SignInThrottle()
     app[SSE_SLOTS] = Slots(
@@ -106,6 +111,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(devices.routes)
     app.add_routes(monitoring.routes)
     app.add_routes(auth.routes)
+    app.add_routes(audit_trail.routes)
     app.add_routes(openapi.routes)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)
@@ -169,6 +175,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     reader = Redis.from_url(settings.redis_url, single_connection_client=True)
     app[EVENTS] = EventHub(pool, settings.keys, reader)
     app[RECORDS] = RedisTaskStore(pool, settings.keys, app[EVENTS])
+    app[AUDIT] = AuditLog(pool, settings.keys)
     app[SUBMITTER] = Submitter(pool, app[RECORDS], settings)
     app[EVENTS].start()
     try:

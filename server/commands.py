@@ -35,10 +35,39 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     worker = commands.add_parser("worker", help="run an arq worker against REDIS_URL")
     worker.add_argument("--data-dir", type=Path, help="the same data dir the server uses")
+    users = commands.add_parser(
+        "users", help="manage the users of VIDCORRECT_USERS_FILE (named tokens with roles)"
+    )
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    add = users_commands.add_parser("add", help="add a user and print their new token once")
+    add.add_argument("name", help="the user's name (letters, digits and . _ @ -)")
+    add.add_argument("--role", required=True, help="uploader, reviewer or admin")
+    add.add_argument(
+        "--replace", action="store_true", help="give an existing user a new token (and role)"
+    )
+    remove = users_commands.add_parser("remove", help="remove a user (their token stops working)")
+    remove.add_argument("name")
+    users_commands.add_parser("list", help="list the users and their roles")
+    audit = commands.add_parser("audit", help="the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check the audit trail's hash chain; names the first bad entry (exit status 1)",
+    )
+    verify.add_argument(
+        "--data-dir",
+        type=Path,
+        help="without REDIS_URL: the stopped server's data dir, whose Redis files are read",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the ``serve`` or ``worker`` command ``args`` parsed; returns the exit status."""
+    """Run the ``serve``, ``worker``, ``users`` or ``audit`` command ``args`` parsed; returns
+    the exit status."""
+    if args.command == "users":
+        return run_users(args)
+    if args.command == "audit":
+        return run_audit(args)
     import structlog
     from aiohttp import web
 
@@ -83,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             "serving",
             url=f"http://{args.host}:{args.port}/",
             embedded=settings.embedded,
-            access="token" if settings.api_token else "open",
+            access="token" if settings.api_token or settings.users_file else "open",
             data_dir=str(settings.data_dir),
         )
         # Requests are logged by the app's own middleware (server/http_log.py). aiohttp's
@@ -108,10 +137,95 @@ def anonymous_refusal(settings: Settings, host: str, allow_anonymous: bool) -> s
     on a loopback address, unless anonymous access was asked for."""
     from server.access import is_loopback
 
-    if settings.api_token is not None or allow_anonymous or is_loopback(host):
+    if settings.api_token is not None or settings.users_file is not None:
+        return None
+    if allow_anonymous or is_loopback(host):
         return None
     return (
         f"refusing to serve an open API on {host}, which other machines can reach: set "
         "VIDCORRECT_API_TOKEN, listen on 127.0.0.1, or pass --allow-anonymous to serve "
         "without a token on purpose"
     )
+
+
+def run_users(args: argparse.Namespace) -> int:
+    """``vidcorrect users add|remove|list`` on the file ``VIDCORRECT_USERS_FILE`` names."""
+    from jobs.errors import ConfigError, InvalidRequest
+    from jobs.settings import Settings
+    from jobs.users import UsersFile, parse_role
+
+    try:
+        settings = Settings.from_env()
+        if settings.users_file is None:
+            raise ConfigError(
+                "set VIDCORRECT_USERS_FILE to the users file (it is created by the first "
+                "`users add`), as the server has it"
+            )
+        users = UsersFile(settings.users_file)
+        if args.users_command == "add":
+            token = users.add(args.name, parse_role(args.role), replace=args.replace)
+            print(token)
+            print(
+                f"vidcorrect: {args.name} ({args.role}) added; the token above is shown only "
+                "this once: hand it over now (the file keeps only its hash).",
+                file=sys.stderr,
+            )
+        elif args.users_command == "remove":
+            if not users.remove(args.name):
+                raise InvalidRequest(f"There is no user {args.name!r}.")
+            print(f"vidcorrect: {args.name} removed; their token no longer works.", file=sys.stderr)
+        else:
+            for entry in users.read()["users"]:
+                print(f"{entry['name']}\t{entry['role']}\t{entry['created_at']}")
+    except (ConfigError, InvalidRequest) as error:
+        print(f"vidcorrect: {error.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """``vidcorrect audit verify``: 0 when the chain holds, 1 naming the first bad entry, 2
+    when the trail cannot be read."""
+    import asyncio
+
+    from jobs.errors import ConfigError
+    from jobs.settings import Settings
+    from server.embedded_redis import EmbeddedRedis
+
+    try:
+        settings = Settings.from_env(data_dir=args.data_dir)
+        if settings.redis_url is not None:
+            return asyncio.run(_verify(settings.redis_url, settings))
+        with EmbeddedRedis(settings.data_dir / "redis") as embedded:
+            return asyncio.run(_verify(embedded.url, settings))
+    except ConfigError as error:
+        print(
+            f"vidcorrect: {error.message} (while the server runs, an admin can ask it: "
+            "GET /api/audit/verify)",
+            file=sys.stderr,
+        )
+        return 2
+
+
+async def _verify(redis_url: str, settings: Settings) -> int:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from jobs.audit import AuditLog
+
+    redis = Redis.from_url(redis_url)
+    try:
+        verdict = await AuditLog(redis, settings.keys).verify()
+    except RedisError as error:
+        print(f"vidcorrect: the audit trail cannot be read: {error}", file=sys.stderr)
+        return 2
+    finally:
+        await redis.aclose()
+    if verdict.ok:
+        print(f"audit trail OK: {verdict.entries} entries, the hash chain holds")
+        return 0
+    print(
+        f"audit trail BROKEN at entry {verdict.first_bad}: {verdict.reason} "
+        f"({verdict.first_bad} entries before it check out)"
+    )
+    return 1

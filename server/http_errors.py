@@ -6,7 +6,9 @@ decided in :mod:`server.errors`.
 
     VidcorrectError (jobs.errors)
     ├── Unauthorized          no or a wrong API token / session
-    ├── Forbidden             a cross-site request (foreign Origin, Sec-Fetch-Site)
+    ├── Forbidden             a cross-site request (foreign Origin, Sec-Fetch-Site); an
+    │   │                     output not approved yet (``not_approved``)
+    │   └── RoleForbidden     a route the user's role may not call
     ├── ClientTooSlow         a request body that came too slowly; the connection is closed
     │   └── UploadTooSlow     an upload stalled or trickled below the minimum rate
     ├── PayloadTooLarge       a body larger than allowed
@@ -32,6 +34,13 @@ class Forbidden(VidcorrectError):
     """The request comes from another site (its ``Origin`` or ``Sec-Fetch-Site`` says so)."""
 
     code = "forbidden"
+
+
+class RoleForbidden(Forbidden):
+    """The signed-in user's role lacks the permission the route needs (the message names the
+    role that has it)."""
+
+    code = "forbidden_role"
 
 
 class ClientTooSlow(VidcorrectError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from arq.connections import ArqRedis
 
+from jobs.audit import AuditLog
 from jobs.device_catalogue import DeviceCatalogue
 from jobs.event_hub import EventHub
 from jobs.redis_store import RedisTaskStore
@@ -43,3 +44,5 @@ SIGN_IN_THROTTLE = web.AppKey("sign_in_throttle", SignInThrottle)
 SSE_SLOTS = web.AppKey("sse_slots", Slots)
 #: This process's uploads being received (``VIDCORRECT_MAX_CONCURRENT_UPLOADS``).
 UPLOAD_SLOTS = web.AppKey("upload_slots", Slots)
+#: The audit trail (in Redis).
+AUDIT = web.AppKey("audit", AuditLog)

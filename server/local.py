@@ -46,7 +46,13 @@ class LocalJobs:
         """Whether ``task_id`` is one of this process's local tasks."""
         return task_id.startswith(LOCAL_PREFIX) and task_id in self.store
 
-    async def submit(self, operation: Operation, video_id: int, params: JsonDict) -> TaskRecord:
+    async def submit(
+        self,
+        operation: Operation,
+        video_id: int,
+        params: JsonDict,
+        submitted_by: str | None = None,
+    ) -> TaskRecord:
         """Start a local task (it waits for a free slot); 429 past ``max_queued`` unfinished."""
         if len(self._jobs) >= self._settings.max_queued:
             raise QueueFull(
@@ -60,6 +66,7 @@ class LocalJobs:
             video_id=video_id,
             params=params,
             mode="local",
+            submitted_by=submitted_by,
         )
         await self.store.create_task(task)
         job = asyncio.create_task(self._run(task), name=f"local-{task.task_id}")

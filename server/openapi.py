@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from jobs.audit import Action
 from jobs.model import TASK_ID_PATTERN, Operation, TaskState
 from jobs.settings import Settings
 from server.access import SESSION_COOKIE
@@ -69,10 +70,18 @@ class _Builder:
             if status in answers:  # a status both a result and an error (legacy 422)
                 description = f"{answers[status]['description']} Or: {description}"
             answers[status] = self.error(description, headers=headers)
-        answers["403"] = self.error(
+        forbidden = (
             "Another site's page sent this request: its Origin is not this server's own, or "
             "Sec-Fetch-Site is cross-site or same-site (cross_site_request)."
         )
+        if self.auth and not open_route:
+            forbidden += (
+                " Or the signed-in user's role may not do this (forbidden_role; the message "
+                "names the role needed)."
+            )
+        if "403" in answers:
+            forbidden = f"{answers['403']['description']} Or: {forbidden}"
+        answers["403"] = self.error(forbidden)
         answers["421"] = self.error(
             "The Host header is not one of this server's names (unknown_host): loopback names, "
             "the address it listens on, VIDCORRECT_ALLOWED_HOSTS."
@@ -145,7 +154,7 @@ IDEMPOTENCY_KEY = {
 
 def build_openapi(settings: Settings) -> Schema:
     """The OpenAPI 3.1 document for a server running with ``settings``."""
-    auth = settings.api_token is not None
+    auth = settings.api_token is not None or settings.users_file is not None
     b = _Builder(auth)
     bodies = request_bodies()
     video, task = ("video_not_found", "task_not_found")
@@ -371,11 +380,44 @@ def build_openapi(settings: Settings) -> Schema:
         "Download a task's output",
         {"200": {"description": "The output video.", "content": {"video/mp4": {"schema": binary}}}},
         errors={
+            **(
+                {
+                    "403": "The output is not approved yet (not_approved): with "
+                    "VIDCORRECT_REQUIRE_APPROVAL only reviewers and admins download it before."
+                }
+                if settings.require_approval
+                else {}
+            ),
             "404": f"No such task ({task}), or its output was deleted (output_deleted).",
             "409": "The task has not succeeded (output_not_ready), or it is an analysis, "
             "which writes no video (no_output).",
         },
         parameters=[TASK_ID],
+    )
+    b.add(
+        "post",
+        "/api/tasks/{task_id}/review",
+        "Review a task's output: approve, reject or set back to pending (reviewers)",
+        {
+            "200": {
+                "description": "The task, with its review.",
+                "content": json_content(ref("Task")),
+            }
+        },
+        errors={
+            "400": "The body is not a review (state approved, rejected or pending; an optional "
+            "comment of at most 2000 characters); the message says what.",
+            "404": f"No such task ({task}), or its output was deleted (output_deleted).",
+            "408": "The JSON body did not arrive within VIDCORRECT_HEADER_TIMEOUT "
+            "(body_too_slow); the connection is closed.",
+            "409": "The task has not succeeded (output_not_ready), or it is an analysis, "
+            "which writes no video (no_output).",
+            "413": "The JSON body is larger than 1 MiB.",
+            "415": not_json,
+        },
+        parameters=[TASK_ID],
+        body=ref("ReviewRequest"),
+        body_required=True,
     )
     b.add(
         "delete",
@@ -422,6 +464,7 @@ def build_openapi(settings: Settings) -> Schema:
             _query("cursor", STR, "next_cursor of the previous page."),
         ],
     )
+    _add_people(b)
     session = {
         "200": {
             "description": "Whether a token is needed and whether this client has access.",
@@ -507,6 +550,51 @@ def build_openapi(settings: Settings) -> Schema:
         }
         document["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
     return document
+
+
+def _add_people(b: _Builder) -> None:
+    """Who is signed in, and the audit trail."""
+    b.add(
+        "get",
+        "/api/me/",
+        "Who is signed in: name, role and what it may do",
+        {"200": {"description": "The signed-in user.", "content": json_content(ref("Me"))}},
+        errors={},
+    )
+    b.add(
+        "get",
+        "/api/audit/",
+        "The audit trail, newest first (admins)",
+        {"200": {"description": "A page of entries.", "content": json_content(ref("AuditPage"))}},
+        errors={"400": "A filter, limit or cursor is not valid; the message says which."},
+        parameters=[
+            _query("since", STR, "Only entries at or after this ISO 8601 time."),
+            _query("user", STR, "Only this user's entries."),
+            _query(
+                "action",
+                {"enum": ["", *(action.value for action in Action)]},
+                "Only this action (empty: any).",
+            ),
+            _query(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                "Page size.",
+            ),
+            _query("cursor", STR, "next_cursor of the previous page."),
+        ],
+    )
+    b.add(
+        "get",
+        "/api/audit/verify",
+        "Check the audit trail's hash chain (admins)",
+        {
+            "200": {
+                "description": "Whether the chain holds, and its first bad entry if not.",
+                "content": json_content(ref("AuditVerdict")),
+            }
+        },
+        errors={},
+    )
 
 
 def _add_devices(b: _Builder, not_json: str) -> None:

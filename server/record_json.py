@@ -7,7 +7,8 @@ import json
 from dataclasses import asdict
 from functools import lru_cache
 
-from jobs.model import JsonDict, TaskRecord, VideoRecord
+from jobs.model import JsonDict, Operation, TaskRecord, VideoRecord
+from jobs.review import review_of
 from jobs.task_store import TaskEvent
 
 
@@ -31,7 +32,17 @@ def task_json(task: TaskRecord) -> JsonDict:
         "created_at": task.created_at,
         "started_at": task.started_at,
         "finished_at": task.finished_at,
+        "submitted_by": task.submitted_by,
+        "review": review_json(task),
     }
+
+
+def review_json(task: TaskRecord) -> JsonDict | None:
+    """The review of the task's output, ``{"state", "by", "at", "comment"}`` (``pending``
+    until a reviewer sets it); ``None`` for an operation that writes no video (an analysis)."""
+    if task.operation is Operation.ANALYZE:
+        return None
+    return review_of(task)
 
 
 def result_json(task: TaskRecord) -> JsonDict | None:

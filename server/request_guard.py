@@ -9,8 +9,9 @@ entry of ``VIDCORRECT_ALLOWED_HOSTS``; anything else is 421 ``unknown_host``. Th
 *Origin* (against cross-site request forgery, including other ports of this host, which are
 "same-site"): a request to ``/api`` (any method) or with an unsafe method (anywhere) is 403
 ``cross_site_request`` when its ``Sec-Fetch-Site`` is ``cross-site`` or ``same-site``, or when it
-has an ``Origin`` (``null`` included) that is not this service's own: the scheme (the request's,
-or https behind a TLS proxy) and the host and port of the ``Host`` header. Requests without those
+has an ``Origin`` (``null`` included) that is not this service's own: the scheme (the request's:
+its connection's, or a trusted proxy's ``X-Forwarded-Proto``; https is taken too, for a TLS proxy
+in front) and the host and port of the ``Host`` header. Requests without those
 headers (curl, the CLI client, scripts) are not browsers' cross-site requests and pass.
 """
 
@@ -22,7 +23,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from jobs.settings import Settings, split_host
-from server.access import is_loopback
+from server.access import is_loopback, request_scheme
 from server.auth import OPEN_OPS_PATHS
 from server.http_errors import Forbidden, MisdirectedRequest
 
@@ -88,7 +89,8 @@ def request_guard_middleware(settings: Settings) -> Middleware:
         if request.path in OPEN_OPS_PATHS:
             return await handler(request)
         host = request.headers.get(hdrs.HOST)
-        if host is None or not policy.allows(host, request.scheme):
+        scheme = request_scheme(request, settings.trusted_proxies)
+        if host is None or not policy.allows(host, scheme):
             raise MisdirectedRequest(
                 "This server does not answer to the host name this request was sent to. If it "
                 "is the server's own name, add it to VIDCORRECT_ALLOWED_HOSTS.",
@@ -98,7 +100,7 @@ def request_guard_middleware(settings: Settings) -> Middleware:
             site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
             origin = request.headers.get(hdrs.ORIGIN)
             if site in FOREIGN_FETCH_SITES or (
-                origin is not None and not same_origin(origin, host, request.scheme)
+                origin is not None and not same_origin(origin, host, scheme)
             ):
                 raise Forbidden(
                     "This request comes from another site's page (its Origin or Sec-Fetch-Site "

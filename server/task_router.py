@@ -40,13 +40,17 @@ class TaskRouter:
         video_id: int,
         params: JsonDict,
         idempotency_key: str | None,
+        submitted_by: str | None = None,
     ) -> Submission:
         """Queue the task (see :meth:`Submitter.submit`); while Redis cannot be reached, run it
         in this process instead (a ``local-`` task, never a duplicate)."""
         try:
-            return await self._submitter.submit(operation, video_id, params, idempotency_key)
+            return await self._submitter.submit(
+                operation, video_id, params, idempotency_key, submitted_by
+            )
         except RedisError:
-            return Submission(await self._local.submit(operation, video_id, params), False)
+            local = await self._local.submit(operation, video_id, params, submitted_by)
+            return Submission(local, False)
 
     async def get_video(self, video_id: int) -> VideoRecord:
         """The video to submit a task for: from Redis or, while it cannot be reached, from the

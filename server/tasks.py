@@ -26,12 +26,16 @@ from jobs.frame_request import (
 )
 from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
 from jobs.model import TASK_ID_PATTERN, Operation, TaskRecord, TaskState, VideoRecord
+from jobs.review import is_approved, parse_review, review_of, set_review
 from jobs.runner import revoke_if_waiting
 from jobs.task_pages import TaskQuery
 from jobs.task_store import EVENT_END, TaskEvent
-from server.auth import has_access
+from jobs.users import Permission
+from server.audit_trail import note_ids
+from server.auth import current_user, has_access, may
 from server.errors import client_gone, error_response
 from server.events import is_event_id
+from server.http_errors import Forbidden
 from server.json_body import read_json
 from server.keys import DEVICES, METRICS, RECORDS, SETTINGS, SSE_SLOTS, STORAGE, TASKS
 from server.record_json import event_data, result_json, task_json
@@ -65,8 +69,12 @@ async def _queue(
     or repeated (``Idempotency-Key``) submission already made. With ``USE_ASYNC_TASKS=false``
     the answer waits for the job's end instead (the legacy synchronous API)."""
     app = request.app
-    submission = await app[TASKS].submit(operation, video.id, params, _idempotency_key(request))
+    user = current_user(request)
+    submission = await app[TASKS].submit(
+        operation, video.id, params, _idempotency_key(request), user.name if user else None
+    )
     task = submission.task
+    note_ids(request, task_id=task.task_id)
     if not app[SETTINGS].use_async_tasks:
         return await _wait_for_end(request, task)
     status_url = f"/api/task-status/{task.task_id}/"
@@ -258,10 +266,24 @@ async def cancel_task(request: web.Request) -> web.Response:
 
 @routes.get(f"/api/tasks/{TASK_ID}/output")
 async def task_output(request: web.Request) -> web.FileResponse:
-    """The output file of a task that has succeeded."""
+    """The output file of a task that has succeeded. With ``VIDCORRECT_REQUIRE_APPROVAL``,
+    one not approved yet is 403 ``not_approved``, except for reviewers and admins."""
     task_id = request.match_info["task_id"]
     task = await request.app[TASKS].store(task_id).get_task(task_id)
-    path = request.app[STORAGE].resolve(stored_output(task))
+    stored = stored_output(task)
+    if (
+        request.app[SETTINGS].require_approval
+        and not is_approved(task)
+        and not may(request, Permission.DOWNLOAD_ANY)
+    ):
+        state = review_of(task)["state"]
+        raise Forbidden(
+            f"The output of task {task_id} is {state}, not approved: this server requires a "
+            "reviewer's approval (VIDCORRECT_REQUIRE_APPROVAL) before it is downloaded. Ask a "
+            "reviewer to approve it.",
+            code="not_approved",
+        )
+    path = request.app[STORAGE].resolve(stored)
     filename = f"video-{task.video_id}-{task.operation.value}-{task.task_id[:8]}{path.suffix}"
     return web.FileResponse(
         path, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
@@ -277,6 +299,19 @@ async def delete_output(request: web.Request) -> web.Response:
     deleted = await deletion.delete_output(app[TASKS].store(task_id), app[STORAGE], task_id)
     app[METRICS].count_deleted(deleted)
     return web.Response(status=204)
+
+
+@routes.post(f"/api/tasks/{TASK_ID}/review")
+async def review_output(request: web.Request) -> web.Response:
+    """Set the review of a task's output (reviewers and admins): ``{"state": "approved" |
+    "rejected" | "pending", "comment": "..."}``; answers the task."""
+    task_id = request.match_info["task_id"]
+    state, comment = parse_review(await read_json(request))
+    user = current_user(request)
+    note_ids(request, review=state.value)
+    store = request.app[TASKS].store(task_id)
+    task = await set_review(store, task_id, state, comment, user.name if user else None)
+    return web.json_response(task_json(task))
 
 
 #: Reconnection delay suggested to EventSource clients (ms).

@@ -12,6 +12,7 @@ from jobs.errors import InvalidRequest
 from jobs.model import TaskState
 from jobs.task_pages import TaskQuery
 from jobs.videos import still_of, store_upload
+from server.audit_trail import note_ids
 from server.http_errors import PayloadTooLarge
 from server.keys import METRICS, RECORDS, SETTINGS, STORAGE, TASKS, UPLOAD_SLOTS
 from server.record_json import output_url, task_json, video_json
@@ -55,6 +56,7 @@ async def _store_upload(request: web.Request, limit: int) -> web.Response:
         storage=storage,
         records=request.app[RECORDS],
     )
+    note_ids(request, video_id=video.id)
     return web.json_response(
         video_json(video), status=201, headers={"Location": f"/api/videos/{video.id}/"}
     )
