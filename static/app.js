@@ -15,7 +15,7 @@ const state = {
   devices: [],
   video: null, // the selected video (with tasks and outputs)
   analysis: null, // result of its latest successful analysis
-  me: null, // who is signed in ({name, role}), null when the server does not say
+  me: null, // who is signed in ({name, role, permissions}), null when the server does not say
 };
 
 const board = new TaskBoard($("task-list"), $("tasks-empty"), onTaskFinished, (task) => openReview(task.task_id));
@@ -511,12 +511,28 @@ function setupSession() {
 
 let appStarted = false;
 
+/** A link or typed address within the page: #review=<task> opens a review, #video=<id> a video. */
+async function followHash() {
+  const reviewHash = /^#review=([A-Za-z0-9_-]{1,64})$/.exec(window.location.hash);
+  if (reviewHash) {
+    await openReview(reviewHash[1]);
+    return;
+  }
+  const videoHash = /^#video=(\d+)$/.exec(window.location.hash);
+  if (videoHash) {
+    review.close({ notify: false });
+    await selectVideo(Number(videoHash[1]));
+  }
+}
+
 /** Who is signed in, shown in the header (null from a server without users). */
 async function loadMe() {
   state.me = await whoAmI();
+  board.me = state.me;
   const who = $("signed-in-as");
-  who.textContent = state.me ? `${state.me.name} (${state.me.role})` : "";
-  who.hidden = !state.me;
+  const named = state.me && state.me.name;
+  who.textContent = named ? `Signed in as ${state.me.name} (${state.me.role})` : "";
+  who.hidden = !named;
 }
 
 async function startApp() {
@@ -524,6 +540,7 @@ async function startApp() {
     appStarted = true;
     setupUpload();
     setupForms();
+    window.addEventListener("hashchange", followHash);
   }
   await Promise.all([loadDevices(), loadVideos().catch(() => undefined), loadMe()]);
   syncMaskType();

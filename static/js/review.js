@@ -10,7 +10,6 @@ const $ = (id) => document.getElementById(id);
 
 const LABEL_WORDS = { blank: "blank", text_screen: "text screen", non_endoscopic: "not endoscopic" };
 const REVIEW_WORDS = { pending: "Waiting for review", approved: "Approved", rejected: "Rejected" };
-const REVIEWER_ROLES = new Set(["reviewer", "admin"]);
 /** Seconds the output may drift from where the original says it should be while playing. */
 const MAX_DRIFT = 0.12;
 
@@ -32,11 +31,9 @@ export async function downloadRefusal(url) {
   return errorFrom(response);
 }
 
-/** Words for a refused download, saying what would make it possible. */
+/** Words for a refused download: the server's message (it says what would make it possible,
+ * such as a reviewer's approval), its status and code. */
 export function refusalWords(err) {
-  if (err.code === "not_approved") {
-    return `${err.message} (HTTP 403, not_approved: a reviewer must approve this output before it can be downloaded.)`;
-  }
   return `${err.message} (HTTP ${err.status}, ${err.code})`;
 }
 
@@ -156,6 +153,7 @@ export class ReviewView {
     this.frame = 0;
     this.playing = false;
     this.outputRefused = false;
+    this.originalRefused = false;
     this.section.hidden = false;
     document.body.classList.add("reviewing");
 
@@ -169,22 +167,39 @@ export class ReviewView {
     this.renderTimelines(analysis);
     this.renderDecision();
 
-    this.original.src = `/api/videos/${video.id}/file`;
-    const refusal = await downloadRefusal(task.result.output_url);
+    await Promise.all([this.load(this.original, `/api/videos/${video.id}/file`), this.load(this.output, task.result.output_url)]);
     if (this.task !== task) return;
-    if (refusal) {
-      this.outputRefused = true;
-      this.output.removeAttribute("src");
-      this.output.load();
-      $("output-refused").textContent = `The output cannot be shown or downloaded: ${refusalWords(refusal)}`;
-    } else {
-      this.output.src = task.result.output_url;
-    }
     this.seek(0);
     $("review-players").focus({ preventScroll: true });
   }
 
   /** Leave the view; `notify` false: without going back to the video (signed out). */
+  /** Whether the signed-in person may download anything (originals, unapproved outputs). */
+  mayDownloadAny() {
+    return this.me == null || this.me.permissions.includes("download_any");
+  }
+
+  /**
+   * Give player `v` its file, or say why it may not be had. Asked first (one byte) only when
+   * a refusal is likely (no right to download any file and an output not approved), so a
+   * normal review makes one download of each file in the audit trail.
+   */
+  async load(v, url) {
+    const which = v === this.original ? "original" : "output";
+    $(`${which}-refused`).textContent = "";
+    const approved = which === "output" && this.task.review && this.task.review.state === "approved";
+    const refusal = this.mayDownloadAny() || approved ? null : await downloadRefusal(url);
+    if (refusal) {
+      if (which === "output") this.outputRefused = true;
+      else this.originalRefused = true;
+      v.removeAttribute("src");
+      v.load();
+      $(`${which}-refused`).textContent = `The ${which} cannot be shown: ${refusalWords(refusal)}`;
+      return;
+    }
+    v.src = url;
+  }
+
   close({ notify = true } = {}) {
     if (this.section.hidden) return;
     this.pause();
@@ -199,11 +214,20 @@ export class ReviewView {
     if (notify) this.onClose(task);
   }
 
-  videoError(v) {
-    if (!this.isOpen || !v.getAttribute("src")) return;
+  /** A player could not load its file: ask the server why (a 403 says, a bad file does not). */
+  async videoError(v) {
+    const url = v.getAttribute("src");
+    if (!this.isOpen || !url) return;
     const which = v === this.original ? "original" : "output";
+    const refusal = await downloadRefusal(url);
+    if (!this.isOpen || v.getAttribute("src") !== url) return;
+    if (which === "output") this.outputRefused = true;
+    else this.originalRefused = true;
     const message = v.error ? v.error.message || `code ${v.error.code}` : "unknown error";
-    $(`${which}-refused`).textContent = `The ${which} cannot be played (${message}).`;
+    $(`${which}-refused`).textContent = refusal
+      ? `The ${which} cannot be shown: ${refusalWords(refusal)}`
+      : `The ${which} cannot be played (${message}).`;
+    this.render();
   }
 
   // ---- position ------------------------------------------------------------------------------
@@ -212,7 +236,7 @@ export class ReviewView {
   seek(s) {
     const frames = this.video.frame_count;
     this.frame = Math.max(0, Math.min(frames - 1, Math.round(s)));
-    this.original.currentTime = frameTime(this.frame, this.fps);
+    if (this.original.getAttribute("src")) this.original.currentTime = frameTime(this.frame, this.fps);
     if (this.output.getAttribute("src")) {
       this.output.currentTime = frameTime(this.mapping.toOutput(this.frame).frame, this.fps);
     }
@@ -311,7 +335,7 @@ export class ReviewView {
     const settled = (v) => !this.playing && !v.seeking && v.readyState >= 2;
     const orig = $("original-figure");
     orig.dataset.frame = String(s);
-    orig.dataset.settled = String(settled(this.original));
+    orig.dataset.settled = String(this.originalRefused || settled(this.original));
     $("original-frame").textContent = `frame ${s} of ${total} · ${clock(s / this.fps)}`;
     const outFig = $("output-figure");
     outFig.dataset.frame = String(o);
@@ -321,8 +345,11 @@ export class ReviewView {
       ? "not available"
       : kept
         ? `frame ${o} of ${this.mapping.outputFrames} · ${clock(o / this.fps)}`
-        : `original frame ${s} was removed; next kept: output frame ${o}`;
-    outFig.classList.toggle("removed-here", !kept);
+        : `holding frame ${o} of ${this.mapping.outputFrames}`;
+    outFig.classList.toggle("removed-here", !kept && !this.outputRefused);
+    $("output-removed-badge").hidden = kept || this.outputRefused;
+    const after = this.mapping.runs.some(([a]) => a > s);
+    $("output-removed-badge").textContent = `Original frame ${s} is not in the output; shown: ${after ? "the next kept frame" : "its last frame"}`;
     const pct = `${((s + 0.5) / Math.max(1, total)) * 100}%`;
     for (const head of this.section.querySelectorAll(".playhead")) head.style.left = pct;
     $("review-position").textContent = `Frame ${s} of ${total}`;
@@ -419,11 +446,12 @@ export class ReviewView {
     }
     $("review-who").textContent = state !== "pending" && who.length ? who.join(", ") : "";
     $("review-comment-shown").textContent = review.comment ? `“${review.comment}”` : "";
-    const canReview = this.me == null || REVIEWER_ROLES.has(this.me.role);
+    const canReview = this.me == null || this.me.permissions.includes("review");
     $("review-form").hidden = !canReview;
     $("review-not-reviewer").hidden = canReview;
     if (!canReview) {
-      $("review-not-reviewer").textContent = `Signed in as ${this.me.name} (${this.me.role}): only a reviewer or an admin can approve or reject an output.`;
+      const who = this.me.name ? `Signed in as ${this.me.name} (${this.me.role})` : "Not signed in as a reviewer";
+      $("review-not-reviewer").textContent = `${who}: only a reviewer or an admin can approve or reject an output.`;
     }
     $("review-error").textContent = "";
   }
@@ -436,11 +464,10 @@ export class ReviewView {
     for (const b of buttons) b.disabled = true;
     $("review-error").textContent = "";
     try {
-      await apiFetch(`/api/tasks/${encodeURIComponent(task.task_id)}/review`, {
+      const fresh = await apiFetch(`/api/tasks/${encodeURIComponent(task.task_id)}/review`, {
         method: "POST",
         body: comment ? { state, comment } : { state },
       });
-      const fresh = await apiFetch(`/api/task-status/${encodeURIComponent(task.task_id)}/`);
       if (this.task !== task) return;
       this.task = fresh;
       $("review-comment").value = "";
@@ -448,13 +475,9 @@ export class ReviewView {
       this.onReviewed(fresh);
       if (this.outputRefused && state === "approved") {
         // Approved: the output may be had now.
-        const refusal = await downloadRefusal(fresh.result.output_url);
-        if (!refusal && this.task === fresh) {
-          this.outputRefused = false;
-          $("output-refused").textContent = "";
-          this.output.src = fresh.result.output_url;
-          this.seek(this.frame);
-        }
+        this.outputRefused = false;
+        await this.load(this.output, fresh.result.output_url);
+        if (this.task === fresh) this.seek(this.frame);
       }
     } catch (err) {
       $("review-error").textContent = err.message;

@@ -20,11 +20,12 @@ export function signOut() {
   return apiFetch("/api/session/", { method: "DELETE" });
 }
 
-/** Who is signed in, {name, role}, or null when the server does not say (no users). */
+/** Who is signed in: {name, role, permissions} (name and role null when the API is open), or
+ * null from a server that does not say. */
 export async function whoAmI() {
   try {
-    const me = await apiFetch("/api/me");
-    return me && typeof me.name === "string" && typeof me.role === "string" ? me : null;
+    const me = await apiFetch("/api/me/");
+    return me && Array.isArray(me.permissions) ? me : null;
   } catch {
     return null;
   }
