@@ -307,6 +307,14 @@ async def review_jumps(
     await page.locator("#review-close").click()
     await expect(page.get_by_test_id("review")).to_be_hidden()
     await expect(page.locator("#video-title")).to_have_text(video["filename"])
+    # ... and into the review again from the task's card.
+    card = page.locator(f"[data-testid=task-card][data-task-id='{task['task_id']}']")
+    await card.get_by_test_id("task-review-open").click()
+    await expect(page.get_by_test_id("review")).to_be_visible()
+    await expect(page.locator("#review-heading")).to_have_text(
+        f"Review: Reprocess of {video['filename']}"
+    )
+    await settled(page, 0)
 
 
 @pytest.fixture
