@@ -81,10 +81,16 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.REVIEWER: _REVIEWER,
     Role.ADMIN: frozenset(Permission),
 }
-#: What a request may do when the API is open (no token, no users file): everything but
-#: downloading an output that is not approved (with ``VIDCORRECT_REQUIRE_APPROVAL`` on, an
-#: output is approved before anyone downloads it, even when nobody is signed in).
-ANONYMOUS_PERMISSIONS = frozenset(Permission) - {Permission.DOWNLOAD_ANY}
+#: What a request may do when the API is open (no token, no users file): everything. (With
+#: ``VIDCORRECT_REQUIRE_APPROVAL`` on, an output is still approved before it is downloaded:
+#: only a signed-in reviewer or admin skips that, see :func:`skips_approval`.)
+ANONYMOUS_PERMISSIONS = frozenset(Permission)
+
+
+def skips_approval(user: User | None) -> bool:
+    """Whether ``user`` downloads outputs that are not approved (to review them): reviewers and
+    admins, never an anonymous request."""
+    return user is not None and user.may(Permission.DOWNLOAD_ANY)
 
 
 def least_role(permission: Permission) -> Role:

@@ -202,9 +202,14 @@ class SignInThrottle:
     while: :data:`SIGN_IN_FAILURES` tries a :data:`SIGN_IN_WINDOW` on the page,
     :data:`API_TOKEN_FAILURES` in headers (both count every wrong token of the address)."""
 
-    def __init__(self, failures: int = SIGN_IN_FAILURES, window: float = SIGN_IN_WINDOW) -> None:
+    def __init__(
+        self,
+        failures: int = SIGN_IN_FAILURES,
+        window: float = SIGN_IN_WINDOW,
+        api_failures: int = API_TOKEN_FAILURES,
+    ) -> None:
         self.failures = failures
-        self.api_failures = max(failures, API_TOKEN_FAILURES)
+        self.api_failures = max(failures, api_failures)
         self.window = window
         self._clients: dict[str, deque[float]] = {}
 

@@ -221,7 +221,10 @@ async def sign_in(request: web.Request) -> web.Response:
     user = await user_of_token(access, token)
     if user is None:
         await asyncio.sleep(throttle.failed(client))
-        raise Unauthorized("That is not a valid token; check it and try again.", code="bad_token")
+        raise Unauthorized(
+            "That is not the API token nor a user's token; check it and try again.",
+            code="bad_token",
+        )
     throttle.succeeded(client)
     value = access.new_session(user=user)
     response = web.json_response(_session_state(request, True))

@@ -467,6 +467,7 @@ function showSignIn(message = "") {
   board.clear();
   $("app-main").hidden = true;
   $("sign-out").hidden = true;
+  $("signed-in-as").hidden = true;
   $("sign-in").hidden = false;
   $("sign-in-error").textContent = message;
   $("token-input").value = "";
