@@ -336,7 +336,7 @@ export class ReviewView {
     const orig = $("original-figure");
     orig.dataset.frame = String(s);
     orig.dataset.settled = String(this.originalRefused || settled(this.original));
-    $("original-frame").textContent = `frame ${s} of ${total} · ${clock(s / this.fps)}`;
+    $("original-frame").textContent = this.originalRefused ? "not available" : `frame ${s} of ${total} · ${clock(s / this.fps)}`;
     const outFig = $("output-figure");
     outFig.dataset.frame = String(o);
     outFig.dataset.kept = String(kept);
