@@ -2,8 +2,8 @@
 // times, and the ranges that went.
 
 /**
- * The kept runs of a result as [old_start, old_end, new_start] (its `frame_map`), or the whole
- * original as one run when nothing was cut (a mask).
+ * The kept runs of a result as [old_start, old_end, new_start]: its `frame_map`, else the
+ * complement of its `removed_ranges`, else the whole original as one run (a mask).
  */
 export function keptRuns(result, sourceFrames) {
   const map = result && Array.isArray(result.frame_map) ? result.frame_map : null;
@@ -13,7 +13,20 @@ export function keptRuns(result, sourceFrames) {
       .map(([a, b, n]) => [a, b, n])
       .sort((x, y) => x[0] - y[0]);
   }
-  return sourceFrames > 0 ? [[0, sourceFrames - 1, 0]] : [];
+  // No frame map: the complement of `removed_ranges` ("10-20,30"), else the whole original.
+  const runs = [];
+  let next = 0;
+  let written = 0;
+  const removed = parseRanges(result && result.removed_ranges).sort((x, y) => x[0] - y[0]);
+  for (const [a, b] of [...removed, [sourceFrames, sourceFrames]]) {
+    const end = Math.min(a, sourceFrames) - 1;
+    if (end >= next) {
+      runs.push([next, end, written]);
+      written += end - next + 1;
+    }
+    next = Math.max(next, b + 1);
+  }
+  return runs;
 }
 
 /** Parse "10-20,30" into [[10, 20], [30, 30]]. */

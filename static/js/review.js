@@ -106,6 +106,7 @@ export class ReviewView {
     this.playing = false;
     this.loop = null;
     this.outputRefused = false;
+    this.originalRefused = false;
 
     $("review-close").addEventListener("click", () => this.close());
     $("review-play").addEventListener("click", () => this.togglePlay());
@@ -141,7 +142,8 @@ export class ReviewView {
 
   /**
    * Show `task` (a finished task with an output) of `video`; `analysis` is the analysis to
-   * draw (the task's own, or the video's latest), `me` who is signed in ({name, role} or null).
+   * draw (the task's own, or the video's latest), `me` who is signed in ({name, role,
+   * permissions} from GET /api/me/, or null from a server that does not say).
    */
   async open(task, video, analysis, me) {
     this.stopLoop();
@@ -162,6 +164,7 @@ export class ReviewView {
     $("review-summary").textContent =
       `${video.width}×${video.height}, ${formatFps(video.fps)} fps; original ${video.frame_count} frames, output ${this.mapping.outputFrames} frames. Task ${task.task_id}.`;
     $("output-refused").textContent = "";
+    $("review-download-error").textContent = "";
     $("review-download").href = task.result.output_url;
     this.renderChecks();
     this.renderTimelines(analysis);
@@ -173,7 +176,6 @@ export class ReviewView {
     $("review-players").focus({ preventScroll: true });
   }
 
-  /** Leave the view; `notify` false: without going back to the video (signed out). */
   /** Whether the signed-in person may download anything (originals, unapproved outputs). */
   mayDownloadAny() {
     return this.me == null || this.me.permissions.includes("download_any");
@@ -200,6 +202,7 @@ export class ReviewView {
     v.src = url;
   }
 
+  /** Leave the view; `notify` false: without going back to the video (signed out). */
   close({ notify = true } = {}) {
     if (this.section.hidden) return;
     this.pause();
@@ -313,8 +316,11 @@ export class ReviewView {
     const t = ev.target;
     if (t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
     if (ev.key === " " || ev.code === "Space") {
-      if (t instanceof HTMLElement && /^(BUTTON|A)$/.test(t.tagName)) return; // it presses the button
+      // Space plays or pauses wherever the focus is (as in video players), never presses the
+      // focused button (an Approve just clicked): the focus goes to the players, so the key's
+      // release does not land on the button. Enter still presses buttons.
       ev.preventDefault();
+      if (t instanceof HTMLElement && /^(BUTTON|A)$/.test(t.tagName)) $("review-players").focus({ preventScroll: true });
       this.togglePlay();
     } else if (ev.key === "ArrowLeft" || ev.key === "ArrowRight") {
       ev.preventDefault();

@@ -418,6 +418,11 @@ async def reviewer_signs_off(
     reviewer: Page, service: Service, task: dict[str, Any], api: Api
 ) -> None:
     """The reviewer sees both, rejects with a comment, then approves."""
+    reviews_sent: list[str] = []
+    reviewer.on(
+        "request",
+        lambda r: reviews_sent.append(r.url) if r.method == "POST" and "/review" in r.url else None,
+    )
     await reviewer.goto(service.url(f"/#review={task['task_id']}"))
     await settled(reviewer, 0, 0)
     await playable(reviewer)
@@ -437,6 +442,12 @@ async def reviewer_signs_off(
     assert review["state"] == "approved"
     assert review["by"] == "rita"
     assert review["comment"] == "Fine after all"
+    # Space right after the click plays (and pauses) the videos; it does not press Approve again.
+    await reviewer.keyboard.press("Space")
+    await expect(reviewer.locator("#review-play")).to_have_attribute("aria-pressed", "true")
+    await reviewer.keyboard.press("Space")
+    await expect(reviewer.locator("#review-play")).to_have_attribute("aria-pressed", "false")
+    assert len(reviews_sent) == 2, reviews_sent
     await screenshot(reviewer, "review-approved.png")
 
 
@@ -452,3 +463,41 @@ async def uploader_gets_the_approved(
     assert await number_shown(uploader, "output") == 0
     response = await uploader.request.get(service.url(task["result"]["output_url"]))
     assert response.status == 200
+
+
+async def test_frame_arithmetic_of_the_review(page: Page, service: Service) -> None:
+    """js/frames.js: the output frame of each original frame, and back, from a frame map or
+    (a result without one) from removed_ranges."""
+    await page.goto(service.url("/"))
+    got = await page.evaluate(
+        """async () => {
+            const f = await import("/static/js/frames.js");
+            const m = f.FrameMapping.of({frame_map: [[0, 44, 0], [55, 74, 45]], frames: 65}, 75);
+            const r = f.FrameMapping.of({removed_ranges: "0-2,10-20,38-39"}, 40);
+            return {
+                toOutput: [0, 44, 45, 54, 55, 74].map((s) => m.toOutput(s)),
+                toSource: [0, 44, 45, 64].map((o) => m.toSource(o)),
+                removed: m.removedRanges(),
+                runs: r.runs,
+                outputFrames: r.outputFrames,
+                rangesRemoved: r.removedRanges(),
+                times: [f.frameTime(0, 25), f.frameAt(0.059, 25, 75), f.frameAt(99, 25, 75)],
+                clock: f.clock(61.5),
+            };
+        }"""
+    )
+    assert got["toOutput"] == [
+        {"frame": 0, "kept": True},
+        {"frame": 44, "kept": True},
+        {"frame": 45, "kept": False},
+        {"frame": 45, "kept": False},
+        {"frame": 45, "kept": True},
+        {"frame": 64, "kept": True},
+    ]
+    assert got["toSource"] == [0, 44, 55, 74]
+    assert got["removed"] == [[45, 54]]
+    assert got["runs"] == [[3, 9, 0], [21, 37, 7]]
+    assert got["outputFrames"] == 24
+    assert got["rangesRemoved"] == [[0, 2], [10, 20], [38, 39]]
+    assert got["times"] == [0.02, 1, 74]
+    assert got["clock"] == "1:01.50"
