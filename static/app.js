@@ -529,7 +529,6 @@ async function followHash() {
 /** Who is signed in, shown in the header (null from a server without users). */
 async function loadMe() {
   state.me = await whoAmI();
-  board.me = state.me;
   const who = $("signed-in-as");
   const named = state.me && state.me.name;
   who.textContent = named ? `Signed in as ${state.me.name} (${state.me.role})` : "";

@@ -14,12 +14,17 @@ const REVIEW_WORDS = { pending: "Waiting for review", approved: "Approved", reje
 const MAX_DRIFT = 0.12;
 
 /**
- * Whether a download of `url` would be refused, asked with one byte of it: null when it may be
- * had, else the server's ApiError (403 `not_approved`, 404 `output_deleted`, ...).
+ * Whether a download of `url` would be refused: null when it may be had, else the server's
+ * ApiError (403 `not_approved`, 403 `forbidden_role`, 404 `output_deleted`, ...). Asked with a
+ * HEAD request, which the audit trail does not count as a download; only a refusal is asked
+ * again with one byte, for the server's words (a HEAD answer has no body), and recorded as
+ * the refused download it is.
  */
 export async function downloadRefusal(url) {
   let response;
   try {
+    response = await fetch(url, { method: "HEAD" });
+    if (response.ok) return null;
     response = await fetch(url, { headers: { Range: "bytes=0-0" } });
   } catch {
     return null; // the network: the download itself will say
@@ -176,21 +181,11 @@ export class ReviewView {
     $("review-players").focus({ preventScroll: true });
   }
 
-  /** Whether the signed-in person may download anything (originals, unapproved outputs). */
-  mayDownloadAny() {
-    return this.me == null || this.me.permissions.includes("download_any");
-  }
-
-  /**
-   * Give player `v` its file, or say why it may not be had. Asked first (one byte) only when
-   * a refusal is likely (no right to download any file and an output not approved), so a
-   * normal review makes one download of each file in the audit trail.
-   */
+  /** Give player `v` its file, or say why it may not be had (asked first, see downloadRefusal). */
   async load(v, url) {
     const which = v === this.original ? "original" : "output";
     $(`${which}-refused`).textContent = "";
-    const approved = which === "output" && this.task.review && this.task.review.state === "approved";
-    const refusal = this.mayDownloadAny() || approved ? null : await downloadRefusal(url);
+    const refusal = await downloadRefusal(url);
     if (refusal) {
       if (which === "output") this.outputRefused = true;
       else this.originalRefused = true;

@@ -105,6 +105,17 @@ class Api:
             dest.write_bytes(await resp.read())
         return dest
 
+    async def audit(self) -> list[dict[str, Any]]:
+        """The whole audit trail (an admin's token)."""
+        async with (
+            aiohttp.ClientSession(headers=self.headers) as session,
+            session.get(self.service.url("/api/audit/?limit=500")) as resp,
+        ):
+            body: dict[str, Any] = await resp.json()
+            assert resp.status == 200, body
+            entries: list[dict[str, Any]] = body["entries"]
+            return entries
+
     async def task(self, task_id: str) -> dict[str, Any]:
         async with (
             aiohttp.ClientSession(headers=self.headers) as session,
@@ -333,6 +344,7 @@ async def approval_service(
     tokens = {
         "rita": UsersFile(users_file).add("rita", Role.REVIEWER),
         "uli": UsersFile(users_file).add("uli", Role.UPLOADER),
+        "ada": UsersFile(users_file).add("ada", Role.ADMIN),
     }
     gated = dataclasses.replace(settings, users_file=users_file, require_approval=True)
     async with running_service(gated) as running:
@@ -385,6 +397,16 @@ async def test_reviewer_rejects_and_approves_and_the_uploader_is_told_why_not(
         async with signed_in(browser, service, tokens["rita"]) as reviewer:
             await reviewer_signs_off(reviewer, service, task, reviews)
         await uploader_gets_the_approved(uploader, service, task)
+
+    # The trail: the uploader's three refused downloads (the review view's player and its
+    # download button, the card's link) are one denied entry each; the page's HEAD questions
+    # are none; the reviewer's two decisions are there.
+    trail = await Api(service, tokens["ada"]).audit()
+    mine = [e for e in trail if e["ids"].get("task_id") == task["task_id"]]
+    denied = [e for e in mine if e["action"] == "download" and e["outcome"] == "denied"]
+    assert [e["user"] for e in denied] == ["uli"] * 3, denied
+    reviews = [(e["user"], e["ids"].get("review")) for e in mine if e["action"] == "review"]
+    assert sorted(reviews) == [("rita", "approved"), ("rita", "rejected")], reviews
 
 
 async def uploader_is_refused(
