@@ -405,8 +405,8 @@ async def test_reviewer_rejects_and_approves_and_the_uploader_is_told_why_not(
     mine = [e for e in trail if e["ids"].get("task_id") == task["task_id"]]
     denied = [e for e in mine if e["action"] == "download" and e["outcome"] == "denied"]
     assert [e["user"] for e in denied] == ["uli"] * 3, denied
-    reviews = [(e["user"], e["ids"].get("review")) for e in mine if e["action"] == "review"]
-    assert sorted(reviews) == [("rita", "approved"), ("rita", "rejected")], reviews
+    decisions = [(e["user"], e["ids"].get("review")) for e in mine if e["action"] == "review"]
+    assert sorted(decisions) == [("rita", "approved"), ("rita", "rejected")], decisions
 
 
 async def uploader_is_refused(
