@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -483,8 +484,19 @@ async def uploader_gets_the_approved(
     await expect(uploader.get_by_test_id("output-refused")).to_be_empty()
     await expect(uploader.get_by_test_id("output-figure")).to_have_attribute("data-settled", "true")
     assert await number_shown(uploader, "output") == 0
-    response = await uploader.request.get(service.url(task["result"]["output_url"]))
-    assert response.status == 200
+    # The review's download button, and the card's link, download it now: the same bytes.
+    for where in ("review", "card"):
+        if where == "card":
+            await uploader.goto(service.url(f"/#video={task['video_id']}"))
+            await uploader.reload()
+            link = uploader.get_by_test_id("task-card").first.get_by_test_id("task-download")
+        else:
+            link = uploader.get_by_test_id("review-download")
+        async with uploader.expect_download() as started:
+            await link.click()
+        saved = await (await started.value).path()
+        digest = hashlib.sha256(Path(saved).read_bytes()).hexdigest()
+        assert digest == task["result"]["output_sha256"]
 
 
 async def test_frame_arithmetic_of_the_review(page: Page, service: Service) -> None:
