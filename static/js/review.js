@@ -131,7 +131,11 @@ export class ReviewView {
       v.addEventListener("loadeddata", () => this.render());
       v.addEventListener("error", () => this.videoError(v));
     }
-    this.original.addEventListener("ended", () => this.pause());
+    for (const v of [this.original, this.output]) {
+      v.addEventListener("ended", () => {
+        if (this.playing && v === this.leader()) this.pause();
+      });
+    }
     document.addEventListener("keydown", (ev) => this.key(ev));
   }
 
@@ -254,20 +258,33 @@ export class ReviewView {
 
   play() {
     if (!this.isOpen || this.playing) return;
-    if (this.frame >= this.video.frame_count - 1) this.seek(0);
+    if (this.frame >= this.video.frame_count - 1 || (this.leader() === this.output && this.mapping.toOutput(this.frame).frame >= this.mapping.outputFrames - 1)) this.seek(0);
     this.playing = true;
     $("review-play").textContent = "Pause";
     $("review-play").setAttribute("aria-pressed", "true");
-    this.original.play().catch(() => this.pause());
-    this.syncOutput();
+    const lead = this.leader();
+    lead.play().catch(() => this.pause());
+    if (lead === this.original) this.syncOutput();
     const tick = () => {
       if (!this.playing) return;
-      this.frame = frameAt(this.original.currentTime, this.fps, this.video.frame_count);
-      this.syncOutput();
+      this.frame = this.playedFrame();
+      if (lead === this.original) this.syncOutput();
       this.render();
       this.loop = requestAnimationFrame(tick);
     };
     this.loop = requestAnimationFrame(tick);
+  }
+
+  /** The player that leads playback: the original, or the output alone when the original may
+   * not be had (an uploader's view of an approved output). */
+  leader() {
+    return this.original.getAttribute("src") || !this.output.getAttribute("src") ? this.original : this.output;
+  }
+
+  /** The original's frame the leading player shows now. */
+  playedFrame() {
+    if (this.leader() === this.original) return frameAt(this.original.currentTime, this.fps, this.video.frame_count);
+    return this.mapping.toSource(frameAt(this.output.currentTime, this.fps, this.mapping.outputFrames));
   }
 
   /** Stop both players and settle on the frame the original shows, both exactly on a frame. */
@@ -279,7 +296,7 @@ export class ReviewView {
     this.output.pause();
     $("review-play").textContent = "Play";
     $("review-play").setAttribute("aria-pressed", "false");
-    if (was && this.task) this.seek(frameAt(this.original.currentTime, this.fps, this.video.frame_count));
+    if (was && this.task) this.seek(this.playedFrame());
   }
 
   stopLoop() {

@@ -484,6 +484,21 @@ async def uploader_gets_the_approved(
     await expect(uploader.get_by_test_id("output-refused")).to_be_empty()
     await expect(uploader.get_by_test_id("output-figure")).to_have_attribute("data-settled", "true")
     assert await number_shown(uploader, "output") == 0
+    # The original is not the uploader's to see: the output plays alone, and stops on a frame.
+    await expect(uploader.get_by_test_id("original-refused")).to_contain_text("forbidden_role")
+    await uploader.locator("#review-players").focus()
+    await uploader.keyboard.press("Space")
+    await uploader.wait_for_function(
+        "() => !document.getElementById('review-output').paused"
+        " && document.getElementById('review-output').currentTime > 0.4"
+    )
+    await uploader.keyboard.press("Space")
+    await expect(uploader.locator("#review-play")).to_have_attribute("aria-pressed", "false")
+    await expect(uploader.get_by_test_id("output-figure")).to_have_attribute("data-settled", "true")
+    frame = await uploader.get_by_test_id("output-figure").get_attribute("data-frame")
+    assert frame is not None
+    assert int(frame) > 0
+    assert await number_shown(uploader, "output") == int(frame)
     # The review's download button, and the card's link, download it now: the same bytes.
     for where in ("review", "card"):
         if where == "card":
