@@ -1,7 +1,8 @@
 """The audit trail: an append-only, hash-chained log of what people did.
 
 Every upload, submission, cancel, download, review, deletion and device change is one entry:
-when, who (a user name; ``None`` when the API is open), the action, the ids it concerned (video,
+when, who (a user name; ``None`` when the API is open; :data:`RETENTION_ACTOR` for the
+retention sweep's deletions), the action, the ids it concerned (video,
 task, device: never a file name nor anything of a patient), its outcome and HTTP status. Each
 entry carries the SHA-256 of the one before (``prev``; 64 zeros for the first) and its own
 ``hash``, the SHA-256 of its canonical JSON (sorted keys, no spaces, without ``hash``), so
@@ -31,6 +32,8 @@ from jobs.keys import Keys
 from jobs.model import JsonDict, utc_now
 
 GENESIS = "0" * 64
+#: Who an entry of the retention sweep names (no user name can look like it).
+RETENTION_ACTOR = "(retention)"
 #: Entries read from Redis at once (verifying, listing).
 BATCH = 500
 #: Entries a listing looks at for one page at most; past that it ends the page early with a
@@ -159,10 +162,11 @@ class AuditLog:
         user: str | None,
         outcome: Outcome,
         *,
-        status: int,
+        status: int | None = None,
         ids: dict[str, Any] | None = None,
     ) -> JsonDict:
-        """Append one entry, chained to the last; returns it as stored."""
+        """Append one entry, chained to the last; returns it as stored. ``status`` is the HTTP
+        status of the request it records (``None`` for the retention sweep's)."""
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:

@@ -24,6 +24,7 @@ from datetime import datetime
 
 import structlog
 
+from jobs.audit import RETENTION_ACTOR, Action, AuditLog, Outcome
 from jobs.deletion import PAGE, delete_video, drop_output
 from jobs.errors import NotFound
 from jobs.model import TaskState
@@ -41,19 +42,24 @@ DAY = 86400
 
 
 async def sweep(
-    records: RedisTaskStore, storage: Storage, settings: Settings, now: float | None = None
+    records: RedisTaskStore,
+    storage: Storage,
+    settings: Settings,
+    now: float | None = None,
+    audit: AuditLog | None = None,
 ) -> Counter[str]:
     """One round: expired originals, expired outputs, orphans. Returns the files deleted by
-    kind, and logs their counts (never an id or a name)."""
+    kind, and logs their counts (never an id or a name); each video and output deleted is an
+    entry of ``audit`` (by :data:`jobs.audit.RETENTION_ACTOR`)."""
     now = time.time() if now is None else now
     deleted: Counter[str] = Counter()
     if settings.original_retention_days > 0:
         deleted += await _expire_originals(
-            records, storage, now - settings.original_retention_days * DAY
+            records, storage, now - settings.original_retention_days * DAY, audit
         )
     if settings.output_retention_days > 0:
         deleted += await _expire_outputs(
-            records, storage, now - settings.output_retention_days * DAY
+            records, storage, now - settings.output_retention_days * DAY, audit
         )
     orphans = await _sweep_orphans(records, storage, now - settings.job_timeout - ORPHAN_MARGIN)
     deleted += Counter(orphan=orphans)
@@ -63,7 +69,7 @@ async def sweep(
 
 
 async def _expire_originals(
-    records: RedisTaskStore, storage: Storage, cutoff: float
+    records: RedisTaskStore, storage: Storage, cutoff: float, audit: AuditLog | None
 ) -> Counter[str]:
     deleted: Counter[str] = Counter()
     for video in await records.list_videos():
@@ -72,10 +78,16 @@ async def _expire_originals(
                 deleted += await delete_video(records, [records], storage, video.id, outputs=False)
             except NotFound:  # deleted meanwhile
                 continue
+            if audit is not None:
+                await audit.append(
+                    Action.DELETE_VIDEO, RETENTION_ACTOR, Outcome.OK, ids={"video_id": video.id}
+                )
     return deleted
 
 
-async def _expire_outputs(records: RedisTaskStore, storage: Storage, cutoff: float) -> Counter[str]:
+async def _expire_outputs(
+    records: RedisTaskStore, storage: Storage, cutoff: float, audit: AuditLog | None
+) -> Counter[str]:
     deleted: Counter[str] = Counter()
     cursor: str | None = None
     while True:
@@ -86,6 +98,13 @@ async def _expire_outputs(records: RedisTaskStore, storage: Storage, cutoff: flo
             has_output = bool(task.result) and "output_file" in (task.result or {})
             if has_output and task.finished_at and _epoch(task.finished_at) < cutoff:
                 deleted += await drop_output(records, storage, task)
+                if audit is not None:
+                    await audit.append(
+                        Action.DELETE_OUTPUT,
+                        RETENTION_ACTOR,
+                        Outcome.OK,
+                        ids={"video_id": task.video_id, "task_id": task.task_id},
+                    )
         if cursor is None:
             return deleted
 

@@ -381,10 +381,18 @@ def component_schemas() -> dict[str, Schema]:
             "properties": {
                 "seq": COUNT,
                 "at": STR,
-                "user": nullable(STR),
+                "user": {
+                    **nullable(STR),
+                    "description": "Who: a user name, null when the API is open, "
+                    "(retention) for the retention sweep.",
+                },
                 "action": {"enum": [action.value for action in Action]},
                 "outcome": {"enum": [outcome.value for outcome in Outcome]},
-                "status": INT,
+                "status": {
+                    **nullable(INT),
+                    "description": "The HTTP status the request was answered with (null for "
+                    "the retention sweep's deletions).",
+                },
                 "ids": {
                     "type": "object",
                     "properties": {

@@ -16,7 +16,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from jobs.retention import sweep
-from server.keys import METRICS, RECORDS, SETTINGS, STORAGE
+from server.keys import AUDIT, METRICS, RECORDS, SETTINGS, STORAGE
 
 log = structlog.get_logger("vidcorrect.retention")
 
@@ -38,7 +38,7 @@ async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _sweep_forever(app: web.Application) -> None:
     while True:
         try:
-            deleted = await sweep(app[RECORDS], app[STORAGE], app[SETTINGS])
+            deleted = await sweep(app[RECORDS], app[STORAGE], app[SETTINGS], audit=app[AUDIT])
         except (RedisError, OSError) as error:  # the next round tries again
             log.warning("retention sweep failed", error=str(error))
         else:

@@ -16,9 +16,11 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
+from jobs.retention import sweep
 from jobs.settings import Settings
 from jobs.users import Role
 from server.app import create_app
+from server.keys import AUDIT, RECORDS, STORAGE
 from tests.api import Client, JsonDict, expect_error
 from tests.people import API_TOKEN, bearer, clean_env, make_users, vidcorrect
 from tests.served import Served
@@ -277,3 +279,23 @@ async def test_the_trail_survives_a_restart(
     ran = await vidcorrect("audit", "verify", "--data-dir", str(data_dir), env=clean_env())
     assert ran.code == 0, ran.err
     assert "audit trail OK: 2 entries" in ran.out
+
+
+async def test_retention_deletions_are_entries_of_the_sweep(
+    audited: Client, audit_settings: Settings, tokens: dict[Role, str], clip_odd: Path
+) -> None:
+    uploader, admin = bearer(tokens[Role.UPLOADER]), bearer(tokens[Role.ADMIN])
+    old = await _upload(audited, uploader, clip_odd)
+    fresh = await _upload(audited, uploader, clip_odd)
+    records = audited.app[RECORDS]
+    video = await records.get_video(old)
+    await records.save_video(replace(video, created_at="2020-01-01T00:00:00.000Z"))
+    short = replace(audit_settings, original_retention_days=1)
+    deleted = await sweep(records, audited.app[STORAGE], short, audit=audited.app[AUDIT])
+    assert deleted == {"original": 1}
+    entries = await all_entries(audited, admin, action="delete_video")
+    assert [(e["user"], e["outcome"], e["status"], e["ids"]) for e in entries] == [
+        ("(retention)", "ok", None, {"video_id": old})
+    ]
+    assert (await audited.get(f"/api/videos/{fresh}/", headers=admin)).status == 200
+    assert chain_fault(list(reversed(await all_entries(audited, admin)))) is None

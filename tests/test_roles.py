@@ -27,6 +27,7 @@ from jobs.users import (
 from server.access import MAX_SLOWDOWN, SLOW_AFTER, SignInThrottle
 from server.app import create_app
 from server.auth import OPEN_API_PATHS
+from server.commands import anonymous_refusal
 from server.keys import SIGN_IN_THROTTLE
 from server.permissions import ROUTE_PERMISSIONS
 from tests.api import Client, expect_error, upload
@@ -404,3 +405,13 @@ async def test_forwarded_proto_is_believed_only_from_trusted_proxies(
     assert session_cookie(resp)["secure"] is True
     resp = await behind.post("/api/session/", json=body)
     assert not session_cookie(resp)["secure"]
+
+
+def test_a_users_file_lets_serve_listen_beyond_loopback(people_settings: Settings) -> None:
+    """Named users protect the API as the token does: serve may listen on any address."""
+    users_only = replace(people_settings, api_token=None)
+    assert anonymous_refusal(users_only, "0.0.0.0", allow_anonymous=False) is None
+    neither = replace(users_only, users_file=None)
+    assert "refusing to serve an open API" in (
+        anonymous_refusal(neither, "0.0.0.0", allow_anonymous=False) or ""
+    )
