@@ -327,6 +327,10 @@ async def review_jumps(
         f"Review: Reprocess of {video['filename']}"
     )
     await settled(page, 0)
+    # A narrow window: the sign-off and the checks go under the players.
+    await page.set_viewport_size({"width": 760, "height": 1000})
+    await expect(page.get_by_test_id("review-segment").first).to_be_visible()
+    await screenshot(page, "review-narrow.png")
 
 
 @pytest.fixture
