@@ -4,6 +4,7 @@ import { apiFetch, uploadVideo } from "./js/api.js";
 import { analysisSummary, formatBytes, formatDuration, formatFps } from "./js/format.js";
 import { RoiEditor } from "./js/roi.js";
 import { TaskBoard, rememberedTasks } from "./js/tasks.js";
+import { ReviewView } from "./js/review.js";
 import { UNAUTHORIZED_EVENT, sessionState, signIn, signOut, whoAmI } from "./js/session.js";
 
 const SELECTED_KEY = "vidcorrect.selectedVideo";
@@ -14,9 +15,25 @@ const state = {
   devices: [],
   video: null, // the selected video (with tasks and outputs)
   analysis: null, // result of its latest successful analysis
+  me: null, // who is signed in ({name, role, permissions}), null when the server does not say
 };
 
-const board = new TaskBoard($("task-list"), $("tasks-empty"), onTaskFinished);
+const board = new TaskBoard($("task-list"), $("tasks-empty"), onTaskFinished, (task) => openReview(task.task_id));
+const review = new ReviewView({
+  onClose: (task) => {
+    const id = task ? task.video_id : state.video && state.video.id;
+    if (id != null) {
+      history.replaceState(null, "", `#video=${id}`);
+      selectVideo(id, { keepTasks: state.video != null && state.video.id === id });
+    } else {
+      history.replaceState(null, "", window.location.pathname);
+    }
+  },
+  onReviewed: (task) => {
+    const entry = board.entries.get(task.task_id);
+    if (entry) board.update(entry, task);
+  },
+});
 const roi = new RoiEditor({
   img: $("frame-img"),
   canvas: $("roi-canvas"),
@@ -405,21 +422,40 @@ function showAnalysis(result) {
   $("accept-ranges").disabled = !result.sensitive_frame_ids;
 }
 
+// ---- review ----------------------------------------------------------------------------------
+
+/** The analysis to draw under a task's players: its own (a reprocess), else the video's latest
+ * successful one. */
+function analysisFor(task, video) {
+  if (task.result && task.result.analysis) return task.result.analysis;
+  const latest = (video.tasks || []).find((t) => t.operation === "analyze" && t.state === "SUCCESS");
+  return latest ? latest.result : null;
+}
+
+async function openReview(taskId) {
+  $("op-error").textContent = "";
+  let task;
+  let video;
+  try {
+    task = await apiFetch(`/api/task-status/${encodeURIComponent(taskId)}/`);
+    video = await apiFetch(`/api/videos/${task.video_id}/`);
+  } catch (err) {
+    $("op-error").textContent = `That task cannot be reviewed: ${err.message}`;
+    return false;
+  }
+  if (task.state !== "SUCCESS" || !task.result || !task.result.output_url) {
+    $("op-error").textContent = "Only a finished task with an output video can be reviewed.";
+    return false;
+  }
+  if (window.location.hash !== `#review=${task.task_id}`) history.replaceState(null, "", `#review=${task.task_id}`);
+  window.scrollTo(0, 0);
+  await review.open(task, video, analysisFor(task, video), state.me);
+  return true;
+}
+
 function onTaskFinished(task) {
   if (!state.video || task.video_id !== state.video.id) return;
   if (task.operation === "analyze" && task.state === "SUCCESS") showAnalysis(task.result);
-}
-
-/** Show who is signed in (name and role) beside the sign-out button. */
-async function showWhoAmI() {
-  const label = $("signed-in-as");
-  try {
-    const me = await whoAmI();
-    label.textContent = me.name ? `Signed in as ${me.name} (${me.role})` : "";
-    label.hidden = !me.name;
-  } catch {
-    label.hidden = true; /* an older server without /api/me/ */
-  }
 }
 
 // ---- start ---------------------------------------------------------------------------------
@@ -427,6 +463,7 @@ async function showWhoAmI() {
 // ---- signing in -----------------------------------------------------------------------------
 
 function showSignIn(message = "") {
+  review.close({ notify: false });
   board.clear();
   $("app-main").hidden = true;
   $("sign-out").hidden = true;
@@ -475,15 +512,40 @@ function setupSession() {
 
 let appStarted = false;
 
+/** A link or typed address within the page: #review=<task> opens a review, #video=<id> a video. */
+async function followHash() {
+  const reviewHash = /^#review=([A-Za-z0-9_-]{1,64})$/.exec(window.location.hash);
+  if (reviewHash) {
+    await openReview(reviewHash[1]);
+    return;
+  }
+  const videoHash = /^#video=(\d+)$/.exec(window.location.hash);
+  if (videoHash) {
+    review.close({ notify: false });
+    await selectVideo(Number(videoHash[1]));
+  }
+}
+
+/** Who is signed in, shown in the header (null from a server without users). */
+async function loadMe() {
+  state.me = await whoAmI();
+  const who = $("signed-in-as");
+  const named = state.me && state.me.name;
+  who.textContent = named ? `Signed in as ${state.me.name} (${state.me.role})` : "";
+  who.hidden = !named;
+}
+
 async function startApp() {
-  showWhoAmI();
   if (!appStarted) {
     appStarted = true;
     setupUpload();
     setupForms();
+    window.addEventListener("hashchange", followHash);
   }
-  await Promise.all([loadDevices(), loadVideos().catch(() => undefined)]);
+  await Promise.all([loadDevices(), loadVideos().catch(() => undefined), loadMe()]);
   syncMaskType();
+  const reviewHash = /^#review=([A-Za-z0-9_-]{1,64})$/.exec(window.location.hash);
+  if (reviewHash && (await openReview(reviewHash[1]))) return;
   const fromHash = /^#video=(\d+)$/.exec(window.location.hash);
   const stored = fromHash ? fromHash[1] : localStorage.getItem(SELECTED_KEY);
   const id = Number(stored);

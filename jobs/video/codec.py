@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import av.error
@@ -57,6 +58,19 @@ PART_THREADS = 2
 #: the content (stitchable), so that every part has the same SPS/PPS and the parts can follow
 #: one another in one stream; closed GOPs; a fixed number of frame and lookahead threads.
 PART_X264_PARAMS = f"stitchable=1:open-gop=0:threads={PART_THREADS}:lookahead-threads=1"
+
+
+#: The MP4 muxer's flags for every output: ``faststart`` moves the index (the ``moov`` box) in
+#: front of the media data once the file is complete (a second pass over the file as it is
+#: closed), so a browser or player given the output over HTTP starts playing after its first
+#: bytes instead of seeking to the end for the index.
+MP4_MUXER_OPTIONS = {"movflags": "+faststart"}
+
+
+def open_mp4_output(dst: Path) -> OutputContainer:
+    """`dst` opened for writing as an MP4 with :data:`MP4_MUXER_OPTIONS` (options of the muxer
+    only, not of its streams' encoders)."""
+    return av.open(str(dst), "w", format="mp4", container_options=MP4_MUXER_OPTIONS)
 
 
 def output_pix_fmt(width: int, height: int) -> str:

@@ -28,7 +28,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
-import av
 from av.container import OutputContainer
 from av.packet import Packet
 from av.stream import Discard, Stream
@@ -49,6 +48,7 @@ from jobs.video.codec import (
     encode_frame,
     frame_step,
     mux,
+    open_mp4_output,
     output_pix_fmt,
     plane_view,
 )
@@ -185,7 +185,7 @@ def edit_video(
 
         # Default slice threading leaves H.264 decoding on one core.
         vin.codec_context.thread_type = "AUTO"
-        out = stack.enter_context(av.open(str(dst), "w", format="mp4"))
+        out = stack.enter_context(open_mp4_output(dst))
         vout = add_video_output(out, vin, width, height, pix_fmt, encode)
         relay: AudioRelay | None = None
         cutter: AudioCutter | None = None

@@ -71,6 +71,7 @@ from jobs.video.codec import (
     demux,
     editable_frame,
     mux,
+    open_mp4_output,
     plane_view,
 )
 from jobs.video.edit import REMOVE_ALL_MESSAGE, EditOutcome
@@ -353,7 +354,7 @@ def smart_remove(
         if on_progress is not None:
             on_progress(0)
 
-        out = stack.enter_context(av.open(str(dst), "w", format="mp4"))
+        out = stack.enter_context(open_mp4_output(dst))
         vout = out.add_stream_from_template(vin)
         vout.codec_context.extradata = out_extradata
         vout.time_base = time_base

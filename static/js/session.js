@@ -20,7 +20,13 @@ export function signOut() {
   return apiFetch("/api/session/", { method: "DELETE" });
 }
 
-/** {name, role, permissions, auth_required}: who this browser is signed in as (name null: open). */
-export function whoAmI() {
-  return apiFetch("/api/me/");
+/** Who is signed in: {name, role, permissions} (name and role null when the API is open), or
+ * null from a server that does not say. */
+export async function whoAmI() {
+  try {
+    const me = await apiFetch("/api/me/");
+    return me && Array.isArray(me.permissions) ? me : null;
+  } catch {
+    return null;
+  }
 }

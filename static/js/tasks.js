@@ -1,6 +1,7 @@
 // Task cards: progress from the event stream, polling as a fallback, cancel, results.
 
 import { apiFetch } from "./api.js";
+import { downloadRefusal, refusalWords, saveLink } from "./review.js";
 import {
   FINAL_STATES,
   OPERATION_NAMES,
@@ -12,6 +13,7 @@ import {
 } from "./format.js";
 
 const STORE_KEY = "vidcorrect.runningTasks";
+const REVIEW_WORDS = { pending: "Not reviewed yet", approved: "Approved", rejected: "Rejected" };
 const POLL_MS = 1000;
 
 export function rememberedTasks() {
@@ -41,11 +43,13 @@ export class TaskBoard {
   /**
    * @param {HTMLElement} list  the <ul> the cards go in
    * @param {(task: object) => void} onFinished  called once when a task ends (any state)
+   * @param {(task: object) => void} onReview  the card's "Review" button (a finished output)
    */
-  constructor(list, emptyNote, onFinished) {
+  constructor(list, emptyNote, onFinished, onReview = () => undefined) {
     this.list = list;
     this.emptyNote = emptyNote;
     this.onFinished = onFinished;
+    this.onReview = onReview;
     /** @type {Map<string, {task: object, card: HTMLElement, source: EventSource|null, timer: number|null, finished: boolean}>} */
     this.entries = new Map();
   }
@@ -106,9 +110,16 @@ export class TaskBoard {
     const actions = el("div", { class: "task-actions" });
     const cancel = el("button", { type: "button", class: "task-cancel", "data-testid": "task-cancel" }, "Cancel");
     cancel.addEventListener("click", () => this.cancel(id));
+    const review = el("button", { type: "button", class: "task-review-open", "data-testid": "task-review-open", hidden: "" }, "Review");
+    review.addEventListener("click", () => {
+      const entry = this.entries.get(id);
+      if (entry) this.onReview(entry.task);
+    });
     const download = el("a", { class: "task-download button", "data-testid": "task-download", hidden: "" }, "Download result");
-    actions.append(cancel, download);
-    card.append(head, barRow, status, eta, note, outcome, verification, error, actions);
+    download.addEventListener("click", (ev) => this.download(ev, id));
+    actions.append(cancel, review, download);
+    const reviewState = el("p", { class: "task-review", "data-testid": "task-review" });
+    card.append(head, barRow, status, eta, note, outcome, verification, reviewState, error, actions);
     return card;
   }
 
@@ -151,6 +162,13 @@ export class TaskBoard {
     } else {
       download.hidden = true;
     }
+    q(".task-review-open").hidden = !outputUrl;
+    const reviewLine = q(".task-review");
+    const review = outputUrl ? task.review || null : null;
+    reviewLine.dataset.state = review ? review.state || "" : "";
+    reviewLine.textContent = review
+      ? `${REVIEW_WORDS[review.state] || review.state}${review.by && review.state !== "pending" ? ` by ${review.by}` : ""}${review.comment ? `: “${review.comment}”` : ""}`
+      : "";
     q(".task-outcome").textContent = task.state === "SUCCESS" ? resultSummary(task) : "";
     const verification = task.state === "SUCCESS" && task.result ? task.result.verification : null;
     const vText = q(".task-verification");
@@ -218,6 +236,20 @@ export class TaskBoard {
     entry.source = null;
     if (entry.timer != null) window.clearTimeout(entry.timer);
     entry.timer = null;
+  }
+
+  /** A download link's click: asks first (see downloadRefusal) and says why on the card (403
+   * not_approved, a deleted output) instead of a browser's bare failed download. */
+  async download(ev, id) {
+    ev.preventDefault();
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    const link = entry.card.querySelector(".task-download");
+    const error = entry.card.querySelector(".task-error");
+    error.textContent = "";
+    const refusal = await downloadRefusal(link.href);
+    if (refusal) error.textContent = refusalWords(refusal);
+    else saveLink(link.href);
   }
 
   async cancel(id) {
