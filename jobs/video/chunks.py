@@ -75,6 +75,7 @@ from jobs.video.codec import (
     decode_video,
     demux,
     mux,
+    open_mp4_output,
     output_pix_fmt,
 )
 from jobs.video.edit import REMOVE_ALL_MESSAGE, EditOutcome, EditPlan, _Editor
@@ -844,7 +845,7 @@ def stitch_parts(
         return out_pts[0] - (delay - j)
 
     with ExitStack() as stack:
-        out = stack.enter_context(av.open(str(dst), "w", format="mp4", options=_muxer_options(tb)))
+        out = stack.enter_context(open_mp4_output(dst, _muxer_options(tb)))
         template = stack.enter_context(open_input(parts[0]))
         vout = out.add_stream_from_template(select_video_stream(template))
         vout.codec_context.extradata = read[0].extradata

@@ -67,10 +67,11 @@ PART_X264_PARAMS = f"stitchable=1:open-gop=0:threads={PART_THREADS}:lookahead-th
 MP4_MUXER_OPTIONS = {"movflags": "+faststart"}
 
 
-def open_mp4_output(dst: Path) -> OutputContainer:
-    """`dst` opened for writing as an MP4 with :data:`MP4_MUXER_OPTIONS` (options of the muxer
-    only, not of its streams' encoders)."""
-    return av.open(str(dst), "w", format="mp4", container_options=MP4_MUXER_OPTIONS)
+def open_mp4_output(dst: Path, extra: dict[str, str] | None = None) -> OutputContainer:
+    """`dst` opened for writing as an MP4 with :data:`MP4_MUXER_OPTIONS` and `extra` (options
+    of the muxer only, not of its streams' encoders)."""
+    options = {**MP4_MUXER_OPTIONS, **(extra or {})}
+    return av.open(str(dst), "w", format="mp4", container_options=options)
 
 
 def output_pix_fmt(width: int, height: int) -> str:
