@@ -22,8 +22,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from jobs.errors import Conflict, NotFound
-from jobs.model import JsonDict, TaskRecord, TaskState, utc_now
+from jobs.errors import NotFound
+from jobs.model import JsonDict, TaskRecord, utc_now
+from jobs.outputs import stored_output
 from jobs.redis_store import RedisTaskStore
 from jobs.runner import revoke_if_waiting
 from jobs.storage import Storage
@@ -76,29 +77,6 @@ async def delete_output(store: TaskStore, storage: Storage, task_id: str) -> Cou
     task = await store.get_task(task_id)
     stored_output(task)
     return await drop_output(store, storage, task)
-
-
-def stored_output(task: TaskRecord) -> str:
-    """The stored name of ``task``'s output; :class:`Conflict` while it has not succeeded or
-    when it writes no video, :class:`NotFound` once its output was deleted."""
-    if task.state is not TaskState.SUCCESS or task.result is None:
-        raise Conflict(
-            f"Task {task.task_id} is {task.state.value}; its output can be downloaded once it "
-            "has succeeded.",
-            code="output_not_ready",
-        )
-    if "output_deleted_at" in task.result:
-        raise NotFound(
-            f"The output of task {task.task_id} was deleted at {task.result['output_deleted_at']}.",
-            code="output_deleted",
-        )
-    if "output_file" not in task.result:  # an analysis: its result is the answer
-        raise Conflict(
-            f"Task {task.task_id} ({task.operation.value}) writes no video; its findings are "
-            f"in its result at /api/task-status/{task.task_id}/.",
-            code="no_output",
-        )
-    return str(task.result["output_file"])
 
 
 async def drop_output(store: TaskStore, storage: Storage, task: TaskRecord) -> Counter[str]:

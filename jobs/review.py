@@ -7,9 +7,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from jobs.deletion import stored_output
 from jobs.errors import Conflict, InvalidRequest
 from jobs.model import JsonDict, TaskRecord, TaskState, utc_now
+from jobs.outputs import stored_output
 from jobs.task_store import TaskStore
 
 

@@ -14,7 +14,6 @@ from aiohttp_sse import EventSourceResponse, sse_response
 
 from jobs import deletion
 from jobs.audio_policy import AUDIO_FIELD, parse_audio
-from jobs.deletion import stored_output
 from jobs.errors import Conflict, InvalidRequest
 from jobs.frame_request import (
     check_not_everything,
@@ -26,6 +25,7 @@ from jobs.frame_request import (
 )
 from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
 from jobs.model import TASK_ID_PATTERN, Operation, TaskRecord, TaskState, VideoRecord
+from jobs.outputs import stored_output
 from jobs.review import is_approved, parse_review, review_of, set_review
 from jobs.runner import revoke_if_waiting
 from jobs.task_pages import TaskQuery
