@@ -39,7 +39,16 @@ from jobs.errors import NotFound, VerificationFailed
 from jobs.failures import describe_failure, transient_reason
 from jobs.frame_process import InChild
 from jobs.job_run import CANCEL_POLL_INTERVAL, HEARTBEAT_INTERVAL, JobDeps, JobRun, OperationBody
-from jobs.model import MAX_ATTEMPTS, RUNNING, WAITING, JsonDict, TaskState, failed, utc_now
+from jobs.model import (
+    FINISHED,
+    MAX_ATTEMPTS,
+    RUNNING,
+    WAITING,
+    JsonDict,
+    TaskState,
+    failed,
+    utc_now,
+)
 from jobs.progress import FrameProgress, JobStopped
 from jobs.runner import run_body
 from jobs.storage import DIR_MODE, Storage, fsync_dir
@@ -179,11 +188,20 @@ def _move_part(temp: Path, final: Path) -> None:
 # ------------------------------------------------------------------------------- hand-off
 
 
+def may_split(run: JobRun) -> bool:
+    """Whether the run's video may be long enough to be split (at least two chunks long, on a
+    queued worker): worth planning its chunks."""
+    duration = run.video.duration
+    return run.deps.queue is not None and not (
+        duration and duration < 2 * run.deps.settings.chunk_seconds
+    )
+
+
 async def plan_for(run: JobRun, plan: EditPlan, encode: EncodeOptions) -> ChunkPlan | None:
     """The chunk plan of the run's video (demuxed in a frame process), or None when the run
-    cannot hand off (a local job: no queue)."""
-    if run.deps.queue is None:
-        return None
+    cannot hand off (a local job: no queue) or the video is shorter than two chunks."""
+    if not may_split(run):
+        return None  # one chunk (no need to read the file to know), or a local job
     work = InChild(
         plan_chunks,
         run.source_path,
@@ -346,7 +364,14 @@ async def _encode(
     outcome: ChunkOutcome | None = None
     failure: Exception | None = None
     try:
-        outcome = await asyncio.shield(future)
+        try:
+            async with asyncio.timeout(deps.settings.job_timeout):
+                outcome = await asyncio.shield(future)
+        except TimeoutError:
+            progress.stop = True
+            with contextlib.suppress(BaseException):
+                await future
+            raise
     except asyncio.CancelledError:  # a worker shutdown: arq runs the job again
         progress.stop = True
         with contextlib.suppress(BaseException):
@@ -574,6 +599,7 @@ async def run_stitch(ctx: dict[str, Any], task_id: str, attempt: int, body: Oper
             await records.heartbeat(task_id)
             if deps.stats is not None:
                 deps.stats.jobs_running += 1
+            began = time.monotonic()
             try:
                 ended = await run_body(deps, task, body)
             except asyncio.CancelledError:
@@ -585,9 +611,12 @@ async def run_stitch(ctx: dict[str, Any], task_id: str, attempt: int, body: Oper
                     deps.stats.jobs_running -= 1
                 with contextlib.suppress(RedisError):
                     await records.not_running(task_id)
-            if ended in {s.value for s in (TaskState.SUCCESS, TaskState.FAILURE)} or (
-                ended == TaskState.REVOKED.value
-            ):
+            if deps.stats is not None:
+                with contextlib.suppress(RedisError):
+                    await deps.stats.record_run(
+                        task.operation.value, ended, time.monotonic() - began
+                    )
+            if ended in {state.value for state in FINISHED}:
                 await _cleanup(deps, task_id)
             return ended
 
@@ -638,7 +667,7 @@ def parts_result(inputs: StitchInputs) -> JsonDict:
             }
         )
     workers = sorted({str(p["worker_id"]) for p in parts})
-    return {"parts": parts, "workers": workers, "chunks": len(parts)}
+    return {"parts": parts, "workers": workers}
 
 
 async def discard_parts(run: JobRun) -> None:

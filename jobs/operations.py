@@ -114,7 +114,12 @@ async def _reprocess(run: JobRun) -> JsonDict:
     """Analysis, then mask and removal of the flagged frames in one encode pass."""
     params = run.task.params
     labels: list[Label] = [label for label in LABELS if label in params["remove_labels"]]
-    if params.get("mask") is not None and int(params.get("sample_every", 1)) == 1:
+    # (a video long enough to be split is analysed first, then encoded by chunk jobs)
+    if (
+        params.get("mask") is not None
+        and int(params.get("sample_every", 1)) == 1
+        and not chunked.may_split(run)
+    ):
         return await _reprocess_in_one_pass(run, MaskRequest.from_params(params["mask"]), labels)
     analyze_span, encode_span, verify_span = REPROCESS_SPANS
     analysis = await _run_analysis(run, analyze_span)

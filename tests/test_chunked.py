@@ -525,21 +525,44 @@ async def test_the_per_task_limit_lets_a_short_job_in(
     assert finished_then <= 2 < total, (finished_then, total)
 
 
-async def test_blacken_and_reencoded_removal_are_chunked_too(
+async def test_blacken_reencoded_removal_and_reprocess_are_chunked_too(
     client: Client, settings: Settings, spawn_worker: SpawnWorker, long_clip: Path
 ) -> None:
     spawn_worker(**CHUNKED)
     spawn_worker(**CHUNKED)
     await _workers_ready(client, 2)
     video = await upload(client, long_clip)
+    blacken = {**BODY, "blacken_frames": "20-30,99-101"}  # across two seams
     removal = {"frame_ranges": "20-34,100-101", "mode": "reencode", "audio": "keep"}
-    resp = await client.post(f"/api/video-remove-frames/{video['id']}/", json=removal)
-    assert resp.status == 202, await resp.text()
-    final = (await _follow(client, (await resp.json())["task_id"]))[-1]
-    assert final["state"] == "SUCCESS", final
-    result = final["result"]
-    assert len(result["parts"]) >= 2
-    assert result["mode"] == "reencode"
-    assert result["frames"] == FRAMES - 17
-    output = await download(client, final, settings.data_dir / "removed.mp4")
+    reprocess = {**BODY, "remove_labels": ["blank"]}
+    submitted = []
+    for route, body in (
+        ("video-apply-mask", blacken),
+        ("video-remove-frames", removal),
+        ("video-reprocess", reprocess),
+    ):
+        resp = await client.post(f"/api/{route}/{video['id']}/", json=body)
+        assert resp.status == 202, await resp.text()
+        submitted.append((await resp.json())["task_id"])
+    finals = [(await _follow(client, task_id))[-1] for task_id in submitted]
+    for final in finals:
+        assert final["state"] == "SUCCESS", final
+        assert len(final["result"]["parts"]) >= 2, final["result"]
+
+    blackened, removed, reprocessed = finals
+    assert blackened["result"]["blackened_ranges"] == "20-30,99-101"
+    output = await download(client, blackened, settings.data_dir / "blackened.mp4")
+    judge_mask(output, long_clip, blacken, numbered=True)
+
+    assert removed["result"]["mode"] == "reencode"
+    assert removed["result"]["frames"] == FRAMES - 17
+    output = await download(client, removed, settings.data_dir / "removed.mp4")
     judge_removal(output, long_clip, removal, numbered=True)
+
+    result = reprocessed["result"]
+    assert result["mask"]["source"] == "request"
+    assert result["analysis"]["total_frames"] == FRAMES
+    assert result["frames"] == FRAMES - result.get("removed_frames", 0)
+    if not result.get("removed_frames"):  # a numbered clip has no blank frame
+        output = await download(client, reprocessed, settings.data_dir / "reprocessed.mp4")
+        judge_mask(output, long_clip, BODY, numbered=True)
