@@ -8,8 +8,10 @@ before which every earlier frame (in presentation order) is decoded and after wh
 frame comes (closed GOP). Where there is none (open GOPs, intra refresh, long GOPs) the boundary
 is the first frame at or after the target time and the chunk decodes from the latest keyframe
 before it that every one of its frames follows in decode order (`seek_pts`), discarding the
-frames before its start: frame-exact either way. The plan depends only on the source, the
-target length, the edit plan and the encoder settings, never on the number of workers. A video
+frames before its start: frame-exact either way; such a boundary is dropped when that keyframe
+lies more than MAX_PREROLL target lengths back (a source without keyframes is one chunk). The
+plan depends only on the source, the target length, the edit plan and the encoder settings,
+never on the number of workers. A video
 shorter than two chunks, or one whose frames do not all have distinct timestamps, is one chunk.
 The last chunk keeps whatever is left (it may be a single frame; it is not merged into the one
 before, which would make a chunk's length depend on the video's total). A chunk whose frames
@@ -93,6 +95,12 @@ __all__ = [
 #: A clean IDR picture is taken as a boundary when it lies within this share of the target
 #: length of the target time; else the boundary is the target frame (decode and discard).
 NEAR_SHARE = Fraction(1, 4)
+#: A boundary without a clean IDR near it is dropped (its chunk goes on to the next one) when
+#: the keyframe to decode from lies more than this many target lengths before it: the frames
+#: decoded only to be discarded would cost more than the chunk saves (a source with one keyframe
+#: in an hour would decode from its start for every chunk), and a chunk would report no
+#: progress for that long.
+MAX_PREROLL = 2
 #: Bump when the parts' bytes would change for the same inputs (part encoder, timing).
 _FORMAT = "vidcorrect-chunks-1"
 _NAL_IDR = 5
@@ -226,6 +234,16 @@ class _Index:
     pts: list[int]
     key: list[bool]
     idr: list[bool]
+    missing: int = 0  # packets without a pts (not in the lists)
+
+    @property
+    def frames(self) -> int:
+        return len(self.pts) + self.missing
+
+    def chunkable(self) -> bool:
+        """Whether every frame has a pts of its own (else the video is one chunk)."""
+        ordered = self.sorted_pts
+        return self.missing == 0 and all(b > a for a, b in itertools.pairwise(ordered))
 
     @property
     def sorted_pts(self) -> list[int]:
@@ -242,8 +260,8 @@ def _is_h264_idr(data: bytes, length_size: int | None) -> bool:
     return any(unit and unit[0] & 0x1F == _NAL_IDR for unit in units)
 
 
-def _read_index(inp: InputContainer, vin: VideoStream) -> _Index | None:
-    """The video packets' pts and key/IDR flags; None when a packet has no pts."""
+def _read_index(inp: InputContainer, vin: VideoStream) -> _Index:
+    """The video packets' pts and key/IDR flags."""
     h264 = vin.codec_context.name == "h264"
     length_size: int | None = None
     if h264:
@@ -252,12 +270,12 @@ def _read_index(inp: InputContainer, vin: VideoStream) -> _Index | None:
         except ValueError:
             length_size = None  # Annex B in the packets
     index = _Index([], [], [])
-    missing = False
+    missing = 0
     for packet in demux(inp, (vin,)):
-        if packet.size == 0 or (packet.dts is None and packet.pts is None):
+        if packet.size == 0:
             continue
         if packet.pts is None:
-            missing = True
+            missing += 1
             continue
         index.pts.append(packet.pts)
         index.key.append(packet.is_keyframe)
@@ -265,7 +283,7 @@ def _read_index(inp: InputContainer, vin: VideoStream) -> _Index | None:
         if h264 and packet.is_keyframe:
             idr = _is_h264_idr(bytes(packet), length_size)
         index.idr.append(idr)
-    return None if missing else index
+    return _Index(index.pts, index.key, index.idr, missing)
 
 
 def _source_stream(inp: InputContainer) -> VideoStream:
@@ -315,19 +333,20 @@ def plan_chunks(
         index = _read_index(inp, vin)
     if time_base is None:
         raise InvalidVideo("The video stream has no time base.")
-    n = len(index.pts) if index is not None else 0
-    if index is None:
-        raise InvalidVideo("A video frame has no timestamp; the video cannot be edited in chunks.")
+    n = index.frames
     if n == 0:
         raise InvalidVideo("The video stream contains no decodable frame.")
     removed = _removed_flags(n, remove)
     if all(removed):
         raise ValueError(REMOVE_ALL_MESSAGE)
+    if not index.chunkable():
+        # One chunk, the whole video: its pts are edit_video's business (PtsRepair).
+        low, high = (min(index.pts), max(index.pts)) if index.pts else (0, 0)
+        chunk = Chunk(0, 0, n - 1, low, high, None, 0)
+        fingerprint = _fingerprint(source_id, [chunk], n, time_base, plan, encode)
+        return ChunkPlan((chunk,), n, time_base, fingerprint)
     sorted_pts = index.sorted_pts
-    unique = all(b > a for a, b in itertools.pairwise(sorted_pts))
-    starts: list[tuple[int, int | None]] = [(0, None)]  # (start rank, seek pts)
-    if unique:
-        starts = _boundaries(index, sorted_pts, Fraction(target_seconds) / time_base)
+    starts = _boundaries(index, sorted_pts, Fraction(target_seconds) / time_base)
     starts = _merge_removed(starts, removed)
     # pts_shift: removed frame r lasts until the next frame (edit_video closes runs up so).
     shift_before = [0] * (n + 1)
@@ -396,6 +415,8 @@ def _boundaries(
         else:
             start = _first_at_or_after(sorted_pts, goal)
             seek = _seek_for(index, keys, prefix_max, sorted_pts[start])
+            if sorted_pts[start] - (first if seek is None else seek) > MAX_PREROLL * target:
+                continue
         if start > starts[-1][0]:
             starts.append((start, seek))
     return starts
@@ -560,7 +581,14 @@ def encode_chunk(
                 else plane_fills(width, height, plan.roi, plan.shape, sub, sub)
             )
             vin.codec_context.thread_type = "AUTO"
-            out = stack.enter_context(av.open(str(dst), "w", format="mp4"))
+            out = stack.enter_context(
+                av.open(
+                    str(dst),
+                    "w",
+                    format="mp4",
+                    options=_muxer_options(Fraction(vin.time_base or 0)),
+                )
+            )
             vout = add_video_output(out, vin, width, height, pix_fmt, encode, part=True)
             editor = _Editor(
                 out,
@@ -579,7 +607,11 @@ def encode_chunk(
             if on_progress is not None:
                 on_progress(0)
             last: int | None = None
+            whole = len(chunk_plan.chunks) == 1
             for frame in _decoded(inp, vin, chunk.seek_pts):
+                if whole:  # every frame, as edit_video takes them (whatever their pts)
+                    editor.take(frame)
+                    continue
                 if frame.pts is None:
                     raise InvalidVideo("A decoded frame has no timestamp.")
                 if frame.pts < chunk.start_pts:
@@ -597,7 +629,7 @@ def encode_chunk(
                 editor.take(frame)
                 if frame.pts == chunk.end_pts:
                     break
-            if editor.frames_in != chunk.frames:
+            if not whole and editor.frames_in != chunk.frames:
                 raise InvalidVideo(
                     f"Chunk {index} decoded to {editor.frames_in} frames; "
                     f"its plan lists {chunk.frames}."
@@ -615,6 +647,19 @@ def encode_chunk(
         nal_sha256=digest.hexdigest(),
         verification=verification,
     )
+
+
+def _muxer_options(tb: Fraction) -> dict[str, str]:
+    """A part starts late (at its first frame's pts), and so may a source, which the MP4 muxer
+    writes as an empty edit in the movie time scale (1/1000 s by default): rounded, the
+    timestamps would come back shifted. With the movie time scale the track's (for a video time
+    base `tb`), they come back exact."""
+    if tb <= 0 or tb.numerator != 1:
+        return {}
+    scale = tb.denominator
+    while scale < 10_000:  # the MP4 muxer's track time scale for such a time base
+        scale *= 2
+    return {"movie_timescale": str(scale)}
 
 
 def _decoded(
@@ -712,8 +757,13 @@ def stitch_parts(
             raise ValueError("The chunk plan was made for another video.")
         ain_index = inp.streams.audio[0].index if inp.streams.audio and plan.keep_audio else None
         index = _read_index(inp, vin)
-    if index is None or len(index.pts) != chunk_plan.total_frames:
+    if index.frames != chunk_plan.total_frames:
         raise ValueError("The chunk plan was made for another video.")
+    if not index.chunkable():
+        raise ValueError(
+            "The video's frames do not all have timestamps of their own; it cannot be stitched "
+            "and is edited as one job (write_checked)."
+        )
     n = chunk_plan.total_frames
     sorted_pts = index.sorted_pts
     removed = _removed_flags(n, remove)
@@ -754,11 +804,28 @@ def stitch_parts(
                 f"Part {k} has {len(part.pts)} frames; its check counted {outcomes[k].frames_out}."
             )
     delay = max(_reorder_depth(part.pts) for part in read)
-    out_pts = sorted(p for part in read for p in part.pts)
-    if out_pts != expected_pts:
-        problems.append("The parts' timestamps are not the kept frames' timestamps.")
-    total_out = len(out_pts)
     starts = [0, *itertools.accumulate(len(part.pts) for part in read)]
+    for k, part in enumerate(read):
+        if sorted(part.pts) != expected_pts[starts[k] : starts[k + 1]]:
+            problems.append(
+                f"Part {k}'s timestamps are not the ones of the kept frames of chunk {k}."
+            )
+    out_pts = sorted(p for part in read for p in part.pts)
+    edit = EditOutcome(
+        frames_in=n,
+        frames_out=len(kept_src),
+        removed=n - len(kept_src),
+        frame_map=tuple((a, b, c) for a, b, c in runs),
+        width=width,
+        height=height,
+        has_audio=ain_index is not None,
+    )
+    if problems or out_pts != expected_pts:
+        # Not stitched: the parts are not the ones planned (the caller publishes nothing).
+        if out_pts != expected_pts and not problems:
+            problems.append("The parts hold other frames than the kept ones.")
+        return edit, _merged(outcomes, problems, len(kept_src))
+    total_out = len(out_pts)
 
     def dts_of(j: int) -> int:
         if j >= delay:
@@ -768,7 +835,7 @@ def stitch_parts(
         return out_pts[0] - (delay - j)
 
     with ExitStack() as stack:
-        out = stack.enter_context(av.open(str(dst), "w", format="mp4"))
+        out = stack.enter_context(av.open(str(dst), "w", format="mp4", options=_muxer_options(tb)))
         template = stack.enter_context(open_input(parts[0]))
         vout = out.add_stream_from_template(select_video_stream(template))
         vout.codec_context.extradata = read[0].extradata
@@ -799,15 +866,6 @@ def stitch_parts(
         if audio is not None:
             audio.finish()
     problems.extend(_check_stitched(dst, tb, read, outcomes, expected_pts))
-    edit = EditOutcome(
-        frames_in=n,
-        frames_out=len(kept_src),
-        removed=n - len(kept_src),
-        frame_map=tuple((a, b, c) for a, b, c in runs),
-        width=width,
-        height=height,
-        has_audio=ain_index is not None,
-    )
     return edit, _merged(outcomes, problems, len(kept_src))
 
 
