@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from arq.constants import job_key_prefix
 from redis.asyncio import Redis
 
 from jobs.keys import Keys
@@ -218,6 +219,33 @@ class ChunkStore:
     async def finished_count(self, task_id: str) -> int:
         """How many distinct parts of the task are finished."""
         return int(await cast(Awaitable[int], self._redis.scard(self.keys.chunks_done(task_id))))
+
+    async def unaccounted(self, task_id: str, indices: list[int]) -> list[tuple[int, int]]:
+        """Of ``indices``, the chunks neither finished, nor running (heartbeat), nor held back
+        by the per-task limit, with their current attempts."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.smembers(self.keys.chunks_done(task_id))
+            pipe.zrange(self.keys.chunks_running, 0, -1)
+            pipe.lrange(self.keys.chunks_pending(task_id), 0, -1)
+            pipe.hgetall(self.keys.chunks(task_id))
+            done, running, pending, fields = await pipe.execute()
+        busy = {int(m) for m in done} | {int(m) for m in pending}
+        for member in running:
+            owner, _, index = member.decode().rpartition(":")
+            if owner == task_id:
+                busy.add(int(index))
+        return [
+            (index, int(fields.get(f"attempts:{index}".encode(), b"1")))
+            for index in indices
+            if index not in busy
+        ]
+
+    async def jobs_exist(self, job_ids: list[str]) -> list[bool]:
+        """Whether arq holds each job (queued, deferred or running)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(job_key_prefix + job_id)
+            return [bool(found) for found in await pipe.execute()]
 
     async def task_running(self, task_id: str) -> bool:
         """Whether a run of the task itself (not a chunk) beats its heartbeat (``P:running``)."""

@@ -276,10 +276,15 @@ async def _enqueue_chunk(
         index,
         attempt,
         chunk_attempt,
-        _job_id=f"{task_id}:chunk:{index}:{attempt}.{chunk_attempt}",
+        _job_id=chunk_job_id(task_id, index, attempt, chunk_attempt),
         _queue_name=deps.settings.queue_name,
         _defer_by=delay or None,
     )
+
+
+def chunk_job_id(task_id: str, index: int, attempt: int, chunk_attempt: int) -> str:
+    """The arq job id of a chunk's run: fixed for a task attempt and chunk attempt."""
+    return f"{task_id}:chunk:{index}:{attempt}.{chunk_attempt}"
 
 
 async def enqueue_stitch(queue: ArqRedis, queue_name: str, task_id: str, attempt: int) -> bool:
@@ -337,7 +342,10 @@ async def _encode(
     task_id = task.task_id
     chunk = spec.chunk_plan.chunks[index]
     frames_in = chunk.end_frame - chunk.start_frame + 1
-    video = await deps.records.get_video(task.video_id)
+    try:
+        video = await deps.records.get_video(task.video_id)
+    except NotFound as exc:  # deleted meanwhile (its tasks are cancelled first)
+        return await _chunk_failed(deps, store, task_id, spec, index, MAX_ATTEMPTS, exc)
     source = deps.storage.resolve(video.stored_name)
     temp = deps.storage.temp_path(task_id, ".mp4")
     worker_id = deps.worker_id or "local"
@@ -418,6 +426,12 @@ async def _encode(
         temp.unlink(missing_ok=True)
         await _cleanup(deps, task_id)
         return current.state.value
+    latest = await store.spec(task_id)  # a task run again meanwhile stitches as its attempt
+    if latest is None or latest["fingerprint"] != spec.fingerprint:
+        temp.unlink(missing_ok=True)
+        log.info("chunk done for a plan given up meanwhile; part dropped")
+        return "superseded"
+    attempt = int(latest["attempt"])
     final = part_path(deps.storage, task_id, spec.fingerprint, index)
     await asyncio.to_thread(_move_part, temp, final)
     generation = await store.generation(task_id)
@@ -427,8 +441,6 @@ async def _encode(
         "attempts": chunk_attempt,
         "generation": generation,
     }
-    latest = await store.spec(task_id)  # a task run again meanwhile stitches as its attempt
-    attempt = spec.attempt if latest is None else int(latest["attempt"])
     count, claimed, added, nxt = await store.finish(
         task_id, index, part, frames_in, spec.total, attempt
     )
@@ -678,9 +690,15 @@ async def discard_parts(run: JobRun) -> None:
 # -------------------------------------------------------------------------------- recovery
 
 
-async def recover_chunks(deps: JobDeps) -> int:
+#: Chunks seen unaccounted for (task id, index, chunk attempt) -> when first seen (monotonic).
+Suspects = dict[tuple[str, int, int], float]
+
+
+async def recover_chunks(deps: JobDeps, suspects: Suspects | None = None) -> int:
     """One round: queue again (or fail) the chunks whose heartbeat is stale; end chunked tasks
-    cancelled while no chunk of theirs ran; remove the parts and state of ended ones."""
+    cancelled while no chunk of theirs ran; remove the parts and state of ended ones; queue the
+    stitch, or a chunk, that a lost worker was about to queue (``suspects``: what earlier
+    rounds of this worker found unaccounted for)."""
     store = _store(deps)
     records = deps.records
     recovered = 0
@@ -725,9 +743,51 @@ async def recover_chunks(deps: JobDeps) -> int:
             await _revoke(deps, task_id)
         elif task.state.finished:
             await _cleanup(deps, task_id)
-        elif task.state in RUNNING:
+        elif task.state in RUNNING and not await store.task_running(task_id):
             await _stitch_if_stranded(deps, store, task_id, task.attempt)
+            if suspects is not None:
+                recovered += await _requeue_stranded(deps, store, task_id, task.attempt, suspects)
     return recovered
+
+
+async def _requeue_stranded(
+    deps: JobDeps, store: ChunkStore, task_id: str, attempt: int, suspects: Suspects
+) -> int:
+    """Queue again the chunks of a running task that nothing runs, queues or holds back (a
+    worker lost between finishing a part and queueing the next, a chunk job that failed on a
+    Redis error), once they have been seen so for a heartbeat timeout."""
+    raw = await store.spec(task_id)
+    if raw is None or int(raw["attempt"]) != attempt:
+        return 0
+    spec = Spec.from_json(raw)
+    loose = await store.unaccounted(task_id, [c.index for c in spec.chunk_plan.chunks])
+    if not loose:
+        return 0
+    queued = await store.jobs_exist(
+        [chunk_job_id(task_id, index, attempt, tries) for index, tries in loose]
+    )
+    now = time.monotonic()
+    requeued = 0
+    for (index, tries), exists in zip(loose, queued, strict=True):
+        key = (task_id, index, tries)
+        if exists:
+            suspects.pop(key, None)
+            continue
+        first = suspects.setdefault(key, now)
+        if now - first < deps.settings.heartbeat_timeout:
+            continue
+        del suspects[key]
+        with structlog.contextvars.bound_contextvars(task_id=task_id, chunk=index):
+            again = await store.next_attempt(task_id, index)
+            if again > MAX_ATTEMPTS:
+                await fail_task(
+                    deps, task_id, spec, index, "worker_lost", "it was lost on each attempt."
+                )
+                return requeued
+            log.warning("chunk queued by nobody; queued again", chunk_attempt=again)
+            await _enqueue_chunk(deps, task_id, index, attempt, again)
+            requeued += 1
+    return requeued
 
 
 async def _stitch_if_stranded(deps: JobDeps, store: ChunkStore, task_id: str, attempt: int) -> None:

@@ -23,7 +23,7 @@ import pytest
 from arq.connections import ArqRedis, create_pool
 from arq.jobs import Job
 
-from jobs.chunked import CHUNK_JOB, STITCH_JOB, enqueue_stitch, parts_root
+from jobs.chunked import CHUNK_JOB, STITCH_JOB, chunk_job_id, enqueue_stitch, parts_root
 from jobs.settings import Settings
 from jobs.storage import Storage
 from testkit.media import make_numbered_video
@@ -566,3 +566,26 @@ async def test_blacken_reencoded_removal_and_reprocess_are_chunked_too(
     if not result.get("removed_frames"):  # a numbered clip has no blank frame
         output = await download(client, reprocessed, settings.data_dir / "reprocessed.mp4")
         judge_mask(output, long_clip, BODY, numbered=True)
+
+
+async def test_a_chunk_job_lost_from_the_queue_is_queued_again(
+    client: Client, settings: Settings, spawn_worker: SpawnWorker, long_clip: Path, queue: ArqRedis
+) -> None:
+    spawn_worker(**CHUNKED)
+    await _workers_ready(client, 1)
+    video = await upload(client, long_clip)
+    task_id = await submit_mask(client, video["id"], BODY)
+    frozen, index, _ = await _freeze_a_chunk(queue, settings, task_id)
+    try:  # a queued chunk vanishes, as if its worker died right before queueing it
+        lost = index + 2  # still queued: the worker runs one chunk at a time, in order
+        job_id = chunk_job_id(task_id, lost, 1, 1)
+        assert await queue.delete(f"arq:job:{job_id}") == 1
+        await queue.zrem(settings.queue_name, job_id)
+    finally:
+        frozen.resume()
+    final = (await _follow(client, task_id))[-1]
+    assert final["state"] == "SUCCESS", final
+    parts = _check_parts(final["result"])
+    assert parts[lost]["attempts"] == 2, parts
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, long_clip, BODY, numbered=True)
