@@ -715,7 +715,11 @@ async def recover_chunks(deps: JobDeps, suspects: Suspects | None = None) -> int
             continue
         spec = Spec.from_json(raw)
         with structlog.contextvars.bound_contextvars(
-            task_id=task_id, video_id=task.video_id, operation=task.operation.value, chunk=index
+            task_id=task_id,
+            attempt=task.attempt,
+            video_id=task.video_id,
+            operation=task.operation.value,
+            chunk=index,
         ):
             attempt = await store.next_attempt(task_id, index)
             if attempt > MAX_ATTEMPTS:
@@ -739,14 +743,22 @@ async def recover_chunks(deps: JobDeps, suspects: Suspects | None = None) -> int
         except NotFound:
             await _cleanup(deps, task_id)
             continue
-        if not task.state.finished and await records.cancel_requested(task_id):
-            await _revoke(deps, task_id)
-        elif task.state.finished:
-            await _cleanup(deps, task_id)
-        elif task.state in RUNNING and not await store.task_running(task_id):
-            await _stitch_if_stranded(deps, store, task_id, task.attempt)
-            if suspects is not None:
-                recovered += await _requeue_stranded(deps, store, task_id, task.attempt, suspects)
+        with structlog.contextvars.bound_contextvars(
+            task_id=task_id,
+            attempt=task.attempt,
+            video_id=task.video_id,
+            operation=task.operation.value,
+        ):
+            if not task.state.finished and await records.cancel_requested(task_id):
+                await _revoke(deps, task_id)
+            elif task.state.finished:
+                await _cleanup(deps, task_id)
+            elif task.state in RUNNING and not await store.task_running(task_id):
+                await _stitch_if_stranded(deps, store, task_id, task.attempt)
+                if suspects is not None:
+                    recovered += await _requeue_stranded(
+                        deps, store, task_id, task.attempt, suspects
+                    )
     return recovered
 
 
@@ -777,7 +789,7 @@ async def _requeue_stranded(
         if now - first < deps.settings.heartbeat_timeout:
             continue
         del suspects[key]
-        with structlog.contextvars.bound_contextvars(task_id=task_id, chunk=index):
+        with structlog.contextvars.bound_contextvars(chunk=index):
             again = await store.next_attempt(task_id, index)
             if again > MAX_ATTEMPTS:
                 await fail_task(
@@ -802,4 +814,4 @@ async def _stitch_if_stranded(deps: JobDeps, store: ChunkStore, task_id: str, at
     if await store.task_running(task_id):
         return  # a run of the task (its stitch) is in progress
     if await enqueue_stitch(deps.queue, deps.settings.queue_name, task_id, attempt):
-        log.warning("stranded chunked task: stitch queued", task_id=task_id)
+        log.warning("stranded chunked task: stitch queued")
