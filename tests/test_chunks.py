@@ -43,7 +43,7 @@ from testkit.media import (
     sha256,
 )
 from tests.checks import assert_audio_follows, assert_edited, kept_indices
-from tests.hidden import found_forms, user_data_source
+from tests.hidden import caption_source, found_forms, user_data_source
 
 TARGET = 1.0  # seconds per chunk: three or four chunks per clip
 ROI = Roi(40, 30, 240, 180)
@@ -149,6 +149,38 @@ def packet_times(path: Path) -> list[tuple[float, float]]:
     return [(float(p["pts_time"]), float(p["dts_time"])) for p in packets]
 
 
+def interleaving_lag(path: Path) -> float:
+    """How far (seconds) a packet, in file order, lies behind the latest packet of the other
+    stream written before it: small when audio and video are interleaved as they go, the
+    whole duration when one stream was written after the other."""
+    run = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=stream_index,dts_time,pos",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    packets = sorted(json.loads(run.stdout)["packets"], key=lambda p: int(p["pos"]))
+    latest: dict[int, float] = {}
+    lag = 0.0
+    for packet in packets:
+        stream, time = int(packet["stream_index"]), float(packet["dts_time"])
+        others = [t for s, t in latest.items() if s != stream]
+        if others:
+            lag = max(lag, max(others) - time)
+        latest[stream] = max(time, latest.get(stream, time))
+    assert len(latest) == 2, "expected a video and an audio stream"
+    return lag
+
+
 def ffmpeg_errors(path: Path) -> str:
     """What `ffmpeg -xerror` says decoding every stream of `path` (empty when clean)."""
     run = subprocess.run(
@@ -249,8 +281,8 @@ PLANS = {
 def test_parts_in_any_order_or_process_give_the_same_bytes(
     closed_gop: Source, tmp_path: Path
 ) -> None:
-    """Parts encoded in turn, in reverse, shuffled, or each in its own Python process, give a
-    byte-identical stitched video stream (and file)."""
+    """Parts encoded in turn, in reverse, shuffled, or each in its own Python process (some
+    held to one core), give a byte-identical stitched video stream (and file)."""
     plan = PLANS["edit"]
     in_turn = run_chunked(closed_gop.path, tmp_path / "turn", plan)
     n = len(in_turn.parts)
@@ -271,12 +303,14 @@ def test_parts_in_any_order_or_process_give_the_same_bytes(
 
 
 _CHILD = """
-import json, sys
+import json, os, sys
 from pathlib import Path
 from jobs.video.chunks import ChunkPlan, encode_chunk
 from jobs.video.edit import EditPlan
 from jobs.video.planes import Roi
 args = json.loads(Path(sys.argv[1]).read_text())
+if args["one_core"]:  # as on a machine with a single core
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 p = args["plan"]
 plan = EditPlan(
     roi=Roi(**p["roi"]), shape=p["shape"],
@@ -293,13 +327,15 @@ Path(sys.argv[2]).write_text(json.dumps(outcome.to_dict()))
 def _in_process(
     src: Path, dst: Path, chunk_plan: ChunkPlan, index: int, plan: EditPlan
 ) -> ChunkOutcome:
-    """encode_chunk in a fresh Python process, the plans and the outcome through JSON."""
+    """encode_chunk in a fresh Python process (held to one core for every other chunk), the
+    plans and the outcome through JSON."""
     assert plan.roi is not None
     args = {
         "src": str(src),
         "dst": str(dst),
         "chunk_plan": chunk_plan.to_dict(),
         "index": index,
+        "one_core": index % 2 == 0,
         "plan": {
             "roi": plan.roi.to_dict(),
             "shape": plan.shape,
@@ -354,6 +390,7 @@ def test_stitched_equals_unchunked_edit(
     if source.audio:
         assert source.fps is not None
         assert_audio_follows(chunked.dst, kept, source.fps)
+        assert interleaving_lag(chunked.dst) < 0.5
 
 
 def _in(index: int, ranges: tuple[tuple[int, int], ...]) -> bool:
@@ -410,6 +447,18 @@ def test_plan_depends_only_on_its_inputs(closed_gop: Source, media: Path) -> Non
     assert [(c.start_frame, c.end_frame, c.seek_pts) for c in single.chunks] == [(0, 44, None)]
     with pytest.raises(ValueError, match="remove every frame"):
         plan_chunks(closed_gop.path, TARGET, EditPlan(remove=((0, 99),)), DEFAULT_ENCODE)
+
+
+def test_chunk_left_with_one_frame_is_merged(closed_gop: Source) -> None:
+    """A middle chunk with a single kept frame (47) joins the one before: its part would be a
+    lone IDR picture followed by the next part's, of the same idr_pic_id."""
+    plan = EditPlan(remove=((24, 46),))
+    chunk_plan = plan_chunks(closed_gop.path, TARGET, plan, DEFAULT_ENCODE)
+    assert [(c.start_frame, c.end_frame) for c in chunk_plan.chunks] == [
+        (0, 47),
+        (48, 71),
+        (72, 99),
+    ]
 
 
 def test_chunk_entirely_removed_is_merged(closed_gop: Source, tmp_path: Path) -> None:
@@ -490,19 +539,28 @@ def test_parts_are_checked_live(tmp_path: Path) -> None:
         assert verification.passed is dark
         assert all(o.verification.passed is dark for o in outcomes)
         assert verification.frames_checked == chunk_plan.total_frames
+        for outcome in outcomes:  # as handed between processes
+            assert ChunkOutcome.from_dict(json.loads(json.dumps(outcome.to_dict()))) == outcome
 
 
-def test_stitched_output_holds_no_hidden_name(closed_gop: Source, tmp_path: Path) -> None:
-    """A name hidden in the source's SEI user data reaches neither the parts nor the stitch."""
-    src = user_data_source(closed_gop.path, tmp_path / "hidden.mp4")
-    assert "ascii" in found_forms(src)
+@pytest.mark.parametrize("kind", ["user data", "captions"])
+def test_stitched_output_holds_no_hidden_name(
+    closed_gop: Source, tmp_path: Path, kind: str
+) -> None:
+    """A name hidden in the source's SEI (unregistered user data, A/53 closed captions) reaches
+    neither the parts nor the stitched file, which holds no SEI user data but x264's own."""
+    if kind == "user data":
+        src = user_data_source(closed_gop.path, tmp_path / "hidden.mp4")
+    else:
+        src = caption_source(closed_gop.path, tmp_path / "hidden.mp4")
+    assert found_forms(src) != []
     chunked = run_chunked(src, tmp_path / "out", PLANS["mask"])
     assert chunked.verification.passed, chunked.verification.problems
     for path in [*chunked.parts, chunked.dst]:
         assert found_forms(path) == []
-    for kind, payload in _sei_messages(chunked.dst):
-        assert kind != 4
-        assert kind != 5 or payload[:16] == X264_UUID
+    for payload_type, payload in _sei_messages(chunked.dst):
+        assert payload_type != 4
+        assert payload_type != 5 or payload[:16] == X264_UUID
 
 
 def _sei_messages(path: Path) -> list[tuple[int, bytes]]:
@@ -545,3 +603,62 @@ def test_late_start_keeps_the_source_timestamps(closed_gop: Source, tmp_path: Pa
     assert chunked.verification.passed, chunked.verification.problems
     assert sorted(p for p, _ in packet_times(chunked.dst)) == source_pts
     assert shown_numbers(chunked.dst) == list(range(closed_gop.frames))
+
+
+def test_without_audio(closed_gop: Source, tmp_path: Path) -> None:
+    """keep_audio=False: the stitched file has the video only."""
+    plan = EditPlan(roi=ROI, remove=((20, 30),), keep_audio=False)
+    chunked = run_chunked(closed_gop.path, tmp_path, plan)
+    assert chunked.verification.passed, chunked.verification.problems
+    assert not chunked.edit.has_audio
+    run = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+            str(chunked.dst),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.split() == ["video"]
+    assert shown_numbers(chunked.dst) == kept_indices(closed_gop.frames, plan.remove)
+
+
+def test_source_with_frames_cut_off_by_an_edit_list(open_gop: Source, tmp_path: Path) -> None:
+    """A source cut with `ffmpeg -ss 0.5 -c copy` starts before its first shown frame: the
+    packets its edit list discards are no frames, in the plan as in edit_video."""
+    src = tmp_path / "cut.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-ss",
+            "0.5",
+            "-i",
+            str(open_gop.path),
+            "-c",
+            "copy",
+            str(src),
+        ],
+        check=True,
+    )
+    plan = EditPlan(roi=ROI, remove=((20, 30),))
+    chunked = run_chunked(src, tmp_path / "chunked", plan)
+    assert len(chunked.chunk_plan.chunks) >= 3
+    assert chunked.verification.passed, chunked.verification.problems
+    whole = tmp_path / "whole.mp4"
+    assert chunked.edit == edit_video(src, whole, plan)
+    assert chunked.edit.frames_in == chunked.chunk_plan.total_frames
+    assert len(packet_times(src)) > chunked.chunk_plan.total_frames  # the discarded packets
+    assert shown_numbers(chunked.dst) == shown_numbers(whole)
+    assert sorted(p for p, _ in packet_times(chunked.dst)) == sorted(
+        p for p, _ in packet_times(whole)
+    )

@@ -15,8 +15,9 @@ never on the number of workers. A video
 shorter than two chunks, or one whose frames do not all have distinct timestamps, is one chunk.
 The last chunk keeps whatever is left (it may be a single frame; it is not merged into the one
 before, which would make a chunk's length depend on the video's total). A chunk whose frames
-are all removed is merged into the one before (the first such into the one after), so every
-part holds at least one frame.
+are all removed, or all but one with a chunk after it, is merged into the one before (the first
+such into the one after), so every part holds a frame and no two parts' IDR pictures follow
+one another directly (see _merge_thin).
 
 Parts (encode_chunk): the chunk's frames, edited as edit_video does (mask, blacken, remove),
 are encoded by libx264 with content-independent headers (stitchable), closed GOPs and a fixed
@@ -43,9 +44,11 @@ Privacy: parts are new encodings (no SEI of the source, codec.NO_FRAME_SEI), cop
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -272,7 +275,8 @@ def _read_index(inp: InputContainer, vin: VideoStream) -> _Index:
     index = _Index([], [], [])
     missing = 0
     for packet in demux(inp, (vin,)):
-        if packet.size == 0:
+        # Discarded packets (cut off by an MP4 edit list) are decoded but give no frame.
+        if packet.size == 0 or packet.is_discard:
             continue
         if packet.pts is None:
             missing += 1
@@ -347,7 +351,7 @@ def plan_chunks(
         return ChunkPlan((chunk,), n, time_base, fingerprint)
     sorted_pts = index.sorted_pts
     starts = _boundaries(index, sorted_pts, Fraction(target_seconds) / time_base)
-    starts = _merge_removed(starts, removed)
+    starts = _merge_thin(starts, removed)
     # pts_shift: removed frame r lasts until the next frame (edit_video closes runs up so).
     shift_before = [0] * (n + 1)
     for r in range(n):
@@ -423,10 +427,7 @@ def _boundaries(
 
 
 def _first_at_or_after(sorted_pts: list[int], goal: Fraction) -> int:
-    for rank, pts in enumerate(sorted_pts):
-        if pts >= goal:
-            return rank
-    return len(sorted_pts) - 1
+    return min(bisect.bisect_left(sorted_pts, math.ceil(goal)), len(sorted_pts) - 1)
 
 
 def _seek_for(
@@ -441,17 +442,22 @@ def _seek_for(
     return None
 
 
-def _merge_removed(
+def _merge_thin(
     starts: list[tuple[int, int | None]], removed: list[bool]
 ) -> list[tuple[int, int | None]]:
-    """`starts` without chunks whose frames are all removed (merged into a neighbour)."""
+    """`starts` without chunks that would write no frame, or a single frame followed by
+    another part (merged into a neighbour). A one-frame part is a lone IDR picture, and the
+    next part starts with an IDR picture of the same idr_pic_id, which H.264 forbids for two
+    IDR pictures in a row; a one-frame last chunk has no part after it and stays."""
     n = len(removed)
     merged = list(starts)
     k = 0
     while k < len(merged) and len(merged) > 1:
         lo = merged[k][0]
-        hi = merged[k + 1][0] - 1 if k + 1 < len(merged) else n - 1
-        if all(removed[lo : hi + 1]):
+        last = k + 1 == len(merged)
+        hi = n - 1 if last else merged[k + 1][0] - 1
+        kept = hi - lo + 1 - sum(removed[lo : hi + 1])
+        if kept == 0 or (kept == 1 and not last):
             if k == 0:
                 del merged[1]  # the second chunk joins the first, which starts at frame 0
             else:
@@ -676,7 +682,10 @@ def _decoded(
         first = next(packets, None)
         # The demuxer must land on a keyframe at or before the one planned; else start over.
         if first is None or not first.is_keyframe or first.pts is None or first.pts > seek_pts:
-            inp.seek(0, stream=vin, backward=True, any_frame=False)
+            try:
+                inp.seek(0, stream=vin, backward=True, any_frame=False)
+            except av.error.FFmpegError as exc:
+                raise InvalidVideo("The video cannot be read from its start again.") from exc
             packets = demux(inp, (vin,))
         else:
             packets = itertools.chain([first], packets)
