@@ -589,3 +589,21 @@ async def test_a_chunk_job_lost_from_the_queue_is_queued_again(
     assert parts[lost]["attempts"] == 2, parts
     output = await download(client, final, settings.data_dir / "out.mp4")
     judge_mask(output, long_clip, BODY, numbered=True)
+
+
+async def test_a_failing_chunk_fails_the_task_with_its_name(
+    client: Client, settings: Settings, spawn_worker: SpawnWorker, long_clip: Path, queue: ArqRedis
+) -> None:
+    spawn_worker(**CHUNKED)
+    spawn_worker(**CHUNKED)
+    await _workers_ready(client, 2)
+    video = await upload(client, long_clip)
+    task_id = await submit_mask(client, video["id"], BODY)
+    frozen, index, _ = await _freeze_a_chunk(queue, settings, task_id, after=1)
+    frozen.send(signal.SIGKILL)  # its frame process crashes (as on a hostile stretch of video)
+    final = (await _follow(client, task_id))[-1]
+    assert final["state"] == "FAILURE", final
+    assert final["error"]["code"] == "worker_crash"
+    assert final["error"]["message"].startswith(f"Chunk {index} (frames "), final["error"]
+    await _until(lambda: asyncio.sleep(0, _no_leftovers(settings, task_id)), "parts removed", 30)
+    assert not (settings.data_dir / "outputs" / f"{task_id}.mp4").exists()
