@@ -28,6 +28,7 @@ from jobs.settings import Settings
 from jobs.storage import Storage
 from testkit.media import make_numbered_video
 from tests.api import Client, download, submit_mask, upload
+from tests.metrics import scrape
 from tests.oracle import judge_mask, judge_removal
 from tests.pausing import FrameProcess, _children, _forkservers, _opens_under, frame_processes
 from tests.processes import SpawnWorker
@@ -316,6 +317,8 @@ async def test_the_only_worker_restarted_resumes_from_its_parts(
     first.wait()
     frozen.resume()
     assert (await _status(client, task_id))["state"] == "PROGRESS"
+    _, samples = await scrape(client)  # its chunks wait, but they are no tasks waiting
+    assert samples["vidcorrect_queue_depth"] == 0
     spawn_worker(**CHUNKED)
     final = (await _follow(client, task_id))[-1]
     assert final["state"] == "SUCCESS", final
