@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
+import jsonschema_rs
 import pytest
 from arq.connections import ArqRedis, create_pool
 from arq.jobs import Job
@@ -26,6 +27,7 @@ from arq.jobs import Job
 from jobs.chunked import CHUNK_JOB, STITCH_JOB, chunk_job_id, enqueue_stitch, parts_root
 from jobs.settings import Settings
 from jobs.storage import Storage
+from server.openapi import OPENAPI_PATH
 from testkit.media import make_numbered_video
 from tests.api import Client, download, submit_mask, upload
 from tests.metrics import scrape
@@ -242,6 +244,14 @@ async def test_one_or_two_workers_write_the_same_video_stream(
     streams = [await asyncio.to_thread(_video_stream, output) for output in outputs]
     assert streams[0] == streams[1], "the video streams differ between one and two workers"
 
+    document = await (await client.get(OPENAPI_PATH)).json()
+    task_schema = {
+        **document["components"]["schemas"]["Task"],
+        "components": document["components"],
+    }
+    validator = jsonschema_rs.validator_for(task_schema)
+    for final in (alone, shared):
+        validator.validate(final)  # result.parts and result.workers as documented
     progress = [s["progress"] for s in seen]
     assert progress == sorted(progress), "progress went backwards"
     assert not any(parts_root(_storage(settings), t).exists() for t in (alone["task_id"],))
