@@ -176,6 +176,27 @@ async def _freeze_a_chunk(
         await asyncio.sleep(0.005)
 
 
+async def _catch_stitch(settings: Settings, task_id: str) -> FrameProcess:
+    """Stop the frame process of the task's stitch (the one reading its parts) at its start."""
+    folder = str(parts_root(_storage(settings), task_id).resolve())
+
+    def stitching() -> list[int]:
+        return [
+            pid
+            for server in _forkservers()
+            for pid in _children(server)
+            if _opens_under(pid, folder)
+        ]
+
+    deadline = time.monotonic() + TIMEOUT
+    while not (found := await asyncio.to_thread(stitching)):
+        assert time.monotonic() < deadline, "the stitch never ran"
+        await asyncio.sleep(0.002)
+    stitch = FrameProcess(found[0])
+    stitch.stop()
+    return stitch
+
+
 def _check_parts(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The parts cover the frames in order, without gap or overlap; returns them."""
     parts = result["parts"]
@@ -474,22 +495,7 @@ async def test_the_stitch_runs_once_when_queued_twice(
     await _workers_ready(client, 1)
     video = await upload(client, long_clip)
     task_id = await submit_mask(client, video["id"], BODY)
-    folder = str(parts_root(_storage(settings), task_id).resolve())
-
-    def stitching() -> list[int]:
-        return [
-            pid
-            for server in _forkservers()
-            for pid in _children(server)
-            if _opens_under(pid, folder)
-        ]
-
-    deadline = time.monotonic() + TIMEOUT
-    while not (found := await asyncio.to_thread(stitching)):
-        assert time.monotonic() < deadline, "the stitch never ran"
-        await asyncio.sleep(0.002)
-    stitch = FrameProcess(found[0])
-    stitch.stop()
+    stitch = await _catch_stitch(settings, task_id)
     try:
         await queue.enqueue_job(
             STITCH_JOB, task_id, 1, _job_id="stitch-twice", _queue_name=settings.queue_name
@@ -620,3 +626,25 @@ async def test_a_failing_chunk_fails_the_task_with_its_name(
     assert final["error"]["message"].startswith(f"Chunk {index} (frames "), final["error"]
     await _until(lambda: asyncio.sleep(0, _no_leftovers(settings, task_id)), "parts removed", 30)
     assert not (settings.data_dir / "outputs" / f"{task_id}.mp4").exists()
+
+
+async def test_a_stitch_whose_worker_dies_is_run_again_from_the_parts(
+    client: Client, settings: Settings, spawn_worker: SpawnWorker, long_clip: Path
+) -> None:
+    workers = [spawn_worker(**CHUNKED), spawn_worker(**CHUNKED)]
+    await _workers_ready(client, 2)
+    video = await upload(client, long_clip)
+    task_id = await submit_mask(client, video["id"], BODY)
+    stitch = await _catch_stitch(settings, task_id)
+    victim = next(w for w in workers if w.pid == _worker_of(stitch.pid))
+    victim.kill()
+    victim.wait()
+    stitch.resume()
+    final = (await _follow(client, task_id))[-1]
+    assert final["state"] == "SUCCESS", final
+    assert final["attempt"] == 2  # the task ran again: its new run found every part finished
+    parts = _check_parts(final["result"])
+    assert all(p["reused"] and p["attempts"] == 1 for p in parts), parts
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, long_clip, BODY, numbered=True)
+    assert not parts_root(_storage(settings), task_id).exists()
