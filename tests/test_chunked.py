@@ -25,6 +25,7 @@ from arq.connections import ArqRedis, create_pool
 from arq.jobs import Job
 
 from jobs.chunked import CHUNK_JOB, STITCH_JOB, chunk_job_id, enqueue_stitch, parts_root
+from jobs.errors import ConfigError
 from jobs.settings import Settings
 from jobs.storage import Storage
 from server.openapi import OPENAPI_PATH
@@ -228,6 +229,19 @@ def _no_leftovers(settings: Settings, task_id: str) -> bool:
 
 def _storage(settings: Settings) -> Storage:
     return Storage(settings.data_dir)
+
+
+def test_chunk_settings_are_read_and_checked() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.chunk_seconds, defaults.max_chunks_per_task) == (60.0, 0)
+    env = {"VIDCORRECT_CHUNK_SECONDS": "0.5", "VIDCORRECT_MAX_CHUNKS_PER_TASK": "3"}
+    settings = Settings.from_env(env)
+    assert (settings.chunk_seconds, settings.max_chunks_per_task) == (0.5, 3)
+    for bad in ("0", "-1", "nan", "inf", "a minute"):
+        with pytest.raises(ConfigError, match="VIDCORRECT_CHUNK_SECONDS must be"):
+            Settings.from_env({"VIDCORRECT_CHUNK_SECONDS": bad})
+    with pytest.raises(ConfigError, match="VIDCORRECT_MAX_CHUNKS_PER_TASK must be at least 0"):
+        Settings.from_env({"VIDCORRECT_MAX_CHUNKS_PER_TASK": "-1"})
 
 
 async def test_one_or_two_workers_write_the_same_video_stream(
