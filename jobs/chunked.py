@@ -333,7 +333,11 @@ async def run_chunk(
             if await store.attempt(task_id, index) != chunk_attempt:
                 log.info("chunk attempt superseded, not run")
                 return "superseded"
-            return await _encode(deps, store, task, spec, index, chunk_attempt)
+            try:
+                return await _encode(deps, store, task, spec, index, chunk_attempt)
+            finally:  # (only once its part is counted: a crash before that is a lost chunk)
+                with contextlib.suppress(RedisError):
+                    await store.not_running(task_id, index)
 
 
 async def _encode(
@@ -400,7 +404,6 @@ async def _encode(
             stats.stage_ended(progress)
         with contextlib.suppress(RedisError):
             await store.release_publisher(task_id, f"{worker_id}:{index}")
-            await store.not_running(task_id, index)
     if failure is not None:
         temp.unlink(missing_ok=True)
         return await _chunk_failed(deps, store, task_id, spec, index, chunk_attempt, failure)
