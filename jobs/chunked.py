@@ -27,6 +27,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -683,6 +684,16 @@ def parts_result(inputs: StitchInputs) -> JsonDict:
         )
     workers = sorted({str(p["worker_id"]) for p in parts})
     return {"parts": parts, "workers": workers}
+
+
+def seconds_since_start(run: JobRun) -> float:
+    """A chunked task's processing time: from its start (the run that planned its chunks) to
+    now, over every worker that took part."""
+    started = run.task.started_at
+    if started is None:
+        return 0.0
+    begun = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+    return round(max(0.0, time.time() - begun), 3)
 
 
 async def discard_parts(run: JobRun) -> None:

@@ -305,6 +305,7 @@ async def stitch_body(run: JobRun) -> JsonDict:
             }
         )
     result.update(chunked.parts_result(inputs))
+    result["processing_time"] = chunked.seconds_since_start(run)
     await chunked.discard_parts(run)
     return result
 

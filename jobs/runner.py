@@ -203,7 +203,8 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: OperationBody) -> str
             supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
-    result["processing_time"] = round(time.monotonic() - started, 3)
+    # (a chunked task's stitch gives its own: the time since the task started)
+    result.setdefault("processing_time", round(time.monotonic() - started, 3))
     await _settle(
         lambda: run.update(
             state=TaskState.SUCCESS,

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -198,6 +199,10 @@ async def _catch_stitch(settings: Settings, task_id: str) -> FrameProcess:
     return stitch
 
 
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
 def _check_parts(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The parts cover the frames in order, without gap or overlap; returns them."""
     parts = result["parts"]
@@ -287,6 +292,9 @@ async def test_one_or_two_workers_write_the_same_video_stream(
     validator = jsonschema_rs.validator_for(task_schema)
     for final in (alone, shared):
         validator.validate(final)  # result.parts and result.workers as documented
+    for final in (alone, shared):  # the whole task's time, not the stitch's alone
+        span = _epoch(final["finished_at"]) - _epoch(final["started_at"])
+        assert span - 1 <= final["result"]["processing_time"] <= span + 0.1, final
     progress = [s["progress"] for s in seen]
     assert progress == sorted(progress), "progress went backwards"
     assert not any(parts_root(_storage(settings), t).exists() for t in (alone["task_id"],))
