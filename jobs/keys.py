@@ -31,9 +31,10 @@ Key                              Type    Written by                           Li
                                          and result fields (``spec``); chunk
                                          jobs: each part's outcome
                                          (``part:<i>``) and attempts
-                                         (``attempts:<i>``)
-``P:task:<task_id>:chunks:done`` set     chunk jobs: the indices of finished  as ``P:chunked``
-                                         parts (counted once each)
+                                         (``attempts:<i>``); the resumes
+                                         (``generation``)
+``P:task:<task_id>:chunks:       set     chunk jobs: the indices of finished  as ``P:chunked``
+done``                                   parts (counted once each)
 ``P:task:<task_id>:chunks:       hash    chunk jobs: frames done and rate of  as ``P:chunked``
 progress``                               each running chunk; the most frames
                                          published
