@@ -148,10 +148,10 @@ async def _finished_parts(queue: ArqRedis, settings: Settings, task_id: str) -> 
 
 
 async def _freeze_a_chunk(
-    queue: ArqRedis, settings: Settings, task_id: str, *, after: int = 0
+    queue: ArqRedis, settings: Settings, task_id: str, *, after: int = 0, only: int | None = None
 ) -> tuple[FrameProcess, int, str]:
     """Stop the frame process of one running chunk of the task (once ``after`` parts are
-    finished); returns it, the chunk's index and its worker's id."""
+    finished; chunk ``only`` when given); returns it, the chunk's index and its worker's id."""
     deadline = time.monotonic() + TIMEOUT
     while True:
         assert time.monotonic() < deadline, "no chunk of the task ran"
@@ -159,6 +159,8 @@ async def _freeze_a_chunk(
             running = await _running_chunks(queue, settings, task_id)
             pids = await asyncio.to_thread(frame_processes, settings.data_dir)
             for index, worker_id in running.items():
+                if only is not None and index != only:
+                    continue
                 worker_pid = int(worker_id.split(":")[1])
                 for pid in pids:
                     try:
@@ -670,3 +672,25 @@ async def test_a_stitch_whose_worker_dies_is_run_again_from_the_parts(
     output = await download(client, final, settings.data_dir / "out.mp4")
     judge_mask(output, long_clip, BODY, numbered=True)
     assert not parts_root(_storage(settings), task_id).exists()
+
+
+async def test_a_chunk_that_loses_its_worker_every_time_fails_the_task_with_its_name(
+    client: Client, settings: Settings, spawn_worker: SpawnWorker, long_clip: Path, queue: ArqRedis
+) -> None:
+    worker = spawn_worker(**CHUNKED)
+    await _workers_ready(client, 1)
+    video = await upload(client, long_clip)
+    task_id = await submit_mask(client, video["id"], BODY)
+    index: int | None = None
+    for _ in range(3):  # the chunk's three attempts, each on a worker that dies
+        frozen, index, _ = await _freeze_a_chunk(queue, settings, task_id, only=index)
+        worker.kill()
+        worker.wait()
+        frozen.resume()
+        worker = spawn_worker(**CHUNKED)
+    final = (await _follow(client, task_id))[-1]
+    assert final["state"] == "FAILURE", final
+    assert final["error"]["code"] == "worker_lost"
+    assert final["error"]["message"].startswith(f"Chunk {index} (frames "), final["error"]
+    assert "on each of its 3 attempts" in final["error"]["message"]
+    await _until(lambda: asyncio.sleep(0, _no_leftovers(settings, task_id)), "parts removed", 30)
