@@ -251,11 +251,6 @@ class ChunkStore:
         """Whether a run of the task itself (not a chunk) beats its heartbeat (``P:running``)."""
         return await self._redis.zscore(self.keys.running, task_id) is not None
 
-    async def running_count(self, task_id: str) -> int:
-        """How many chunks of the task beat a heartbeat now."""
-        members = await self._redis.zrange(self.keys.chunks_running, 0, -1)
-        return sum(1 for m in members if m.decode().rpartition(":")[0] == task_id)
-
     async def claim_stitching(self, task_id: str, attempt: int) -> bool:
         """Take the run of attempt ``attempt``'s stitch; False if a stitch job has it."""
         return bool(
