@@ -64,7 +64,7 @@ async def _remove(run: JobRun) -> JsonDict:
     encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
     requested = str(run.task.params.get("mode", "smart"))
     keep_audio = keeps_audio(run.task.params)
-    if run.deps.queue is not None:
+    if chunked.may_split(run):  # (a short video: no need to ask whether smart applies)
         if requested == "smart":
             why_not = await _in_executor(run, InChild(smart_reason, run.source_path))
             reason = (

@@ -694,3 +694,26 @@ async def test_a_chunk_that_loses_its_worker_every_time_fails_the_task_with_its_
     assert final["error"]["message"].startswith(f"Chunk {index} (frames "), final["error"]
     assert "on each of its 3 attempts" in final["error"]["message"]
     await _until(lambda: asyncio.sleep(0, _no_leftovers(settings, task_id)), "parts removed", 30)
+
+
+async def test_a_worker_stopped_with_sigterm_hands_its_chunk_back(
+    client: Client, settings: Settings, spawn_worker: SpawnWorker, long_clip: Path, queue: ArqRedis
+) -> None:
+    workers = [spawn_worker(**CHUNKED), spawn_worker(**CHUNKED)]
+    await _workers_ready(client, 2)
+    video = await upload(client, long_clip)
+    task_id = await submit_mask(client, video["id"], BODY)
+    frozen, index, stopped_id = await _freeze_a_chunk(queue, settings, task_id, after=1)
+    stopping = next(w for w in workers if w.pid == int(stopped_id.split(":")[1]))
+    stopping.send_signal(signal.SIGTERM)
+    try:
+        assert await asyncio.to_thread(stopping.wait, 60) == 0
+    finally:
+        frozen.resume()
+    final = (await _follow(client, task_id))[-1]
+    assert final["state"] == "SUCCESS", final
+    parts = _check_parts(final["result"])
+    assert parts[index]["worker_id"] != stopped_id  # run again by the other worker
+    assert all(p["attempts"] == 1 for p in parts), parts  # handed back: no attempt lost
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, long_clip, BODY, numbered=True)
