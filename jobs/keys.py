@@ -24,6 +24,33 @@ Key                              Type    Written by                           Li
                                          that re-queues a lost task           heartbeat timeout)
 ``P:running``                    zset    workers: task id -> last heartbeat;  kept; a task leaves
                                          recovery                             when its run ends
+``P:chunked``                    zset    hand-off of a long task: task id ->  until the task has
+                                         hand-off time (jobs.chunked)         ended and its parts
+                                                                              are removed
+``P:task:<task_id>:chunks``      hash    hand-off: the chunk plan, edit plan  as ``P:chunked``
+                                         and result fields (``spec``); chunk
+                                         jobs: each part's outcome
+                                         (``part:<i>``) and attempts
+                                         (``attempts:<i>``); the resumes
+                                         (``generation``)
+``P:task:<task_id>:chunks:       set     chunk jobs: the indices of finished  as ``P:chunked``
+done``                                   parts (counted once each)
+``P:task:<task_id>:chunks:       hash    chunk jobs: frames done and rate of  as ``P:chunked``
+progress``                               each running chunk; the most frames
+                                         published
+``P:task:<task_id>:chunks:       list    hand-off: chunk indices not queued   as ``P:chunked``
+pending``                                yet (``VIDCORRECT_MAX_CHUNKS_PER_
+                                         TASK``); each finished chunk pops one
+``P:task:<task_id>:chunks:       string  the chunk job that publishes the     a few seconds,
+publisher``                              task's aggregate progress            renewed
+``P:task:<task_id>:stitch:<n>``  string  the chunk that completed attempt     1 day
+                                         ``n``'s set (SET NX): it queues the
+                                         stitch
+``P:task:<task_id>:stitching:    string  the stitch job of attempt ``n``      1 day (dropped when
+<n>``                                    that runs (SET NX)                   a shutdown
+                                                                              interrupts it)
+``P:chunks:running``             zset    chunk jobs: ``<task_id>:<index>`` -> kept; a chunk leaves
+                                         last heartbeat; chunk recovery       when its run ends
 ``P:idem:<digest>``              string  submitter: the task of an            1 day (``KEYS_TTL``)
                                          ``Idempotency-Key`` (SHA-256)
 ``P:same:<fingerprint>``         string  submitter: the task of a request     1 day (``KEYS_TTL``)
@@ -53,7 +80,9 @@ Key                              Type    Written by                           Li
 arq names its other keys itself, from the queue name (``P:queue:health-check``, beaten by each
 worker) or from the job id, without the prefix (``arq:job:<job_id>``, ``arq:in-progress:``,
 ``arq:retry:``, ``arq:result:`` kept an hour, and ``arq:abort``). A task's job id is its task id
-for its first attempt and ``<task_id>-a<attempt>`` after (:mod:`jobs.queueing`).
+for its first attempt and ``<task_id>-a<attempt>`` after (:mod:`jobs.queueing`); a chunk's is
+``<task_id>:chunk:<index>:<attempt>.<chunk attempt>`` and a stitch's ``<task_id>:stitch:<attempt>``
+(:mod:`jobs.chunked`).
 """
 
 from __future__ import annotations
@@ -157,3 +186,51 @@ class Keys:
     def audit(self) -> str:
         """The audit trail: a list of hash-chained JSON entries, entry ``seq`` at index ``seq``."""
         return f"{self.prefix}:audit"
+
+    @property
+    def chunked(self) -> str:
+        """Sorted set of the tasks handed off to chunk jobs, by hand-off time (epoch seconds)."""
+        return f"{self.prefix}:chunked"
+
+    def chunks(self, task_id: str) -> str:
+        """Hash of a chunked task: its spec, each part's outcome and each chunk's attempts."""
+        return f"{self.prefix}:task:{task_id}:chunks"
+
+    def chunks_done(self, task_id: str) -> str:
+        """Set of the indices of a chunked task's finished parts."""
+        return f"{self.prefix}:task:{task_id}:chunks:done"
+
+    def chunks_progress(self, task_id: str) -> str:
+        """Hash of the frames done and rate of each chunk of a task, and the most published."""
+        return f"{self.prefix}:task:{task_id}:chunks:progress"
+
+    def chunks_pending(self, task_id: str) -> str:
+        """List of the chunk indices of a task not queued yet (the per-task limit)."""
+        return f"{self.prefix}:task:{task_id}:chunks:pending"
+
+    def chunks_publisher(self, task_id: str) -> str:
+        """Held by the one chunk job that publishes a task's aggregate progress."""
+        return f"{self.prefix}:task:{task_id}:chunks:publisher"
+
+    def stitch_claim(self, task_id: str, attempt: int) -> str:
+        """Set by the chunk that completed attempt ``attempt``'s parts: it queues the stitch."""
+        return f"{self.prefix}:task:{task_id}:stitch:{attempt}"
+
+    def stitching(self, task_id: str, attempt: int) -> str:
+        """Held by the stitch job of attempt ``attempt`` that runs."""
+        return f"{self.prefix}:task:{task_id}:stitching:{attempt}"
+
+    @property
+    def chunks_running(self) -> str:
+        """Sorted set of running chunks (``<task_id>:<index>``) by their last heartbeat."""
+        return f"{self.prefix}:chunks:running"
+
+    def chunk_keys(self, task_id: str) -> tuple[str, ...]:
+        """Every key of a chunked task's chunk state (removed when the task has ended)."""
+        return (
+            self.chunks(task_id),
+            self.chunks_done(task_id),
+            self.chunks_progress(task_id),
+            self.chunks_pending(task_id),
+            self.chunks_publisher(task_id),
+        )

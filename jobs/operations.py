@@ -11,21 +11,26 @@ those. If that fails, the output is deleted and the task ends FAILURE with
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jobs import chunked
 from jobs.audio_policy import audio_applied, keeps_audio
 from jobs.errors import InvalidRequest, VerificationFailed
 from jobs.frame_process import InChild
+from jobs.handoff import HandedOff
 from jobs.job_run import JobRun, OperationBody
 from jobs.mask_request import MaskRequest
 from jobs.model import JsonDict, Operation
 from jobs.video import EncodeOptions, TextField
 from jobs.video.analyze import Analysis, Label, analyze_video
 from jobs.video.checked import analyze_and_write_checked, remove_checked, write_checked
+from jobs.video.chunks import stitch_parts
 from jobs.video.detectors import LABELS
 from jobs.video.edit import REMOVE_ALL_MESSAGE, EditOutcome, EditPlan
+from jobs.video.smart_cut import smart_reason
 from jobs.video.timeline import format_ranges, range_frames
 from jobs.video.verify import Verification
 
@@ -57,6 +62,26 @@ async def _remove(run: JobRun) -> JsonDict:
     ranges = tuple((a, b) for a, b in run.task.params["frame_ranges"])
     settings = run.deps.settings
     encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
+    requested = str(run.task.params.get("mode", "smart"))
+    keep_audio = keeps_audio(run.task.params)
+    if chunked.may_split(run):  # (a short video: no need to ask whether smart applies)
+        if requested == "smart":
+            why_not = await _in_executor(run, InChild(smart_reason, run.source_path))
+            reason = (
+                None
+                if why_not is None
+                else (f"smart removal does not apply: {why_not}; every frame was re-encoded")
+            )
+        else:
+            reason = "re-encode requested"
+        # (an edit that removes every frame fails as it always did, unchunked)
+        if reason is not None and range_frames(ranges) < run.video.frame_count:
+            plan = EditPlan(remove=ranges, keep_audio=keep_audio)
+            chunked_result = await _chunked(
+                run, plan, (), encode, ENCODE_SPAN, VERIFY_SPAN, {}, removal_reason=reason
+            )
+            if chunked_result is not None:
+                return chunked_result
     temp: Path = run.temp_path(".mp4")
     outcome, verification, mode = await run.run_frames(
         run.video.frame_count,
@@ -66,9 +91,9 @@ async def _remove(run: JobRun) -> JsonDict:
             run.source_path,
             temp,
             ranges,
-            mode=str(run.task.params.get("mode", "smart")),
+            mode=requested,
             encode=encode,
-            keep_audio=keeps_audio(run.task.params),
+            keep_audio=keep_audio,
         ),
         label="Encoding",
         span=ENCODE_SPAN,
@@ -89,7 +114,12 @@ async def _reprocess(run: JobRun) -> JsonDict:
     """Analysis, then mask and removal of the flagged frames in one encode pass."""
     params = run.task.params
     labels: list[Label] = [label for label in LABELS if label in params["remove_labels"]]
-    if params.get("mask") is not None and int(params.get("sample_every", 1)) == 1:
+    # (a video long enough to be split is analysed first, then encoded by chunk jobs)
+    if (
+        params.get("mask") is not None
+        and int(params.get("sample_every", 1)) == 1
+        and not chunked.may_split(run)
+    ):
         return await _reprocess_in_one_pass(run, MaskRequest.from_params(params["mask"]), labels)
     analyze_span, encode_span, verify_span = REPROCESS_SPANS
     analysis = await _run_analysis(run, analyze_span)
@@ -110,14 +140,15 @@ async def _reprocess(run: JobRun) -> JsonDict:
     if range_frames(remove) >= analysis.total_frames:
         raise _removes_everything(labels)
     plan = EditPlan(roi=roi, shape=shape, remove=remove, keep_audio=keeps_audio(params))
-    result = await _write_verified(run, plan, encode_span, verify_span, text_fields)
-    result["analysis"] = analysis.to_dict()
-    result["mask"] = {
-        **roi.to_dict(),
-        "shape": shape,
-        "source": "request" if params.get("mask") else "analysis",
+    extra: JsonDict = {
+        "analysis": analysis.to_dict(),
+        "mask": {
+            **roi.to_dict(),
+            "shape": shape,
+            "source": "request" if params.get("mask") else "analysis",
+        },
     }
-    return result
+    return await _write_verified(run, plan, encode_span, verify_span, text_fields, extra)
 
 
 async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[Label]) -> JsonDict:
@@ -182,11 +213,18 @@ async def _write_verified(
     encode_span: tuple[int, int],
     verify_span: tuple[int, int],
     text_fields: tuple[TextField, ...] = (),
+    extra: JsonDict | None = None,
 ) -> JsonDict:
     """Encode the plan into a temp file, checked as it is written (write_checked, with a
-    device's `text_fields`), then publish it."""
+    device's `text_fields`), then publish it with the result fields `extra`. A video of
+    several chunks is handed over to chunk jobs instead (:mod:`jobs.chunked`)."""
     settings = run.deps.settings
     encode = EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf)
+    chunked_result = await _chunked(
+        run, plan, text_fields, encode, encode_span, verify_span, extra or {}
+    )
+    if chunked_result is not None:
+        return chunked_result
     source = run.source_path
     temp: Path = run.temp_path(".mp4")
     outcome, verification = await run.run_frames(
@@ -196,7 +234,84 @@ async def _write_verified(
         span=encode_span,
         ceiling=min(encode_span[1], verify_span[0]),
     )
-    return await _publish(run, temp, plan, outcome, verification)
+    result = await _publish(run, temp, plan, outcome, verification)
+    result.update(extra or {})
+    return result
+
+
+async def _chunked(
+    run: JobRun,
+    plan: EditPlan,
+    text_fields: tuple[TextField, ...],
+    encode: EncodeOptions,
+    encode_span: tuple[int, int],
+    verify_span: tuple[int, int],
+    extra: JsonDict,
+    *,
+    removal_reason: str | None = None,
+) -> JsonDict | None:
+    """Hand a video of two chunks or more over to chunk jobs (raises HandedOff), or stitch
+    its parts now when they are all finished already (a task run again); None: a video of one
+    chunk (or a local job), encoded here as it always was."""
+    chunk_plan = await chunked.plan_for(run, plan, encode)
+    if chunk_plan is None or len(chunk_plan.chunks) < 2:
+        return None
+    spec = chunked.Spec(
+        attempt=run.task.attempt,
+        chunk_plan=chunk_plan,
+        plan=plan,
+        text_fields=text_fields,
+        encode=encode,
+        span=encode_span,
+        ceiling=min(encode_span[1], verify_span[0]),
+        extra=extra,
+        removal_reason=removal_reason,
+    )
+    if await chunked.hand_off(run, spec):
+        return await stitch_body(run)
+    raise HandedOff
+
+
+async def stitch_body(run: JobRun) -> JsonDict:
+    """Concatenate the finished parts of the run's chunked task (no re-encode), check the
+    result and publish it: the body of the stitch job (jobs.chunked.run_stitch)."""
+    inputs = await chunked.stitch_inputs(run)
+    spec = inputs.spec
+    temp: Path = run.temp_path(".mp4")
+    outcome, verification = await run.run_frames(
+        spec.chunk_plan.total_frames,
+        _in_child(
+            run,
+            stitch_parts,
+            run.source_path,
+            inputs.parts,
+            temp,
+            spec.chunk_plan,
+            inputs.outcomes,
+            spec.plan,
+        ),
+        label="Stitching",
+        span=(spec.ceiling, 99),
+    )
+    result = await _publish(run, temp, spec.plan, outcome, verification)
+    result.update(spec.extra)
+    if spec.removal_reason is not None:
+        result.update(
+            {
+                "mode": "reencode",
+                "mode_reason": spec.removal_reason,
+                "frames_copied": 0,
+                "frames_reencoded": outcome.frames_out,
+            }
+        )
+    result.update(chunked.parts_result(inputs))
+    result["processing_time"] = chunked.seconds_since_start(run)
+    await chunked.discard_parts(run)
+    return result
+
+
+async def _in_executor(run: JobRun, work: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(run.deps.executor, work)
 
 
 async def _publish(

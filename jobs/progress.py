@@ -25,8 +25,14 @@ ETA_AFTER = 3.0
 RATE_SMOOTHING = 0.3
 
 #: The stage name in the frame counter of each run_frames label (an output is checked while it
-#: is encoded, so its frames count once, as "encode").
-STAGES = {"Analyzing": "analyze", "Encoding": "encode", "Analyzing and encoding": "encode"}
+#: is encoded, so its frames count once, as "encode"; a long video's chunks count as "encode"
+#: and its stitch, which copies their packets, as "stitch").
+STAGES = {
+    "Analyzing": "analyze",
+    "Encoding": "encode",
+    "Analyzing and encoding": "encode",
+    "Stitching": "stitch",
+}
 
 
 class JobStopped(Exception):

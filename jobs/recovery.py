@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError
 
+from jobs.chunked import Suspects, recover_chunks
 from jobs.errors import NotFound
 from jobs.job_run import JobDeps
 from jobs.model import MAX_ATTEMPTS, RUNNING, failed, next_attempt
@@ -72,12 +73,15 @@ async def recover_lost_tasks(ctx: dict[str, Any]) -> int:
 
 
 async def recovery_loop(ctx: dict[str, Any]) -> None:
-    """Run :func:`recover_lost_tasks` every few seconds until cancelled."""
+    """Run :func:`recover_lost_tasks` and :func:`jobs.chunked.recover_chunks` (lost chunks,
+    cancelled and ended chunked tasks) every few seconds until cancelled."""
     deps: JobDeps = ctx["deps"]
     interval = max(1.0, min(5.0, deps.settings.heartbeat_timeout / 3))
+    suspects: Suspects = {}
     while True:
         try:
             await recover_lost_tasks(ctx)
+            await recover_chunks(deps, suspects)
         except RedisError as error:
             log.warning("recovery round could not reach redis", error=str(error))
         await asyncio.sleep(interval)

@@ -46,6 +46,15 @@ if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else
 return 1
 """
 
+#: ``{jobs in the queue KEYS[1] but chunk jobs (ids with ":chunk:"), members of KEYS[2]}``.
+_QUEUE_COUNTS = """
+local jobs = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if not string.find(id, ':chunk:', 1, true) then jobs = jobs + 1 end
+end
+return {jobs, redis.call('ZCARD', KEYS[2])}
+"""
+
 
 class RedisTaskStore:
     """Reads and writes the records; one instance per process, sharing its Redis pool.
@@ -68,6 +77,7 @@ class RedisTaskStore:
         self._events = events
         self._webhook_url = webhook_url
         self._swap_script = redis.register_script(_SWAP)
+        self._queue_counts_script = redis.register_script(_QUEUE_COUNTS)
 
     async def ping(self) -> None:
         """Raise unless Redis answers."""
@@ -207,11 +217,9 @@ class RedisTaskStore:
         return bool(await self._swap_script(keys=[key], args=[old, new or "", seconds]))
 
     async def queue_counts(self) -> tuple[int, int]:
-        """Jobs in the arq queue (running ones included) and tasks running now."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self.keys.queue)
-            pipe.zcard(self.keys.running)
-            queued, running = await pipe.execute()
+        """Jobs in the arq queue (running ones included) and tasks running now; the chunk jobs
+        of long tasks (jobs.chunked) are not tasks and are left out."""
+        queued, running = await self._queue_counts_script(keys=[self.keys.queue, self.keys.running])
         return int(queued), int(running)
 
     def _count(

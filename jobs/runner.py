@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from jobs.errors import NotFound
 from jobs.failures import describe_failure, transient_reason
+from jobs.handoff import HANDED_OFF, HandedOff
 from jobs.job_run import JobDeps, JobRun, OperationBody
 from jobs.model import (
     RUNNING,
@@ -95,7 +96,7 @@ async def run_task(
                     await records.not_running(task_id)
                 except RedisError as error:  # recovery drops the entry: the task has ended
                     log.warning("could not clear the heartbeat", error=str(error))
-                if ended is not None:
+                if ended is not None and ended != HANDED_OFF:
                     await _record_run(deps, started, ended, time.monotonic() - began)
 
 
@@ -129,6 +130,12 @@ async def revoke_if_waiting(records: TaskStore, task_id: str) -> TaskRecord | No
     )
 
 
+async def run_body(deps: JobDeps, task: TaskRecord, operation: OperationBody) -> str:
+    """Run ``operation`` for the running ``task`` and record how it ended (the state, or
+    :data:`jobs.handoff.HANDED_OFF`); the stitch of a chunked task runs here too."""
+    return await _run(deps, task, operation)
+
+
 async def _run(deps: JobDeps, task: TaskRecord, operation: OperationBody) -> str:
     started = time.monotonic()
     log.info("job started")
@@ -158,6 +165,9 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: OperationBody) -> str
             status="Interrupted by a worker shutdown; waiting to run again",
         )
         raise
+    except HandedOff:
+        log.info("job handed over to chunk jobs")
+        return HANDED_OFF
     except JobStopped:
         _remove_temp_files(run)
         log.info("job cancelled")
@@ -193,7 +203,8 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: OperationBody) -> str
             supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
-    result["processing_time"] = round(time.monotonic() - started, 3)
+    # (a chunked task's stitch gives its own: the time since the task started)
+    result.setdefault("processing_time", round(time.monotonic() - started, 3))
     await _settle(
         lambda: run.update(
             state=TaskState.SUCCESS,

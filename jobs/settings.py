@@ -101,6 +101,10 @@ class Settings:
     #: True: an output is downloaded only once a reviewer approved it (reviewers and admins
     #: may download it before, to review it).
     require_approval: bool = False
+    #: Target length of the chunks a long video is split into across workers (seconds).
+    chunk_seconds: float = 60.0
+    #: Chunks of one task queued or running at once; 0: no limit.
+    max_chunks_per_task: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -132,6 +136,7 @@ class Settings:
             ("VIDCORRECT_UPLOAD_MIN_RATE", "upload_min_rate", 0),
             ("VIDCORRECT_MAX_CONCURRENT_UPLOADS", "max_concurrent_uploads", 1),
             ("VIDCORRECT_SEND_TIMEOUT", "send_timeout", 1),
+            ("VIDCORRECT_MAX_CHUNKS_PER_TASK", "max_chunks_per_task", 0),
         ):
             if name in env:
                 values[field] = _int_var(env, name, minimum)
@@ -162,6 +167,8 @@ class Settings:
         ):
             if name in env:
                 values[field] = _flag(env, name)
+        if "VIDCORRECT_CHUNK_SECONDS" in env:
+            values["chunk_seconds"] = _float_var(env, "VIDCORRECT_CHUNK_SECONDS")
         if audio := env.get("VIDCORRECT_AUDIO", "").strip():
             values["audio"] = audio
         if fmt := env.get("VIDCORRECT_LOG_FORMAT", "").strip():
@@ -384,4 +391,16 @@ def _int_var(env: Mapping[str, str], name: str, minimum: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float_var(env: Mapping[str, str], name: str) -> float:
+    """A positive number of seconds (fractions allowed)."""
+    raw = env[name].strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
     return value

@@ -19,12 +19,13 @@ from arq.typing import WorkerCoroutine
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
+from jobs.chunked import CHUNK_JOB, STITCH_JOB, run_chunk, run_stitch
 from jobs.frame_process import start_forkserver
 from jobs.history import prune_history
 from jobs.job_run import JobDeps, OperationBody
 from jobs.liveness import WorkerBeat, new_worker_id
 from jobs.logs import configure_logging
-from jobs.operations import OPERATIONS
+from jobs.operations import OPERATIONS, stitch_body
 from jobs.queueing import JOB_NAMES
 from jobs.recovery import recovery_loop
 from jobs.redis_store import RedisTaskStore
@@ -119,6 +120,18 @@ def arq_job(body: OperationBody) -> WorkerCoroutine:
     return job
 
 
+async def encode_chunk_job(
+    ctx: dict[str, Any], task_id: str, index: int, attempt: int, chunk_attempt: int
+) -> str:
+    """The arq job of one chunk of a long task (:func:`jobs.chunked.run_chunk`)."""
+    return await run_chunk(ctx, task_id, index, attempt, chunk_attempt)
+
+
+async def stitch_job(ctx: dict[str, Any], task_id: str, attempt: int) -> str:
+    """The arq job that stitches a long task's parts (:func:`jobs.chunked.run_stitch`)."""
+    return await run_stitch(ctx, task_id, attempt, stitch_body)
+
+
 def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str, Any]:
     """Keyword arguments for :class:`arq.worker.Worker` for these settings."""
     timeout = settings.job_timeout + ARQ_TIMEOUT_MARGIN
@@ -126,6 +139,10 @@ def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str
         "functions": [
             func(arq_job(body), name=JOB_NAMES[operation], timeout=timeout)
             for operation, body in OPERATIONS.items()
+        ]
+        + [
+            func(encode_chunk_job, name=CHUNK_JOB, timeout=timeout),
+            func(stitch_job, name=STITCH_JOB, timeout=timeout),
         ],
         "cron_jobs": [cron(prune_history, name="prune_history", minute=17, run_at_startup=True)],
         "queue_name": settings.queue_name,

@@ -182,6 +182,38 @@ def component_schemas() -> dict[str, Schema]:
                             "description": "Edits only: the source's audio kept or dropped, "
                             "or none when the source has no audio.",
                         },
+                        "parts": {
+                            "type": "array",
+                            "description": "A long video edited in chunks across workers: one "
+                            "entry per chunk, its source frames (inclusive), the worker that "
+                            "encoded it, its runs, and whether it was finished before a resume "
+                            "and reused.",
+                            "items": {
+                                "type": "object",
+                                "required": [
+                                    "index",
+                                    "start_frame",
+                                    "end_frame",
+                                    "worker_id",
+                                    "attempts",
+                                    "reused",
+                                ],
+                                "properties": {
+                                    "index": INT,
+                                    "start_frame": INT,
+                                    "end_frame": INT,
+                                    "worker_id": STR,
+                                    "attempts": {"type": "integer", "minimum": 1},
+                                    "reused": {"type": "boolean"},
+                                },
+                            },
+                        },
+                        "workers": {
+                            "type": "array",
+                            "items": STR,
+                            "description": "A chunked edit: the distinct workers that "
+                            "encoded its parts.",
+                        },
                     },
                 }
             ),

@@ -177,7 +177,8 @@ class ServiceCollector:
         yield durations
         frames = CounterMetricFamily(
             "vidcorrect_frames_processed",
-            "Frames the jobs went through, by operation and stage (analyze, encode, verify).",
+            "Frames the jobs went through, by operation and stage "
+            "(analyze, encode, verify, stitch).",
             labels=["operation", "stage"],
         )
         for (operation, stage), count in sorted(jobs.frames.items()):
