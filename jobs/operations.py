@@ -23,7 +23,7 @@ from jobs.job_run import JobRun, OperationBody
 from jobs.mask_request import MaskRequest
 from jobs.model import JsonDict, Operation
 from jobs.roi_choice import recognise_device, roi_uncertain, trusted
-from jobs.video import EncodeOptions, Shape, TextField
+from jobs.video import EncodeOptions, Roi, Shape, TextField
 from jobs.video.analyze import Analysis, Label, analyze_video
 from jobs.video.checked import analyze_and_write_checked, remove_checked, write_checked
 from jobs.video.detectors import LABELS
@@ -49,6 +49,7 @@ async def _mask(run: JobRun) -> JsonDict:
         shape=request.shape,
         blacken=request.blacken,
         keep_audio=keeps_audio(run.task.params),
+        blacken_regions=request.blacken_regions,
     )
     return await _write_verified(run, plan, ENCODE_SPAN, VERIFY_SPAN, request.text_fields)
 
@@ -111,9 +112,13 @@ async def _reprocess(run: JobRun) -> JsonDict:
     device = _recognised(run, analysis)
     source: JsonDict = {"source": "request"}
     shape: Shape
+    # Text the analysis found printed over the image is blackened, unless asked not to, when
+    # the mask is the service's choice; with a given mask, the request's regions are.
+    regions = analysis.inside_regions if params.get("blacken_found_regions", True) else ()
     if params.get("mask") is not None:
         mask = MaskRequest.from_params(params["mask"])
         roi, shape, text_fields = mask.roi, mask.shape, mask.text_fields
+        regions = mask.blacken_regions
     elif device is not None:
         # The recognised device's own mask: its whole image area, its text fields checked.
         width, height = run.video.width, run.video.height
@@ -130,11 +135,22 @@ async def _reprocess(run: JobRun) -> JsonDict:
     remove = analysis.frames_with(labels)
     if range_frames(remove) >= analysis.total_frames:
         raise _removes_everything(labels)
-    plan = EditPlan(roi=roi, shape=shape, remove=remove, keep_audio=keeps_audio(params))
+    plan = EditPlan(
+        roi=roi,
+        shape=shape,
+        remove=remove,
+        keep_audio=keeps_audio(params),
+        blacken_regions=regions,
+    )
     result = await _write_verified(run, plan, encode_span, verify_span, text_fields)
     result["analysis"] = _analysis_json(run, analysis, device)
-    result["mask"] = {**roi.to_dict(), "shape": shape, **source}
+    result["mask"] = {**roi.to_dict(), "shape": shape, **source, **_regions_json(regions)}
     return result
+
+
+def _regions_json(regions: tuple[Roi, ...]) -> JsonDict:
+    """The mask result's ``blacken_regions`` (absent when there are none)."""
+    return {"blacken_regions": [box.to_dict() for box in regions]} if regions else {}
 
 
 async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[Label]) -> JsonDict:
@@ -158,6 +174,7 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
                 text_fields=mask.text_fields,
                 encode=encode,
                 keep_audio=keeps_audio(run.task.params),
+                blacken_regions=mask.blacken_regions,
             ),
             label="Analyzing and encoding",
             span=ENCODE_SPAN,
@@ -170,7 +187,12 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
     plan = EditPlan(roi=mask.roi, shape=mask.shape, remove=analysis.frames_with(labels))
     result = await _publish(run, temp, plan, outcome, verification)
     result["analysis"] = _analysis_json(run, analysis)
-    result["mask"] = {**mask.roi.to_dict(), "shape": mask.shape, "source": "request"}
+    result["mask"] = {
+        **mask.roi.to_dict(),
+        "shape": mask.shape,
+        "source": "request",
+        **_regions_json(mask.blacken_regions),
+    }
     return result
 
 

@@ -18,6 +18,7 @@ from jobs.deletion import stored_output
 from jobs.errors import Conflict, InvalidRequest
 from jobs.frame_request import (
     check_not_everything,
+    parse_blacken_found,
     parse_frame_ranges,
     parse_removal_mode,
     parse_removal_request,
@@ -201,7 +202,7 @@ async def submit_analysis(request: web.Request) -> web.Response:
 async def submit_reprocess(request: web.Request) -> web.Response:
     """Analysis, then mask and removal of the flagged frames in one encode pass; 202."""
     video, body = await _video_and_body(request)
-    allowed = MASK_KEYS | {"remove_labels", "sample_every", AUDIO_FIELD}
+    allowed = MASK_KEYS | {"remove_labels", "sample_every", "blacken_found_regions", AUDIO_FIELD}
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidRequest(
@@ -218,6 +219,7 @@ async def submit_reprocess(request: web.Request) -> web.Response:
         "mask": mask.to_params() if mask else None,
         "remove_labels": list(parse_remove_labels(body.get("remove_labels"))),
         "sample_every": sample_every,
+        "blacken_found_regions": parse_blacken_found(body.get("blacken_found_regions")),
         AUDIO_FIELD: parse_audio(body, request.app[SETTINGS].audio),
     }
     if mask is None:

@@ -38,6 +38,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from jobs.device_catalogue import builtin_devices
+from jobs.roi_choice import recognise_device
 from jobs.video import Roi
 from jobs.video.analyze import Analysis
 from testkit.media import plane_array
@@ -76,6 +77,7 @@ class Layout:
     fields: tuple[Roi, ...] = ()  # static burned-in text
     clock: Roi | None = None  # a clock that ticks every second
     device: str | None = None  # the catalogued device this layout is
+    inside: tuple[Roi, ...] = ()  # static text printed over the live image
 
     def image_mask(self) -> Mask:
         """The live image's pixels."""
@@ -120,15 +122,29 @@ def olympus_layout(width: int = 640) -> Layout:
     return Layout(OLYMPUS, width, height, image, "round", 0.0, tuple(fields), clock, OLYMPUS)
 
 
-def centred_layout(width: int = 640, shape: ImageShape = "octagon") -> Layout:
-    """The image in the middle, a line of text above it and one below (with a clock)."""
+def centred_layout(
+    width: int = 640, shape: ImageShape = "octagon", *, inside_text: bool = False
+) -> Layout:
+    """The image in the middle, a line of text above it and one below (with a clock);
+    `inside_text`: a short static line printed over the image too (a zoom level, initials)."""
     height = width * 9 // 16
     k = height / 360
     image = Roi(round(150 * k), round(46 * k), round(340 * k), round(268 * k))
     top = Roi(round(160 * k), round(10 * k), round(300 * k), round(22 * k))
     bottom = Roi(round(160 * k), round(326 * k), round(180 * k), round(22 * k))
     clock = Roi(round(380 * k), round(326 * k), round(90 * k), round(22 * k))
-    return Layout(f"centred_{shape}", width, height, image, shape, 0.16, (top, bottom), clock)
+    inside = (Roi(round(196 * k), round(70 * k), round(80 * k), round(18 * k)),)
+    return Layout(
+        f"centred_{shape}",
+        width,
+        height,
+        image,
+        shape,
+        0.16,
+        (top, bottom),
+        clock,
+        inside=inside if inside_text else (),
+    )
 
 
 @dataclass(frozen=True)
@@ -206,7 +222,7 @@ def corpus(width: int = 640) -> tuple[RealisticScene, ...]:
         ),
         RealisticScene(
             "centred_octagon",
-            centred_layout(width, "octagon"),
+            centred_layout(width, "octagon", inside_text=True),
             (
                 Stretch("live", 60, "slow"),
                 Stretch("registration", 15),
@@ -214,7 +230,7 @@ def corpus(width: int = 640) -> tuple[RealisticScene, ...]:
                 Stretch("outside", 20, "slow"),
             ),
             seed=5,
-            notes="octagonal image centred, text top and bottom",
+            notes="octagonal image centred, text top and bottom and over the image",
         ),
         RealisticScene(
             "centred_rect",
@@ -265,6 +281,15 @@ def make_realistic_video(scene: RealisticScene, path: Path, *, fps: int = 25) ->
     return RealisticTruth(scene, path, tuple(labels), rate)
 
 
+def inside_text_box(scene: RealisticScene) -> Roi | None:
+    """The bounding box of the glyph pixels printed over the image (None: none are)."""
+    mask = _Painter(scene, np.random.default_rng(scene.seed)).inside_text
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return Roi(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+
 class _Painter:
     def __init__(self, scene: RealisticScene, rng: np.random.Generator) -> None:
         layout = scene.layout
@@ -294,7 +319,10 @@ class _Painter:
         # The overlay: a line of glyphs in each field, the clock's digits.
         self.overlay = np.zeros((h, w), np.bool_)
         for text in layout.fields:
-            self._field_text(text)
+            self._field_text(text, self.overlay)
+        self.inside_text = np.zeros((h, w), np.bool_)
+        for text in layout.inside:
+            self._field_text(text, self.inside_text)
         self.clock_digits: Mask | None = None
         if layout.clock is not None:
             gh = max(6, round(layout.clock.height * 0.6))
@@ -309,7 +337,7 @@ class _Painter:
         )
         self.drift = (float(rng.uniform(0, 6.28)), float(rng.uniform(0, 6.28)))
 
-    def _field_text(self, box: Roi) -> None:
+    def _field_text(self, box: Roi, into: Mask) -> None:
         gh = max(6, round(box.height * 0.6))
         gw = max(4, round(gh * 0.64))
         bank = _glyph_bank(self.rng, 30, gw, gh, max(1, round(gh / 6)))
@@ -317,7 +345,7 @@ class _Painter:
         line = _text_block(self.rng, bank, [count], gh)
         y0 = box.y + (box.height - gh) // 2
         mh, mw = line.shape
-        region = self.overlay[y0 : y0 + mh, box.x : box.x + mw]
+        region = into[y0 : y0 + mh, box.x : box.x + mw]
         region |= line[: region.shape[0], : region.shape[1]]
 
     def _offset(self, index: int, motion: Motion) -> tuple[int, int, float, float]:
@@ -367,6 +395,8 @@ class _Painter:
                     self._instrument(y, u, v, step)
             elif stretch.kind == "outside":
                 self._room(y, u, v, index)
+            if stretch.kind != "dark":
+                y[self.inside_text], u[self.inside_text], v[self.inside_text] = 230, 128, 128
             y[self.overlay] = 220.0
             self._clock(y, index, fps)
         y = y + noise
@@ -465,6 +495,11 @@ class SceneScore:
     confidence: float
     labels: tuple[LabelScore, ...]
     notes: str
+    device: str | None  # the device recognised (jobs.roi_choice)
+    device_truth: str | None
+    inside_truth: int  # text boxes printed over the image
+    inside_found: int  # ... whose centre lies in a found inside region
+    inside_extra: int  # found inside regions with no such text
 
     def row(self) -> str:
         labels = " | ".join(
@@ -475,14 +510,15 @@ class SceneScore:
         )
         return (
             f"| {self.name} | {self.size} | {self.notes} | {self.roi_iou:.3f} | "
-            f"{self.confidence:.2f} | {labels} |"
+            f"{self.confidence:.2f} | {self.device or '-'} | "
+            f"{self.inside_found}/{self.inside_truth} / {self.inside_extra} | {labels} |"
         )
 
 
 TABLE_HEAD = (
-    "| scene | size | what | ROI IoU | confidence | blank: recall / FP | "
-    "text_screen: recall / FP | non_endoscopic: recall / FP |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "| scene | size | what | ROI IoU | confidence | device | text inside: found / extra | "
+    "blank: recall / FP | text_screen: recall / FP | non_endoscopic: recall / FP |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -503,18 +539,26 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
         scores.append(
             LabelScore(label, len(positives), hits / len(positives) if positives else 1.0, false)
         )
+    device = recognise_device(analysis, layout.width, layout.height, builtin_devices().values())
+    centres = [(b.x + b.width / 2, b.y + b.height / 2) for b in layout.inside]
+    found = analysis.inside_regions
+
+    def holds(box: Roi, x: float, y: float) -> bool:
+        return box.x <= x < box.x + box.width and box.y <= y < box.y + box.height
+
+    common = {
+        "labels": tuple(scores),
+        "notes": truth.scene.notes,
+        "device": None if device is None else device.name,
+        "device_truth": layout.device,
+        "inside_truth": len(centres),
+        "inside_found": sum(any(holds(b, x, y) for b in found) for x, y in centres),
+        "inside_extra": sum(not any(holds(b, x, y) for x, y in centres) for b in found),
+    }
+    size = f"{layout.width}x{layout.height}"
     suggestion = analysis.suggested_roi
     if suggestion is None:
-        return SceneScore(
-            truth.scene.name,
-            f"{layout.width}x{layout.height}",
-            0.0,
-            0.0,
-            "none",
-            0.0,
-            tuple(scores),
-            truth.scene.notes,
-        )
+        return SceneScore(truth.scene.name, size, 0.0, 0.0, "none", 0.0, **common)  # type: ignore[arg-type]
     roi = suggestion.roi
     found_mask = shape_mask(
         layout.width, layout.height, roi, "ellipse" if suggestion.ellipse else "rect"
@@ -523,13 +567,12 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
     iou = float((found_mask & true_mask).sum() / max(1, (found_mask | true_mask).sum()))
     return SceneScore(
         truth.scene.name,
-        f"{layout.width}x{layout.height}",
+        size,
         iou,
         box_iou(roi, layout.image),
         f"{roi.x},{roi.y},{roi.width}x{roi.height} {'ellipse' if suggestion.ellipse else 'rect'}",
         suggestion.confidence,
-        tuple(scores),
-        truth.scene.notes,
+        **common,  # type: ignore[arg-type]
     )
 
 

@@ -72,3 +72,19 @@ def test_labels(scene: RealisticScene, scored: dict[str, SceneScore]) -> None:
         dark = sum(s.frames for s in scene.script if s.kind == "dark")
         # Nothing else than the dark frames (and the frames right around them) is wrong.
         assert by_label["text_screen"].false_positives <= dark + 2, message
+
+
+@pytest.mark.parametrize("scene", SCENES, ids=lambda scene: scene.name)
+def test_device_recognised(scene: RealisticScene, scored: dict[str, SceneScore]) -> None:
+    """The Olympus CV-1500 layouts are recognised, at 640x360 and at 1080p; the centred
+    layouts match no catalogued device."""
+    result = scored[scene.name]
+    assert result.device == scene.layout.device, result.row()
+
+
+@pytest.mark.parametrize("scene", SCENES, ids=lambda scene: scene.name)
+def test_text_inside_the_image(scene: RealisticScene, scored: dict[str, SceneScore]) -> None:
+    """Text printed over the picture is found (inside_roi), and nothing else is taken for it."""
+    result = scored[scene.name]
+    assert result.inside_found == result.inside_truth, result.row()
+    assert result.inside_extra == 0, result.row()

@@ -263,8 +263,10 @@ def test_to_dict_is_json(scenes: SceneTruth, analysis: Analysis) -> None:
         },
     }
     assert 0.9 <= data["suggested_roi"]["confidence"] <= 1.0
+    assert analysis.inside_regions == ()  # the scenes print nothing over the picture
     assert data["overlay_regions"] == [
-        {"x": r.x, "y": r.y, "width": r.width, "height": r.height} for r in analysis.overlay_regions
+        {"x": r.x, "y": r.y, "width": r.width, "height": r.height, "inside_roi": False}
+        for r in analysis.overlay_regions
     ]
 
 

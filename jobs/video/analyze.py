@@ -62,7 +62,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +124,11 @@ MIN_CELLS_PER_LINE = 3  # rows/columns with fewer live cells do not extend the R
 MIN_PAIRS = 2
 STATIC_SHARE = 0.10  # an overlay tile changes in at most this share of the frame pairs
 OVERLAY_TEXT_SHARE = 0.5  # ... and is text-like in at least this share of the live frames
+# Text over the picture: at least INSIDE_INK_SHARE of a tile's cells stay at least INK_BRIGHT
+# (or at most INK_DARK) in every live frame.
+INSIDE_INK_SHARE = 0.05
+INK_BRIGHT = 190
+INK_DARK = 30
 LEARN_MIN_PAIRS = 8  # live frame pairs before the overlay is left out of the decisions
 DECISION_LAG = 2 * LEARN_MIN_PAIRS  # analysed frames between measuring and deciding
 # A live frame: at least LIVE_MIN_TILES and LIVE_MIN_SHARE of the tiles are tissue-coloured
@@ -186,6 +191,7 @@ class Analysis:
     suggested_roi: SuggestedRoi | None
     overlay_regions: tuple[Roi, ...]  # static text-like regions outside the live image
     detection_method: str
+    inside_regions: tuple[Roi, ...] = ()  # static text-like regions inside the live image
 
     def frames_with(self, labels: Iterable[Label]) -> tuple[FrameRange, ...]:
         """The frames labelled with any of `labels`, as sorted, merged ranges."""
@@ -211,7 +217,10 @@ class Analysis:
             "sensitive_ratio": round(count / self.total_frames, 6) if self.total_frames else 0.0,
             "sensitive_frame_ids": format_ranges(sensitive),
             "suggested_roi": None if roi is None else roi.to_dict(),
-            "overlay_regions": [r.to_dict() for r in self.overlay_regions],
+            "overlay_regions": [
+                *({**r.to_dict(), "inside_roi": False} for r in self.overlay_regions),
+                *({**r.to_dict(), "inside_roi": True} for r in self.inside_regions),
+            ],
         }
 
 
@@ -322,6 +331,7 @@ class LiveAnalysis:
             suggested_roi=roi,
             overlay_regions=learner.overlay_regions(roi),
             detection_method=method,
+            inside_regions=learner.inside_regions(roi),
         )
 
     def _hand_on(self, decided: int) -> list[VideoFrame]:
@@ -358,6 +368,12 @@ class _Learner:
         sub_y = max(1, round(height / first.u.shape[0]))
         self.grid = Grid.of(width, height, sub_x, sub_y)
         self._tile_change = np.zeros((self.grid.rows, self.grid.cols), dtype=np.float64)
+        # Per change cell, its darkest and brightest luma over the live frames: the strokes of
+        # text printed over a moving picture stay bright (or dark) while the tissue around
+        # them changes.
+        shape = self._cells(first.y).shape
+        self._cell_min = np.full(shape, 255, dtype=np.int16)
+        self._cell_max = np.zeros(shape, dtype=np.int16)
         self._text_hits = np.zeros((self.grid.rows, self.grid.cols), dtype=np.int32)
         self._previous: npt.NDArray[np.int16] | None = None
         self._previous_live = False
@@ -439,6 +455,8 @@ class _Learner:
         self._previous_live = True
         self._live += 1
         self._text_hits += stats.text
+        np.minimum(self._cell_min, cells, out=self._cell_min)
+        np.maximum(self._cell_max, cells, out=self._cell_max)
         if previous_live:
             self._tile_change += tile_change
             self._pairs += 1
@@ -542,6 +560,34 @@ class _Learner:
         tiles = self._static_text_tiles()
         if roi is not None:
             tiles &= ~_tiles_inside(roi, self.grid)
+        return self._boxes(tiles)
+
+    def inside_regions(self, roi: SuggestedRoi | None) -> tuple[Roi, ...]:
+        """Bounding boxes of the static text-like tile groups inside the live image (a clock
+        or zoom level printed over the picture), at least a tile from its edge (the image's
+        rim is a static sharp edge); only once the image moved enough to tell static text
+        from a still picture (LEARN_MIN_PAIRS pairs of live frames)."""
+        if self._pairs < LEARN_MIN_PAIRS or roi is None:
+            return ()
+        size = self.grid.tile_px
+        box = roi.roi
+        if box.width <= 4 * size or box.height <= 4 * size:
+            return ()
+        inner = replace(
+            roi,
+            roi=Roi(box.x + size, box.y + size, box.width - 2 * size, box.height - 2 * size),
+        )
+        text = self._text_hits >= OVERLAY_TEXT_SHARE * self._live
+        rows, cols, n = self.grid.rows, self.grid.cols, CELLS_PER_TILE
+        low = self._cell_min[: rows * n, : cols * n]
+        high = self._cell_max[: rows * n, : cols * n]
+        ink = (low >= INK_BRIGHT) | (high <= INK_DARK)
+        still_share = ink.reshape(rows, n, cols, n).mean(axis=(1, 3))
+        tiles = text & (self._text_hits > 0) & (still_share >= INSIDE_INK_SHARE)
+        return self._boxes(tiles & _tiles_inside(inner, self.grid))
+
+    def _boxes(self, tiles: BoolGrid) -> tuple[Roi, ...]:
+        """The bounding boxes of the groups of `tiles`, with half a tile of margin."""
         boxes: list[Roi] = []
         size = self.grid.tile_px
         margin = size // 2  # the glyphs at a group's border may not make a text-like tile
