@@ -54,14 +54,17 @@ over black frames is not found.
 Learning the overlay also helps the labels: decisions are taken DECISION_LAG analysed frames
 after the measurement, and the overlay learned by then (after LEARN_MIN_PAIRS live pairs) is
 left out of them, so a live image or a black frame still showing the device's patient data is
-not taken for a text screen. Before any overlay is learned (e.g. a video starting with a long
+not taken for a text screen. Until then, the overlay learned the same way from the frames that
+show tissue, moving or not, is left out (a nearly still image never makes moving pairs; static
+tissue tiles that look like text then join it, which only leaves them out of the decisions).
+Before any overlay is learned (e.g. a video starting with a long
 black stretch with overlay), such frames are labelled text_screen: the cautious side.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -377,6 +380,8 @@ class _Learner:
         self._text_hits = np.zeros((self.grid.rows, self.grid.cols), dtype=np.int32)
         self._previous: npt.NDArray[np.int16] | None = None
         self._previous_live = False
+        self._previous_tissue = False
+        self._still = _StillOverlay(self.grid.rows, self.grid.cols)
         self._live = 0  # live frames seen
         self._pairs = 0  # pairs of consecutive live frames seen
         self._overlay: BoolGrid | None = None
@@ -395,12 +400,13 @@ class _Learner:
 
     def take(self, planes: FramePlanes, extra: Sequence[FrameDetector]) -> None:
         """Measure and learn from one analysed frame; decide the labels that are due."""
-        stats = tile_stats(planes, self.grid)
+        work = np.ascontiguousarray(working_luma(planes.y, self.grid))
+        stats = tile_stats(planes, self.grid, work)
         extra_labels: set[Label] = set()
         for detector in extra:
             extra_labels.update(detector(planes))
         self._learn(planes, stats)
-        self._pending.append((stats, frozenset(extra_labels), self._lit_cells(planes.y)))
+        self._pending.append((stats, frozenset(extra_labels), self._lit_cells(work)))
         self._analysed += 1
         if len(self._pending) > DECISION_LAG:
             self._decide()
@@ -421,19 +427,17 @@ class _Learner:
             self._lit_count += lit
             self._lit_frames += 1
 
-    def _lit_cells(self, y: U8Array) -> BoolGrid:
+    def _lit_cells(self, work: U8Array) -> BoolGrid:
         """The light cells of one frame brighter than its darkest cell by LIT_STEP (block
-        means of the working luma, so sensor noise averages out)."""
-        work = working_luma(y, self.grid)
+        means of the contiguous working luma `work`, so sensor noise averages out; compared
+        as block sums)."""
         b = self._block
         h, w = work.shape[0] // b, work.shape[1] // b
         if b == 1:
-            means = work.astype(np.uint16)
-        else:
-            rows = work.reshape(h, b, w * b).sum(axis=1, dtype=np.uint16)
-            means = rows.reshape(h, w, b).sum(axis=2, dtype=np.uint16) // (b * b)
-        floor = int(means.min())
-        return np.asarray(means > floor + LIT_STEP)
+            return np.asarray(work > int(work.min()) + LIT_STEP)
+        rows = work.reshape(h, b, w * b).sum(axis=1, dtype=np.uint16)
+        sums = rows.reshape(h, w, b).sum(axis=2, dtype=np.uint16)
+        return np.asarray(sums > int(sums.min()) + LIT_STEP * b * b)
 
     def _cells(self, y: U8Array) -> U8Array:
         step = self.grid.stride * CELL
@@ -442,13 +446,23 @@ class _Learner:
     def _learn(self, planes: FramePlanes, stats: TileStats) -> None:
         cells = self._cells(planes.y).astype(np.int16)
         previous, previous_live = self._previous, self._previous_live
-        self._previous, self._previous_live = cells, False
+        previous_tissue = self._previous_tissue
+        self._previous, self._previous_live, self._previous_tissue = cells, False, False
         if previous is None:
             return
         changed = np.abs(cells - previous) > CHANGE_STEP
         rows, cols, n = self.grid.rows, self.grid.cols, CELLS_PER_TILE
         tile_change = tile_sum(changed[: rows * n, : cols * n], rows, cols, n, n) / (n * n)
         tissue = stats.tissue >= TISSUE_TILE_SHARE * stats.samples_per_tile
+        if int(tissue.sum()) >= max(LIVE_MIN_TILES, LIVE_MIN_SHARE * self.grid.tiles):
+            # A frame showing tissue, moving or not: what the overlay is learned from when
+            # the image hardly moves (a still overlay is then a fallback, see _known_overlay).
+            self._previous_tissue = True
+            self._still.frames += 1
+            self._still.text_hits += stats.text
+            if previous_tissue:
+                self._still.tile_change += tile_change
+                self._still.pairs += 1
         moving_tissue = int((tissue & (tile_change >= MOVING_TILE_SHARE)).sum())
         if moving_tissue < max(LIVE_MIN_TILES, LIVE_MIN_SHARE * self.grid.tiles):
             return
@@ -470,9 +484,10 @@ class _Learner:
     def _known_overlay(self) -> BoolGrid | None:
         """The tiles of the overlay learned so far (boxes around the static text-like tile
         groups, one tile wider, static tiles only), or None before there is enough to learn
-        from."""
+        from. Before LEARN_MIN_PAIRS pairs of moving live frames, the overlay learned from
+        frames showing tissue, moving or not (a nearly still image), if there were enough."""
         if self._pairs < LEARN_MIN_PAIRS:
-            return None
+            return self._still.overlay(self._overlay_tile_boxes)
         # Regrouping is cheap but not free: every LEARN_MIN_PAIRS new pairs.
         if self._overlay_dirty and self._pairs % LEARN_MIN_PAIRS == 0:
             static = self._tile_change <= STATIC_SHARE * self._pairs
@@ -597,6 +612,37 @@ class _Learner:
             y1 = min(self._height, (r1 + 1) * size + margin)
             boxes.append(Roi(x0, y0, x1 - x0, y1 - y0))
         return tuple(sorted(boxes, key=lambda b: (b.y, b.x)))
+
+
+class _StillOverlay:
+    """The overlay learned from the frames showing tissue, moving or not: static text-like
+    tiles as _Learner learns them from moving frames, for recordings whose image hardly
+    moves (then static tissue tiles that look like text join it: left out of the decisions,
+    not reported)."""
+
+    def __init__(self, rows: int, cols: int) -> None:
+        self.frames = 0
+        self.pairs = 0
+        self.text_hits = np.zeros((rows, cols), dtype=np.int32)
+        self.tile_change = np.zeros((rows, cols), dtype=np.float64)
+        self._learned_at = 0
+        self._overlay: BoolGrid | None = None
+
+    def overlay(
+        self, group: Callable[[BoolGrid], list[tuple[int, int, int, int]]]
+    ) -> BoolGrid | None:
+        if self.pairs < LEARN_MIN_PAIRS:
+            return None
+        if self.pairs - self._learned_at >= LEARN_MIN_PAIRS or self._learned_at == 0:
+            static = self.tile_change <= STATIC_SHARE * self.pairs
+            text = (self.text_hits >= OVERLAY_TEXT_SHARE * self.frames) & (self.text_hits > 0)
+            boxes = np.zeros_like(static)
+            for r0, c0, r1, c1 in group(np.asarray(static & text)):
+                boxes[r0 : r1 + 1, c0 : c1 + 1] = True
+            overlay = _grow(boxes, 1) & static
+            self._overlay = overlay if overlay.any() else None
+            self._learned_at = self.pairs
+        return self._overlay
 
 
 def _tiles_inside(roi: SuggestedRoi, grid: Grid) -> BoolGrid:
