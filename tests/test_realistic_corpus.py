@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
 
+from jobs.roi_choice import trusted
 from jobs.video.analyze import ROI_MIN_CONFIDENCE, analyze_video
+from testkit.media import plane_array
 from testkit.realistic import (
     TABLE_HEAD,
     RealisticScene,
@@ -74,3 +80,36 @@ def test_text_inside_the_image(scene: RealisticScene, scored: dict[str, SceneSco
     result = scored[scene.name]
     assert result.inside_found == result.inside_truth, result.row()
     assert result.inside_extra == 0, result.row()
+
+
+def test_an_image_of_no_fitting_shape_gets_a_low_confidence(tmp_path: Path) -> None:
+    """A lit area shaped like an L (no ellipse or box fits it): the ROI is not trusted."""
+    width, height = 320, 240
+    lit = np.zeros((height, width), dtype=np.bool_)
+    lit[20:220, 40:120] = True  # the L's stem
+    lit[140:220, 40:300] = True  # its foot
+    rng = np.random.default_rng(3)
+    texture = rng.integers(70, 200, size=(height + 64, width + 64), dtype=np.uint8)
+    path = tmp_path / "l_shape.mp4"
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        assert isinstance(stream, VideoStream)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(30):
+            y = np.full((height, width), 16, np.uint8)
+            shift = 2 * index
+            y[lit] = texture[shift : shift + height, shift : shift + width][lit]
+            u = np.full((height // 2, width // 2), 128, np.uint8)
+            v = u.copy()
+            u[lit[::2, ::2]], v[lit[::2, ::2]] = 112, 168  # tissue-coloured
+            frame = VideoFrame(width, height, "yuv420p")
+            for plane, data in zip(frame.planes, (y, u, v), strict=True):
+                plane_array(plane, frame)[:] = data
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    found = analyze_video(path).suggested_roi
+    assert found is not None
+    assert found.fit_residual > 0.2, found
+    assert found.confidence < ROI_MIN_CONFIDENCE, found
+    assert trusted(found.to_dict()) is False

@@ -20,27 +20,28 @@ Live frames. An analysed frame is live when enough tissue-coloured tiles changed
 previous analysed frame (the scope is in the body and moving). Only live frames, and pairs of
 consecutive live frames, feed the overlay statistics below, whatever their label.
 
-Suggested ROI (the live image). The live image is where the picture is lit, over the
-recording as a whole, inside a border that stays dark. Every analysed frame's working luma
-is averaged over light cells (blocks of 1-8 working pixels, at least LIGHT_CELLS_ACROSS
-across; 2 px at 640 wide, 8 px at 1080p) and a cell is lit when it is LIT_STEP brighter than
-the frame's darkest cell. Only frames that end up with no label (from the scope: not black,
-not a registration or menu screen, not flagged by an extra detector) and that have some lit
-cells count; per cell the number of frames it was lit in is kept (constant memory, one
-uint32 per cell). At the end, cells lit in at least half of those frames, opened by a 5x5
-square (text lines and thin bridges drop out), give tiles; the largest 8-connected group of
-tiles selects the lit cells of the image, whose holes and notches are filled (row and column
-spans); the ROI is their bounding box, an ellipse when the inscribed ellipse fits the region
-better than its box does (an octagonal, rounded-rectangle image is kept as its box, reported
-as the fit "rounded_rect"). Motion is not needed: a nearly still image is lit too; vignetting
-only needs the rim to stay LIT_STEP above black. Confidence (0-1) is the product of: the
-frames used (full from MIN_LIT_FRAMES on), the fit (1 - IoU of region and shape: full up to
-GOOD_FIT, none from MAX_FIT_RESIDUAL) and the size (full from MIN_AREA_SHARE of the frame);
-below ROI_MIN_CONFIDENCE reprocess without a mask refuses to use it. Limits: a live image that
-is dark in more than half of its frames at some place (a lumen always at the same edge)
-loses that part (filled back if it is inside); lit things touching the image (text closer
-than two cells) can join it; a processor that draws a lit frame or background around the
-image is taken as part of it (then the fit is poor and the confidence low).
+Suggested ROI (the live image). The live image is where the picture is lit, over the recording
+as a whole, inside a border that stays dark. Every analysed frame's working luma is averaged
+over light cells (blocks of 1-8 working pixels, at least LIGHT_CELLS_ACROSS across; 2 px at
+640 wide, 8 px at 1080p) and a cell is lit when it is LIT_STEP brighter than the frame's
+darkest tile mean (a robust black level: no outlier pixel lowers it). Only frames that end up
+with no label (from the scope: not black, not a registration or menu screen, not flagged by an
+extra detector) and that have some lit cells count; per cell the number of frames it was lit
+in is kept (constant memory, one uint32 per cell). At the end, cells lit in at least half of
+those frames, opened by a 5x5 square (text lines and thin bridges drop out), give tiles; the
+largest 8-connected group of tiles selects the lit cells of the image, whose holes and notches
+are filled (row and column spans); the ROI is their bounding box, an ellipse when the
+inscribed ellipse fits the region better than its box does (an octagonal, rounded-rectangle
+image is kept as its box, reported as the fit "rounded_rect"). Motion is not needed: a nearly
+still image is lit too; vignetting only needs the rim to stay LIT_STEP above black. Confidence
+(0-1) is the product of: the frames used (full from MIN_LIT_FRAMES on), the fit (1 - IoU of
+region and shape: full up to GOOD_FIT, none from MAX_FIT_RESIDUAL) and the size (full from
+MIN_AREA_SHARE of the frame); below ROI_MIN_CONFIDENCE reprocess without a mask refuses to use
+it. Limits: a live image that is dark in more than half of its frames at some place (a lumen
+always at the same edge) loses that part (filled back if it is inside); lit things touching
+the image (text closer than two cells) can join it; a processor that draws a lit frame or
+background around the image is taken as part of it (then the fit is poor and the confidence
+low).
 
 Overlay regions. Tiles that are text-like (see detectors.py) in at least half of the live
 frames, that change in at most 10% of the live frame pairs (a clock ticking once a second
@@ -110,7 +111,7 @@ SENSITIVE: tuple[Label, ...] = ("text_screen", "non_endoscopic")
 
 # The live-image finder (see the module docstring).
 LIGHT_CELLS_ACROSS = 240  # light cells across the frame, at least (when the frame has them)
-LIT_STEP = 12  # a lit light cell is this much brighter than the frame's darkest one
+LIT_STEP = 12  # a lit light cell is this much brighter than the darkest tile mean
 LIT_FRAME_SHARE = 0.01  # frames with fewer lit cells (dark) do not count
 LIT_SHARE = 0.5  # a cell of the live image is lit in at least this share of the frames
 OPEN_CELLS = 2  # the opening that removes text lines and thin bridges, in light cells
@@ -406,7 +407,8 @@ class _Learner:
         for detector in extra:
             extra_labels.update(detector(planes))
         self._learn(planes, stats)
-        self._pending.append((stats, frozenset(extra_labels), self._lit_cells(work)))
+        lit = self._lit_cells(work, float(stats.mean.min()))
+        self._pending.append((stats, frozenset(extra_labels), lit))
         self._analysed += 1
         if len(self._pending) > DECISION_LAG:
             self._decide()
@@ -427,17 +429,18 @@ class _Learner:
             self._lit_count += lit
             self._lit_frames += 1
 
-    def _lit_cells(self, work: U8Array) -> BoolGrid:
-        """The light cells of one frame brighter than its darkest cell by LIT_STEP (block
-        means of the contiguous working luma `work`, so sensor noise averages out; compared
-        as block sums)."""
+    def _lit_cells(self, work: U8Array, floor: float) -> BoolGrid:
+        """The light cells of one frame: block means of the contiguous working luma `work`
+        (compared as block sums) more than LIT_STEP above `floor`, the frame's darkest tile
+        mean (a tile's 256 pixels: no outlier pixel, such as the encoder's ringing at a
+        sharp edge, lowers it)."""
         b = self._block
         h, w = work.shape[0] // b, work.shape[1] // b
         if b == 1:
-            return np.asarray(work > int(work.min()) + LIT_STEP)
+            return np.asarray(work > int(floor) + LIT_STEP)
         rows = work.reshape(h, b, w * b).sum(axis=1, dtype=np.uint16)
         sums = rows.reshape(h, w, b).sum(axis=2, dtype=np.uint16)
-        return np.asarray(sums > int(sums.min()) + LIT_STEP * b * b)
+        return np.asarray(sums > int((floor + LIT_STEP) * b * b))
 
     def _cells(self, y: U8Array) -> U8Array:
         step = self.grid.stride * CELL
