@@ -77,6 +77,7 @@ def plan_to_json(plan: EditPlan) -> JsonDict:
         "blacken": [list(r) for r in plan.blacken],
         "remove": [list(r) for r in plan.remove],
         "keep_audio": plan.keep_audio,
+        "blacken_regions": [box.to_dict() for box in plan.blacken_regions],
     }
 
 
@@ -88,6 +89,7 @@ def plan_from_json(data: JsonDict) -> EditPlan:
         blacken=tuple((int(a), int(b)) for a, b in data["blacken"]),
         remove=tuple((int(a), int(b)) for a, b in data["remove"]),
         keep_audio=bool(data["keep_audio"]),
+        blacken_regions=tuple(Roi(**box) for box in data.get("blacken_regions", ())),
     )
 
 

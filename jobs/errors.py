@@ -9,6 +9,7 @@ uploaded filenames or file contents. Which answer each one becomes is the server
     ├── InvalidRequest        bad parameters
     ├── NotFound              unknown video or task id
     ├── Conflict              the request does not fit the current state of a task or video
+    │   └── RoiUncertain      reprocess without a mask, and the live image is not known surely
     ├── UnusableVideo         not a video the service can use (empty, undecodable, too large)
     ├── Unprocessable         well-formed but contradicts an earlier request
     ├── RetryLater            refused for now; worth trying again in ``retry_after`` s
@@ -50,6 +51,13 @@ class Conflict(VidcorrectError):
     """The request is valid but cannot be done in the current state."""
 
     code = "conflict"
+
+
+class RoiUncertain(Conflict):
+    """Reprocess was to keep the live image the analysis finds (no mask was given), and the
+    analysis found none, or is not sure of it: nothing is written rather than a guess."""
+
+    code = "roi_uncertain"
 
 
 class UnusableVideo(VidcorrectError):

@@ -170,6 +170,16 @@ def parse_sample_every(value: Any) -> int:
     return value
 
 
+def parse_blacken_found(value: Any) -> bool:
+    """A reprocess's ``blacken_found_regions`` (default true): whether the text the analysis
+    finds printed over the image is blackened when the service chooses the mask."""
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"blacken_found_regions must be true or false, got {value!r}.")
+    return value
+
+
 def parse_remove_labels(value: Any) -> tuple[str, ...]:
     """The analysis labels whose frames a reprocess removes (by default the sensitive ones)."""
     if value is None:

@@ -23,7 +23,9 @@ SHAPES: tuple[Shape, ...] = ("rect", "ellipse")
 #: A custom mask's other names of x, y, width and height: those of a device file.
 DEVICE_KEYS = FILE_ROI_KEYS
 ROI_KEYS = BOX_KEYS
-MASK_KEYS = frozenset({"mask_type", "device_name", "roi", "shape", *DEVICE_KEYS})
+MASK_KEYS = frozenset({"mask_type", "device_name", "roi", "shape", "blacken_regions", *DEVICE_KEYS})
+#: At most this many boxes in ``blacken_regions``.
+MAX_BLACKEN_REGIONS = 32
 _BODY_KEYS = MASK_KEYS | {"blacken_frames", AUDIO_FIELD}
 
 
@@ -39,6 +41,8 @@ class MaskRequest:
     blacken: tuple[FrameRange, ...] = ()
     #: A device mask's text fields at the video's size (proven dark by the output's check).
     text_fields: tuple[TextField, ...] = ()
+    #: Boxes made black inside the kept area (text printed over the image), checked black.
+    blacken_regions: tuple[Roi, ...] = ()
 
     def to_params(self) -> dict[str, Any]:
         """The task record's ``params`` (``text_fields`` with a device mask only)."""
@@ -51,6 +55,8 @@ class MaskRequest:
         }
         if self.mask_type == "device":
             params["text_fields"] = [field.to_dict() for field in self.text_fields]
+        if self.blacken_regions:
+            params["blacken_regions"] = [box.to_dict() for box in self.blacken_regions]
         return params
 
     @classmethod
@@ -66,6 +72,7 @@ class MaskRequest:
                 TextField(f["name"], Roi(f["x"], f["y"], f["width"], f["height"]))
                 for f in params.get("text_fields", [])
             ),
+            blacken_regions=tuple(Roi(**box) for box in params.get("blacken_regions", [])),
         )
 
 
@@ -111,11 +118,47 @@ def parse_mask_fields(
         raise InvalidRequest(
             'mask_type is required: "device" (with device_name) or "custom" (with roi).'
         )
+    regions = parse_blacken_regions(body.get("blacken_regions"), width, height)
     if mask_type == "device":
-        return _device_mask(body, width, height, shape, devices)
+        return replace(_device_mask(body, width, height, shape, devices), blacken_regions=regions)
     if mask_type == "custom":
-        return MaskRequest("custom", None, _custom_roi(body, width, height), shape)
+        roi = _custom_roi(body, width, height)
+        return MaskRequest("custom", None, roi, shape, blacken_regions=regions)
     raise InvalidRequest(f'mask_type must be "device" or "custom", got {mask_type!r}.')
+
+
+def parse_blacken_regions(value: Any, width: int, height: int) -> tuple[Roi, ...]:
+    """``blacken_regions``: a list of boxes ``{x, y, width, height}`` inside the frame, made
+    black inside the kept area (where a processor prints text over the live image)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_BLACKEN_REGIONS:
+        raise _bad_regions(
+            f"blacken_regions must be a list of at most {MAX_BLACKEN_REGIONS} boxes "
+            '{"x", "y", "width", "height"}.'
+        )
+    boxes = []
+    for index, raw in enumerate(value):
+        where = f"blacken_regions[{index}]"
+        if not isinstance(raw, dict) or set(raw) != set(ROI_KEYS):
+            raise _bad_regions(f"{where} must be an object with exactly x, y, width and height.")
+        numbers = [raw[key] for key in ROI_KEYS]
+        if any(isinstance(n, bool) or not isinstance(n, int) for n in numbers):
+            raise _bad_regions(f"{where}: x, y, width and height must be whole numbers of pixels.")
+        box = Roi(*numbers)
+        if box.x < 0 or box.y < 0 or box.width <= 0 or box.height <= 0:
+            raise _bad_regions(f"{where}: x and y must be >= 0, width and height > 0.")
+        if box.x + box.width > width or box.y + box.height > height:
+            raise _bad_regions(
+                f"{where} ({box.x}, {box.y}, {box.width}x{box.height}) reaches outside the "
+                f"video's {width}x{height} frame."
+            )
+        boxes.append(box)
+    return tuple(boxes)
+
+
+def _bad_regions(message: str) -> InvalidRequest:
+    return InvalidRequest(message, code="invalid_blacken_regions")
 
 
 def _device_mask(

@@ -18,13 +18,15 @@ from typing import Any, TypeVar
 
 from jobs import chunked
 from jobs.audio_policy import audio_applied, keeps_audio
+from jobs.device_catalogue import Device, DeviceCatalogue
 from jobs.errors import InvalidRequest, VerificationFailed
 from jobs.frame_process import InChild
 from jobs.handoff import HandedOff
 from jobs.job_run import JobRun, OperationBody
 from jobs.mask_request import MaskRequest
 from jobs.model import JsonDict, Operation
-from jobs.video import EncodeOptions, TextField
+from jobs.roi_choice import recognise_device, roi_uncertain, trusted
+from jobs.video import EncodeOptions, Roi, Shape, TextField
 from jobs.video.analyze import Analysis, Label, analyze_video
 from jobs.video.checked import analyze_and_write_checked, remove_checked, write_checked
 from jobs.video.chunks import stitch_parts
@@ -52,6 +54,7 @@ async def _mask(run: JobRun) -> JsonDict:
         shape=request.shape,
         blacken=request.blacken,
         keep_audio=keeps_audio(run.task.params),
+        blacken_regions=request.blacken_regions,
     )
     return await _write_verified(run, plan, ENCODE_SPAN, VERIFY_SPAN, request.text_fields)
 
@@ -105,9 +108,21 @@ async def _remove(run: JobRun) -> JsonDict:
 
 
 async def _analyze(run: JobRun) -> JsonDict:
-    """Find blank, text and non-endoscopic frames, the live image and overlays."""
+    """Find blank, text and non-endoscopic frames, the live image and overlays, and the
+    catalogued device whose layout that is."""
     analysis = await _run_analysis(run, (0, 99))
-    return {**analysis.to_dict(), "source_sha256": await run.confirm_source()}
+    return {**_analysis_json(run, analysis), "source_sha256": await run.confirm_source()}
+
+
+def _recognised(run: JobRun, analysis: Analysis) -> Device | None:
+    devices = DeviceCatalogue(run.deps.storage.devices_dir).all()
+    return recognise_device(analysis, run.video.width, run.video.height, devices)
+
+
+def _analysis_json(run: JobRun, analysis: Analysis, device: Device | None = None) -> JsonDict:
+    """The analysis as results show it, with the device recognised in it (or null)."""
+    device = device or _recognised(run, analysis)
+    return {**analysis.to_dict(), "suggested_device": None if device is None else device.name}
 
 
 async def _reprocess(run: JobRun) -> JsonDict:
@@ -124,31 +139,49 @@ async def _reprocess(run: JobRun) -> JsonDict:
     analyze_span, encode_span, verify_span = REPROCESS_SPANS
     analysis = await _run_analysis(run, analyze_span)
     text_fields: tuple[TextField, ...] = ()
+    device = _recognised(run, analysis)
+    source: JsonDict = {"source": "request"}
+    shape: Shape
+    # Text the analysis found printed over the image is blackened, unless asked not to, when
+    # the mask is the service's choice; with a given mask, the request's regions are.
+    regions = analysis.inside_regions if params.get("blacken_found_regions", True) else ()
     if params.get("mask") is not None:
         mask = MaskRequest.from_params(params["mask"])
         roi, shape, text_fields = mask.roi, mask.shape, mask.text_fields
-    elif analysis.suggested_roi is not None:
+        regions = mask.blacken_regions
+    elif device is not None:
+        # The recognised device's own mask: its whole image area, its text fields checked.
+        width, height = run.video.width, run.video.height
+        roi, shape = device.roi_for(width, height), "rect"
+        text_fields = device.text_fields_for(width, height)
+        source = {"source": "device", "device_name": device.name}
+    elif analysis.suggested_roi is not None and trusted(analysis.suggested_roi.to_dict()):
         roi = analysis.suggested_roi.roi
         shape = "ellipse" if analysis.suggested_roi.ellipse else "rect"
+        source = {"source": "analysis"}
     else:
-        raise InvalidRequest(
-            "No mask was given and the analysis found no live endoscope image to keep; "
-            "submit again with a mask (mask_type device or custom).",
-            code="no_mask",
-        )
+        found = analysis.suggested_roi
+        raise roi_uncertain(None if found is None else found.confidence)
     remove = analysis.frames_with(labels)
     if range_frames(remove) >= analysis.total_frames:
         raise _removes_everything(labels)
-    plan = EditPlan(roi=roi, shape=shape, remove=remove, keep_audio=keeps_audio(params))
+    plan = EditPlan(
+        roi=roi,
+        shape=shape,
+        remove=remove,
+        keep_audio=keeps_audio(params),
+        blacken_regions=regions,
+    )
     extra: JsonDict = {
-        "analysis": analysis.to_dict(),
-        "mask": {
-            **roi.to_dict(),
-            "shape": shape,
-            "source": "request" if params.get("mask") else "analysis",
-        },
+        "analysis": _analysis_json(run, analysis, device),
+        "mask": {**roi.to_dict(), "shape": shape, **source, **_regions_json(regions)},
     }
     return await _write_verified(run, plan, encode_span, verify_span, text_fields, extra)
+
+
+def _regions_json(regions: tuple[Roi, ...]) -> JsonDict:
+    """The mask result's ``blacken_regions`` (absent when there are none)."""
+    return {"blacken_regions": [box.to_dict() for box in regions]} if regions else {}
 
 
 async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[Label]) -> JsonDict:
@@ -172,6 +205,7 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
                 text_fields=mask.text_fields,
                 encode=encode,
                 keep_audio=keeps_audio(run.task.params),
+                blacken_regions=mask.blacken_regions,
             ),
             label="Analyzing and encoding",
             span=ENCODE_SPAN,
@@ -183,8 +217,13 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
         raise
     plan = EditPlan(roi=mask.roi, shape=mask.shape, remove=analysis.frames_with(labels))
     result = await _publish(run, temp, plan, outcome, verification)
-    result["analysis"] = analysis.to_dict()
-    result["mask"] = {**mask.roi.to_dict(), "shape": mask.shape, "source": "request"}
+    result["analysis"] = _analysis_json(run, analysis)
+    result["mask"] = {
+        **mask.roi.to_dict(),
+        "shape": mask.shape,
+        "source": "request",
+        **_regions_json(mask.blacken_regions),
+    }
     return result
 
 

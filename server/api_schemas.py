@@ -13,7 +13,7 @@ from jobs.audio_policy import AUDIO_APPLIED, AUDIO_POLICIES
 from jobs.audit import Action, Outcome
 from jobs.device_catalogue import MAX_DESCRIPTION, MAX_FRAME_SIDE, MAX_TEXT_FIELDS, NAME_PATTERN
 from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
-from jobs.mask_request import DEVICE_KEYS
+from jobs.mask_request import DEVICE_KEYS, MAX_BLACKEN_REGIONS
 from jobs.model import Operation, TaskState
 from jobs.review import MAX_COMMENT, ReviewState
 from jobs.settings import MAX_WEBHOOK_URL
@@ -486,6 +486,19 @@ def component_schemas() -> dict[str, Schema]:
 def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
     """The two kinds of mask body, each with the route's ``extra`` fields."""
     shape = {"enum": ["rect", "ellipse"], "default": "rect"}
+    regions = {
+        "type": "array",
+        "maxItems": MAX_BLACKEN_REGIONS,
+        "description": "Boxes made black inside the kept area (text printed over the image), "
+        "checked black by the output's check as the outside is; inside the frame.",
+        "items": {
+            "type": "object",
+            "required": ["x", "y", "width", "height"],
+            "additionalProperties": False,
+            "properties": {"x": COUNT, "y": COUNT, "width": SIZE, "height": SIZE},
+        },
+    }
+    extra = {"blacken_regions": regions, **extra}
     device = {
         "type": "object",
         "title": "device mask",
@@ -571,6 +584,12 @@ def request_bodies() -> dict[str, Schema]:
     reprocess_options = {
         "remove_labels": remove_labels,
         "sample_every": sample_every,
+        "blacken_found_regions": {
+            "type": "boolean",
+            "default": True,
+            "description": "Without a mask: blacken the text the analysis finds printed over "
+            "the image (its overlay_regions with inside_roi true).",
+        },
         "audio": AUDIO,
         "callback_url": CALLBACK_URL,
     }

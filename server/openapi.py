@@ -192,7 +192,9 @@ def build_openapi(settings: Settings) -> Schema:
         "404": f"There is no such video ({video}).",
         "408": "The JSON body did not arrive within VIDCORRECT_HEADER_TIMEOUT (body_too_slow); "
         "the connection is closed.",
-        "409": "The request does not fit the video's state (e.g. analysis_required).",
+        "409": "The request does not fit the video's state (e.g. analysis_required; for a "
+        "reprocess without a mask, roi_uncertain when the video's latest analysis, with the "
+        "same sample_every, recognised no device and is not sure of the live image).",
         "413": "The JSON body is larger than 1 MiB (body_too_large).",
         "415": not_json,
         "422": "The Idempotency-Key was used for another request in the last 24 hours "

@@ -17,6 +17,7 @@ from jobs.audio_policy import AUDIO_FIELD, parse_audio
 from jobs.errors import Conflict, InvalidRequest
 from jobs.frame_request import (
     check_not_everything,
+    parse_blacken_found,
     parse_frame_ranges,
     parse_removal_mode,
     parse_removal_request,
@@ -27,6 +28,7 @@ from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
 from jobs.model import TASK_ID_PATTERN, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.outputs import stored_output
 from jobs.review import is_approved, parse_review, review_of, set_review
+from jobs.roi_choice import roi_uncertain, trusted
 from jobs.runner import revoke_if_waiting
 from jobs.task_pages import TaskQuery
 from jobs.task_store import EVENT_END, TaskEvent
@@ -223,12 +225,13 @@ async def submit_analysis(request: web.Request) -> web.Response:
 async def submit_reprocess(request: web.Request) -> web.Response:
     """Analysis, then mask and removal of the flagged frames in one encode pass; 202."""
     video, body, callback_url = await _video_and_body(request)
-    allowed = MASK_KEYS | {"remove_labels", "sample_every", AUDIO_FIELD}
+    allowed = MASK_KEYS | {"remove_labels", "sample_every", "blacken_found_regions", AUDIO_FIELD}
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidRequest(
             f"Unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}."
         )
+    sample_every = parse_sample_every(body.get("sample_every"))
     mask_fields = {k: v for k, v in body.items() if k in MASK_KEYS}
     mask = (
         parse_mask_fields(mask_fields, video.width, video.height, devices=request.app[DEVICES])
@@ -238,10 +241,31 @@ async def submit_reprocess(request: web.Request) -> web.Response:
     params = {
         "mask": mask.to_params() if mask else None,
         "remove_labels": list(parse_remove_labels(body.get("remove_labels"))),
-        "sample_every": parse_sample_every(body.get("sample_every")),
+        "sample_every": sample_every,
+        "blacken_found_regions": parse_blacken_found(body.get("blacken_found_regions")),
         AUDIO_FIELD: parse_audio(body, request.app[SETTINGS].audio),
     }
+    if mask is None:
+        await _refuse_if_roi_uncertain(request, video, sample_every)
     return await _queue(request, Operation.REPROCESS, video, params, callback_url)
+
+
+async def _refuse_if_roi_uncertain(request: web.Request, video: VideoRecord, every: int) -> None:
+    """409 roi_uncertain at once when the video's latest analysis (same sample_every: the
+    reprocess would find the same) recognised no device and is not sure of the live image.
+    Without such an analysis the reprocess decides on its worker (FAILURE roi_uncertain)."""
+    tasks, _ = await request.app[RECORDS].list_tasks(
+        TaskQuery(video_id=video.id, state=TaskState.SUCCESS, operation=Operation.ANALYZE, limit=1)
+    )
+    if not tasks or tasks[0].result is None or tasks[0].params.get("sample_every", 1) != every:
+        return
+    result = tasks[0].result
+    if "suggested_device" not in result:  # an analysis by an earlier version: not comparable
+        return
+    suggested = result.get("suggested_roi")
+    if result["suggested_device"] is None and trusted(suggested) is False:
+        confidence = suggested.get("confidence") if isinstance(suggested, dict) else None
+        raise roi_uncertain(confidence if isinstance(confidence, float | int) else None)
 
 
 @routes.get(f"/api/task-status/{TASK_ID}/")

@@ -208,20 +208,27 @@ def device_roi(name: str, width: int, height: int) -> Roi:
 class Region:
     roi: Roi
     shape: str  # "rect" | "ellipse"
+    holes: tuple[Roi, ...] = ()  # blackened boxes inside it (blacken_regions)
 
 
 def region_of(body: Mapping[str, Any], width: int, height: int) -> Region | None:
     """The kept region a mask request asks for (None: the request masks nothing)."""
     shape = str(body.get("shape", "rect"))
+    holes = tuple(
+        Roi(x=r["x"], y=r["y"], width=r["width"], height=r["height"])
+        for r in body.get("blacken_regions", [])
+    )
     if body.get("mask_type") == "device":
-        return Region(device_roi(str(body["device_name"]), width, height), shape)
+        return Region(device_roi(str(body["device_name"]), width, height), shape, holes)
     if body.get("mask_type") == "custom":
         if "roi" in body:
             r = body["roi"]
-            return Region(Roi(x=r["x"], y=r["y"], width=r["width"], height=r["height"]), shape)
+            roi = Roi(x=r["x"], y=r["y"], width=r["width"], height=r["height"])
+            return Region(roi, shape, holes)
         keys = ("endoscope_image_x", "endoscope_image_y", "endoscope_image_width")
         x, y, w = (int(body[k]) for k in keys)
-        return Region(Roi(x=x, y=y, width=w, height=int(body["endoscope_image_height"])), shape)
+        roi = Roi(x=x, y=y, width=w, height=int(body["endoscope_image_height"]))
+        return Region(roi, shape, holes)
     return None
 
 
@@ -362,6 +369,8 @@ def _check_pictures(
         keep: Bool2D = np.ones((h, w), dtype=np.bool_)
     else:
         keep = ref_keep(w, h, truth.region.roi, truth.region.shape)  # type: ignore[arg-type]
+        for hole in truth.region.holes:  # black as the outside is
+            keep[hole.y : hole.y + hole.height, hole.x : hole.x + hole.width] = False
     far = ~grow(keep, MARGIN_PX)
     inner = ~grow(~keep, INNER_PX) if truth.region is not None else keep
     c_far = _chroma_all(far, sx, sy)

@@ -42,8 +42,9 @@ from testkit.media import (
     make_video,
     sha256,
 )
-from tests.checks import assert_audio_follows, assert_edited, kept_indices
+from tests.checks import BLACK, assert_audio_follows, assert_edited, kept_indices
 from tests.hidden import caption_source, found_forms, user_data_source
+from tests.oracle import decode_video, probe
 
 TARGET = 1.0  # seconds per chunk: three or four chunks per clip
 ROI = Roi(40, 30, 240, 180)
@@ -662,3 +663,23 @@ def test_source_with_frames_cut_off_by_an_edit_list(open_gop: Source, tmp_path: 
     assert sorted(p for p, _ in packet_times(chunked.dst)) == sorted(
         p for p, _ in packet_times(whole)
     )
+
+
+def test_blacken_regions_inside_the_kept_area(closed_gop: Source, tmp_path: Path) -> None:
+    """Boxes blackened inside the kept area (a clock printed over the picture) are carried into
+    every part and checked there: the stitched output is the unchunked one, and the ffmpeg
+    command line decodes every frame dark inside each box."""
+    boxes = (Roi(60, 40, 48, 24), Roi(200, 150, 32, 32))
+    plan = EditPlan(roi=ROI, blacken_regions=boxes)
+    chunked = run_chunked(closed_gop.path, tmp_path / "chunked", plan)
+    assert len(chunked.chunk_plan.chunks) >= 3
+    assert chunked.verification.passed, chunked.verification.problems
+    assert chunked.edit == edit_video(closed_gop.path, tmp_path / "whole.mp4", plan)
+    info = probe(chunked.dst)
+    frames = 0
+    for planes in decode_video(chunked.dst, info, "yuv420p"):
+        for box in boxes:
+            inside = planes.y[box.y + 2 : box.y + box.height - 2, box.x + 2 : box.x + box.width - 2]
+            assert int(inside.max()) <= BLACK + 8, f"frame {frames}: box {box} not black"
+        frames += 1
+    assert frames == closed_gop.frames

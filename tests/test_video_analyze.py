@@ -247,15 +247,26 @@ def test_to_dict_is_json(scenes: SceneTruth, analysis: Analysis) -> None:
     assert set(data["segments"][0]) == {"label", "start_frame", "end_frame"}
     assert analysis.suggested_roi is not None
     roi = analysis.suggested_roi.roi
+    suggested = analysis.suggested_roi
     assert data["suggested_roi"] == {
         "x": roi.x,
         "y": roi.y,
         "width": roi.width,
         "height": roi.height,
         "ellipse": True,
+        "confidence": round(suggested.confidence, 3),
+        "evidence": {
+            "fit": "ellipse",
+            "fit_residual": round(suggested.fit_residual, 4),
+            "frames_used": suggested.frames_used,
+            "frame_share": round(suggested.frame_share, 4),
+        },
     }
+    assert 0.9 <= data["suggested_roi"]["confidence"] <= 1.0
+    assert analysis.inside_regions == ()  # the scenes print nothing over the picture
     assert data["overlay_regions"] == [
-        {"x": r.x, "y": r.y, "width": r.width, "height": r.height} for r in analysis.overlay_regions
+        {"x": r.x, "y": r.y, "width": r.width, "height": r.height, "inside_roi": False}
+        for r in analysis.overlay_regions
     ]
 
 

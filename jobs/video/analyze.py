@@ -18,21 +18,30 @@ gap, blank is not). "Sensitive" frames are those labelled text_screen or non_end
 
 Live frames. An analysed frame is live when enough tissue-coloured tiles changed since the
 previous analysed frame (the scope is in the body and moving). Only live frames, and pairs of
-consecutive live frames, feed the ROI and overlay statistics below, whatever their label.
+consecutive live frames, feed the overlay statistics below, whatever their label.
 
-Suggested ROI (the live image). Over pairs of consecutive live frames, the luma (on a grid of
-2x2 working pixels) is compared and every cell counts how often it changed by more than
-CHANGE_STEP. Cells changing in at least 25% of the pairs are live. The live tiles' largest
-8-connected component (so a ticking clock in the overlay, changing once a second, or isolated
-noise do not stretch the box) gives the region whose cells' bounding box is the ROI
-(precision: 2 working pixels, i.e. 2 px up to 960 px wide videos). It is an ellipse when the
-live share of the box's corners (outside the inscribed ellipse) is below half the live share
-inside the ellipse: a rectangular image fills its corners, a round one leaves them dark (an
-ellipse fills pi/4 of its box). Limits: it needs motion in the live image (a scope held
-perfectly still on a featureless spot for the whole video changes too little); static parts
-of the live image at its border (e.g. a dark lumen always at the edge) can make the box
-smaller; strong vignetting makes a rectangular image look round (the safe side); with no
-live frame there is no ROI.
+Suggested ROI (the live image). The live image is where the picture is lit, over the recording
+as a whole, inside a border that stays dark. Every analysed frame's working luma is averaged
+over light cells (blocks of 1-8 working pixels, at least LIGHT_CELLS_ACROSS across; 2 px at
+640 wide, 8 px at 1080p) and a cell is lit when it is LIT_STEP brighter than the frame's
+darkest tile mean (a robust black level: no outlier pixel lowers it). Only frames that end up
+with no label (from the scope: not black, not a registration or menu screen, not flagged by an
+extra detector) and that have some lit cells count; per cell the number of frames it was lit
+in is kept (constant memory, one uint32 per cell). At the end, cells lit in at least half of
+those frames, opened by a 5x5 square (text lines and thin bridges drop out), give tiles; the
+largest 8-connected group of tiles selects the lit cells of the image, whose holes and notches
+are filled (row and column spans); the ROI is their bounding box, an ellipse when the
+inscribed ellipse fits the region better than its box does (an octagonal, rounded-rectangle
+image is kept as its box, reported as the fit "rounded_rect"). Motion is not needed: a nearly
+still image is lit too; vignetting only needs the rim to stay LIT_STEP above black. Confidence
+(0-1) is the product of: the frames used (full from MIN_LIT_FRAMES on), the fit (1 - IoU of
+region and shape: full up to GOOD_FIT, none from MAX_FIT_RESIDUAL) and the size (full from
+MIN_AREA_SHARE of the frame); below ROI_MIN_CONFIDENCE reprocess without a mask refuses to use
+it. Limits: a live image that is dark in more than half of its frames at some place (a lumen
+always at the same edge) loses that part (filled back if it is inside); lit things touching
+the image (text closer than two cells) can join it; a processor that draws a lit frame or
+background around the image is taken as part of it (then the fit is poor and the confidence
+low).
 
 Overlay regions. Tiles that are text-like (see detectors.py) in at least half of the live
 frames, that change in at most 10% of the live frame pairs (a clock ticking once a second
@@ -46,15 +55,18 @@ over black frames is not found.
 Learning the overlay also helps the labels: decisions are taken DECISION_LAG analysed frames
 after the measurement, and the overlay learned by then (after LEARN_MIN_PAIRS live pairs) is
 left out of them, so a live image or a black frame still showing the device's patient data is
-not taken for a text screen. Before any overlay is learned (e.g. a video starting with a long
+not taken for a text screen. Until then, the overlay learned the same way from the frames that
+show tissue, moving or not, is left out (a nearly still image never makes moving pairs; static
+tissue tiles that look like text then join it, which only leaves them out of the decisions).
+Before any overlay is learned (e.g. a video starting with a long
 black stretch with overlay), such frames are labelled text_screen: the cautious side.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +86,7 @@ from jobs.video.detectors import (
     classify,
     tile_stats,
     tile_sum,
+    working_luma,
 )
 from jobs.video.errors import InvalidVideo
 from jobs.video.planes import Roi, U8Array
@@ -96,15 +109,30 @@ __all__ = [
 DETECTION_METHOD = "classical-v1"
 SENSITIVE: tuple[Label, ...] = ("text_screen", "non_endoscopic")
 
+# The live-image finder (see the module docstring).
+LIGHT_CELLS_ACROSS = 240  # light cells across the frame, at least (when the frame has them)
+LIT_STEP = 12  # a lit light cell is this much brighter than the darkest tile mean
+LIT_FRAME_SHARE = 0.01  # frames with fewer lit cells (dark) do not count
+LIT_SHARE = 0.5  # a cell of the live image is lit in at least this share of the frames
+OPEN_CELLS = 2  # the opening that removes text lines and thin bridges, in light cells
+MIN_LIT_FRAMES = 10  # fewer endoscopic frames lower the confidence
+GOOD_FIT = 0.06  # fit residuals up to this are a perfect fit...
+MAX_FIT_RESIDUAL = 0.2  # ... and from this on no fit at all
+MIN_AREA_SHARE = 0.04  # a smaller live image lowers the confidence
+#: Below this confidence reprocess without a mask does not use the suggested ROI.
+ROI_MIN_CONFIDENCE = 0.5
 CELL = 2  # change grid: one cell every 2 working pixels
 CELLS_PER_TILE = TILE // CELL
 CHANGE_STEP = 4  # a luma change larger than this counts
-LIVE_SHARE = 0.25  # a live cell changes in at least this share of the frame pairs
-LIVE_TILE_SHARE = 0.3  # a live tile has at least this share of live cells
 MIN_CELLS_PER_LINE = 3  # rows/columns with fewer live cells do not extend the ROI
 MIN_PAIRS = 2
 STATIC_SHARE = 0.10  # an overlay tile changes in at most this share of the frame pairs
 OVERLAY_TEXT_SHARE = 0.5  # ... and is text-like in at least this share of the live frames
+# Text over the picture: at least INSIDE_INK_SHARE of a tile's cells stay at least INK_BRIGHT
+# (or at most INK_DARK) in every live frame.
+INSIDE_INK_SHARE = 0.05
+INK_BRIGHT = 190
+INK_DARK = 30
 LEARN_MIN_PAIRS = 8  # live frame pairs before the overlay is left out of the decisions
 DECISION_LAG = 2 * LEARN_MIN_PAIRS  # analysed frames between measuring and deciding
 # A live frame: at least LIVE_MIN_TILES and LIVE_MIN_SHARE of the tiles are tissue-coloured
@@ -131,10 +159,30 @@ class Segment:
 
 @dataclass(frozen=True)
 class SuggestedRoi:
-    """The live endoscope image: the region whose pixels change over time."""
+    """The live endoscope image: the region lit in most of the endoscopic frames, inside a
+    border that stays dark, with how sure the finder is of it."""
 
     roi: Roi
     ellipse: bool  # True when the live area is round (fills its box like an ellipse)
+    confidence: float = 1.0  # 0-1; below ROI_MIN_CONFIDENCE reprocess does not trust it
+    fit: str = "ellipse"  # the shape fitted: ellipse, rect or rounded_rect (kept as rect)
+    fit_residual: float = 0.0  # 1 - IoU of the lit region and the fitted shape
+    frames_used: int = 0  # analysed frames whose light fed the finder
+    frame_share: float = 0.0  # ... as a share of the analysed frames
+
+    def to_dict(self) -> dict[str, object]:
+        """The suggestion as the analysis result shows it."""
+        return {
+            **self.roi.to_dict(),
+            "ellipse": self.ellipse,
+            "confidence": round(self.confidence, 3),
+            "evidence": {
+                "fit": self.fit,
+                "fit_residual": round(self.fit_residual, 4),
+                "frames_used": self.frames_used,
+                "frame_share": round(self.frame_share, 4),
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -147,6 +195,7 @@ class Analysis:
     suggested_roi: SuggestedRoi | None
     overlay_regions: tuple[Roi, ...]  # static text-like regions outside the live image
     detection_method: str
+    inside_regions: tuple[Roi, ...] = ()  # static text-like regions inside the live image
 
     def frames_with(self, labels: Iterable[Label]) -> tuple[FrameRange, ...]:
         """The frames labelled with any of `labels`, as sorted, merged ranges."""
@@ -171,8 +220,11 @@ class Analysis:
             "sensitive_frame_count": count,
             "sensitive_ratio": round(count / self.total_frames, 6) if self.total_frames else 0.0,
             "sensitive_frame_ids": format_ranges(sensitive),
-            "suggested_roi": None if roi is None else {**roi.roi.to_dict(), "ellipse": roi.ellipse},
-            "overlay_regions": [r.to_dict() for r in self.overlay_regions],
+            "suggested_roi": None if roi is None else roi.to_dict(),
+            "overlay_regions": [
+                *({**r.to_dict(), "inside_roi": False} for r in self.overlay_regions),
+                *({**r.to_dict(), "inside_roi": True} for r in self.inside_regions),
+            ],
         }
 
 
@@ -283,6 +335,7 @@ class LiveAnalysis:
             suggested_roi=roi,
             overlay_regions=learner.overlay_regions(roi),
             detection_method=method,
+            inside_regions=learner.inside_regions(roi),
         )
 
     def _hand_on(self, decided: int) -> list[VideoFrame]:
@@ -318,27 +371,45 @@ class _Learner:
         sub_x = max(1, round(width / first.u.shape[1]))
         sub_y = max(1, round(height / first.u.shape[0]))
         self.grid = Grid.of(width, height, sub_x, sub_y)
-        cells = self._cells(first.y)
-        self._change_count = np.zeros(cells.shape, dtype=np.uint32)
         self._tile_change = np.zeros((self.grid.rows, self.grid.cols), dtype=np.float64)
+        # Per change cell, its darkest and brightest luma over the live frames: the strokes of
+        # text printed over a moving picture stay bright (or dark) while the tissue around
+        # them changes.
+        shape = self._cells(first.y).shape
+        self._cell_min = np.full(shape, 255, dtype=np.int16)
+        self._cell_max = np.zeros(shape, dtype=np.int16)
         self._text_hits = np.zeros((self.grid.rows, self.grid.cols), dtype=np.int32)
         self._previous: npt.NDArray[np.int16] | None = None
         self._previous_live = False
+        self._previous_tissue = False
+        self._still = _StillOverlay(self.grid.rows, self.grid.cols)
         self._live = 0  # live frames seen
         self._pairs = 0  # pairs of consecutive live frames seen
         self._overlay: BoolGrid | None = None
         self._overlay_dirty = False
-        self._pending: deque[tuple[TileStats, frozenset[Label]]] = deque()
+        self._pending: deque[tuple[TileStats, frozenset[Label], BoolGrid]] = deque()
         self.codes = bytearray()  # label code of every analysed frame decided so far
+        # The live-image finder: per light cell (LIGHT_BLOCK working pixels square), in how
+        # many of the endoscopic frames it was lit; constant memory.
+        self._block = _light_block(self.grid.cols * TILE)
+        self._lit_count = np.zeros(
+            (self.grid.rows * TILE // self._block, self.grid.cols * TILE // self._block),
+            dtype=np.uint32,
+        )
+        self._lit_frames = 0  # endoscopic frames that fed _lit_count
+        self._analysed = 0
 
     def take(self, planes: FramePlanes, extra: Sequence[FrameDetector]) -> None:
         """Measure and learn from one analysed frame; decide the labels that are due."""
-        stats = tile_stats(planes, self.grid)
+        work = np.ascontiguousarray(working_luma(planes.y, self.grid))
+        stats = tile_stats(planes, self.grid, work)
         extra_labels: set[Label] = set()
         for detector in extra:
             extra_labels.update(detector(planes))
         self._learn(planes, stats)
-        self._pending.append((stats, frozenset(extra_labels)))
+        lit = self._lit_cells(work, float(stats.mean.min()))
+        self._pending.append((stats, frozenset(extra_labels), lit))
+        self._analysed += 1
         if len(self._pending) > DECISION_LAG:
             self._decide()
 
@@ -348,9 +419,28 @@ class _Learner:
             self._decide()
 
     def _decide(self) -> None:
-        stats, extra_labels = self._pending.popleft()
+        stats, extra_labels, lit = self._pending.popleft()
         labels = classify(stats, self._known_overlay()).labels | extra_labels
-        self.codes.append(next((_CODES[label] for label in LABELS if label in labels), 0))
+        code = next((_CODES[label] for label in LABELS if label in labels), 0)
+        self.codes.append(code)
+        # Only frames from the scope (no label) show where its image is: a registration
+        # screen, a black frame or a frame some detector flagged say nothing about it.
+        if code == 0 and lit.mean() >= LIT_FRAME_SHARE:
+            self._lit_count += lit
+            self._lit_frames += 1
+
+    def _lit_cells(self, work: U8Array, floor: float) -> BoolGrid:
+        """The light cells of one frame: block means of the contiguous working luma `work`
+        (compared as block sums) more than LIT_STEP above `floor`, the frame's darkest tile
+        mean (a tile's 256 pixels: no outlier pixel, such as the encoder's ringing at a
+        sharp edge, lowers it)."""
+        b = self._block
+        h, w = work.shape[0] // b, work.shape[1] // b
+        if b == 1:
+            return np.asarray(work > int(floor) + LIT_STEP)
+        rows = work.reshape(h, b, w * b).sum(axis=1, dtype=np.uint16)
+        sums = rows.reshape(h, w, b).sum(axis=2, dtype=np.uint16)
+        return np.asarray(sums > int((floor + LIT_STEP) * b * b))
 
     def _cells(self, y: U8Array) -> U8Array:
         step = self.grid.stride * CELL
@@ -359,21 +449,32 @@ class _Learner:
     def _learn(self, planes: FramePlanes, stats: TileStats) -> None:
         cells = self._cells(planes.y).astype(np.int16)
         previous, previous_live = self._previous, self._previous_live
-        self._previous, self._previous_live = cells, False
+        previous_tissue = self._previous_tissue
+        self._previous, self._previous_live, self._previous_tissue = cells, False, False
         if previous is None:
             return
         changed = np.abs(cells - previous) > CHANGE_STEP
         rows, cols, n = self.grid.rows, self.grid.cols, CELLS_PER_TILE
         tile_change = tile_sum(changed[: rows * n, : cols * n], rows, cols, n, n) / (n * n)
         tissue = stats.tissue >= TISSUE_TILE_SHARE * stats.samples_per_tile
+        if int(tissue.sum()) >= max(LIVE_MIN_TILES, LIVE_MIN_SHARE * self.grid.tiles):
+            # A frame showing tissue, moving or not: what the overlay is learned from when
+            # the image hardly moves (a still overlay is then a fallback, see _known_overlay).
+            self._previous_tissue = True
+            self._still.frames += 1
+            self._still.text_hits += stats.text
+            if previous_tissue:
+                self._still.tile_change += tile_change
+                self._still.pairs += 1
         moving_tissue = int((tissue & (tile_change >= MOVING_TILE_SHARE)).sum())
         if moving_tissue < max(LIVE_MIN_TILES, LIVE_MIN_SHARE * self.grid.tiles):
             return
         self._previous_live = True
         self._live += 1
         self._text_hits += stats.text
+        np.minimum(self._cell_min, cells, out=self._cell_min)
+        np.maximum(self._cell_max, cells, out=self._cell_max)
         if previous_live:
-            self._change_count += changed
             self._tile_change += tile_change
             self._pairs += 1
             self._overlay_dirty = True
@@ -386,9 +487,10 @@ class _Learner:
     def _known_overlay(self) -> BoolGrid | None:
         """The tiles of the overlay learned so far (boxes around the static text-like tile
         groups, one tile wider, static tiles only), or None before there is enough to learn
-        from."""
+        from. Before LEARN_MIN_PAIRS pairs of moving live frames, the overlay learned from
+        frames showing tissue, moving or not (a nearly still image), if there were enough."""
         if self._pairs < LEARN_MIN_PAIRS:
-            return None
+            return self._still.overlay(self._overlay_tile_boxes)
         # Regrouping is cheap but not free: every LEARN_MIN_PAIRS new pairs.
         if self._overlay_dirty and self._pairs % LEARN_MIN_PAIRS == 0:
             static = self._tile_change <= STATIC_SHARE * self._pairs
@@ -415,46 +517,58 @@ class _Learner:
         return boxes
 
     def suggested_roi(self) -> SuggestedRoi | None:
-        """The bounding box of the live image, or None if nothing changed."""
-        if self._pairs < MIN_PAIRS:
+        """The live image: the cells lit in at least LIT_SHARE of the endoscopic frames,
+        opened (thin lit things such as text lines drop out), the largest connected region
+        of them, filled, and the ellipse or rectangle that fits it best; None when no frame
+        was endoscopic or nothing was lit."""
+        if self._lit_frames == 0:
             return None
-        live = self._change_count >= LIVE_SHARE * self._pairs
+        lit = _open(self._lit_count >= LIT_SHARE * self._lit_frames, OPEN_CELLS)
         rows, cols = self.grid.rows, self.grid.cols
-        n = CELLS_PER_TILE
-        tile_live = (
-            live[: rows * n, : cols * n].reshape(rows, n, cols, n).mean(axis=(1, 3))
-            >= LIVE_TILE_SHARE
-        )
-        groups = _components(tile_live)
+        n = TILE // self._block  # light cells per tile side
+        tile_lit = lit.reshape(rows, n, cols, n).mean(axis=(1, 3)) >= 0.5
+        groups = _components(tile_lit)
         if not groups:
             return None
         main = np.zeros((rows, cols), dtype=np.bool_)
         for r, c in max(groups, key=len):
             main[r, c] = True
-        region = _grow(main, 1).repeat(n, axis=0).repeat(n, axis=1)
-        h, w = live.shape
-        region = np.pad(
-            region,
-            ((0, max(0, h - region.shape[0])), (0, max(0, w - region.shape[1]))),
-            mode="edge",
-        )[:h, :w]
-        selected = live & region
+        selected = lit & _grow(main, 1).repeat(n, axis=0).repeat(n, axis=1)
         row_hits = np.flatnonzero(selected.sum(axis=1) >= MIN_CELLS_PER_LINE)
         col_hits = np.flatnonzero(selected.sum(axis=0) >= MIN_CELLS_PER_LINE)
         if row_hits.size == 0 or col_hits.size == 0:
             return None
         r0, r1 = int(row_hits[0]), int(row_hits[-1])
         c0, c1 = int(col_hits[0]), int(col_hits[-1])
-        step = self.grid.stride * CELL
+        region = _filled(selected[r0 : r1 + 1, c0 : c1 + 1])
+        step = self.grid.stride * self._block
         x0, y0 = c0 * step, r0 * step
-        x1, y1 = min(self._width, (c1 + 1) * step), min(self._height, (r1 + 1) * step)
-        box = selected[r0 : r1 + 1, c0 : c1 + 1]
-        inside = _ellipse_mask(box.shape[1], box.shape[0])
-        inside_share = float(box[inside].mean()) if inside.any() else 0.0
-        corners = ~inside
-        corner_share = float(box[corners].mean()) if corners.any() else inside_share
+        # A region reaching the last observed cell reaches the frame's edge (the working
+        # luma covers whole tiles only).
+        right_edge = c1 == lit.shape[1] - 1
+        bottom_edge = r1 == lit.shape[0] - 1
+        x1 = self._width if right_edge else min(self._width, (c1 + 1) * step)
+        y1 = self._height if bottom_edge else min(self._height, (r1 + 1) * step)
+        ellipse_iou = _iou(region, _ellipse_mask(region.shape[1], region.shape[0]))
+        rect_iou = float(region.mean())  # the region lies in its box
+        ellipse = ellipse_iou > rect_iou
+        best = max(ellipse_iou, rect_iou)
+        fit = "ellipse" if ellipse else ("rect" if rect_iou >= 0.985 else "rounded_rect")
+        residual = 1.0 - best
+        area_share = float(region.sum()) / lit.size
+        confidence = (
+            min(1.0, self._lit_frames / MIN_LIT_FRAMES)
+            * float(np.clip((MAX_FIT_RESIDUAL - residual) / (MAX_FIT_RESIDUAL - GOOD_FIT), 0, 1))
+            * min(1.0, area_share / MIN_AREA_SHARE)
+        )
         return SuggestedRoi(
-            roi=Roi(x0, y0, x1 - x0, y1 - y0), ellipse=corner_share < 0.5 * inside_share
+            roi=Roi(x0, y0, x1 - x0, y1 - y0),
+            ellipse=ellipse,
+            confidence=confidence,
+            fit=fit,
+            fit_residual=residual,
+            frames_used=self._lit_frames,
+            frame_share=self._lit_frames / max(1, self._analysed),
         )
 
     def overlay_regions(self, roi: SuggestedRoi | None) -> tuple[Roi, ...]:
@@ -464,6 +578,34 @@ class _Learner:
         tiles = self._static_text_tiles()
         if roi is not None:
             tiles &= ~_tiles_inside(roi, self.grid)
+        return self._boxes(tiles)
+
+    def inside_regions(self, roi: SuggestedRoi | None) -> tuple[Roi, ...]:
+        """Bounding boxes of the static text-like tile groups inside the live image (a clock
+        or zoom level printed over the picture), at least a tile from its edge (the image's
+        rim is a static sharp edge); only once the image moved enough to tell static text
+        from a still picture (LEARN_MIN_PAIRS pairs of live frames)."""
+        if self._pairs < LEARN_MIN_PAIRS or roi is None:
+            return ()
+        size = self.grid.tile_px
+        box = roi.roi
+        if box.width <= 4 * size or box.height <= 4 * size:
+            return ()
+        inner = replace(
+            roi,
+            roi=Roi(box.x + size, box.y + size, box.width - 2 * size, box.height - 2 * size),
+        )
+        text = self._text_hits >= OVERLAY_TEXT_SHARE * self._live
+        rows, cols, n = self.grid.rows, self.grid.cols, CELLS_PER_TILE
+        low = self._cell_min[: rows * n, : cols * n]
+        high = self._cell_max[: rows * n, : cols * n]
+        ink = (low >= INK_BRIGHT) | (high <= INK_DARK)
+        still_share = ink.reshape(rows, n, cols, n).mean(axis=(1, 3))
+        tiles = text & (self._text_hits > 0) & (still_share >= INSIDE_INK_SHARE)
+        return self._boxes(tiles & _tiles_inside(inner, self.grid))
+
+    def _boxes(self, tiles: BoolGrid) -> tuple[Roi, ...]:
+        """The bounding boxes of the groups of `tiles`, with half a tile of margin."""
         boxes: list[Roi] = []
         size = self.grid.tile_px
         margin = size // 2  # the glyphs at a group's border may not make a text-like tile
@@ -473,6 +615,37 @@ class _Learner:
             y1 = min(self._height, (r1 + 1) * size + margin)
             boxes.append(Roi(x0, y0, x1 - x0, y1 - y0))
         return tuple(sorted(boxes, key=lambda b: (b.y, b.x)))
+
+
+class _StillOverlay:
+    """The overlay learned from the frames showing tissue, moving or not: static text-like
+    tiles as _Learner learns them from moving frames, for recordings whose image hardly
+    moves (then static tissue tiles that look like text join it: left out of the decisions,
+    not reported)."""
+
+    def __init__(self, rows: int, cols: int) -> None:
+        self.frames = 0
+        self.pairs = 0
+        self.text_hits = np.zeros((rows, cols), dtype=np.int32)
+        self.tile_change = np.zeros((rows, cols), dtype=np.float64)
+        self._learned_at = 0
+        self._overlay: BoolGrid | None = None
+
+    def overlay(
+        self, group: Callable[[BoolGrid], list[tuple[int, int, int, int]]]
+    ) -> BoolGrid | None:
+        if self.pairs < LEARN_MIN_PAIRS:
+            return None
+        if self.pairs - self._learned_at >= LEARN_MIN_PAIRS or self._learned_at == 0:
+            static = self.tile_change <= STATIC_SHARE * self.pairs
+            text = (self.text_hits >= OVERLAY_TEXT_SHARE * self.frames) & (self.text_hits > 0)
+            boxes = np.zeros_like(static)
+            for r0, c0, r1, c1 in group(np.asarray(static & text)):
+                boxes[r0 : r1 + 1, c0 : c1 + 1] = True
+            overlay = _grow(boxes, 1) & static
+            self._overlay = overlay if overlay.any() else None
+            self._learned_at = self.pairs
+        return self._overlay
 
 
 def _tiles_inside(roi: SuggestedRoi, grid: Grid) -> BoolGrid:
@@ -489,6 +662,39 @@ def _tiles_inside(roi: SuggestedRoi, grid: Grid) -> BoolGrid:
     in_x = (cx >= box.x) & (cx < box.x + box.width)
     in_y = (cy >= box.y) & (cy < box.y + box.height)
     return np.asarray(in_y[:, None] & in_x[None, :])
+
+
+def _light_block(work_width: int) -> int:
+    """The light cell's side in working pixels: a power of two up to 8 (so that it divides a
+    tile) leaving at least LIGHT_CELLS_ACROSS cells across."""
+    block = 1
+    while block < 8 and work_width // (2 * block) >= LIGHT_CELLS_ACROSS:
+        block *= 2
+    return block
+
+
+def _open(mask: BoolGrid, k: int) -> BoolGrid:
+    """Morphological opening by a (2k+1)^2 square: erase what is thinner than it."""
+    return _grow(~_grow(~mask, k), k)
+
+
+def _filled(region: BoolGrid) -> BoolGrid:
+    """The region with its holes and notches filled: cells between the first and last of the
+    region along their row and along their column (a convex region's fill)."""
+
+    def spans(mask: BoolGrid) -> BoolGrid:
+        any_ = mask.any(axis=1, keepdims=True)
+        first = np.argmax(mask, axis=1)[:, None]
+        last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)[:, None]
+        index = np.arange(mask.shape[1])[None, :]
+        return np.asarray(any_ & (index >= first) & (index <= last))
+
+    return np.asarray(spans(region) & spans(region.T).T)
+
+
+def _iou(a: BoolGrid, b: BoolGrid) -> float:
+    union = int((a | b).sum())
+    return int((a & b).sum()) / union if union else 0.0
 
 
 def _ellipse_mask(width: int, height: int) -> BoolGrid:

@@ -39,6 +39,7 @@ def write_checked(
         shape=plan.shape,
         black_frames=to_output_ranges(plan.blacken, plan.remove),
         text_fields=text_fields,
+        blacken_regions=plan.blacken_regions,
     )
     try:
         outcome = edit_video(
@@ -63,10 +64,11 @@ def analyze_and_write_checked(
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
     keep_audio: bool = True,
+    blacken_regions: tuple[Roi, ...] = (),
 ) -> tuple[Analysis, EditOutcome, Verification]:
     """Analyse `src` and, in the same decoding pass, write it masked to `roi` without the frames
-    labelled with any of `remove` (and without audio unless `keep_audio`), checked as
-    write_checked does (`text_fields` too).
+    labelled with any of `remove` (and without audio unless `keep_audio`), `blacken_regions`
+    black inside it, checked as write_checked does (`text_fields` too).
 
     The frames go from the decoder through the analysis (which holds each back until its label
     is decided, DECISION_LAG frames later) to the editor, so the result is the one of
@@ -75,12 +77,14 @@ def analyze_and_write_checked(
     """
     labels = tuple(remove)
     analysis = LiveAnalysis(hold=labels)
-    verifier = LiveVerifier(roi=roi, shape=shape, text_fields=text_fields)
+    verifier = LiveVerifier(
+        roi=roi, shape=shape, text_fields=text_fields, blacken_regions=blacken_regions
+    )
     try:
         outcome = edit_video(
             src,
             dst,
-            EditPlan(roi=roi, shape=shape, keep_audio=keep_audio),
+            EditPlan(roi=roi, shape=shape, keep_audio=keep_audio, blacken_regions=blacken_regions),
             encode=encode,
             on_progress=on_progress,
             on_video_packet=verifier,

@@ -485,6 +485,7 @@ def _fingerprint(
         "plan": {
             "roi": None if plan.roi is None else plan.roi.to_dict(),
             "shape": plan.shape,
+            "blacken_regions": [box.to_dict() for box in plan.blacken_regions],
             "blacken": [list(r) for r in merge_ranges(plan.blacken)],
             "remove": [list(r) for r in merge_ranges(plan.remove)],
             "keep_audio": plan.keep_audio,
@@ -559,11 +560,14 @@ def encode_chunk(
     remove = merge_ranges(plan.remove)
     local_remove = _clip(remove, lo, hi)
     expected = chunk.frames - sum(b - a + 1 for a, b in local_remove)
+    if plan.roi is None and plan.blacken_regions:
+        raise ValueError("Regions are blackened inside a kept region: give the roi.")
     verifier = LiveVerifier(
         roi=plan.roi,
         shape=plan.shape,
         black_frames=to_output_ranges(_clip(blacken, lo, hi), local_remove),
         text_fields=text_fields,
+        blacken_regions=plan.blacken_regions,
     )
     digest = _NalSha()
 
@@ -585,7 +589,9 @@ def encode_chunk(
             fills = (
                 None
                 if plan.roi is None
-                else plane_fills(width, height, plan.roi, plan.shape, sub, sub)
+                else plane_fills(
+                    width, height, plan.roi, plan.shape, sub, sub, plan.blacken_regions
+                )
             )
             vin.codec_context.thread_type = "AUTO"
             out = stack.enter_context(

@@ -221,14 +221,15 @@ def working_luma(y: U8Array, grid: Grid) -> U8Array:
     return y[:: grid.stride, :: grid.stride][: grid.rows * TILE, : grid.cols * TILE]
 
 
-def tile_stats(planes: FramePlanes, grid: Grid) -> TileStats:
-    """Measure one frame's tiles.
+def tile_stats(planes: FramePlanes, grid: Grid, work: U8Array | None = None) -> TileStats:
+    """Measure one frame's tiles; `work` is the contiguous working luma if the caller has it.
 
     Runs on every analysed frame, so it works in uint8 on contiguous copies where it can (a
     strided view costs several times as much per pass) and sums bools in narrow integers.
     """
     rows, cols = grid.rows, grid.cols
-    work = np.ascontiguousarray(working_luma(planes.y, grid))
+    if work is None:
+        work = np.ascontiguousarray(working_luma(planes.y, grid))
     lo = _tile_reduce(np.minimum, work, rows, cols, TILE, TILE).astype(np.int16)
     hi = _tile_reduce(np.maximum, work, rows, cols, TILE, TILE).astype(np.int16)
     mean = (tile_sum(work, rows, cols, TILE, TILE) / np.float32(TILE * TILE)).astype(np.float32)

@@ -83,6 +83,8 @@ class EditPlan:
     blacken: tuple[FrameRange, ...] = ()  # frames made entirely black; count and timing kept
     remove: tuple[FrameRange, ...] = ()  # frames cut out; removal wins over blacken
     keep_audio: bool = True  # False: the output has no audio stream, only the video
+    #: Boxes made black inside the kept area in every frame (only with an roi).
+    blacken_regions: tuple[Roi, ...] = ()
 
 
 class FrameGate(Protocol):
@@ -179,8 +181,12 @@ def edit_video(
 
         pix_fmt = output_pix_fmt(width, height)
         sub = 1 if pix_fmt == "yuv444p" else 2
+        if plan.roi is None and plan.blacken_regions:
+            raise ValueError("Regions are blackened inside a kept region: give the roi.")
         fills = (
-            None if plan.roi is None else plane_fills(width, height, plan.roi, plan.shape, sub, sub)
+            None
+            if plan.roi is None
+            else plane_fills(width, height, plan.roi, plan.shape, sub, sub, plan.blacken_regions)
         )
 
         # Default slice threading leaves H.264 decoding on one core.

@@ -70,12 +70,18 @@ def check_roi(roi: Roi, width: int, height: int) -> None:
         )
 
 
-def luma_keep_mask(width: int, height: int, roi: Roi, shape: Shape) -> BoolArray:
+def luma_keep_mask(
+    width: int, height: int, roi: Roi, shape: Shape, holes: tuple[Roi, ...] = ()
+) -> BoolArray:
     """Boolean (height, width) array, True for the luma pixels that are kept.
 
     For "ellipse" a pixel is kept iff its centre lies in the ellipse inscribed in the ROI.
+    `holes` are boxes made black inside the kept area (text the processor prints over the
+    image); they must lie inside the frame.
     """
     check_roi(roi, width, height)
+    for hole in holes:
+        check_roi(hole, width, height)
     keep = np.zeros((height, width), dtype=np.bool_)
     box = keep[roi.y : roi.y + roi.height, roi.x : roi.x + roi.width]
     if shape == "rect":
@@ -88,6 +94,8 @@ def luma_keep_mask(width: int, height: int, roi: Roi, shape: Shape) -> BoolArray
         box[:] = xs[None, :] ** 2 + ys[:, None] ** 2 <= 1.0
     else:
         raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
+    for hole in holes:
+        keep[hole.y : hole.y + hole.height, hole.x : hole.x + hole.width] = False
     return keep
 
 
@@ -158,10 +166,17 @@ class PlaneFill:
 
 
 def plane_fills(
-    width: int, height: int, roi: Roi, shape: Shape, sub_x: int, sub_y: int
+    width: int,
+    height: int,
+    roi: Roi,
+    shape: Shape,
+    sub_x: int,
+    sub_y: int,
+    holes: tuple[Roi, ...] = (),
 ) -> tuple[PlaneFill, PlaneFill, PlaneFill]:
     """The (Y, U, V) fills for a planar YUV frame whose chroma is subsampled by (sub_x, sub_y)
-    (2, 2 for yuv420p; 1, 1 for yuv444p). Raises ValueError for a bad ROI or shape."""
-    keep = luma_keep_mask(width, height, roi, shape)
+    (2, 2 for yuv420p; 1, 1 for yuv444p), black outside the ROI and in the `holes`. Raises
+    ValueError for a bad ROI, hole or shape."""
+    keep = luma_keep_mask(width, height, roi, shape, holes)
     chroma = PlaneFill.from_keep(subsample_keep(keep, sub_x, sub_y), CHROMA_NEUTRAL)
     return PlaneFill.from_keep(keep, LUMA_BLACK), chroma, chroma

@@ -148,11 +148,13 @@ def verify_output(
     text_fields: tuple[TextField, ...] = (),
     on_progress: ProgressCallback | None = None,
     margin_px: int = DEFAULT_MARGIN_PX,
+    blacken_regions: tuple[Roi, ...] = (),
 ) -> Verification:
     """Decode every frame of the video at `path` and check it against the promises.
 
     `black_frames` are in the output's numbering (see EditOutcome.to_output_ranges);
-    `text_fields` are boxes of the output frame that must be dark (a device's, see field_check).
+    `text_fields` are boxes of the output frame that must be dark (a device's, see field_check);
+    `blacken_regions` are boxes inside the ROI that must be black as its outside is.
     Blocking; run it in a worker thread. `on_progress` gets the number of frames decoded
     after every frame and once more at the end; an exception it raises propagates.
 
@@ -164,7 +166,7 @@ def verify_output(
     if shape not in SHAPES:
         raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
     black = merge_ranges(black_frames)
-    checker = _Checker(roi, shape, black, margin_px, text_fields)
+    checker = _Checker(roi, shape, black, margin_px, text_fields, blacken_regions)
     try:
         with open_input(path) as container:
             stream = select_video_stream(container)
@@ -212,10 +214,13 @@ class LiveVerifier:
         text_fields: tuple[TextField, ...] = (),
         margin_px: int = DEFAULT_MARGIN_PX,
         backlog: int = 64,
+        blacken_regions: tuple[Roi, ...] = (),
     ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
-        self._checker = _Checker(roi, shape, merge_ranges(black_frames), margin_px, text_fields)
+        self._checker = _Checker(
+            roi, shape, merge_ranges(black_frames), margin_px, text_fields, blacken_regions
+        )
         self._queue: queue.Queue[tuple[bytes, int | None, int | None] | None] = queue.Queue(backlog)
         self._digest = UnitDigest()
         self._parameter_sets: list[bytes] | None = None
@@ -363,8 +368,10 @@ class _Checker:
         black: tuple[FrameRange, ...],
         margin: int,
         text_fields: tuple[TextField, ...],
+        holes: tuple[Roi, ...] = (),
     ) -> None:
         self._roi = roi
+        self._holes = holes
         self._text_fields = text_fields
         self._field_probes: list[FieldProbe] = []
         self._shape = shape
@@ -418,7 +425,11 @@ class _Checker:
             check_roi(self._roi, width, height)
         except ValueError as exc:
             raise _Unverifiable(str(exc)) from exc
-        keep = luma_keep_mask(width, height, self._roi, self._shape)
+        try:
+            keep = luma_keep_mask(width, height, self._roi, self._shape, self._holes)
+        except ValueError as exc:
+            raise _Unverifiable(str(exc)) from exc
+        # The blackened regions are checked as the outside is (beyond the margin).
         near = _dilate(keep, self._margin)
         if not near.all():
             self._far = PlaneFill.from_keep(near, LUMA_BLACK)

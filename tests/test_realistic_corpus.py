@@ -1,0 +1,115 @@
+"""The analysis on the realistic corpus (testkit.realistic): Olympus CV-1500 and centred layouts,
+round, octagonal and rectangular live images with vignetting, fine or smooth texture, specular
+highlights; fast passage, slow inspection, nearly still image; dark stretches, an instrument, a
+registration screen, out of the body; one scene at 1080p.
+
+Prints the per-scene table (pytest -s) that the README's Detectors section shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
+
+from jobs.roi_choice import trusted
+from jobs.video.analyze import ROI_MIN_CONFIDENCE, analyze_video
+from testkit.media import plane_array
+from testkit.realistic import (
+    TABLE_HEAD,
+    RealisticScene,
+    SceneScore,
+    corpus,
+    make_realistic_video,
+    olympus_1080p,
+    score,
+)
+
+MIN_IOU = 0.95
+MIN_RECALL = 0.95
+
+SCENES: tuple[RealisticScene, ...] = (*corpus(640), olympus_1080p())
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SceneScore]:
+    folder: Path = tmp_path_factory.mktemp("realistic")
+    results = {}
+    for scene in SCENES:
+        truth = make_realistic_video(scene, folder / f"{scene.name}.mp4")
+        results[scene.name] = score(truth, analyze_video(truth.path))
+    print("\n" + TABLE_HEAD)
+    for result in results.values():
+        print(result.row(), result.found)
+    return results
+
+
+@pytest.mark.parametrize("scene", SCENES, ids=lambda scene: scene.name)
+def test_live_image_found(scene: RealisticScene, scored: dict[str, SceneScore]) -> None:
+    result = scored[scene.name]
+    message = f"{result.row()} found {result.found}, truth {scene.layout.image}"
+    assert result.roi_iou >= MIN_IOU, message
+    assert result.confidence >= ROI_MIN_CONFIDENCE, message
+
+
+@pytest.mark.parametrize("scene", SCENES, ids=lambda scene: scene.name)
+def test_labels(scene: RealisticScene, scored: dict[str, SceneScore]) -> None:
+    """Registration screens, out-of-body and dark stretches are found, with no false positive,
+    also where the image hardly moves (the overlay is then learned from the still frames)."""
+    result = scored[scene.name]
+    for label in result.labels:
+        assert label.recall >= MIN_RECALL, result.row()
+        assert label.false_positives == 0, result.row()
+
+
+@pytest.mark.parametrize("scene", SCENES, ids=lambda scene: scene.name)
+def test_device_recognised(scene: RealisticScene, scored: dict[str, SceneScore]) -> None:
+    """The Olympus CV-1500 layouts are recognised, at 640x360 and at 1080p; the centred
+    layouts match no catalogued device."""
+    result = scored[scene.name]
+    assert result.device == scene.layout.device, result.row()
+
+
+@pytest.mark.parametrize("scene", SCENES, ids=lambda scene: scene.name)
+def test_text_inside_the_image(scene: RealisticScene, scored: dict[str, SceneScore]) -> None:
+    """Text printed over the picture is found (inside_roi), and nothing else is taken for it."""
+    result = scored[scene.name]
+    assert result.inside_found == result.inside_truth, result.row()
+    assert result.inside_extra == 0, result.row()
+
+
+def test_an_image_of_no_fitting_shape_gets_a_low_confidence(tmp_path: Path) -> None:
+    """A lit area shaped like an L (no ellipse or box fits it): the ROI is not trusted."""
+    width, height = 320, 240
+    lit = np.zeros((height, width), dtype=np.bool_)
+    lit[20:220, 40:120] = True  # the L's stem
+    lit[140:220, 40:300] = True  # its foot
+    rng = np.random.default_rng(3)
+    texture = rng.integers(70, 200, size=(height + 64, width + 64), dtype=np.uint8)
+    path = tmp_path / "l_shape.mp4"
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        assert isinstance(stream, VideoStream)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(30):
+            y = np.full((height, width), 16, np.uint8)
+            shift = 2 * index
+            y[lit] = texture[shift : shift + height, shift : shift + width][lit]
+            u = np.full((height // 2, width // 2), 128, np.uint8)
+            v = u.copy()
+            u[lit[::2, ::2]], v[lit[::2, ::2]] = 112, 168  # tissue-coloured
+            frame = VideoFrame(width, height, "yuv420p")
+            for plane, data in zip(frame.planes, (y, u, v), strict=True):
+                plane_array(plane, frame)[:] = data
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    found = analyze_video(path).suggested_roi
+    assert found is not None
+    assert found.fit_residual > 0.2, found
+    assert found.confidence < ROI_MIN_CONFIDENCE, found
+    assert trusted(found.to_dict()) is False
