@@ -35,7 +35,9 @@ from jobs.storage import Storage, private_umask
 
 log = structlog.get_logger("vidcorrect.worker")
 
-#: arq's own limit sits above ours, so a job always ends through our timeout handling first.
+#: arq's own limit sits above ours, so a job always ends through our timeout handling first:
+#: above the longest limit any job may get (Settings.longest_time_limit, which scales with the
+#: video's length), since arq's is one per function, fixed when the worker starts.
 ARQ_TIMEOUT_MARGIN = 60
 
 
@@ -107,9 +109,14 @@ def arq_job(body: OperationBody) -> WorkerCoroutine:
     return job
 
 
+def arq_timeout(settings: Settings) -> int:
+    """arq's own time limit of every job (seconds): above any limit of ours."""
+    return settings.longest_time_limit + ARQ_TIMEOUT_MARGIN
+
+
 def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str, Any]:
     """Keyword arguments for :class:`arq.worker.Worker` for these settings."""
-    timeout = settings.job_timeout + ARQ_TIMEOUT_MARGIN
+    timeout = arq_timeout(settings)
     return {
         "functions": [
             func(arq_job(body), name=JOB_NAMES[operation], timeout=timeout)
