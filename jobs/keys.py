@@ -45,7 +45,9 @@ Key                              Type    Written by                           Li
 arq names its other keys itself, from the queue name (``P:queue:health-check``, beaten by each
 worker) or from the job id, without the prefix (``arq:job:<job_id>``, ``arq:in-progress:``,
 ``arq:retry:``, ``arq:result:`` kept an hour, and ``arq:abort``). A task's job id is its task id
-for its first attempt and ``<task_id>-a<attempt>`` after (:mod:`jobs.queueing`).
+for its first attempt and ``<task_id>-a<attempt>`` after (:mod:`jobs.queueing`); a lost
+attempt's queue entry and ``arq:job:``/``arq:in-progress:``/``arq:retry:`` keys are deleted by
+recovery when it re-queues the task.
 """
 
 from __future__ import annotations

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from arq.constants import in_progress_key_prefix
+from redis.asyncio import Redis
 
 from jobs.errors import ConfigError, Stalled
 from jobs.model import MAX_ATTEMPTS
@@ -253,3 +256,30 @@ async def test_the_scaled_limit_still_stops_a_job(
     assert final["error"]["code"] == "timeout"
     assert "limit of 3 s" in final["error"]["message"]
     assert temp_files(limited) == []
+
+
+async def test_a_lost_attempt_leaves_nothing_in_arqs_queue(
+    client: Client, settings: Settings, clip_720p: Path, spawn_worker: SpawnWorker
+) -> None:
+    """arq's own limit is days long now (above the longest video's): the attempt of a worker
+    SIGKILLed mid-job must not wait that long in its queue, counted as queued. Recovery takes
+    it off when it re-queues the task."""
+    video = await upload(client, clip_720p)
+    first = spawn_worker()
+    task_id = await submit_mask(client, video["id"], DEVICE_MASK)
+    async with frozen(settings.data_dir, video["id"]) as frames:
+        await frames.run_until(lambda: frames_reported(client, task_id))
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    spawn_worker()
+    final = (await follow_task(client, task_id, timeout=120))[-1]
+    assert final["state"] == "SUCCESS", final
+    assert final["attempt"] == 2
+    redis = Redis.from_url(str(settings.redis_url))
+    try:
+        assert await redis.zrange(settings.keys.queue, 0, -1) == []
+        assert not await redis.exists(in_progress_key_prefix + task_id)
+    finally:
+        await redis.aclose()
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, clip_720p, DEVICE_MASK, numbered=True)
