@@ -144,6 +144,20 @@ def tree(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by ``pid``'s tree: its live processes' own, and
+    that of the children they have reaped (a worker's frame processes are reaped by its
+    forkserver)."""
+    ticks = 0
+    for member in tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pids: Sequence[int]) -> float:
     total = 0
     for pid in pids:
@@ -371,6 +385,8 @@ async def scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     runs: dict[int, list[float]] = {1: [], 2: []}
     statuses: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     lines: dict[int, list[Timeline]] = {1: [], 2: []}
+    #: Per run, each worker's CPU time over the wall time: how much of its core it got.
+    shares: dict[int, list[list[float]]] = {1: [], 2: []}
     for rep in range(args.reps):
         order = (1, 2) if rep % 2 == 0 else (2, 1)
         for count in order:
@@ -380,7 +396,13 @@ async def scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session,
             ):
                 video_id = await upload_file(session, running.base, source)
+                before = [cpu_seconds(w.process.pid) for w in running.workers]
                 took, status = await mask_task(session, running.base, video_id, roi)
+                used = [
+                    cpu_seconds(w.process.pid) - b
+                    for w, b in zip(running.workers, before, strict=True)
+                ]
+                shares[count].append([u / took for u in used])
                 assert int(status["result"]["frames"]) == frames, status["result"]["frames"]
                 assert len(status["result"]["workers"]) == count, status["result"]["workers"]
                 line = timeline(running.workers, status["task_id"])
@@ -388,8 +410,10 @@ async def scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             runs[count].append(took)
             statuses[count].append(status)
             lines[count].append(line)
+            got = ", ".join(f"{share:.0%}" for share in shares[count][-1])
             print(f"  rep {rep}, {count} worker(s): {took:.1f} s ({len(line.chunks)} chunks; "
-                  f"plan {line.plan:.2f} s, stitch {line.stitch:.2f} s)", flush=True)  # fmt: skip
+                  f"plan {line.plan:.2f} s, stitch {line.stitch:.2f} s; CPU share of each "
+                  f"worker's core: {got})", flush=True)  # fmt: skip
     one, two = statistics.median(runs[1]), statistics.median(runs[2])
     ratio = statistics.median(b / a for a, b in zip(runs[1], runs[2], strict=True))
     overheads = [
@@ -435,6 +459,8 @@ async def scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "validation": {str(w): {"predicted": p, "measured": m} for w, (p, m) in validation.items()},
         "projection_1h_1080p50": {str(w): s for w, s in projection.items()},
         "projection_chunk_seconds": args.chunk_seconds_projection,
+        "cpu_share_one_worker": shares[1],
+        "cpu_share_two_workers": shares[2],
         "load_average": os.getloadavg(),
     }
     print(scaling_markdown(result))
@@ -467,6 +493,11 @@ def scaling_markdown(r: dict[str, Any]) -> str:
         f"{r['validation']['1']['measured']:.1f} s, 2 workers predicted "
         f"{r['validation']['2']['predicted']:.1f} s / measured "
         f"{r['validation']['2']['measured']:.1f} s",
+        "- CPU time of each worker (its frame processes included) over the wall time, i.e. "
+        "how much of its pinned core it got: one worker "
+        + "; ".join(", ".join(f"{v:.0%}" for v in run) for run in r["cpu_share_one_worker"])
+        + "; two workers "
+        + "; ".join(", ".join(f"{v:.0%}" for v in run) for run in r["cpu_share_two_workers"]),
         f"- load average at the end: {', '.join(f'{v:.1f}' for v in r['load_average'])}",
         "",
         f"Projected makespan, 1-hour 1080p50 recording ({PROJECTED_FRAMES} frames, chunks of "
@@ -540,7 +571,12 @@ async def large(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 if phase == "upload":
                     video_id = await upload_file(session, running.base, source)
                 elif phase == "mask":
+                    before = [cpu_seconds(w.process.pid) for w in running.workers]
                     _, status = await mask_task(session, running.base, video_id, roi)
+                    cpu = [
+                        cpu_seconds(w.process.pid) - b
+                        for w, b in zip(running.workers, before, strict=True)
+                    ]
                 else:
                     await download(session, status, work / "large-out.mp4")
                 timings[phase] = time.perf_counter() - started
@@ -570,6 +606,7 @@ async def large(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "mask_vs_ffmpeg": timings["mask"] / timings["ffmpeg"],
         "end_to_end_vs_ffmpeg": (timings["upload"] + timings["mask"] + timings["download"])
         / timings["ffmpeg"],
+        "worker_cpu_s_during_mask": cpu,
         "rss_baseline_mb": sampler.baseline,
         "rss_peak_mb": sampler.peaks,
         "load_average": os.getloadavg(),
@@ -600,6 +637,9 @@ def large_markdown(r: dict[str, Any]) -> str:
         + " MB",
         f"- mask / ffmpeg: **{r['mask_vs_ffmpeg']:.2f}**; upload + mask + download / ffmpeg: "
         f"**{r['end_to_end_vs_ffmpeg']:.2f}**",
+        "- workers' CPU time during the mask: "
+        + ", ".join(f"{v:.0f} s" for v in r["worker_cpu_s_during_mask"])
+        + f" (of {t['mask']:.0f} s wall each)",
         f"- load average at the end: {', '.join(f'{v:.1f}' for v in r['load_average'])}",
     ]
     return "\n".join(lines)
