@@ -267,8 +267,11 @@ async def mask_task(
         await asyncio.sleep(POLL)
 
 
-async def download(session: aiohttp.ClientSession, status: dict[str, Any], dest: Path) -> None:
-    async with session.get(status["result"]["output_url"]) as resp:
+async def download(
+    session: aiohttp.ClientSession, base: str, status: dict[str, Any], dest: Path
+) -> None:
+    """Stream the task's output to ``dest`` (its ``output_url`` is relative to ``base``)."""
+    async with session.get(base + status["result"]["output_url"]) as resp:
         assert resp.status == 200, await resp.text()
         with dest.open("wb") as f:
             async for chunk in resp.content.iter_chunked(MIB):
@@ -578,7 +581,7 @@ async def large(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                         for w, b in zip(running.workers, before, strict=True)
                     ]
                 else:
-                    await download(session, status, work / "large-out.mp4")
+                    await download(session, running.base, status, work / "large-out.mp4")
                 timings[phase] = time.perf_counter() - started
                 print(f"  {phase}: {timings[phase]:.1f} s", flush=True)
         finally:
