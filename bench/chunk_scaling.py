@@ -33,9 +33,9 @@ chunks); ``--chunk-seconds`` changes it.
 
 **large**: a source of ``--size-gb`` GiB (1080p25 H.264, constant bitrate, ``--seconds`` long)
 uploaded (streamed), masked chunked by ``--cpus`` workers (one per CPU), and downloaded
-(streamed), with the server's and each worker's RSS (the worker and its forkserver and frame
-processes together) sampled every 0.2 s, against the ffmpeg command line doing the same mask
-with the same preset and CRF on the same CPUs (``taskset``).
+(streamed), with the server's and each worker's memory (PSS, the worker and its forkserver and
+frame processes together, shared pages counted once) sampled every 0.2 s, against the ffmpeg
+command line doing the same mask with the same preset and CRF on the same CPUs (``taskset``).
 
 Results: printed as Markdown, and written as JSON (``--json``, default
 ``bench/out/chunk_scaling-<case>.json``).
@@ -159,14 +159,20 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_mb(pids: Sequence[int]) -> float:
+    """The memory of these processes (MB): their proportional set sizes (PSS: a page shared by
+    a forkserver and its children counts once in all), else their RSS."""
     total = 0
     for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
+        for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+            try:
+                found = [
+                    line for line in Path(path).read_text().splitlines() if line.startswith(key)
+                ]
+            except OSError:
+                continue
+            if found:
+                total += int(found[0].split()[1])
+                break
     return total / 1024
 
 
@@ -520,7 +526,8 @@ def scaling_markdown(r: dict[str, Any]) -> str:
 
 @dataclass
 class Sampler:
-    """RSS (MB) of the server and of each worker's process tree, sampled per phase."""
+    """Memory (MB, PSS: rss_mb) of the server and of each worker's process tree (the worker,
+    its forkserver and frame processes), sampled per phase."""
 
     server_pid: int
     workers: list[Worker]
@@ -624,7 +631,7 @@ def large_markdown(r: dict[str, Any]) -> str:
         f"### {r['source']['bytes'] / 1024**3:.2f} GiB source through the API "
         f"({r['source']['frames']} frames, {r['chunks']} chunks, workers on CPUs {r['cpus']})",
         "",
-        "| phase | time (s) | server RSS peak (MB) | worker RSS peaks (MB) |",
+        "| phase | time (s) | server PSS peak (MB) | worker PSS peaks (MB) |",
         "|---|---|---|---|",
     ]
     for phase in ("upload", "mask", "download"):
@@ -635,7 +642,7 @@ def large_markdown(r: dict[str, Any]) -> str:
     lines += [
         f"| ffmpeg CLI (same CPUs, preset, CRF) | {t['ffmpeg']:.1f} | | |",
         "",
-        f"- RSS at start: server {base.get('server', 0):.0f} MB, workers "
+        f"- PSS at start: server {base.get('server', 0):.0f} MB, workers "
         + ", ".join(f"{v:.0f}" for k, v in base.items() if k != "server")
         + " MB",
         f"- mask / ffmpeg: **{r['mask_vs_ffmpeg']:.2f}**; upload + mask + download / ffmpeg: "
