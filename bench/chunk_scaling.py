@@ -617,8 +617,8 @@ async def large(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "end_to_end_vs_ffmpeg": (timings["upload"] + timings["mask"] + timings["download"])
         / timings["ffmpeg"],
         "worker_cpu_s_during_mask": cpu,
-        "rss_baseline_mb": sampler.baseline,
-        "rss_peak_mb": sampler.peaks,
+        "pss_baseline_mb": sampler.baseline,
+        "pss_peak_mb": sampler.peaks,
         "load_average": os.getloadavg(),
     }
     print(large_markdown(result))
@@ -635,10 +635,10 @@ def large_markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for phase in ("upload", "mask", "download"):
-        peaks = r["rss_peak_mb"].get(phase, {})
+        peaks = r["pss_peak_mb"].get(phase, {})
         workers = ", ".join(f"{v:.0f}" for k, v in peaks.items() if k != "server")
         lines.append(f"| {phase} | {t[phase]:.1f} | {peaks.get('server', 0):.0f} | {workers} |")
-    base = r["rss_baseline_mb"]
+    base = r["pss_baseline_mb"]
     lines += [
         f"| ffmpeg CLI (same CPUs, preset, CRF) | {t['ffmpeg']:.1f} | | |",
         "",
