@@ -215,11 +215,14 @@ async def cluster(work: Path, name: str, cpus: Sequence[int], **env: str) -> Asy
                 workers.append(Worker(cpu, process, log))
             async with aiohttp.ClientSession() as session:
                 deadline = time.monotonic() + 120
-                while True:
-                    async with session.get(f"{base}/readyz") as resp:
-                        if (await resp.json()).get("workers", 0) >= len(cpus):
-                            break
-                    assert time.monotonic() < deadline, "the workers never reported"
+                while True:  # (a loaded machine may take longer than service_process waits)
+                    try:
+                        async with session.get(f"{base}/readyz") as resp:
+                            if (await resp.json()).get("workers", 0) >= len(cpus):
+                                break
+                    except aiohttp.ClientConnectionError:
+                        pass
+                    assert time.monotonic() < deadline, "the server or the workers never came up"
                     await asyncio.sleep(0.2)
             yield Cluster(base, server_pid, workers, work / name)
         finally:
