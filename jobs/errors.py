@@ -17,7 +17,8 @@ uploaded filenames or file contents. Which answer each one becomes is the server
     ├── ConfigError           the service's own configuration is unusable (start-up only)
     ├── VerificationFailed    a job's output failed its own check (a task error)
     ├── SourceChanged         a job's original changed while it ran (a task error)
-    └── FrameProcessCrashed   a job's frame process died (a task error)
+    ├── FrameProcessCrashed   a job's frame process died (a task error)
+    └── Stalled               a job's frame loop made no progress for too long (a task error)
 """
 
 from __future__ import annotations
@@ -114,3 +115,11 @@ class FrameProcessCrashed(VidcorrectError):
     native decoder); the job failed, the worker carries on."""
 
     code = "worker_crash"
+
+
+class Stalled(VidcorrectError):
+    """A job's frame loop reported no progress for ``VIDCORRECT_STALL_TIMEOUT`` seconds while
+    its worker was alive (a hung decoder or frame process): it was killed, and the task is
+    retried as a lost attempt; this is its error once it has had all its attempts."""
+
+    code = "stalled"

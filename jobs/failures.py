@@ -8,7 +8,7 @@ import os
 
 from redis.exceptions import RedisError
 
-from jobs.errors import VidcorrectError
+from jobs.errors import Stalled, VidcorrectError
 from jobs.video import InvalidVideo, VideoError
 
 #: Storage errors worth another try: I/O errors, busy or stale (network) files, time-outs.
@@ -20,9 +20,12 @@ NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 def transient_reason(exc: Exception) -> str | None:
     """Why ``exc`` is worth another try, in a few words for the task's status (the error's
-    name); ``None`` if it is not (Redis errors and ``TRANSIENT_ERRNOS`` are)."""
+    name); ``None`` if it is not (Redis errors, ``TRANSIENT_ERRNOS`` and a stalled frame loop
+    are)."""
     if isinstance(exc, RedisError):
         return type(exc).__name__
+    if isinstance(exc, Stalled):  # retried as a lost attempt: a hang may not come back
+        return "its frame loop made no progress"
     if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
         return os.strerror(exc.errno or 0)
     return None

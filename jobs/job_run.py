@@ -29,7 +29,13 @@ from redis.exceptions import RedisError
 
 from jobs.errors import SourceChanged
 from jobs.model import JsonDict, TaskRecord, VideoRecord
-from jobs.progress import FrameProgress, JobStopped, count_frames, publish_progress
+from jobs.progress import (
+    FrameProgress,
+    JobStopped,
+    count_frames,
+    publish_progress,
+    watch_for_stall,
+)
 from jobs.settings import Settings
 from jobs.stats import JobStats
 from jobs.storage import Storage, file_sha256
@@ -183,7 +189,9 @@ class JobRun:
         onto ``span`` of the task's 0-100 (a job of several stages gives each its share), and the
         status reads ``"{label} frame 450/1000 (62 fps)"``. When this coroutine is cancelled
         (time limit, shutdown) the loop is told to stop and awaited, so no thread goes on writing
-        a file that is about to be removed.
+        a file that is about to be removed. A loop that reports no progress for
+        ``stall_timeout`` seconds is stopped and raises :class:`jobs.errors.Stalled`
+        (:func:`jobs.progress.watch_for_stall`).
         """
         if self.cancel_requested:
             raise JobStopped
@@ -197,6 +205,10 @@ class JobRun:
         publisher = asyncio.create_task(
             publish_progress(self, progress, label, span, span[1] if ceiling is None else ceiling)
         )
+        stall_timeout = self.deps.settings.stall_timeout
+        watchdog = (
+            asyncio.create_task(watch_for_stall(progress, stall_timeout)) if stall_timeout else None
+        )
         try:
             outcome = await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -208,9 +220,11 @@ class JobRun:
             self._progress = None
             if stats is not None:
                 stats.stage_ended(progress)
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
+            for helper in (publisher, watchdog):
+                if helper is not None:
+                    helper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await helper
         await count_frames(self, progress, label)
         return outcome
 

@@ -80,7 +80,9 @@ publisher``                              task's aggregate progress            re
 arq names its other keys itself, from the queue name (``P:queue:health-check``, beaten by each
 worker) or from the job id, without the prefix (``arq:job:<job_id>``, ``arq:in-progress:``,
 ``arq:retry:``, ``arq:result:`` kept an hour, and ``arq:abort``). A task's job id is its task id
-for its first attempt and ``<task_id>-a<attempt>`` after (:mod:`jobs.queueing`); a chunk's is
+for its first attempt and ``<task_id>-a<attempt>`` after (:mod:`jobs.queueing`); a lost
+attempt's queue entry and ``arq:job:``/``arq:in-progress:``/``arq:retry:`` keys are deleted by
+recovery when it re-queues the task. A chunk's job id is
 ``<task_id>:chunk:<index>:<attempt>.<chunk attempt>`` and a stitch's ``<task_id>:stitch:<attempt>``
 (:mod:`jobs.chunked`).
 """

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import structlog
 from redis.exceptions import RedisError
 
+from jobs.errors import Stalled
 from jobs.model import TaskRecord, TaskState
 from jobs.stats import JobStats
 
@@ -23,6 +24,8 @@ PUBLISH_INTERVAL = 0.5
 ETA_AFTER = 3.0
 #: Weight of the newest rate measurement in the smoothed rate.
 RATE_SMOOTHING = 0.3
+#: How often, at most, the stall watchdog looks at a frame loop (seconds).
+STALL_CHECK_INTERVAL = 1.0
 
 #: The stage name in the frame counter of each run_frames label (an output is checked while it
 #: is encoded, so its frames count once, as "encode"; a long video's chunks count as "encode"
@@ -52,16 +55,37 @@ class FrameProgress:
         self.stop = False
         self._clock = clock
         self._first_frame_at: float | None = None
+        #: When the loop last reported (or started): what the stall watchdog measures from.
+        self.reported_at = clock()
+        #: Set (with ``stop``) by :func:`watch_for_stall`: the loop then raises :class:`Stalled`.
+        self.stalled: Stalled | None = None
         self._last_sample: tuple[float, int] | None = None
         self.rate: float | None = None  # frames per second, smoothed
         self.counted = 0  # frames already added to the worker's frame counter
 
     def __call__(self, done: int) -> None:
         if self.stop:
-            raise JobStopped
+            raise self.stalled or JobStopped()
+        now = self._clock()
         if self._first_frame_at is None:
-            self._first_frame_at = self._clock()
+            self._first_frame_at = now
+        self.reported_at = now
         self.done = done
+
+    def idle_seconds(self) -> float:
+        """Seconds since the loop last reported progress (or started)."""
+        return self._clock() - self.reported_at
+
+    def stall(self, timeout: float) -> None:
+        """Stop the loop as stalled: its next report (or its child's waiter, which then kills
+        the child: jobs.frame_process) raises :class:`Stalled`."""
+        self.stalled = Stalled(
+            f"The job made no progress for {timeout:g} s (its frame loop hung at frame "
+            f"{self.done} of {self.total}) and was stopped on each of its attempts. The video "
+            "may be damaged (check that it plays to the end) or the server badly overloaded; "
+            "submit it again once that is resolved."
+        )
+        self.stop = True
 
     def measure(self) -> None:
         """Fold the frames done since the last call into the smoothed rate."""
@@ -137,6 +161,24 @@ async def publish_progress(
             log.warning("progress not published", error=str(error))
         await count_frames(run, progress, label)
         await asyncio.sleep(PUBLISH_INTERVAL)
+
+
+async def watch_for_stall(progress: FrameProgress, stall_after: float) -> None:
+    """Until cancelled: stop the frame loop as stalled (:meth:`FrameProgress.stall`) once it has
+    reported nothing for ``stall_after`` seconds (a hung decoder or frame process). Only frame loops
+    are watched; a job's other stages (hashing a large file) are not."""
+    while True:
+        idle = progress.idle_seconds()
+        if idle >= stall_after:
+            log.warning(
+                "frame loop stalled; stopping it",
+                idle_seconds=round(idle, 1),
+                frames_done=progress.done,
+                frames_total=progress.total,
+            )
+            progress.stall(stall_after)
+            return
+        await asyncio.sleep(min(STALL_CHECK_INTERVAL, stall_after - idle))
 
 
 async def count_frames(run: ProgressTarget, progress: FrameProgress, label: str) -> None:

@@ -5,7 +5,8 @@ worker runs :func:`recovery_loop`; when a heartbeat is older than ``heartbeat_ti
 them (a short Redis lock decides) marks the task RETRY with the reason, removes the lost run's
 temp files and queues the next attempt as a new arq job, at most ``MAX_ATTEMPTS`` in all; after
 that the task fails with code ``worker_lost``. (arq by itself would re-run such a job only after
-its timeout, an hour here.) A run of a superseded attempt that arq starts later does nothing.
+its timeout, days here: recovery takes the lost attempt's arq job off the queue.) A run of a
+superseded attempt that arq starts later does nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from jobs.chunked import Suspects, recover_chunks
 from jobs.errors import NotFound
 from jobs.job_run import JobDeps
 from jobs.model import MAX_ATTEMPTS, RUNNING, failed, next_attempt
-from jobs.queueing import requeue
+from jobs.queueing import forget_lost_attempt, requeue
 from jobs.redis_store import RedisTaskStore
 
 log = structlog.get_logger("vidcorrect.recovery")
@@ -45,6 +46,7 @@ async def recover_lost_tasks(ctx: dict[str, Any]) -> int:
             continue
         for leftover in deps.storage.tmp_dir.glob(f"{task_id}-*"):
             leftover.unlink(missing_ok=True)
+        await forget_lost_attempt(ctx["redis"], settings.queue_name, task_id, task.attempt)
         reason = f"its worker was lost (no heartbeat for {settings.heartbeat_timeout} s)"
         with structlog.contextvars.bound_contextvars(
             task_id=task_id,

@@ -141,9 +141,14 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: OperationBody) -> str
     log.info("job started")
     run: JobRun | None = None
     supervisor: asyncio.Task[None] | None = None
+    since = asyncio.get_running_loop().time()
+    time_limit = deps.settings.job_timeout
     try:
-        async with asyncio.timeout(deps.settings.job_timeout):
+        async with asyncio.timeout_at(since + time_limit) as limit:
             video = await deps.records.get_video(task.video_id)
+            # A long video gets longer: the limit scales with its frames (Settings.time_limit).
+            time_limit = deps.settings.time_limit(video.frame_count)
+            limit.reschedule(since + time_limit)
             run = JobRun(deps, task, video)
             supervisor = asyncio.create_task(run.supervise())
             await run.begin()
@@ -189,7 +194,7 @@ async def _run(deps: JobDeps, task: TaskRecord, operation: OperationBody) -> str
             retry = next_attempt(task, f"Retrying in {delay} s after a transient error ({reason})")
             if retry is not None:
                 return await _retry_later(deps, deps.queue, task, retry, delay, exc)
-        code, message = describe_failure(exc, deps.settings.job_timeout)
+        code, message = describe_failure(exc, time_limit)
         if code == "internal_error":
             log.exception("job failed")
         else:

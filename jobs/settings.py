@@ -34,7 +34,15 @@ class Settings:
     #: ``None`` means "embedded": ``vidcorrect serve`` starts its own redis-server and worker.
     redis_url: str | None = None
     max_jobs: int = 4
+    #: The least time limit of a job (seconds); a long video gets more (:meth:`time_limit`).
     job_timeout: int = 3600
+    #: The slowest rate (frames per second) a job is given time for: its time limit is at least
+    #: its video's frames over this rate, so a long video on a busy service is not stopped while
+    #: it still progresses (:meth:`time_limit`).
+    timeout_floor_fps: int = 5
+    #: A frame loop that reports no progress for this long (a hung decoder or child) is killed
+    #: and its task retried as a lost attempt (seconds; 0: never).
+    stall_timeout: int = 120
     max_upload_bytes: int = 8 * GIB
     x264_preset: str = "veryfast"
     x264_crf: int = 18
@@ -137,6 +145,8 @@ class Settings:
             ("VIDCORRECT_MAX_CONCURRENT_UPLOADS", "max_concurrent_uploads", 1),
             ("VIDCORRECT_SEND_TIMEOUT", "send_timeout", 1),
             ("VIDCORRECT_MAX_CHUNKS_PER_TASK", "max_chunks_per_task", 0),
+            ("VIDCORRECT_TIMEOUT_FLOOR_FPS", "timeout_floor_fps", 1),
+            ("VIDCORRECT_STALL_TIMEOUT", "stall_timeout", 0),
         ):
             if name in env:
                 values[field] = _int_var(env, name, minimum)
@@ -240,6 +250,17 @@ class Settings:
     def with_redis(self, redis_url: str) -> Settings:
         """A copy pointing at ``redis_url`` (used once the embedded Redis has started)."""
         return replace(self, redis_url=redis_url)
+
+    def time_limit(self, frames: int) -> int:
+        """The time limit (seconds) of a job on a video of ``frames`` frames:
+        ``job_timeout``, or the frames at ``timeout_floor_fps`` if that is longer."""
+        return max(self.job_timeout, -(-max(0, frames) // self.timeout_floor_fps))
+
+    @property
+    def longest_time_limit(self) -> int:
+        """The longest time limit any job may get: that of the longest video accepted
+        (``max_video_frames``). arq's own per-job limit sits above it (jobs.worker)."""
+        return self.time_limit(self.max_video_frames)
 
     @property
     def embedded(self) -> bool:

@@ -40,7 +40,9 @@ log = structlog.get_logger("vidcorrect.worker")
 #: Seconds a stopping worker waits for the webhook deliveries it is making.
 WEBHOOK_STOP_TIMEOUT = HTTP_TIMEOUT + 5
 
-#: arq's own limit sits above ours, so a job always ends through our timeout handling first.
+#: arq's own limit sits above ours, so a job always ends through our timeout handling first:
+#: above the longest limit any job may get (Settings.longest_time_limit, which scales with the
+#: video's length), since arq's is one per function, fixed when the worker starts.
 ARQ_TIMEOUT_MARGIN = 60
 
 
@@ -132,9 +134,14 @@ async def stitch_job(ctx: dict[str, Any], task_id: str, attempt: int) -> str:
     return await run_stitch(ctx, task_id, attempt, stitch_body)
 
 
+def arq_timeout(settings: Settings) -> int:
+    """arq's own time limit of every job (seconds): above any limit of ours."""
+    return settings.longest_time_limit + ARQ_TIMEOUT_MARGIN
+
+
 def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str, Any]:
     """Keyword arguments for :class:`arq.worker.Worker` for these settings."""
-    timeout = settings.job_timeout + ARQ_TIMEOUT_MARGIN
+    timeout = arq_timeout(settings)
     return {
         "functions": [
             func(arq_job(body), name=JOB_NAMES[operation], timeout=timeout)

@@ -137,8 +137,9 @@ async def test_cancel_finished_task_is_409(
 async def test_job_over_its_time_limit_fails_with_timeout(
     client: Client, settings: Settings, long_clip: Path
 ) -> None:
-    """A job held stopped from its start outlasts its 1 s limit whatever the machine's speed."""
-    limited = replace(settings, job_timeout=1)
+    """A job held stopped from its start outlasts its 1 s limit whatever the machine's speed
+    (a floor rate so high that the video's length adds nothing to the limit)."""
+    limited = replace(settings, job_timeout=1, timeout_floor_fps=1000)
     video = await upload(client, long_clip)
     task_id = await submit_mask(client, video["id"], DEVICE_MASK)
     async with in_process_worker(limited), frozen(settings.data_dir, video["id"]) as frames:

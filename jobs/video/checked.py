@@ -50,7 +50,9 @@ def write_checked(
     removed = range_frames(
         (a, min(b, outcome.frames_in - 1)) for a, b in plan.remove if a < outcome.frames_in
     )
-    return outcome, verifier.finish(dst, outcome.frames_in - removed)
+    return outcome, verifier.finish(
+        dst, outcome.frames_in - removed, _still_at(on_progress, outcome.frames_in)
+    )
 
 
 def analyze_and_write_checked(
@@ -94,7 +96,20 @@ def analyze_and_write_checked(
         verifier.close()
     result = analysis.result()
     expected = result.total_frames - range_frames(result.frames_with(labels))
-    return result, outcome, verifier.finish(dst, expected)
+    return (
+        result,
+        outcome,
+        verifier.finish(dst, expected, _still_at(on_progress, result.total_frames)),
+    )
+
+
+def _still_at(on_progress: ProgressCallback | None, frames: int) -> ProgressCallback | None:
+    """A progress callback for reading the written file back: it reports `frames` (all done)
+    as it goes, a sign of life for the job's stall watchdog on a large file."""
+    if on_progress is None:
+        return None
+    report = on_progress
+    return lambda _packets: report(frames)
 
 
 @dataclass(frozen=True)
