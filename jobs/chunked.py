@@ -50,7 +50,7 @@ from jobs.model import (
     failed,
     utc_now,
 )
-from jobs.progress import FrameProgress, JobStopped
+from jobs.progress import FrameProgress, JobStopped, watch_for_stall
 from jobs.runner import run_body
 from jobs.storage import DIR_MODE, Storage, fsync_dir
 from jobs.video import EncodeOptions, TextField
@@ -376,6 +376,8 @@ async def _encode(
         stats.stage_started(progress)
     future = asyncio.get_running_loop().run_in_executor(deps.executor, work, progress)
     watcher = asyncio.create_task(_watch(deps, store, task_id, index, spec, progress, worker_id))
+    stall_after = deps.settings.stall_timeout  # a hung chunk raises Stalled: a new chunk attempt
+    watchdog = asyncio.create_task(watch_for_stall(progress, stall_after)) if stall_after else None
     outcome: ChunkOutcome | None = None
     failure: Exception | None = None
     try:
@@ -399,9 +401,11 @@ async def _encode(
     except Exception as exc:
         failure = exc
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for helper in (watcher, watchdog):
+            if helper is not None:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
         if stats is not None:
             stats.jobs_running -= 1
             stats.stage_ended(progress)

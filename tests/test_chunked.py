@@ -717,3 +717,32 @@ async def test_a_worker_stopped_with_sigterm_hands_its_chunk_back(
     assert all(p["attempts"] == 1 for p in parts), parts  # handed back: no attempt lost
     output = await download(client, final, settings.data_dir / "out.mp4")
     judge_mask(output, long_clip, BODY, numbered=True)
+
+
+async def test_a_hung_chunk_is_killed_and_run_again(
+    client: Client, settings: Settings, spawn_worker: SpawnWorker, long_clip: Path, queue: ArqRedis
+) -> None:
+    """A chunk's frame process stopped (SIGSTOP) and left so, its worker alive and beating:
+    the stall watchdog kills it after VIDCORRECT_STALL_TIMEOUT and the chunk runs again as its
+    next attempt; the other chunks are not run again."""
+    worker = spawn_worker(**CHUNKED, VIDCORRECT_STALL_TIMEOUT="3")
+    await _workers_ready(client, 1)
+    video = await upload(client, long_clip)
+    task_id = await submit_mask(client, video["id"], BODY)
+    frozen, index, _ = await _freeze_a_chunk(queue, settings, task_id, after=1)
+    try:
+        final = (await _follow(client, task_id))[-1]
+        assert not frozen.alive(), "the hung frame process should have been killed"
+    finally:
+        frozen.resume()
+    assert worker.poll() is None
+    assert final["state"] == "SUCCESS", final
+    parts = _check_parts(final["result"])
+    assert parts[index]["attempts"] >= 2, parts
+    assert all(p["attempts"] == 1 for p in parts if p["index"] != index), parts
+    assert any(
+        line.get("event") == "frame loop stalled; stopping it"
+        for line in _log_lines(settings.data_dir.parent)
+    )
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    judge_mask(output, long_clip, BODY, numbered=True)
