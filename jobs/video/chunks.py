@@ -78,13 +78,20 @@ from jobs.video.codec import (
     open_mp4_output,
     output_pix_fmt,
 )
-from jobs.video.edit import REMOVE_ALL_MESSAGE, EditOutcome, EditPlan, _Editor
+from jobs.video.edit import REMOVE_ALL_MESSAGE, Editor, EditOutcome, EditPlan
 from jobs.video.errors import InvalidVideo, VideoError
 from jobs.video.field_check import FieldCheck
 from jobs.video.nal import annexb_units, avcc_config, length_prefixed_units
 from jobs.video.planes import SHAPES, TextField, check_roi, plane_fills
 from jobs.video.probe import open_input, select_video_stream
-from jobs.video.timeline import FrameRange, RangeCursor, merge_ranges, to_output_ranges
+from jobs.video.timeline import (
+    FrameRange,
+    RangeCursor,
+    close_up,
+    merge_ranges,
+    removed_flags,
+    to_output_ranges,
+)
 from jobs.video.verify import LiveVerifier, Verification
 
 __all__ = [
@@ -299,14 +306,6 @@ def _source_stream(inp: InputContainer) -> VideoStream:
     return vin
 
 
-def _removed_flags(n: int, remove: tuple[FrameRange, ...]) -> list[bool]:
-    removed = [False] * n
-    for start, end in remove:
-        for r in range(start, min(end, n - 1) + 1):
-            removed[r] = True
-    return removed
-
-
 def plan_chunks(
     src: Path,
     target_seconds: float,
@@ -341,7 +340,7 @@ def plan_chunks(
     n = index.frames
     if n == 0:
         raise InvalidVideo("The video stream contains no decodable frame.")
-    removed = _removed_flags(n, remove)
+    removed = removed_flags(n, remove)
     if all(removed):
         raise ValueError(REMOVE_ALL_MESSAGE)
     if not index.chunkable():
@@ -603,7 +602,7 @@ def encode_chunk(
                 )
             )
             vout = add_video_output(out, vin, width, height, pix_fmt, encode, part=True)
-            editor = _Editor(
+            editor = Editor(
                 out,
                 vin,
                 vout,
@@ -782,31 +781,12 @@ def stitch_parts(
         )
     n = chunk_plan.total_frames
     sorted_pts = index.sorted_pts
-    removed = _removed_flags(n, remove)
+    removed = removed_flags(n, remove)
     # Output pts of every kept frame, and the removed spans (source pts), as edit_video.
-    kept_src: list[int] = []
-    expected_pts: list[int] = []
-    spans: list[tuple[int, int | None]] = []
-    runs: list[list[int]] = []
-    shift = 0
-    cut_from: int | None = None
-    for r in range(n):
-        pts = sorted_pts[r]
-        if removed[r]:
-            if cut_from is None:
-                cut_from = pts
-                spans.append((pts, None))
-            continue
-        if cut_from is not None:
-            shift += pts - cut_from
-            spans[-1] = (cut_from, pts)
-            cut_from = None
-        if runs and runs[-1][1] == r - 1:
-            runs[-1][1] = r
-        else:
-            runs.append([r, r, len(kept_src)])
-        kept_src.append(pts)
-        expected_pts.append(pts - shift)
+    timing = close_up(sorted_pts, removed)
+    kept_src = [sorted_pts[r] for r in timing.kept]
+    expected_pts = list(timing.new_pts)
+    spans = list(timing.spans)
 
     try:
         read = [_read_part(path, tb) for path in parts]
@@ -831,7 +811,7 @@ def stitch_parts(
         frames_in=n,
         frames_out=len(kept_src),
         removed=n - len(kept_src),
-        frame_map=tuple((a, b, c) for a, b, c in runs),
+        frame_map=timing.frame_map,
         width=width,
         height=height,
         has_audio=ain_index is not None,

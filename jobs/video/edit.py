@@ -200,7 +200,7 @@ def edit_video(
         elif ain is not None:
             relay = AudioRelay.create(out, ain)
 
-        editor = _Editor(
+        editor = Editor(
             out,
             vin,
             vout,
@@ -252,7 +252,7 @@ def edit_video(
     )
 
 
-class _Editor:
+class Editor:
     """Takes the decoded frames in presentation order and writes what the plan keeps."""
 
     def __init__(

@@ -86,7 +86,7 @@ from jobs.video.nal import (
 )
 from jobs.video.planes import U8Array
 from jobs.video.probe import open_input, select_video_stream
-from jobs.video.timeline import FrameRange, merge_ranges
+from jobs.video.timeline import FrameRange, close_up, merge_ranges, removed_flags
 from jobs.video.verify import Verification
 
 __all__ = ["MIN_PSNR", "SmartOutcome", "smart_reason", "smart_remove"]
@@ -212,38 +212,14 @@ def _plan(index: _Index, remove: tuple[FrameRange, ...], step: int, reorder: int
             raise NotSmart("the frames of a group of pictures are not contiguous")
     if any(seg_lo[k + 1] != seg_hi[k] + 1 for k in range(len(seg_lo) - 1)):
         raise NotSmart("groups of pictures overlap in presentation order")
-    removed = [False] * n
-    for a, b in merge_ranges(remove):
-        if a >= n:
-            break
-        for r in range(a, min(b, n - 1) + 1):
-            removed[r] = True
+    removed = removed_flags(n, merge_ranges(remove))
     if all(removed):
         raise ValueError(REMOVE_ALL_MESSAGE)
     copy = [
         index.idr[s] and not any(removed[seg_lo[k] : seg_hi[k] + 1]) for k, s in enumerate(starts)
     ]
     # Output timing as edit_video: kept frames keep their durations, removed spans close up.
-    new_pts: dict[int, int] = {}
-    kept: list[int] = []
-    runs: list[list[int]] = []
-    shift = 0
-    cut_from: int | None = None
-    for r in range(n):
-        pts = sorted_pts[r]
-        if removed[r]:
-            if cut_from is None:
-                cut_from = pts
-            continue
-        if cut_from is not None:
-            shift += pts - cut_from
-            cut_from = None
-        new_pts[r] = pts - shift
-        if runs and runs[-1][1] == r - 1:
-            runs[-1][1] = r
-        else:
-            runs.append([r, r, len(kept)])
-        kept.append(r)
+    timing = close_up(sorted_pts, removed)
     last = order[-1]
     last_duration = index.durations[last] or step
     # The source's own reorder delay (largest pts lead of the i-th smallest pts over the
@@ -257,9 +233,9 @@ def _plan(index: _Index, remove: tuple[FrameRange, ...], step: int, reorder: int
         copy=copy,
         rank=rank,
         sorted_pts=sorted_pts,
-        new_pts=new_pts,
-        kept=kept,
-        frame_map=tuple((a, b, c) for a, b, c in runs),
+        new_pts=dict(zip(timing.kept, timing.new_pts, strict=True)),
+        kept=list(timing.kept),
+        frame_map=timing.frame_map,
         last_duration=last_duration,
         delay=delay,
     )

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 FrameRange = tuple[int, int]
 """0-based frame numbers in presentation order, inclusive at both ends."""
 
 __all__ = [
+    "ClosedUp",
     "FrameRange",
     "RangeCursor",
+    "close_up",
     "format_ranges",
     "merge_ranges",
     "range_frames",
+    "removed_flags",
     "to_output_ranges",
 ]
 
@@ -97,3 +101,55 @@ def to_output_ranges(
                 break
             previous_end = run_end
     return merge_ranges(mapped)
+
+
+def removed_flags(frames: int, remove: Iterable[FrameRange]) -> list[bool]:
+    """For each of `frames` frames, whether one of the ranges `remove` holds it."""
+    removed = [False] * frames
+    for start, end in remove:
+        for index in range(max(0, start), min(end, frames - 1) + 1):
+            removed[index] = True
+    return removed
+
+
+@dataclass(frozen=True)
+class ClosedUp:
+    """The output timing of a removal (see :func:`close_up`)."""
+
+    kept: tuple[int, ...]  # the kept frames, in order
+    new_pts: tuple[int, ...]  # the output pts of each kept frame (aligned with `kept`)
+    #: The removed runs as source pts: (first removed frame's, next kept frame's or None at the
+    #: end of the stream).
+    spans: tuple[tuple[int, int | None], ...]
+    #: The kept runs as (old_start, old_end inclusive, new_start), as EditOutcome.frame_map.
+    frame_map: tuple[tuple[int, int, int], ...]
+
+
+def close_up(sorted_pts: Sequence[int], removed: Sequence[bool]) -> ClosedUp:
+    """The timing edit_video gives an edit that removes the frames flagged in `removed` from
+    a stream whose frames (in presentation order) have the pts `sorted_pts`: kept frames keep
+    their durations and each removed run is closed up, its duration measured from the pts of
+    its first frame to the pts of the next kept frame."""
+    kept: list[int] = []
+    new_pts: list[int] = []
+    spans: list[tuple[int, int | None]] = []
+    runs: list[list[int]] = []
+    shift = 0
+    cut_from: int | None = None
+    for index, pts in enumerate(sorted_pts):
+        if removed[index]:
+            if cut_from is None:
+                cut_from = pts
+                spans.append((pts, None))
+            continue
+        if cut_from is not None:
+            shift += pts - cut_from
+            spans[-1] = (cut_from, pts)
+            cut_from = None
+        if runs and runs[-1][1] == index - 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index, len(kept)])
+        kept.append(index)
+        new_pts.append(pts - shift)
+    return ClosedUp(tuple(kept), tuple(new_pts), tuple(spans), tuple((a, b, c) for a, b, c in runs))
