@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from arq.constants import job_key_prefix
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from jobs.keys import Keys
 from jobs.model import JsonDict
@@ -64,6 +65,13 @@ local most = tonumber(redis.call('HGET', KEYS[1], 'most') or '0')
 local now = tonumber(ARGV[1])
 if now > most then redis.call('HSET', KEYS[1], 'most', now) return now end
 return most
+"""
+
+#: Set the hash field ``ARGV[1]`` to the number ``ARGV[2]`` unless it holds a larger one.
+_LATEST = """
+local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > held then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
 """
 
 
@@ -172,30 +180,34 @@ class ChunkStore:
         )
         return int(raw or 1)
 
-    async def next_attempt(self, task_id: str, index: int) -> int:
-        """Count another attempt of a chunk whose worker was lost (and a resume of the task:
-        the parts finished so far count as reused); returns the new attempt."""
+    async def next_attempt(self, task_id: str, index: int, since: float | None = None) -> int:
+        """Count another attempt of a chunk whose run was lost or failed, and a resume of the
+        task from ``since`` (epoch seconds; the lost chunk's last heartbeat, else now): the
+        parts whose chunks started before it count as reused. Returns the new attempt."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(self.keys.chunks(task_id), f"attempts:{index}", 1)
-            pipe.hincrby(self.keys.chunks(task_id), "generation", 1)
+            self._resume(pipe, task_id, time.time() if since is None else since)
             pipe.hset(self.keys.chunks_progress(task_id), str(index), "0")
             pipe.hdel(self.keys.chunks_progress(task_id), f"rate:{index}", f"worker:{index}")
             attempt, _, _, _ = await pipe.execute()
         return int(attempt)
 
-    async def generation(self, task_id: str) -> int:
-        """How many times the task has resumed after a lost chunk or a new attempt."""
+    async def resumed_at(self, task_id: str) -> float:
+        """When the task last resumed (epoch seconds; 0: never): a new attempt of the task, or
+        the last heartbeat of a chunk it lost."""
         raw = await cast(
-            Awaitable[bytes | None], self._redis.hget(self.keys.chunks(task_id), "generation")
+            Awaitable[bytes | None], self._redis.hget(self.keys.chunks(task_id), "resumed_at")
         )
-        return int(raw or 0)
+        return float(raw or 0)
 
-    async def new_generation(self, task_id: str) -> int:
-        return int(
-            await cast(
-                Awaitable[int], self._redis.hincrby(self.keys.chunks(task_id), "generation", 1)
-            )
-        )
+    async def resume(self, task_id: str, at: float) -> None:
+        """Record a resume of the task at ``at`` (epoch seconds), unless a later one is."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            self._resume(pipe, task_id, at)
+            await pipe.execute()
+
+    def _resume(self, pipe: Pipeline, task_id: str, at: float) -> None:
+        pipe.eval(_LATEST, 1, self.keys.chunks(task_id), "resumed_at", repr(at))
 
     async def finish(
         self, task_id: str, index: int, part: JsonDict, frames: int, total: int, attempt: int
@@ -273,13 +285,16 @@ class ChunkStore:
             pipe.hdel(self.keys.chunks_progress(task_id), f"rate:{index}", f"worker:{index}")
             await pipe.execute()
 
-    async def stale(self, older_than: float) -> list[tuple[str, int]]:
-        """Running chunks whose last heartbeat is older than ``older_than`` (epoch seconds)."""
-        rows = await self._redis.zrangebyscore(self.keys.chunks_running, "-inf", older_than)
+    async def stale(self, older_than: float) -> list[tuple[str, int, float]]:
+        """Running chunks whose last heartbeat is older than ``older_than`` (epoch seconds):
+        task id, chunk index and that last heartbeat."""
+        rows = await self._redis.zrangebyscore(
+            self.keys.chunks_running, "-inf", older_than, withscores=True
+        )
         found = []
-        for row in rows:
+        for row, beat in rows:
             task_id, _, index = row.decode().rpartition(":")
-            found.append((task_id, int(index)))
+            found.append((task_id, int(index), float(beat)))
         return found
 
     async def forget_running(self, task_id: str, index: int) -> bool:

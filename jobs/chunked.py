@@ -236,8 +236,8 @@ async def hand_off(run: JobRun, spec: Spec) -> bool:
             if not part_path(deps.storage, task_id, spec.fingerprint, index).is_file():
                 await store.forget_part(task_id, index)
                 del parts[index]
-        if parts:
-            await store.new_generation(task_id)
+        if parts:  # a new attempt of the task: what is finished is reused
+            await store.resume(task_id, time.time())
     chunks = spec.chunk_plan.chunks
     todo = [chunk.index for chunk in chunks if chunk.index not in parts]
     limit = deps.settings.max_chunks_per_task or len(todo)
@@ -357,6 +357,7 @@ async def _encode(
     temp = deps.storage.temp_path(task_id, ".mp4")
     worker_id = deps.worker_id or "local"
     progress = FrameProgress(frames_in)
+    started_at = time.time()
     await store.beat(task_id, index)
     await store.report(task_id, index, 0, None, worker_id)
     log.info("chunk started", start_frame=chunk.start_frame, end_frame=chunk.end_frame)
@@ -444,12 +445,11 @@ async def _encode(
     attempt = int(latest["attempt"])
     final = part_path(deps.storage, task_id, spec.fingerprint, index)
     await asyncio.to_thread(_move_part, temp, final)
-    generation = await store.generation(task_id)
     part = {
         "outcome": outcome.to_dict(),
         "worker_id": worker_id,
         "attempts": chunk_attempt,
-        "generation": generation,
+        "started_at": started_at,
     }
     count, claimed, added, nxt = await store.finish(
         task_id, index, part, frames_in, spec.total, attempt
@@ -651,7 +651,7 @@ class StitchInputs:
     parts: list[Path]
     outcomes: list[ChunkOutcome]
     records: dict[int, JsonDict]
-    generation: int
+    resumed_at: float  # epoch seconds (see ChunkStore.resumed_at)
 
 
 async def stitch_inputs(run: JobRun) -> StitchInputs:
@@ -670,7 +670,7 @@ async def stitch_inputs(run: JobRun) -> StitchInputs:
             raise RuntimeError(f"part {chunk.index} of the task is missing")
         paths.append(path)
         outcomes.append(ChunkOutcome.from_dict(records[chunk.index]["outcome"]))
-    return StitchInputs(spec, paths, outcomes, records, await store.generation(task_id))
+    return StitchInputs(spec, paths, outcomes, records, await store.resumed_at(task_id))
 
 
 def parts_result(inputs: StitchInputs) -> JsonDict:
@@ -685,7 +685,8 @@ def parts_result(inputs: StitchInputs) -> JsonDict:
                 "end_frame": chunk.end_frame,
                 "worker_id": record["worker_id"],
                 "attempts": int(record["attempts"]),
-                "reused": int(record.get("generation", 0)) < inputs.generation,
+                # Started before the crash or restart the task resumed from, not run again.
+                "reused": float(record.get("started_at", 0)) < inputs.resumed_at,
             }
         )
     workers = sorted({str(p["worker_id"]) for p in parts})
@@ -723,7 +724,7 @@ async def recover_chunks(deps: JobDeps, suspects: Suspects | None = None) -> int
     records = deps.records
     recovered = 0
     timeout = deps.settings.heartbeat_timeout
-    for task_id, index in await store.stale(time.time() - timeout):
+    for task_id, index, last_beat in await store.stale(time.time() - timeout):
         if not await store.forget_running(task_id, index):
             continue  # another worker handles it
         raw = await store.spec(task_id)
@@ -741,7 +742,7 @@ async def recover_chunks(deps: JobDeps, suspects: Suspects | None = None) -> int
             operation=task.operation.value,
             chunk=index,
         ):
-            attempt = await store.next_attempt(task_id, index)
+            attempt = await store.next_attempt(task_id, index, since=last_beat)
             if attempt > MAX_ATTEMPTS:
                 log.warning("chunk lost its worker too often; failing the task")
                 await fail_task(

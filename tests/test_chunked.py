@@ -367,9 +367,10 @@ async def test_the_only_worker_restarted_resumes_from_its_parts(
     video = await upload(client, long_clip)
     task_id = await submit_mask(client, video["id"], BODY)
     frozen, index, first_id = await _freeze_a_chunk(queue, settings, task_id, after=2)
-    finished = await _finished_parts(queue, settings, task_id)
     first.kill()
     first.wait()
+    # Read once the worker is dead: its other job slot may finish a chunk until then.
+    finished = await _finished_parts(queue, settings, task_id)
     frozen.resume()
     assert (await _status(client, task_id))["state"] == "PROGRESS"
     _, samples = await scrape(client)  # its chunks wait, but they are no tasks waiting

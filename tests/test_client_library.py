@@ -80,8 +80,17 @@ async def test_upload_submit_wait_and_download_through_the_library(
     assert await call(vc.tasks, video_id=video["id"], limit=1, cursor=cursor) == ([], None)
     listed = await call(lambda: list(vc.iter_tasks(state="SUCCESS")))
     assert [t["task_id"] for t in listed] == [answer["task_id"]]
-    # No review on this server: the field is absent.
-    assert await call(vc.review_state, answer["task_id"]) is None
+    # The output's review: pending, then approved through the library (the API is open here,
+    # so anyone may review).
+    pending = await call(vc.review_state, answer["task_id"])
+    assert pending == {"state": "pending", "by": None, "at": None, "comment": None}
+    reviewed = await call(vc.review, answer["task_id"], "approved", "checked in the player")
+    assert reviewed["review"]["state"] == "approved"
+    approved = await call(vc.review_state, answer["task_id"])
+    assert approved is not None
+    assert (approved["state"], approved["comment"]) == ("approved", "checked in the player")
+    with pytest.raises(ValueError, match="state must be one of"):
+        vc.review(answer["task_id"], "APPROVED")
 
 
 async def test_library_errors_say_what_went_wrong(
