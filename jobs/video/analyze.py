@@ -439,7 +439,11 @@ class _Learner:
         if b == 1:
             return np.asarray(work > int(floor) + LIT_STEP)
         rows = work.reshape(h, b, w * b).sum(axis=1, dtype=np.uint16)
-        sums = rows.reshape(h, w, b).sum(axis=2, dtype=np.uint16)
+        # Then the b neighbours along each row, as b - 1 strided adds: numpy's reduction over a
+        # short last axis (rows.reshape(h, w, b).sum(axis=2)) is several times slower.
+        sums = rows[:, 0::b].copy()
+        for k in range(1, b):
+            sums += rows[:, k::b]
         return np.asarray(sums > int((floor + LIT_STEP) * b * b))
 
     def _cells(self, y: U8Array) -> U8Array:
