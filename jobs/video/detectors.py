@@ -236,13 +236,9 @@ def tile_stats(planes: FramePlanes, grid: Grid, work: U8Array | None = None) -> 
 
     # Sharp steps: |a - b| >= EDGE_STEP, with |a - b| = max(a, b) - min(a, b) in uint8.
     h_edges = np.zeros(work.shape, dtype=np.bool_)
-    left, right = work[:, :-1], work[:, 1:]
-    np.greater_equal(
-        np.maximum(left, right) - np.minimum(left, right), EDGE_STEP, out=h_edges[:, 1:]
-    )
+    np.greater_equal(_abs_diff(work[:, :-1], work[:, 1:]), EDGE_STEP, out=h_edges[:, 1:])
     v_edges = np.zeros(work.shape, dtype=np.bool_)
-    up, down = work[:-1], work[1:]
-    np.greater_equal(np.maximum(up, down) - np.minimum(up, down), EDGE_STEP, out=v_edges[1:])
+    np.greater_equal(_abs_diff(work[:-1], work[1:]), EDGE_STEP, out=v_edges[1:])
     h_steps = tile_sum(h_edges, rows, cols, TILE, TILE)
     v_steps = tile_sum(v_edges, rows, cols, TILE, TILE)
 
@@ -263,10 +259,11 @@ def tile_stats(planes: FramePlanes, grid: Grid, work: U8Array | None = None) -> 
     v8 = np.ascontiguousarray(planes.v[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw])
     y_at_c = planes.y[:: grid.sub_y * grid.c_step_y, :: grid.sub_x * grid.c_step_x][:ch, :cw]
     lit = y_at_c > LIT_LUMA
-    u, v = u8.astype(np.int16), v8.astype(np.int16)
-    # With the offsets u' = u - 128, v' = v - 128: v' >= TISSUE_MIN_CR, 5 v' >= -4 u' and
-    # 2 v' >= u'.
-    tissue = lit & (v8 >= 128 + TISSUE_MIN_CR) & (5 * v + 4 * u >= 9 * 128) & (2 * v - u >= 128)
+    # The tissue colours looked up by (u, v): one gather instead of a dozen int16 passes.
+    uv = u8.astype(np.uint16)
+    uv <<= 8
+    uv |= v8
+    tissue = lit & np.take(_TISSUE_UV, uv)
     return TileStats(
         lo=lo,
         hi=hi,
@@ -280,6 +277,24 @@ def tile_stats(planes: FramePlanes, grid: Grid, work: U8Array | None = None) -> 
         tissue=tile_sum(tissue, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x),
         samples_per_tile=grid.c_tile_x * grid.c_tile_y,
     )
+
+
+def _tissue_uv() -> npt.NDArray[np.bool_]:
+    """Whether each chroma pair is tissue-coloured, indexed by u * 256 + v. With the offsets
+    u' = u - 128, v' = v - 128: v' >= TISSUE_MIN_CR, 5 v' >= -4 u' and 2 v' >= u'."""
+    u, v = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    tissue = (v >= 128 + TISSUE_MIN_CR) & (5 * v + 4 * u >= 9 * 128) & (2 * v - u >= 128)
+    return np.ascontiguousarray(tissue.ravel())
+
+
+_TISSUE_UV = _tissue_uv()
+
+
+def _abs_diff(a: U8Array, b: U8Array) -> U8Array:
+    """|a - b| of uint8 arrays, as max - min in uint8 (no wrap-around), in one buffer."""
+    diff = np.maximum(a, b)
+    np.subtract(diff, np.minimum(a, b), out=diff)
+    return diff
 
 
 def tile_sum(
