@@ -205,6 +205,8 @@ class TileStats:
             & (self.h_steps + self.v_steps >= TEXT_WEAK_STEPS)
             & (self.midtones <= TEXT_MAX_MIDTONES)
         )
+        if not region.any() or np.array_equal(weak, region):
+            return np.asarray(region)  # nothing to grow from, or nothing to grow into
         for _ in range(sum(region.shape)):
             grown = region.copy()
             grown[1:, :] |= region[:-1, :]
