@@ -6,9 +6,11 @@ subsampled by 2 or more when it is wider than 960 px, so a 1080p frame costs abo
 a 540p one). Per tile: min, max and mean luma, the number of sharp horizontal and vertical
 luma steps (>= EDGE_STEP code values between neighbours), the share of "mid-tone" pixels
 between the tile's dark and bright level, and from the chroma planes the number of lit and of
-tissue-coloured samples. Tiles known to hold the device's static overlay (learned by the
-analysis from the live frames, see analyze.py) are left out of every decision, so a
-burned-in patient-data overlay does not make a black frame or a live image look like text.
+tissue-coloured samples (the steps and mid-tones are measured on the contrasty tiles only,
+those with a luma range >= TEXT_RANGE: no test reads them elsewhere). Tiles known to hold
+the device's static overlay (learned by the analysis from the live frames, see analyze.py) are
+left out of every decision, so a burned-in patient-data overlay does not make a black frame or
+a live image look like text.
 
 blank
     Method: at least 97% of the tiles are flat (luma range <= 12) and the flat tiles share
