@@ -6,9 +6,11 @@ subsampled by 2 or more when it is wider than 960 px, so a 1080p frame costs abo
 a 540p one). Per tile: min, max and mean luma, the number of sharp horizontal and vertical
 luma steps (>= EDGE_STEP code values between neighbours), the share of "mid-tone" pixels
 between the tile's dark and bright level, and from the chroma planes the number of lit and of
-tissue-coloured samples. Tiles known to hold the device's static overlay (learned by the
-analysis from the live frames, see analyze.py) are left out of every decision, so a
-burned-in patient-data overlay does not make a black frame or a live image look like text.
+tissue-coloured samples (the steps and mid-tones are measured on the contrasty tiles only,
+those with a luma range >= TEXT_RANGE: no test reads them elsewhere). Tiles known to hold
+the device's static overlay (learned by the analysis from the live frames, see analyze.py) are
+left out of every decision, so a burned-in patient-data overlay does not make a black frame or
+a live image look like text.
 
 blank
     Method: at least 97% of the tiles are flat (luma range <= 12) and the flat tiles share
@@ -169,6 +171,8 @@ class TileStats:
     lo: npt.NDArray[np.int16]
     hi: npt.NDArray[np.int16]
     mean: FloatGrid
+    # Measured on the contrasty tiles only (luma range >= TEXT_RANGE), 0 on the others: only
+    # the text tests read them, and those need that range first.
     h_steps: IntGrid
     v_steps: IntGrid
     midtones: FloatGrid  # share of pixels between the tile's dark and bright level
@@ -203,6 +207,8 @@ class TileStats:
             & (self.h_steps + self.v_steps >= TEXT_WEAK_STEPS)
             & (self.midtones <= TEXT_MAX_MIDTONES)
         )
+        if not region.any() or np.array_equal(weak, region):
+            return np.asarray(region)  # nothing to grow from, or nothing to grow into
         for _ in range(sum(region.shape)):
             grown = region.copy()
             grown[1:, :] |= region[:-1, :]
@@ -234,39 +240,25 @@ def tile_stats(planes: FramePlanes, grid: Grid, work: U8Array | None = None) -> 
     hi = _tile_reduce(np.maximum, work, rows, cols, TILE, TILE).astype(np.int16)
     mean = (tile_sum(work, rows, cols, TILE, TILE) / np.float32(TILE * TILE)).astype(np.float32)
 
-    # Sharp steps: |a - b| >= EDGE_STEP, with |a - b| = max(a, b) - min(a, b) in uint8.
-    h_edges = np.zeros(work.shape, dtype=np.bool_)
-    left, right = work[:, :-1], work[:, 1:]
-    np.greater_equal(
-        np.maximum(left, right) - np.minimum(left, right), EDGE_STEP, out=h_edges[:, 1:]
-    )
-    v_edges = np.zeros(work.shape, dtype=np.bool_)
-    up, down = work[:-1], work[1:]
-    np.greater_equal(np.maximum(up, down) - np.minimum(up, down), EDGE_STEP, out=v_edges[1:])
-    h_steps = tile_sum(h_edges, rows, cols, TILE, TILE)
-    v_steps = tile_sum(v_edges, rows, cols, TILE, TILE)
-
-    # Mid-tones: |y - (lo + hi) / 2| < (hi - lo) / 4, that is 3 lo + hi < 4 y < lo + 3 hi,
-    # compared in uint8 against per-tile bounds spread along each row of tiles.
-    above = np.repeat(((3 * lo + hi) // 4).astype(np.uint8), TILE, axis=1)[:, None, :]
-    below = np.repeat((-(-(lo + 3 * hi) // 4)).astype(np.uint8), TILE, axis=1)[:, None, :]
-    rows_of_tiles = work.reshape(rows, TILE, cols * TILE)
-    mid = (rows_of_tiles > above) & (rows_of_tiles < below)
-    midtones = (tile_sum(mid.reshape(work.shape), rows, cols, TILE, TILE) / (TILE * TILE)).astype(
-        np.float32
-    )
+    h_steps, v_steps, midtones = _stroke_stats(work, lo, hi, rows, cols)
 
     # Chroma samples every c_step, and the luma at the same places; the chroma tiles line up
     # with the luma tiles (c_tile * c_step * sub == tile size, for subsampling 1, 2 or 4).
     ch, cw = grid.rows * grid.c_tile_y, grid.cols * grid.c_tile_x
     u8 = np.ascontiguousarray(planes.u[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw])
     v8 = np.ascontiguousarray(planes.v[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw])
-    y_at_c = planes.y[:: grid.sub_y * grid.c_step_y, :: grid.sub_x * grid.c_step_x][:ch, :cw]
+    step_y, step_x = grid.sub_y * grid.c_step_y, grid.sub_x * grid.c_step_x
+    if step_y % grid.stride == 0 and step_x % grid.stride == 0:
+        # The same pixels, from the working luma just read rather than the decoded plane.
+        y_at_c = work[:: step_y // grid.stride, :: step_x // grid.stride][:ch, :cw]
+    else:
+        y_at_c = planes.y[::step_y, ::step_x][:ch, :cw]
     lit = y_at_c > LIT_LUMA
-    u, v = u8.astype(np.int16), v8.astype(np.int16)
-    # With the offsets u' = u - 128, v' = v - 128: v' >= TISSUE_MIN_CR, 5 v' >= -4 u' and
-    # 2 v' >= u'.
-    tissue = lit & (v8 >= 128 + TISSUE_MIN_CR) & (5 * v + 4 * u >= 9 * 128) & (2 * v - u >= 128)
+    # The tissue colours looked up by (u, v): one gather instead of a dozen int16 passes.
+    uv = u8.astype(np.uint16)
+    uv <<= 8
+    uv |= v8
+    tissue = lit & np.take(_TISSUE_UV, uv)
     return TileStats(
         lo=lo,
         hi=hi,
@@ -280,6 +272,86 @@ def tile_stats(planes: FramePlanes, grid: Grid, work: U8Array | None = None) -> 
         tissue=tile_sum(tissue, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x),
         samples_per_tile=grid.c_tile_x * grid.c_tile_y,
     )
+
+
+def _stroke_stats(
+    work: U8Array, lo: npt.NDArray[np.int16], hi: npt.NDArray[np.int16], rows: int, cols: int
+) -> tuple[IntGrid, IntGrid, FloatGrid]:
+    """Per tile: the sharp horizontal and vertical steps and the share of mid-tones, measured
+    on the contrasty tiles (range >= TEXT_RANGE) only, 0 elsewhere.
+
+    A step is |a - b| >= EDGE_STEP between a pixel and its left (upper) neighbour, counted in
+    the pixel's tile (the first column and row of the frame have none). Mid-tones are the
+    pixels with |y - (lo + hi) / 2| < (hi - lo) / 4, that is 3 lo + hi < 4 y < lo + 3 hi.
+    Usually a small share of the tiles is contrasty (an endoscopic image is smooth: 10-25% of
+    the tiles on the test corpus), so these are measured on those tiles alone, each with its
+    left column and upper row of neighbours: 17 x 17 windows of the working luma padded by
+    repeating its first row and column (a repeated pixel makes no step).
+    """
+    h_steps = np.zeros((rows, cols), dtype=np.int32)
+    v_steps = np.zeros((rows, cols), dtype=np.int32)
+    midtones = np.zeros((rows, cols), dtype=np.float32)
+    r, c = np.nonzero(hi - lo >= TEXT_RANGE)
+    if r.size == 0:
+        return h_steps, v_steps, midtones
+    # The working luma with its first row and column repeated in front, as 17 x 17 windows
+    # one tile apart; the contrasty tiles' windows copied out, one after the other.
+    height, width = work.shape
+    padded = np.empty((height + 1, width + 1), dtype=np.uint8)
+    padded[1:, 1:] = work
+    padded[0, 1:] = work[0]
+    padded[:, 0] = padded[:, 1]
+    side = TILE + 1
+    row_stride = padded.strides[0]
+    windows = np.lib.stride_tricks.as_strided(
+        padded,
+        shape=(rows, cols, side, side),
+        strides=(TILE * row_stride, TILE, row_stride, 1),
+        writeable=False,
+    )
+    n = r.size
+    flat = windows[r, c].reshape(-1)  # n windows of side * side pixels
+    area = side * side
+    # Every pass runs over the windows' flat buffer (numpy is slow on short rows); the
+    # differences that cross a window's edge fall in a row or column that is left out.
+    h_step = np.zeros(n * area, dtype=np.bool_)
+    np.greater_equal(_abs_diff(flat[:-1], flat[1:]), EDGE_STEP, out=h_step[1:])
+    v_step = np.zeros(n * area, dtype=np.bool_)
+    np.greater_equal(_abs_diff(flat[:-side], flat[side:]), EDGE_STEP, out=v_step[side:])
+    bounds = ((3 * lo[r, c] + hi[r, c]) // 4).astype(np.uint8)[:, None]
+    above = flat.reshape(n, area) > bounds
+    bounds = (-(-(lo[r, c] + 3 * hi[r, c]) // 4)).astype(np.uint8)[:, None]
+    above &= flat.reshape(n, area) < bounds
+    # Now each mask holds, at a window's pixel (i, j) with i, j >= 1, that pixel's step
+    # from its left (upper) neighbour or its being a mid-tone; rows and columns 0 are not
+    # the tile's.
+    for mask, out in ((h_step, h_steps), (v_step, v_steps), (above.reshape(-1), None)):
+        grid = mask.reshape(n, side, side)
+        counts = grid.view(np.uint8).reshape(n, area)[:, side:].sum(axis=1, dtype=np.int32)
+        counts -= grid[:, 1:, 0].view(np.uint8).sum(axis=1, dtype=np.int32)
+        if out is None:
+            midtones[r, c] = (counts / (TILE * TILE)).astype(np.float32)
+        else:
+            out[r, c] = counts
+    return h_steps, v_steps, midtones
+
+
+def _tissue_uv() -> npt.NDArray[np.bool_]:
+    """Whether each chroma pair is tissue-coloured, indexed by u * 256 + v. With the offsets
+    u' = u - 128, v' = v - 128: v' >= TISSUE_MIN_CR, 5 v' >= -4 u' and 2 v' >= u'."""
+    u, v = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    tissue = (v >= 128 + TISSUE_MIN_CR) & (5 * v + 4 * u >= 9 * 128) & (2 * v - u >= 128)
+    return np.ascontiguousarray(tissue.ravel())
+
+
+_TISSUE_UV = _tissue_uv()
+
+
+def _abs_diff(a: U8Array, b: U8Array) -> U8Array:
+    """|a - b| of uint8 arrays, as max - min in uint8 (no wrap-around), in one buffer."""
+    diff = np.maximum(a, b)
+    np.subtract(diff, np.minimum(a, b), out=diff)
+    return diff
 
 
 def tile_sum(
