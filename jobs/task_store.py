@@ -100,7 +100,7 @@ class TaskStore(Protocol):
     async def list_tasks(self, query: TaskQuery) -> TaskPage:
         """The page of tasks ``query`` asks for, newest first, and the cursor of the next page
         (``None`` at the end). Pages neither skip nor repeat tasks while new ones are
-        added. ValueError for a cursor this store did not give out."""
+        added. InvalidCursor for a cursor this store did not give out."""
 
     def follow(
         self, task_id: str, last_event_id: str | None

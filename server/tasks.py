@@ -448,20 +448,15 @@ async def list_tasks(request: web.Request) -> web.Response:
     limit = _int_query(query.get("limit"), "limit", 1, MAX_PAGE) or DEFAULT_PAGE
     state = _enum_query(query.get("state"), TaskState, "state", str.upper)
     operation = _enum_query(query.get("operation"), Operation, "operation", str.lower)
-    try:
-        tasks, next_cursor = await request.app[RECORDS].list_tasks(
-            TaskQuery(
-                video_id=video_id,
-                state=state,
-                operation=operation,
-                limit=limit,
-                cursor=query.get("cursor") or None,
-            )
+    tasks, next_cursor = await request.app[RECORDS].list_tasks(
+        TaskQuery(
+            video_id=video_id,
+            state=state,
+            operation=operation,
+            limit=limit,
+            cursor=query.get("cursor") or None,
         )
-    except ValueError:
-        raise InvalidRequest(
-            "cursor is not one this server gave out; start without it.", code="invalid_cursor"
-        ) from None
+    )
     return web.json_response(
         {"tasks": [task_json(task) for task in tasks], "next_cursor": next_cursor}
     )
