@@ -81,7 +81,8 @@ def finished_line(task: JsonDict) -> str:
 
 
 def analysis_lines(analysis: JsonDict) -> list[str]:
-    """What an analysis found, with its suggested ROI as the option that uses it."""
+    """What an analysis found, with its suggested ROI and the device it recognised as the
+    options that use them. Fields an older server does not send are left out."""
     total = analysis.get("total_frames")
     count = analysis.get("sensitive_frame_count", 0)
     ratio = float(analysis.get("sensitive_ratio") or 0.0)
@@ -97,14 +98,40 @@ def analysis_lines(analysis: JsonDict) -> list[str]:
     roi = analysis.get("suggested_roi")
     if isinstance(roi, dict):
         option = "--ellipse" if roi.get("ellipse") else "--rect"
+        confidence = roi.get("confidence")
+        sure = f" (confidence {confidence:.2f})" if isinstance(confidence, int | float) else ""
         lines.append(
             f"suggested   {option} {roi.get('x')},{roi.get('y')},{roi.get('width')},"
-            f"{roi.get('height')}"
+            f"{roi.get('height')}{sure}"
         )
-    overlays = analysis.get("overlay_regions") or []
-    if overlays:
-        lines.append(f"overlays    {len(overlays)} static text-like region(s) outside the ROI")
+        evidence = roi.get("evidence")
+        if isinstance(evidence, dict):
+            lines.append(f"evidence    {_evidence(evidence)}")
+    if "suggested_device" in analysis:
+        device = analysis["suggested_device"]
+        lines.append(f"device      --device {device}" if device else "device      none recognised")
+    overlays = [r for r in analysis.get("overlay_regions") or [] if isinstance(r, dict)]
+    inside = sum(1 for region in overlays if region.get("inside_roi") is True)
+    if len(overlays) > inside:
+        lines.append(
+            f"overlays    {len(overlays) - inside} static text-like region(s) outside the ROI"
+        )
+    if inside:
+        lines.append(f"overlays    {inside} static text-like region(s) inside the ROI")
     return lines
+
+
+def _evidence(evidence: JsonDict) -> str:
+    """What the suggested ROI rests on: the shape fitted, how well, and on how many frames."""
+    parts = [f"{evidence.get('fit')} fit"]
+    residual = evidence.get("fit_residual")
+    if isinstance(residual, int | float):
+        parts.append(f"residual {residual:.3f}")
+    used, share = evidence.get("frames_used"), evidence.get("frame_share")
+    if isinstance(used, int):
+        of = f" ({share:.1%} of those analysed)" if isinstance(share, int | float) else ""
+        parts.append(f"{used} frames used{of}")
+    return ", ".join(parts)
 
 
 def device_lines(devices: list[JsonDict]) -> list[str]:

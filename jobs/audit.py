@@ -28,6 +28,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from jobs.errors import InvalidCursor
 from jobs.keys import Keys
 from jobs.model import JsonDict, utc_now
 
@@ -116,11 +117,11 @@ class AuditQuery:
     cursor: str | None = None
 
     def before(self) -> int | None:
-        """The ``seq`` this page starts below; ValueError for a cursor no listing gave out."""
+        """The ``seq`` this page starts below; InvalidCursor for a cursor no listing gave out."""
         if self.cursor is None:
             return None
         if not re.fullmatch(r"[0-9]{1,18}", self.cursor):
-            raise ValueError("cursor")
+            raise InvalidCursor
         return int(self.cursor)
 
     def matches(self, entry: JsonDict) -> bool:
@@ -214,8 +215,8 @@ class AuditLog:
 
     async def list(self, query: AuditQuery) -> tuple[list[JsonDict], str | None]:
         """A page of entries, newest first, and the cursor of the next (``None`` at the end):
-        the ``seq`` the page ended at, the next page lists the entries below it. ValueError
-        for a cursor no listing gave out."""
+        the ``seq`` the page ended at, the next page lists the entries below it.
+        InvalidCursor for a cursor no listing gave out."""
         before = query.before()
         count = await self.count()
         top = (count if before is None else min(before, count)) - 1

@@ -7,6 +7,7 @@ uploaded filenames or file contents. Which answer each one becomes is the server
 
     VidcorrectError
     ├── InvalidRequest        bad parameters
+    │   └── InvalidCursor     a listing's cursor the service did not give out
     ├── NotFound              unknown video or task id
     ├── Conflict              the request does not fit the current state of a task or video
     │   └── RoiUncertain      reprocess without a mask, and the live image is not known surely
@@ -40,6 +41,17 @@ class InvalidRequest(VidcorrectError):
     """The request's parameters are malformed or out of range."""
 
     code = "invalid_request"
+
+
+class InvalidCursor(InvalidRequest):
+    """A listing's ``cursor`` (task history, audit trail) is not one the service gave out."""
+
+    code = "invalid_cursor"
+
+    def __init__(
+        self, message: str = "cursor is not one this server gave out; start without it."
+    ) -> None:
+        super().__init__(message)
 
 
 class NotFound(VidcorrectError):

@@ -14,6 +14,9 @@ analysis when, with the device scaled to the video (same aspect ratio, within 1%
   a video without overlay);
 - the suggested ROI is trusted (confidence at least ROI_MIN_CONFIDENCE).
 
+Reprocess without a mask is refused at once (:func:`refuse_if_uncertain`, before it is queued)
+when the video's latest analysis already says so; otherwise its worker decides.
+
 When several devices match, the one whose image area is closest to the found image (IoU of the
 boxes) is named. Its mask is what the device mask would keep: the whole image area, as a
 rectangle, with the device's text fields checked dark in the output.
@@ -26,6 +29,7 @@ from typing import Any
 
 from jobs.device_catalogue import Device
 from jobs.errors import RoiUncertain
+from jobs.task_store import TaskStore, latest_analysis
 from jobs.video import Roi
 from jobs.video.analyze import ROI_MIN_CONFIDENCE, Analysis
 
@@ -60,6 +64,26 @@ def trusted(suggested_roi: Mapping[str, Any] | None) -> bool | None:
     if not isinstance(confidence, int | float):
         return None
     return float(confidence) >= ROI_MIN_CONFIDENCE
+
+
+async def refuse_if_uncertain(records: TaskStore, video_id: int, sample_every: int) -> None:
+    """RoiUncertain at once when the video's latest analysis (with the same ``sample_every``:
+    the reprocess would find the same) recognised no device and is not sure of the live image.
+    Without such an analysis the reprocess decides on its worker (FAILURE roi_uncertain)."""
+    analysis = await latest_analysis(records, video_id)
+    if (
+        analysis is None
+        or analysis.result is None
+        or analysis.params.get("sample_every", 1) != sample_every
+    ):
+        return
+    result = analysis.result
+    if "suggested_device" not in result:  # an analysis by an earlier version: not comparable
+        return
+    suggested = result.get("suggested_roi")
+    if result["suggested_device"] is None and trusted(suggested) is False:
+        confidence = suggested.get("confidence") if isinstance(suggested, dict) else None
+        raise roi_uncertain(confidence if isinstance(confidence, float | int) else None)
 
 
 def recognise_device(

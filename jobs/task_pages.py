@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobs.errors import InvalidCursor
 from jobs.model import Operation, TaskRecord, TaskState
 
 #: A position in a listing: (creation time in ms, task id).
@@ -18,14 +19,14 @@ def format_cursor(position: Position) -> str:
 
 
 def parse_cursor(cursor: str) -> Position:
-    """The position a cursor stands for; ValueError for one no store gave out."""
+    """The position a cursor stands for; InvalidCursor for one no store gave out."""
     score, sep, member = cursor.partition(":")
     try:
         value = float(score)
     except ValueError:
         value = float("nan")
     if not sep or not member or value != value:  # NaN check
-        raise ValueError("cursor")
+        raise InvalidCursor
     return value, member
 
 
@@ -41,7 +42,7 @@ class TaskQuery:
     cursor: str | None = None
 
     def after(self) -> Position | None:
-        """The position this page starts after; ValueError for a cursor no store gave out."""
+        """The position this page starts after; InvalidCursor for a cursor no store gave out."""
         return parse_cursor(self.cursor) if self.cursor else None
 
     def matches(self, task: TaskRecord) -> bool:

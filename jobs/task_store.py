@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Any, Protocol
 
-from jobs.model import TASK_FIELDS, JsonDict, TaskRecord, TaskState, VideoRecord
+from jobs.model import TASK_FIELDS, JsonDict, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.task_pages import TaskPage, TaskQuery
 
 EVENT_PROGRESS = "progress"
@@ -100,7 +100,7 @@ class TaskStore(Protocol):
     async def list_tasks(self, query: TaskQuery) -> TaskPage:
         """The page of tasks ``query`` asks for, newest first, and the cursor of the next page
         (``None`` at the end). Pages neither skip nor repeat tasks while new ones are
-        added. ValueError for a cursor this store did not give out."""
+        added. InvalidCursor for a cursor this store did not give out."""
 
     def follow(
         self, task_id: str, last_event_id: str | None
@@ -118,3 +118,11 @@ class TaskStore(Protocol):
 
     def close_streams(self) -> None:
         """End every follower's events (server shutdown); later ones end after their backlog."""
+
+
+async def latest_analysis(records: TaskStore, video_id: int) -> TaskRecord | None:
+    """The video's newest successful analysis, or None when it has none."""
+    tasks, _ = await records.list_tasks(
+        TaskQuery(video_id=video_id, state=TaskState.SUCCESS, operation=Operation.ANALYZE, limit=1)
+    )
+    return tasks[0] if tasks else None

@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 
 from jobs.errors import (
     Conflict,
+    InvalidCursor,
     InvalidRequest,
     NotFound,
     QueueFull,
@@ -38,6 +39,7 @@ CLIENT_GONE = 499
 #: takes its nearest listed base's).
 HTTP_STATUS: dict[type[VidcorrectError], int] = {
     InvalidRequest: 400,
+    InvalidCursor: 400,
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,

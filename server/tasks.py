@@ -28,10 +28,10 @@ from jobs.mask_request import MASK_KEYS, parse_mask_fields, parse_mask_request
 from jobs.model import TASK_ID_PATTERN, Operation, TaskRecord, TaskState, VideoRecord
 from jobs.outputs import stored_output
 from jobs.review import is_approved, parse_review, review_of, set_review
-from jobs.roi_choice import roi_uncertain, trusted
+from jobs.roi_choice import refuse_if_uncertain
 from jobs.runner import revoke_if_waiting
 from jobs.task_pages import TaskQuery
-from jobs.task_store import EVENT_END, TaskEvent
+from jobs.task_store import EVENT_END, TaskEvent, latest_analysis
 from jobs.users import skips_approval
 from jobs.webhooks import CALLBACK_FIELD, check_callback_url
 from server.audit_trail import note_ids
@@ -198,16 +198,14 @@ async def submit_removal(request: web.Request) -> web.Response:
 
 
 async def _latest_analysis(request: web.Request, video: VideoRecord) -> TaskRecord:
-    tasks, _ = await request.app[RECORDS].list_tasks(
-        TaskQuery(video_id=video.id, state=TaskState.SUCCESS, operation=Operation.ANALYZE, limit=1)
-    )
-    if not tasks:
+    analysis = await latest_analysis(request.app[RECORDS], video.id)
+    if analysis is None:
         raise Conflict(
             f"Video {video.id} has no successful analysis yet: analyze it first "
             f"(POST /api/video-analyze/{video.id}/), then ask for automatic removal.",
             code="analysis_required",
         )
-    return tasks[0]
+    return analysis
 
 
 @routes.post(f"/api/video-analyze/{VIDEO_ID}/")
@@ -246,26 +244,8 @@ async def submit_reprocess(request: web.Request) -> web.Response:
         AUDIO_FIELD: parse_audio(body, request.app[SETTINGS].audio),
     }
     if mask is None:
-        await _refuse_if_roi_uncertain(request, video, sample_every)
+        await refuse_if_uncertain(request.app[RECORDS], video.id, sample_every)
     return await _queue(request, Operation.REPROCESS, video, params, callback_url)
-
-
-async def _refuse_if_roi_uncertain(request: web.Request, video: VideoRecord, every: int) -> None:
-    """409 roi_uncertain at once when the video's latest analysis (same sample_every: the
-    reprocess would find the same) recognised no device and is not sure of the live image.
-    Without such an analysis the reprocess decides on its worker (FAILURE roi_uncertain)."""
-    tasks, _ = await request.app[RECORDS].list_tasks(
-        TaskQuery(video_id=video.id, state=TaskState.SUCCESS, operation=Operation.ANALYZE, limit=1)
-    )
-    if not tasks or tasks[0].result is None or tasks[0].params.get("sample_every", 1) != every:
-        return
-    result = tasks[0].result
-    if "suggested_device" not in result:  # an analysis by an earlier version: not comparable
-        return
-    suggested = result.get("suggested_roi")
-    if result["suggested_device"] is None and trusted(suggested) is False:
-        confidence = suggested.get("confidence") if isinstance(suggested, dict) else None
-        raise roi_uncertain(confidence if isinstance(confidence, float | int) else None)
 
 
 @routes.get(f"/api/task-status/{TASK_ID}/")
@@ -448,20 +428,15 @@ async def list_tasks(request: web.Request) -> web.Response:
     limit = _int_query(query.get("limit"), "limit", 1, MAX_PAGE) or DEFAULT_PAGE
     state = _enum_query(query.get("state"), TaskState, "state", str.upper)
     operation = _enum_query(query.get("operation"), Operation, "operation", str.lower)
-    try:
-        tasks, next_cursor = await request.app[RECORDS].list_tasks(
-            TaskQuery(
-                video_id=video_id,
-                state=state,
-                operation=operation,
-                limit=limit,
-                cursor=query.get("cursor") or None,
-            )
+    tasks, next_cursor = await request.app[RECORDS].list_tasks(
+        TaskQuery(
+            video_id=video_id,
+            state=state,
+            operation=operation,
+            limit=limit,
+            cursor=query.get("cursor") or None,
         )
-    except ValueError:
-        raise InvalidRequest(
-            "cursor is not one this server gave out; start without it.", code="invalid_cursor"
-        ) from None
+    )
     return web.json_response(
         {"tasks": [task_json(task) for task in tasks], "next_cursor": next_cursor}
     )

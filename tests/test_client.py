@@ -18,9 +18,11 @@ import pytest
 from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
+from client.report import analysis_lines
 from jobs.device_catalogue import builtin_devices
 from jobs.settings import Settings
 from jobs.video import Roi
+from jobs.video.analyze import Analysis, SuggestedRoi
 from jobs.worker import in_process_worker
 from server.app import create_app
 from testkit.media import make_video
@@ -262,6 +264,52 @@ async def test_without_an_event_stream_the_client_polls(
     assert polls
     assert ran.progress[-1] == (100, "SUCCESS")
     assert re.fullmatch(r"frames      50, sensitive \d+ \([\d.]+%\)", ran.out.splitlines()[1])
+    result = (await (await client.get(f"/api/task-status/{task_id}/")).json())["result"]
+    assert ran.out.splitlines()[1:] == analysis_lines(result)
+    assert any(line.startswith("device      ") for line in ran.out.splitlines())  # a new field
+
+
+def test_the_analysis_report_shows_confidence_evidence_device_and_where_overlays_are() -> None:
+    found = SuggestedRoi(
+        Roi(320, 0, 640, 720),
+        ellipse=True,
+        confidence=0.87,
+        fit="ellipse",
+        fit_residual=0.0123,
+        frames_used=48,
+        frame_share=0.96,
+    )
+    analysis = Analysis(
+        total_frames=50,
+        sample_every=1,
+        segments=(),
+        suggested_roi=found,
+        overlay_regions=(Roi(0, 0, 200, 40), Roi(0, 680, 200, 40)),
+        detection_method="automatic",
+        inside_regions=(Roi(600, 20, 80, 20),),
+    )
+    lines = analysis_lines({**analysis.to_dict(), "suggested_device": DEVICE})
+    assert "suggested   --ellipse 320,0,640,720 (confidence 0.87)" in lines
+    assert "evidence    ellipse fit, residual 0.012, 48 frames used (96.0% of those analysed)" in (
+        lines
+    )
+    assert f"device      --device {DEVICE}" in lines
+    assert "overlays    2 static text-like region(s) outside the ROI" in lines
+    assert "overlays    1 static text-like region(s) inside the ROI" in lines
+
+    unsure = replace(analysis, suggested_roi=replace(found, confidence=0.3), inside_regions=())
+    lines = analysis_lines({**unsure.to_dict(), "suggested_device": None})
+    assert "suggested   --ellipse 320,0,640,720 (confidence 0.30)" in lines
+    assert "device      none recognised" in lines
+    assert not any("inside the ROI" in line for line in lines)
+
+    # An older server's result: no confidence, evidence, device nor inside_roi.
+    older = {**analysis.to_dict(), "suggested_roi": Roi(320, 0, 640, 720).to_dict()}
+    older["overlay_regions"] = [r.to_dict() for r in analysis.overlay_regions]
+    lines = analysis_lines(older)
+    assert "suggested   --rect 320,0,640,720" in lines
+    assert not any(line.startswith(("evidence", "device")) for line in lines)
+    assert "overlays    2 static text-like region(s) outside the ROI" in lines
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from jobs.errors import NotFound
+from jobs.errors import InvalidCursor, NotFound
 from jobs.event_hub import EventHub
 from jobs.keys import Keys
 from jobs.memory_store import MemoryTaskStore
@@ -116,7 +116,7 @@ async def test_listing_pages_newest_first_with_filters_and_counts(store: TaskSto
     assert await pages(2) == [["e", "d"], ["c", "b"], ["a"]]
     assert await pages(1, video_id=1, operation=Operation.MASK) == [["e"], ["d"], ["a"], []]
     assert await pages(50, state=TaskState.SUCCESS) == [["a"]]
-    with pytest.raises(ValueError, match="cursor"):
+    with pytest.raises(InvalidCursor):
         await store.list_tasks(TaskQuery(cursor="yesterday"))
     counts = {k: v for k, v in (await store.task_counts()).items() if v}
     assert counts == {("mask", "PENDING"): 3, ("mask", "SUCCESS"): 1, ("analyze", "PENDING"): 1}
