@@ -83,6 +83,8 @@ from jobs.video.detectors import (
     Grid,
     Label,
     TileStats,
+    U16Array,
+    block_sums,
     classify,
     tile_stats,
     tile_sum,
@@ -402,12 +404,18 @@ class _Learner:
     def take(self, planes: FramePlanes, extra: Sequence[FrameDetector]) -> None:
         """Measure and learn from one analysed frame; decide the labels that are due."""
         work = np.ascontiguousarray(working_luma(planes.y, self.grid))
-        stats = tile_stats(planes, self.grid, work)
+        # The light cells' sums, which also give the tiles' (one pass over the pixels for both).
+        blocks = None if self._block == 1 else block_sums(work, self._block)
+        # The change cells, copied once (a pass over a strided view costs several times a
+        # copy); the colour statistics' luma when they are the same pixels.
+        cells = np.ascontiguousarray(work[::CELL, ::CELL])
+        shared = cells if self.grid.chroma_luma_step == (CELL, CELL) else None
+        stats = tile_stats(planes, self.grid, work, blocks, shared)
         extra_labels: set[Label] = set()
         for detector in extra:
             extra_labels.update(detector(planes))
-        self._learn(work, stats)
-        lit = self._lit_cells(work, float(stats.mean.min()))
+        self._learn(cells, stats)
+        lit = self._lit_cells(work if blocks is None else blocks, float(stats.mean.min()))
         self._pending.append((stats, frozenset(extra_labels), lit))
         self._analysed += 1
         if len(self._pending) > DECISION_LAG:
@@ -429,29 +437,19 @@ class _Learner:
             self._lit_count += lit
             self._lit_frames += 1
 
-    def _lit_cells(self, work: U8Array, floor: float) -> BoolGrid:
-        """The light cells of one frame: block means of the contiguous working luma `work`
-        (compared as block sums) more than LIT_STEP above `floor`, the frame's darkest tile
-        mean (a tile's 256 pixels: no outlier pixel, such as the encoder's ringing at a
-        sharp edge, lowers it)."""
+    def _lit_cells(self, sums: U8Array | U16Array, floor: float) -> BoolGrid:
+        """The light cells of one frame: block means of the working luma (compared as the
+        block sums `sums`, the working luma itself for blocks of 1) more than LIT_STEP above
+        `floor`, the frame's darkest tile mean (a tile's 256 pixels: no outlier pixel, such
+        as the encoder's ringing at a sharp edge, lowers it)."""
         b = self._block
-        h, w = work.shape[0] // b, work.shape[1] // b
         if b == 1:
-            return np.asarray(work > int(floor) + LIT_STEP)
-        rows = work.reshape(h, b, w * b).sum(axis=1, dtype=np.uint16)
-        # Then the b neighbours along each row, as b - 1 strided adds: numpy's reduction over a
-        # short last axis (rows.reshape(h, w, b).sum(axis=2)) is several times slower.
-        sums = rows[:, 0::b].copy()
-        for k in range(1, b):
-            sums += rows[:, k::b]
+            return np.asarray(sums > int(floor) + LIT_STEP)
         return np.asarray(sums > int((floor + LIT_STEP) * b * b))
 
-    def _cells(self, work: U8Array) -> U8Array:
-        """The change cells of the tiles: every CELL-th pixel of the working luma."""
-        return work[::CELL, ::CELL]
-
-    def _learn(self, work: U8Array, stats: TileStats) -> None:
-        cells = self._cells(work).astype(np.int16)
+    def _learn(self, cells_u8: U8Array, stats: TileStats) -> None:
+        """Learn from one frame's change cells (every CELL-th pixel of the working luma)."""
+        cells = cells_u8.astype(np.int16)
         previous, previous_live = self._previous, self._previous_live
         previous_tissue = self._previous_tissue
         self._previous, self._previous_live, self._previous_tissue = cells, False, False
