@@ -7,6 +7,7 @@ The measured figures are printed (pytest -s) and appear in the assertion message
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 
 from jobs.video import EditPlan, Roi, Shape, edit_video, verify_output
 from jobs.video.analyze import (
+    DECISION_LAG,
+    IN_FLIGHT,
     Analysis,
     FramePlanes,
     Label,
@@ -295,6 +298,10 @@ def test_extra_detectors_add_labels(tmp_path: Path) -> None:
     assert found.frames_with(["text_screen"]) == ((0, 0), (10, 10), (20, 20))
 
 
+def analysis_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "vidcorrect-analysis"]
+
+
 def test_progress_callback_aborts(scenes: SceneTruth) -> None:
     def cancel(done: int) -> None:
         if done == 5:
@@ -302,6 +309,76 @@ def test_progress_callback_aborts(scenes: SceneTruth) -> None:
 
     with pytest.raises(RuntimeError, match="cancelled"):
         analyze_video(scenes.path, on_progress=cancel)
+    assert analysis_threads() == []
+
+
+@dataclass
+class Failing:
+    """A detector that fails on one frame."""
+
+    name: str = "failing"
+    at: int = 30
+
+    def __call__(self, planes: FramePlanes) -> Iterable[Label]:
+        if planes.index == self.at:
+            raise ArithmeticError(f"failed on {planes.index}")
+        return []
+
+
+@pytest.mark.parametrize("at", [3, 191])  # early, and the last frame (raised by finish)
+def test_a_failing_detector_aborts(scenes: SceneTruth, at: int) -> None:
+    """The analysis runs in a thread of its own: its exception reaches the caller."""
+    with pytest.raises(ArithmeticError, match=f"failed on {at}"):
+        analyze_video(scenes.path, extra_detectors=[Failing(at=at)])
+    assert analysis_threads() == []
+
+
+class CountingGate:
+    """Feeds a LiveAnalysis as edit_video does, counting the frames it holds back."""
+
+    def __init__(self) -> None:
+        self.analysis = LiveAnalysis(hold=("text_screen",))
+        self.given = 0
+        self.handed_on: list[bool] = []
+        self.most_held = 0
+
+    def push(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
+        ready = self.analysis.push(frame)
+        self.given += 1
+        self.take(ready)
+        return ready
+
+    def take(self, ready: list[av.VideoFrame]) -> None:
+        for _ in ready:
+            self.handed_on.append(len(self.handed_on) in self.analysis)
+        self.most_held = max(self.most_held, self.given - len(self.handed_on))
+
+
+def test_held_frames_are_bounded_and_labelled_as_analyze_video(
+    scenes: SceneTruth, analysis: Analysis
+) -> None:
+    gate = CountingGate()
+    with av.open(str(scenes.path)) as container, gate.analysis:
+        for frame in container.decode(video=0):
+            gate.push(frame)
+        gate.take(gate.analysis.finish())
+    assert gate.analysis.result() == analysis
+    cut = {i for a, b in analysis.frames_with(["text_screen"]) for i in range(a, b + 1)}
+    assert gate.handed_on == [i in cut for i in range(scenes.frames)]
+    assert gate.most_held <= DECISION_LAG + IN_FLIGHT + 2
+    assert analysis_threads() == []
+
+
+def test_a_closed_analysis_stops_its_thread(scenes: SceneTruth) -> None:
+    with av.open(str(scenes.path)) as container, LiveAnalysis() as live:
+        for frame in container.decode(video=0):
+            live.push(frame)
+            if live.frames == 40:
+                break
+        assert len(analysis_threads()) == 1
+    assert analysis_threads() == []
+    with pytest.raises(RuntimeError, match="closed"):
+        live.finish()
 
 
 def test_sample_every_must_be_positive(scenes: SceneTruth) -> None:
@@ -375,6 +452,23 @@ def test_one_pass_analysis_and_edit_equals_the_two_passes(
     assert verdict.frames_checked == outcome.frames_out < outcome.frames_in
     assert _video_units(one_pass) == _video_units(two_pass)
     assert progress[-1] == outcome.frames_in
+
+
+def test_one_pass_edit_aborted_leaves_no_thread(tmp_path: Path, scenes: SceneTruth) -> None:
+    def cancel(done: int) -> None:
+        if done == 50:
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        analyze_and_write_checked(
+            scenes.path,
+            tmp_path / "out.mp4",
+            roi=Roi(96, 12, 448, 336),
+            shape="ellipse",
+            remove=("text_screen",),
+            on_progress=cancel,
+        )
+    assert analysis_threads() == []
 
 
 def test_holding_frames_back_needs_every_frame_analysed() -> None:

@@ -64,6 +64,9 @@ black stretch with overlay), such frames are labelled text_screen: the cautious 
 
 from __future__ import annotations
 
+import queue
+import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -246,16 +249,16 @@ def analyze_video(
 
     Raises ValueError if sample_every < 1, InvalidVideo if the video cannot be decoded.
     """
-    analysis = LiveAnalysis(sample_every=sample_every, extra_detectors=extra_detectors)
-    with open_input(src) as inp:
-        vin = select_video_stream(inp)
-        vin.codec_context.thread_type = "AUTO"
-        for packet in demux(inp, (vin,)):
-            for frame in decode_video(vin, packet):
-                analysis.push(frame)
-                if on_progress is not None:
-                    on_progress(analysis.frames)
-    analysis.finish()
+    with LiveAnalysis(sample_every=sample_every, extra_detectors=extra_detectors) as analysis:
+        with open_input(src) as inp:
+            vin = select_video_stream(inp)
+            vin.codec_context.thread_type = "AUTO"
+            for packet in demux(inp, (vin,)):
+                for frame in decode_video(vin, packet):
+                    analysis.push(frame)
+                    if on_progress is not None:
+                        on_progress(analysis.frames)
+        analysis.finish()
     if on_progress is not None:
         on_progress(analysis.frames)
     return analysis.result()
@@ -267,9 +270,17 @@ class LiveAnalysis:
     analyze_video feeds it from its own decoding loop. The editor feeds it too when a video is
     analysed and edited in one pass (reprocess with a given mask): with `hold` labels, each
     frame is held back until its label is decided (DECISION_LAG analysed frames later; only
-    with sample_every 1, so at most DECISION_LAG + 1 frames are held) and then handed on, and
-    `in` tells whether a handed-on frame carries one of those labels, i.e. is to be cut. The
-    labels are the ones analyze_video would give: same code, same order.
+    with sample_every 1) and then handed on, and `in` tells whether a handed-on frame carries
+    one of those labels, i.e. is to be cut. The labels are the ones analyze_video would give:
+    same code, same order.
+
+    The frames are analysed in a thread of its own (see _AnalysisThread), so that the caller's
+    thread goes on decoding (libavcodec and numpy's big passes run without the GIL) while a
+    frame is measured; at most IN_FLIGHT analysed frames wait for it, and with `hold` at most
+    DECISION_LAG + IN_FLIGHT + 2 frames are held. An exception of the analysis is raised by the
+    next push or finish. The thread ends with finish or close (a `with` block closes): a
+    caller that stops early (an error, a cancel) must close, or the thread waits for frames
+    until this object is garbage collected.
     """
 
     def __init__(
@@ -286,11 +297,20 @@ class LiveAnalysis:
         self._every = sample_every
         self._extra = extra_detectors
         self._hold = None if hold is None else frozenset(_CODES[label] for label in hold)
-        self._learner: _Learner | None = None
+        self._thread = _AnalysisThread(extra_detectors)
+        # Ends the thread if this object is dropped without finish or close.
+        self._stop = weakref.finalize(self, self._thread.close)
         self._size: tuple[int, int] | None = None
         self._held: deque[VideoFrame] = deque()
         self._handed_on = 0
+        self._finished = False
         self.frames = 0  # frames given so far
+
+    def __enter__(self) -> LiveAnalysis:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def push(self, frame: VideoFrame) -> list[VideoFrame]:
         """Take the next decoded frame; returns the held frames whose label is now decided,
@@ -300,32 +320,37 @@ class LiveAnalysis:
         elif (frame.width, frame.height) != self._size:
             raise InvalidVideo("The picture size changes within the video; this is not supported.")
         if self.frames % self._every == 0:
-            planes = _planes(self.frames, frame)
-            if self._learner is None:
-                self._learner = _Learner(self._size[0], self._size[1], planes)
-            self._learner.take(planes, self._extra)
+            self._thread.put(self.frames, frame)
         self.frames += 1
         if self._hold is None:
             return []
         self._held.append(frame)
-        return self._hand_on(0 if self._learner is None else len(self._learner.codes))
+        return self._hand_on(self._thread.decided)
 
     def finish(self) -> list[VideoFrame]:
         """Decide the labels still pending; returns the frames still held back."""
-        if self._learner is not None:
-            self._learner.finish()
+        if not self._finished:
+            self._thread.finish()
+            self._stop.detach()
+            self._finished = True
         return self._hand_on(self.frames)
+
+    def close(self) -> None:
+        """Stop the analysis thread (at once, dropping the frames it has not analysed yet) and
+        wait for it; finish calls for nothing more. Idempotent."""
+        self._stop()
 
     def __contains__(self, index: object) -> bool:
         """Whether handed-on frame `index` has one of the held labels."""
-        if self._hold is None or self._learner is None or not isinstance(index, int):
+        learner = self._thread.learner
+        if self._hold is None or learner is None or not isinstance(index, int):
             return False
-        codes = self._learner.codes
+        codes = learner.codes
         return 0 <= index < len(codes) and codes[index] in self._hold
 
     def result(self) -> Analysis:
         """What analyze_video returns, once `finish` was called."""
-        learner, size, done = self._learner, self._size, self.frames
+        learner, size, done = self._thread.learner, self._size, self.frames
         if done == 0 or learner is None or size is None:
             raise InvalidVideo("The video stream contains no decodable frame.")
         method = DETECTION_METHOD + "".join(f"+{d.name}" for d in self._extra)
@@ -346,6 +371,90 @@ class LiveAnalysis:
             ready.append(self._held.popleft())
             self._handed_on += 1
         return ready
+
+
+#: Analysed frames waiting for the analysis thread, at most: enough to even out the decoder's
+#: bursts, few enough to keep memory small (a decoded 1080p frame is 3 MB).
+IN_FLIGHT = 4
+
+
+class _AnalysisThread:
+    """The thread that runs _Learner.take on the analysed frames, in order, fed through a
+    bounded queue by the decoding thread (put blocks while IN_FLIGHT frames wait).
+
+    The learner is created with the first frame and only this thread touches it until the
+    thread ended (finish or close); meanwhile the caller reads `decided` (the number of
+    analysed frames whose label is decided) and the codes below it, which no longer change. An
+    exception in the thread is kept and raised by the caller's next put or finish; the thread
+    then drops what it is given until it is told to stop.
+    """
+
+    _STOP = None
+
+    def __init__(self, extra: Sequence[FrameDetector]) -> None:
+        self._extra = extra
+        self._queue: queue.Queue[tuple[int, VideoFrame] | None] = queue.Queue(IN_FLIGHT)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._abort = False  # close: drop the frames still queued
+        self.learner: _Learner | None = None
+
+    @property
+    def decided(self) -> int:
+        learner = self.learner
+        return 0 if learner is None else len(learner.codes)
+
+    def put(self, index: int, frame: VideoFrame) -> None:
+        """Queue analysed frame `index` (a frame number); raises the thread's exception."""
+        self._raise()
+        if self._thread is None:
+            if self._abort:
+                raise RuntimeError("The analysis was closed.")
+            self._thread = threading.Thread(
+                target=self._run, name="vidcorrect-analysis", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((index, frame))
+
+    def finish(self) -> None:
+        """Analyse the frames still queued, end the thread, decide the pending labels."""
+        self._end()
+        self._raise()
+        if self._abort:
+            raise RuntimeError("The analysis was closed.")
+        if self.learner is not None:
+            self.learner.finish()
+
+    def close(self) -> None:
+        """End the thread, dropping the frames still queued."""
+        self._abort = True
+        self._end()
+
+    def _end(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(self._STOP)
+            thread.join()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not self._STOP:
+            if self._error is not None or self._abort:
+                continue
+            try:
+                self._take(*item)
+            except BaseException as exc:  # raised in the caller's thread
+                self._error = exc
+            item = None  # the decoder's picture is not kept while waiting
+
+    def _take(self, index: int, frame: VideoFrame) -> None:
+        planes = _planes(index, frame)
+        if self.learner is None:
+            self.learner = _Learner(frame.width, frame.height, planes)
+        self.learner.take(planes, self._extra)
 
 
 def _planes(index: int, frame: VideoFrame) -> FramePlanes:
