@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from jobs.video import EditPlan, Roi, Shape, edit_video, verify_output
@@ -25,10 +26,13 @@ from jobs.video.analyze import (
     LiveAnalysis,
     Segment,
     SuggestedRoi,
+    _components,
+    _components_searched,
     _segments,
     analyze_video,
 )
 from jobs.video.checked import analyze_and_write_checked
+from jobs.video.detectors import sampled
 from testkit.media import make_video
 from testkit.scenes import Scene, SceneTruth, make_scene_video
 
@@ -474,3 +478,32 @@ def test_one_pass_edit_aborted_leaves_no_thread(tmp_path: Path, scenes: SceneTru
 def test_holding_frames_back_needs_every_frame_analysed() -> None:
     with pytest.raises(ValueError, match="every frame is analysed"):
         LiveAnalysis(sample_every=2, hold=("blank",))
+
+
+@pytest.mark.parametrize(
+    ("width", "step_y", "step_x"), [(1920, 2, 2), (1921, 2, 2), (33, 1, 2), (64, 3, 3), (50, 2, 1)]
+)
+def test_sampled_copies_the_strided_view(width: int, step_y: int, step_x: int) -> None:
+    """detectors.sampled reads every other byte as the low bytes of 16-bit words: the values
+    must be those of the plain strided view, on planes with line padding, for any size."""
+    rng = np.random.default_rng(width)
+    rows = rng.integers(0, 256, (41, width + 32), dtype=np.uint8)
+    plane = rows[:, :width]  # a decoded plane: rows longer than the picture (line padding)
+    for height, out_width in ((41, width), (20, width // 2 - 1), (7, 3)):
+        expected = np.ascontiguousarray(plane[::step_y, ::step_x][:height, :out_width])
+        got = sampled(plane, step_y, step_x, height, out_width)
+        assert got.flags.c_contiguous
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_components_vectorised_match_the_search() -> None:
+    """The numpy labelling of larger grids gives the breadth-first search's groups, in its
+    order (what the overlay boxes and the ROI's largest group are taken from)."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 40)), int(rng.integers(1, 70)))
+        mask = rng.random(shape) < rng.random()
+        fast = _components(mask)
+        searched = _components_searched(mask)
+        assert [sorted(group) for group in fast] == [sorted(group) for group in searched]
+        assert [group[0] for group in fast] == [min(group) for group in searched]

@@ -64,6 +64,7 @@ black stretch with overlay), such frames are labelled text_screen: the cautious 
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import weakref
@@ -89,9 +90,9 @@ from jobs.video.detectors import (
     U16Array,
     block_sums,
     classify,
+    sampled,
     tile_stats,
     tile_sum,
-    working_luma,
 )
 from jobs.video.errors import InvalidVideo
 from jobs.video.planes import Roi, U8Array
@@ -512,12 +513,13 @@ class _Learner:
 
     def take(self, planes: FramePlanes, extra: Sequence[FrameDetector]) -> None:
         """Measure and learn from one analysed frame; decide the labels that are due."""
-        work = np.ascontiguousarray(working_luma(planes.y, self.grid))
+        g = self.grid
+        work = sampled(planes.y, g.stride, g.stride, g.rows * TILE, g.cols * TILE)
         # The light cells' sums, which also give the tiles' (one pass over the pixels for both).
         blocks = None if self._block == 1 else block_sums(work, self._block)
         # The change cells, copied once (a pass over a strided view costs several times a
         # copy); the colour statistics' luma when they are the same pixels.
-        cells = np.ascontiguousarray(work[::CELL, ::CELL])
+        cells = sampled(work, CELL, CELL, -(-work.shape[0] // CELL), -(-work.shape[1] // CELL))
         shared = cells if self.grid.chroma_luma_step == (CELL, CELL) else None
         stats = tile_stats(planes, self.grid, work, blocks, shared)
         extra_labels: set[Label] = set()
@@ -826,7 +828,57 @@ def _grow(mask: BoolGrid, k: int) -> BoolGrid:
 
 
 def _components(mask: BoolGrid) -> list[list[tuple[int, int]]]:
-    """8-connected components of a small boolean grid, as lists of (row, col)."""
+    """8-connected components of a small boolean grid, as lists of (row, col), in the order of
+    their first cell in row-major order (a breadth-first search's order when it scans the
+    grid row by row; the cells within a group in row-major order)."""
+    cells = int(np.count_nonzero(mask))
+    if cells == 0:
+        return []
+    if cells <= _FEW_CELLS:
+        return _components_searched(mask)
+    # Every cell takes the smallest row-major index around it (its 3x3 neighbourhood) and
+    # then the label of the cell that index names (pointer jumping), until nothing changes:
+    # each component ends up labelled with the index of its first cell. A few dozen numpy
+    # passes over the grid instead of a Python step per cell.
+    h, w = mask.shape
+    none = h * w
+    index = np.arange(none, dtype=np.int64).reshape(h, w)
+    labels = np.where(mask, index, none)
+    padded = np.full((h + 2, w + 2), none, dtype=np.int64)
+    while True:
+        padded[1:-1, 1:-1] = labels
+        smallest = labels.copy()
+        for dy in range(3):
+            for dx in range(3):
+                np.minimum(smallest, padded[dy : dy + h, dx : dx + w], out=smallest)
+        smallest = np.where(mask, smallest, none)
+        flat = smallest.ravel()
+        inside = flat < none
+        while True:  # follow the labels to the label of the cell they name
+            jumped = flat.copy()
+            jumped[inside] = flat[flat[inside]]
+            if np.array_equal(jumped, flat):
+                break
+            flat = jumped
+        smallest = flat.reshape(h, w)
+        if np.array_equal(smallest, labels):
+            break
+        labels = smallest
+    found = np.flatnonzero(mask)
+    owner = labels.ravel()[found]
+    order = np.argsort(owner, kind="stable")  # by group, row-major within
+    starts = np.unique(owner[order], return_index=True)[1]
+    rows, cols = (found[order] // w).tolist(), (found[order] % w).tolist()
+    bounds = [*starts.tolist(), len(order)]
+    return [list(zip(rows[a:b], cols[a:b], strict=True)) for a, b in itertools.pairwise(bounds)]
+
+
+#: Up to this many cells the breadth-first search is cheaper than the numpy passes.
+_FEW_CELLS = 64
+
+
+def _components_searched(mask: BoolGrid) -> list[list[tuple[int, int]]]:
+    """_components by a breadth-first search from each unseen cell in row-major order."""
     h, w = mask.shape
     seen = np.zeros_like(mask)
     groups: list[list[tuple[int, int]]] = []
