@@ -7,25 +7,32 @@ The measured figures are printed (pytest -s) and appear in the assertion message
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from jobs.video import EditPlan, Roi, Shape, edit_video, verify_output
 from jobs.video.analyze import (
+    DECISION_LAG,
+    IN_FLIGHT,
     Analysis,
     FramePlanes,
     Label,
     LiveAnalysis,
     Segment,
     SuggestedRoi,
+    _components,
+    _components_searched,
     _segments,
     analyze_video,
 )
 from jobs.video.checked import analyze_and_write_checked
+from jobs.video.detectors import sampled
 from testkit.media import make_video
 from testkit.scenes import Scene, SceneTruth, make_scene_video
 
@@ -295,6 +302,10 @@ def test_extra_detectors_add_labels(tmp_path: Path) -> None:
     assert found.frames_with(["text_screen"]) == ((0, 0), (10, 10), (20, 20))
 
 
+def analysis_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "vidcorrect-analysis"]
+
+
 def test_progress_callback_aborts(scenes: SceneTruth) -> None:
     def cancel(done: int) -> None:
         if done == 5:
@@ -302,6 +313,76 @@ def test_progress_callback_aborts(scenes: SceneTruth) -> None:
 
     with pytest.raises(RuntimeError, match="cancelled"):
         analyze_video(scenes.path, on_progress=cancel)
+    assert analysis_threads() == []
+
+
+@dataclass
+class Failing:
+    """A detector that fails on one frame."""
+
+    name: str = "failing"
+    at: int = 30
+
+    def __call__(self, planes: FramePlanes) -> Iterable[Label]:
+        if planes.index == self.at:
+            raise ArithmeticError(f"failed on {planes.index}")
+        return []
+
+
+@pytest.mark.parametrize("at", [3, 191])  # early, and the last frame (raised by finish)
+def test_a_failing_detector_aborts(scenes: SceneTruth, at: int) -> None:
+    """The analysis runs in a thread of its own: its exception reaches the caller."""
+    with pytest.raises(ArithmeticError, match=f"failed on {at}"):
+        analyze_video(scenes.path, extra_detectors=[Failing(at=at)])
+    assert analysis_threads() == []
+
+
+class CountingGate:
+    """Feeds a LiveAnalysis as edit_video does, counting the frames it holds back."""
+
+    def __init__(self) -> None:
+        self.analysis = LiveAnalysis(hold=("text_screen",))
+        self.given = 0
+        self.handed_on: list[bool] = []
+        self.most_held = 0
+
+    def push(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
+        ready = self.analysis.push(frame)
+        self.given += 1
+        self.take(ready)
+        return ready
+
+    def take(self, ready: list[av.VideoFrame]) -> None:
+        for _ in ready:
+            self.handed_on.append(len(self.handed_on) in self.analysis)
+        self.most_held = max(self.most_held, self.given - len(self.handed_on))
+
+
+def test_held_frames_are_bounded_and_labelled_as_analyze_video(
+    scenes: SceneTruth, analysis: Analysis
+) -> None:
+    gate = CountingGate()
+    with av.open(str(scenes.path)) as container, gate.analysis:
+        for frame in container.decode(video=0):
+            gate.push(frame)
+        gate.take(gate.analysis.finish())
+    assert gate.analysis.result() == analysis
+    cut = {i for a, b in analysis.frames_with(["text_screen"]) for i in range(a, b + 1)}
+    assert gate.handed_on == [i in cut for i in range(scenes.frames)]
+    assert gate.most_held <= DECISION_LAG + IN_FLIGHT + 2
+    assert analysis_threads() == []
+
+
+def test_a_closed_analysis_stops_its_thread(scenes: SceneTruth) -> None:
+    with av.open(str(scenes.path)) as container, LiveAnalysis() as live:
+        for frame in container.decode(video=0):
+            live.push(frame)
+            if live.frames == 40:
+                break
+        assert len(analysis_threads()) == 1
+    assert analysis_threads() == []
+    with pytest.raises(RuntimeError, match="closed"):
+        live.finish()
 
 
 def test_sample_every_must_be_positive(scenes: SceneTruth) -> None:
@@ -377,6 +458,52 @@ def test_one_pass_analysis_and_edit_equals_the_two_passes(
     assert progress[-1] == outcome.frames_in
 
 
+def test_one_pass_edit_aborted_leaves_no_thread(tmp_path: Path, scenes: SceneTruth) -> None:
+    def cancel(done: int) -> None:
+        if done == 50:
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        analyze_and_write_checked(
+            scenes.path,
+            tmp_path / "out.mp4",
+            roi=Roi(96, 12, 448, 336),
+            shape="ellipse",
+            remove=("text_screen",),
+            on_progress=cancel,
+        )
+    assert analysis_threads() == []
+
+
 def test_holding_frames_back_needs_every_frame_analysed() -> None:
     with pytest.raises(ValueError, match="every frame is analysed"):
         LiveAnalysis(sample_every=2, hold=("blank",))
+
+
+@pytest.mark.parametrize(
+    ("width", "step_y", "step_x"), [(1920, 2, 2), (1921, 2, 2), (33, 1, 2), (64, 3, 3), (50, 2, 1)]
+)
+def test_sampled_copies_the_strided_view(width: int, step_y: int, step_x: int) -> None:
+    """detectors.sampled reads every other byte as the low bytes of 16-bit words: the values
+    must be those of the plain strided view, on planes with line padding, for any size."""
+    rng = np.random.default_rng(width)
+    rows = rng.integers(0, 256, (41, width + 32), dtype=np.uint8)
+    plane = rows[:, :width]  # a decoded plane: rows longer than the picture (line padding)
+    for height, out_width in ((41, width), (20, width // 2 - 1), (7, 3)):
+        expected = np.ascontiguousarray(plane[::step_y, ::step_x][:height, :out_width])
+        got = sampled(plane, step_y, step_x, height, out_width)
+        assert got.flags.c_contiguous
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_components_vectorised_match_the_search() -> None:
+    """The numpy labelling of larger grids gives the breadth-first search's groups, in its
+    order (what the overlay boxes and the ROI's largest group are taken from)."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 40)), int(rng.integers(1, 70)))
+        mask = rng.random(shape) < rng.random()
+        fast = _components(mask)
+        searched = _components_searched(mask)
+        assert [sorted(group) for group in fast] == [sorted(group) for group in searched]
+        assert [group[0] for group in fast] == [min(group) for group in searched]

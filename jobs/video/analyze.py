@@ -64,6 +64,10 @@ black stretch with overlay), such frames are labelled text_screen: the cautious 
 
 from __future__ import annotations
 
+import itertools
+import queue
+import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -83,10 +87,12 @@ from jobs.video.detectors import (
     Grid,
     Label,
     TileStats,
+    U16Array,
+    block_sums,
     classify,
+    sampled,
     tile_stats,
     tile_sum,
-    working_luma,
 )
 from jobs.video.errors import InvalidVideo
 from jobs.video.planes import Roi, U8Array
@@ -244,16 +250,16 @@ def analyze_video(
 
     Raises ValueError if sample_every < 1, InvalidVideo if the video cannot be decoded.
     """
-    analysis = LiveAnalysis(sample_every=sample_every, extra_detectors=extra_detectors)
-    with open_input(src) as inp:
-        vin = select_video_stream(inp)
-        vin.codec_context.thread_type = "AUTO"
-        for packet in demux(inp, (vin,)):
-            for frame in decode_video(vin, packet):
-                analysis.push(frame)
-                if on_progress is not None:
-                    on_progress(analysis.frames)
-    analysis.finish()
+    with LiveAnalysis(sample_every=sample_every, extra_detectors=extra_detectors) as analysis:
+        with open_input(src) as inp:
+            vin = select_video_stream(inp)
+            vin.codec_context.thread_type = "AUTO"
+            for packet in demux(inp, (vin,)):
+                for frame in decode_video(vin, packet):
+                    analysis.push(frame)
+                    if on_progress is not None:
+                        on_progress(analysis.frames)
+        analysis.finish()
     if on_progress is not None:
         on_progress(analysis.frames)
     return analysis.result()
@@ -265,9 +271,17 @@ class LiveAnalysis:
     analyze_video feeds it from its own decoding loop. The editor feeds it too when a video is
     analysed and edited in one pass (reprocess with a given mask): with `hold` labels, each
     frame is held back until its label is decided (DECISION_LAG analysed frames later; only
-    with sample_every 1, so at most DECISION_LAG + 1 frames are held) and then handed on, and
-    `in` tells whether a handed-on frame carries one of those labels, i.e. is to be cut. The
-    labels are the ones analyze_video would give: same code, same order.
+    with sample_every 1) and then handed on, and `in` tells whether a handed-on frame carries
+    one of those labels, i.e. is to be cut. The labels are the ones analyze_video would give:
+    same code, same order.
+
+    The frames are analysed in a thread of its own (see _AnalysisThread), so that the caller's
+    thread goes on decoding (libavcodec and numpy's big passes run without the GIL) while a
+    frame is measured; at most IN_FLIGHT analysed frames wait for it, and with `hold` at most
+    DECISION_LAG + IN_FLIGHT + 2 frames are held. An exception of the analysis is raised by the
+    next push or finish. The thread ends with finish or close (a `with` block closes): a
+    caller that stops early (an error, a cancel) must close, or the thread waits for frames
+    until this object is garbage collected.
     """
 
     def __init__(
@@ -284,11 +298,20 @@ class LiveAnalysis:
         self._every = sample_every
         self._extra = extra_detectors
         self._hold = None if hold is None else frozenset(_CODES[label] for label in hold)
-        self._learner: _Learner | None = None
+        self._thread = _AnalysisThread(extra_detectors)
+        # Ends the thread if this object is dropped without finish or close.
+        self._stop = weakref.finalize(self, self._thread.close)
         self._size: tuple[int, int] | None = None
         self._held: deque[VideoFrame] = deque()
         self._handed_on = 0
+        self._finished = False
         self.frames = 0  # frames given so far
+
+    def __enter__(self) -> LiveAnalysis:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def push(self, frame: VideoFrame) -> list[VideoFrame]:
         """Take the next decoded frame; returns the held frames whose label is now decided,
@@ -298,32 +321,37 @@ class LiveAnalysis:
         elif (frame.width, frame.height) != self._size:
             raise InvalidVideo("The picture size changes within the video; this is not supported.")
         if self.frames % self._every == 0:
-            planes = _planes(self.frames, frame)
-            if self._learner is None:
-                self._learner = _Learner(self._size[0], self._size[1], planes)
-            self._learner.take(planes, self._extra)
+            self._thread.put(self.frames, frame)
         self.frames += 1
         if self._hold is None:
             return []
         self._held.append(frame)
-        return self._hand_on(0 if self._learner is None else len(self._learner.codes))
+        return self._hand_on(self._thread.decided)
 
     def finish(self) -> list[VideoFrame]:
         """Decide the labels still pending; returns the frames still held back."""
-        if self._learner is not None:
-            self._learner.finish()
+        if not self._finished:
+            self._thread.finish()
+            self._stop.detach()
+            self._finished = True
         return self._hand_on(self.frames)
+
+    def close(self) -> None:
+        """Stop the analysis thread (at once, dropping the frames it has not analysed yet) and
+        wait for it; finish calls for nothing more. Idempotent."""
+        self._stop()
 
     def __contains__(self, index: object) -> bool:
         """Whether handed-on frame `index` has one of the held labels."""
-        if self._hold is None or self._learner is None or not isinstance(index, int):
+        learner = self._thread.learner
+        if self._hold is None or learner is None or not isinstance(index, int):
             return False
-        codes = self._learner.codes
+        codes = learner.codes
         return 0 <= index < len(codes) and codes[index] in self._hold
 
     def result(self) -> Analysis:
         """What analyze_video returns, once `finish` was called."""
-        learner, size, done = self._learner, self._size, self.frames
+        learner, size, done = self._thread.learner, self._size, self.frames
         if done == 0 or learner is None or size is None:
             raise InvalidVideo("The video stream contains no decodable frame.")
         method = DETECTION_METHOD + "".join(f"+{d.name}" for d in self._extra)
@@ -344,6 +372,90 @@ class LiveAnalysis:
             ready.append(self._held.popleft())
             self._handed_on += 1
         return ready
+
+
+#: Analysed frames waiting for the analysis thread, at most: enough to even out the decoder's
+#: bursts, few enough to keep memory small (a decoded 1080p frame is 3 MB).
+IN_FLIGHT = 4
+
+
+class _AnalysisThread:
+    """The thread that runs _Learner.take on the analysed frames, in order, fed through a
+    bounded queue by the decoding thread (put blocks while IN_FLIGHT frames wait).
+
+    The learner is created with the first frame and only this thread touches it until the
+    thread ended (finish or close); meanwhile the caller reads `decided` (the number of
+    analysed frames whose label is decided) and the codes below it, which no longer change. An
+    exception in the thread is kept and raised by the caller's next put or finish; the thread
+    then drops what it is given until it is told to stop.
+    """
+
+    _STOP = None
+
+    def __init__(self, extra: Sequence[FrameDetector]) -> None:
+        self._extra = extra
+        self._queue: queue.Queue[tuple[int, VideoFrame] | None] = queue.Queue(IN_FLIGHT)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._abort = False  # close: drop the frames still queued
+        self.learner: _Learner | None = None
+
+    @property
+    def decided(self) -> int:
+        learner = self.learner
+        return 0 if learner is None else len(learner.codes)
+
+    def put(self, index: int, frame: VideoFrame) -> None:
+        """Queue analysed frame `index` (a frame number); raises the thread's exception."""
+        self._raise()
+        if self._thread is None:
+            if self._abort:
+                raise RuntimeError("The analysis was closed.")
+            self._thread = threading.Thread(
+                target=self._run, name="vidcorrect-analysis", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((index, frame))
+
+    def finish(self) -> None:
+        """Analyse the frames still queued, end the thread, decide the pending labels."""
+        self._end()
+        self._raise()
+        if self._abort:
+            raise RuntimeError("The analysis was closed.")
+        if self.learner is not None:
+            self.learner.finish()
+
+    def close(self) -> None:
+        """End the thread, dropping the frames still queued."""
+        self._abort = True
+        self._end()
+
+    def _end(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(self._STOP)
+            thread.join()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not self._STOP:
+            if self._error is not None or self._abort:
+                continue
+            try:
+                self._take(*item)
+            except BaseException as exc:  # raised in the caller's thread
+                self._error = exc
+            item = None  # the decoder's picture is not kept while waiting
+
+    def _take(self, index: int, frame: VideoFrame) -> None:
+        planes = _planes(index, frame)
+        if self.learner is None:
+            self.learner = _Learner(frame.width, frame.height, planes)
+        self.learner.take(planes, self._extra)
 
 
 def _planes(index: int, frame: VideoFrame) -> FramePlanes:
@@ -401,13 +513,20 @@ class _Learner:
 
     def take(self, planes: FramePlanes, extra: Sequence[FrameDetector]) -> None:
         """Measure and learn from one analysed frame; decide the labels that are due."""
-        work = np.ascontiguousarray(working_luma(planes.y, self.grid))
-        stats = tile_stats(planes, self.grid, work)
+        g = self.grid
+        work = sampled(planes.y, g.stride, g.stride, g.rows * TILE, g.cols * TILE)
+        # The light cells' sums, which also give the tiles' (one pass over the pixels for both).
+        blocks = None if self._block == 1 else block_sums(work, self._block)
+        # The change cells, copied once (a pass over a strided view costs several times a
+        # copy); the colour statistics' luma when they are the same pixels.
+        cells = sampled(work, CELL, CELL, -(-work.shape[0] // CELL), -(-work.shape[1] // CELL))
+        shared = cells if self.grid.chroma_luma_step == (CELL, CELL) else None
+        stats = tile_stats(planes, self.grid, work, blocks, shared)
         extra_labels: set[Label] = set()
         for detector in extra:
             extra_labels.update(detector(planes))
-        self._learn(work, stats)
-        lit = self._lit_cells(work, float(stats.mean.min()))
+        self._learn(cells, stats)
+        lit = self._lit_cells(work if blocks is None else blocks, float(stats.mean.min()))
         self._pending.append((stats, frozenset(extra_labels), lit))
         self._analysed += 1
         if len(self._pending) > DECISION_LAG:
@@ -429,29 +548,19 @@ class _Learner:
             self._lit_count += lit
             self._lit_frames += 1
 
-    def _lit_cells(self, work: U8Array, floor: float) -> BoolGrid:
-        """The light cells of one frame: block means of the contiguous working luma `work`
-        (compared as block sums) more than LIT_STEP above `floor`, the frame's darkest tile
-        mean (a tile's 256 pixels: no outlier pixel, such as the encoder's ringing at a
-        sharp edge, lowers it)."""
+    def _lit_cells(self, sums: U8Array | U16Array, floor: float) -> BoolGrid:
+        """The light cells of one frame: block means of the working luma (compared as the
+        block sums `sums`, the working luma itself for blocks of 1) more than LIT_STEP above
+        `floor`, the frame's darkest tile mean (a tile's 256 pixels: no outlier pixel, such
+        as the encoder's ringing at a sharp edge, lowers it)."""
         b = self._block
-        h, w = work.shape[0] // b, work.shape[1] // b
         if b == 1:
-            return np.asarray(work > int(floor) + LIT_STEP)
-        rows = work.reshape(h, b, w * b).sum(axis=1, dtype=np.uint16)
-        # Then the b neighbours along each row, as b - 1 strided adds: numpy's reduction over a
-        # short last axis (rows.reshape(h, w, b).sum(axis=2)) is several times slower.
-        sums = rows[:, 0::b].copy()
-        for k in range(1, b):
-            sums += rows[:, k::b]
+            return np.asarray(sums > int(floor) + LIT_STEP)
         return np.asarray(sums > int((floor + LIT_STEP) * b * b))
 
-    def _cells(self, work: U8Array) -> U8Array:
-        """The change cells of the tiles: every CELL-th pixel of the working luma."""
-        return work[::CELL, ::CELL]
-
-    def _learn(self, work: U8Array, stats: TileStats) -> None:
-        cells = self._cells(work).astype(np.int16)
+    def _learn(self, cells_u8: U8Array, stats: TileStats) -> None:
+        """Learn from one frame's change cells (every CELL-th pixel of the working luma)."""
+        cells = cells_u8.astype(np.int16)
         previous, previous_live = self._previous, self._previous_live
         previous_tissue = self._previous_tissue
         self._previous, self._previous_live, self._previous_tissue = cells, False, False
@@ -719,7 +828,57 @@ def _grow(mask: BoolGrid, k: int) -> BoolGrid:
 
 
 def _components(mask: BoolGrid) -> list[list[tuple[int, int]]]:
-    """8-connected components of a small boolean grid, as lists of (row, col)."""
+    """8-connected components of a small boolean grid, as lists of (row, col), in the order of
+    their first cell in row-major order (a breadth-first search's order when it scans the
+    grid row by row; the cells within a group in row-major order)."""
+    cells = int(np.count_nonzero(mask))
+    if cells == 0:
+        return []
+    if cells <= _FEW_CELLS:
+        return _components_searched(mask)
+    # Every cell takes the smallest row-major index around it (its 3x3 neighbourhood) and
+    # then the label of the cell that index names (pointer jumping), until nothing changes:
+    # each component ends up labelled with the index of its first cell. A few dozen numpy
+    # passes over the grid instead of a Python step per cell.
+    h, w = mask.shape
+    none = h * w
+    index = np.arange(none, dtype=np.int64).reshape(h, w)
+    labels = np.where(mask, index, none)
+    padded = np.full((h + 2, w + 2), none, dtype=np.int64)
+    while True:
+        padded[1:-1, 1:-1] = labels
+        smallest = labels.copy()
+        for dy in range(3):
+            for dx in range(3):
+                np.minimum(smallest, padded[dy : dy + h, dx : dx + w], out=smallest)
+        smallest = np.where(mask, smallest, none)
+        flat = smallest.ravel()
+        inside = flat < none
+        while True:  # follow the labels to the label of the cell they name
+            jumped = flat.copy()
+            jumped[inside] = flat[flat[inside]]
+            if np.array_equal(jumped, flat):
+                break
+            flat = jumped
+        smallest = flat.reshape(h, w)
+        if np.array_equal(smallest, labels):
+            break
+        labels = smallest
+    found = np.flatnonzero(mask)
+    owner = labels.ravel()[found]
+    order = np.argsort(owner, kind="stable")  # by group, row-major within
+    starts = np.unique(owner[order], return_index=True)[1]
+    rows, cols = (found[order] // w).tolist(), (found[order] % w).tolist()
+    bounds = [*starts.tolist(), len(order)]
+    return [list(zip(rows[a:b], cols[a:b], strict=True)) for a, b in itertools.pairwise(bounds)]
+
+
+#: Up to this many cells the breadth-first search is cheaper than the numpy passes.
+_FEW_CELLS = 64
+
+
+def _components_searched(mask: BoolGrid) -> list[list[tuple[int, int]]]:
+    """_components by a breadth-first search from each unseen cell in row-major order."""
     h, w = mask.shape
     seen = np.zeros_like(mask)
     groups: list[list[tuple[int, int]]] = []

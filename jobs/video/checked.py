@@ -78,22 +78,25 @@ def analyze_and_write_checked(
     edit_video raises (ValueError when every frame is cut).
     """
     labels = tuple(remove)
-    analysis = LiveAnalysis(hold=labels)
     verifier = LiveVerifier(
         roi=roi, shape=shape, text_fields=text_fields, blacken_regions=blacken_regions
     )
-    try:
-        outcome = edit_video(
-            src,
-            dst,
-            EditPlan(roi=roi, shape=shape, keep_audio=keep_audio, blacken_regions=blacken_regions),
-            encode=encode,
-            on_progress=on_progress,
-            on_video_packet=verifier,
-            gate=analysis,
-        )
-    finally:
-        verifier.close()
+    # The analysis runs in a thread of its own: closed however the edit ends.
+    with LiveAnalysis(hold=labels) as analysis:
+        try:
+            outcome = edit_video(
+                src,
+                dst,
+                EditPlan(
+                    roi=roi, shape=shape, keep_audio=keep_audio, blacken_regions=blacken_regions
+                ),
+                encode=encode,
+                on_progress=on_progress,
+                on_video_packet=verifier,
+                gate=analysis,
+            )
+        finally:
+            verifier.close()
     result = analysis.result()
     expected = result.total_frames - range_frames(result.frames_with(labels))
     return (

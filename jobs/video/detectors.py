@@ -55,7 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +70,7 @@ LABELS: tuple[Label, ...] = get_args(Label)
 BoolGrid = npt.NDArray[np.bool_]
 FloatGrid = npt.NDArray[np.float32]
 IntGrid = npt.NDArray[np.int32]
+U16Array = npt.NDArray[np.uint16]
 
 TILE = 16  # tile size in working-luma pixels
 MAX_WORK_WIDTH = 960
@@ -163,6 +164,16 @@ class Grid:
         """Tile size in source pixels."""
         return TILE * self.stride
 
+    @property
+    def chroma_luma_step(self) -> tuple[int, int] | None:
+        """(down, across): the step in working-luma pixels between the luma samples at the
+        chroma samples the colour statistics read, or None when those are not on the working
+        luma's grid."""
+        step_y, step_x = self.sub_y * self.c_step_y, self.sub_x * self.c_step_x
+        if step_y % self.stride or step_x % self.stride:
+            return None
+        return step_y // self.stride, step_x // self.stride
+
 
 @dataclass(frozen=True)
 class TileStats:
@@ -222,43 +233,73 @@ class TileStats:
         return np.asarray(region)
 
 
-def working_luma(y: U8Array, grid: Grid) -> U8Array:
-    """The working luma cropped to whole tiles."""
-    return y[:: grid.stride, :: grid.stride][: grid.rows * TILE, : grid.cols * TILE]
+def sampled(plane: U8Array, step_y: int, step_x: int, height: int, width: int) -> U8Array:
+    """A contiguous copy of plane[::step_y, ::step_x][:height, :width].
+
+    numpy copies a view whose rows step 2 bytes several times slower than a contiguous one;
+    every other byte of a row is, read as little-endian 16-bit words, each word's low byte, so
+    for step_x 2 the rows are read as words and narrowed to bytes (the cast keeps the low
+    byte): the same values in one vectorised pass.
+    """
+    rows = plane[: height * step_y : step_y]
+    if step_x == 2 and plane.strides[1] == 1 and 2 * width <= plane.shape[1]:
+        words = rows[:, : 2 * width].view("<u2")
+        return np.asarray(words.astype(np.uint8))
+    return np.ascontiguousarray(rows[:, ::step_x][:, :width])
 
 
-def tile_stats(planes: FramePlanes, grid: Grid, work: U8Array | None = None) -> TileStats:
-    """Measure one frame's tiles; `work` is the contiguous working luma if the caller has it.
+def tile_stats(
+    planes: FramePlanes,
+    grid: Grid,
+    work: U8Array | None = None,
+    blocks: U16Array | None = None,
+    luma_at_chroma: U8Array | None = None,
+) -> TileStats:
+    """Measure one frame's tiles; `work` is the contiguous working luma if the caller has it,
+    `blocks` its block_sums (of any block size dividing TILE) and `luma_at_chroma` the working
+    luma at grid.chroma_luma_step, contiguous and cropped to the sampled chroma, if the caller
+    has those.
 
     Runs on every analysed frame, so it works in uint8 on contiguous copies where it can (a
     strided view costs several times as much per pass) and sums bools in narrow integers.
     """
     rows, cols = grid.rows, grid.cols
     if work is None:
-        work = np.ascontiguousarray(working_luma(planes.y, grid))
+        work = sampled(planes.y, grid.stride, grid.stride, rows * TILE, cols * TILE)
     lo = _tile_reduce(np.minimum, work, rows, cols, TILE, TILE).astype(np.int16)
     hi = _tile_reduce(np.maximum, work, rows, cols, TILE, TILE).astype(np.int16)
-    mean = (tile_sum(work, rows, cols, TILE, TILE) / np.float32(TILE * TILE)).astype(np.float32)
+    if blocks is None:
+        sums = tile_sum(work, rows, cols, TILE, TILE)
+    else:  # the same integers from the block sums: a pass over a few times fewer values
+        n = blocks.shape[0] // rows  # blocks per tile side
+        sums = tile_sum(blocks, rows, cols, n, n)
+    mean = (sums / np.float32(TILE * TILE)).astype(np.float32)
 
     h_steps, v_steps, midtones = _stroke_stats(work, lo, hi, rows, cols)
 
     # Chroma samples every c_step, and the luma at the same places; the chroma tiles line up
     # with the luma tiles (c_tile * c_step * sub == tile size, for subsampling 1, 2 or 4).
     ch, cw = grid.rows * grid.c_tile_y, grid.cols * grid.c_tile_x
-    u8 = np.ascontiguousarray(planes.u[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw])
-    v8 = np.ascontiguousarray(planes.v[:: grid.c_step_y, :: grid.c_step_x][:ch, :cw])
-    step_y, step_x = grid.sub_y * grid.c_step_y, grid.sub_x * grid.c_step_x
-    if step_y % grid.stride == 0 and step_x % grid.stride == 0:
+    u8 = sampled(planes.u, grid.c_step_y, grid.c_step_x, ch, cw)
+    v8 = sampled(planes.v, grid.c_step_y, grid.c_step_x, ch, cw)
+    steps = grid.chroma_luma_step
+    # Copied before compared: a pass over a strided view costs several times a copy.
+    if luma_at_chroma is not None:
+        y_at_c = luma_at_chroma[:ch, :cw]
+    elif steps is not None:
         # The same pixels, from the working luma just read rather than the decoded plane.
-        y_at_c = work[:: step_y // grid.stride, :: step_x // grid.stride][:ch, :cw]
+        y_at_c = sampled(work, steps[0], steps[1], ch, cw)
     else:
-        y_at_c = planes.y[::step_y, ::step_x][:ch, :cw]
+        step_y, step_x = grid.sub_y * grid.c_step_y, grid.sub_x * grid.c_step_x
+        y_at_c = sampled(planes.y, step_y, step_x, ch, cw)
     lit = y_at_c > LIT_LUMA
-    # The tissue colours looked up by (u, v): one gather instead of a dozen int16 passes.
+    # The tissue colours looked up by (u, v): one gather instead of a dozen int16 passes
+    # (mode "clip" skips the bounds check that makes the default several times slower; every
+    # index is in the table's 64K).
     uv = u8.astype(np.uint16)
     uv <<= 8
     uv |= v8
-    tissue = lit & np.take(_TISSUE_UV, uv)
+    tissue = lit & np.take(_TISSUE_UV, uv, mode="clip")
     return TileStats(
         lo=lo,
         hi=hi,
@@ -277,16 +318,19 @@ def tile_stats(planes: FramePlanes, grid: Grid, work: U8Array | None = None) -> 
 def _stroke_stats(
     work: U8Array, lo: npt.NDArray[np.int16], hi: npt.NDArray[np.int16], rows: int, cols: int
 ) -> tuple[IntGrid, IntGrid, FloatGrid]:
-    """Per tile: the sharp horizontal and vertical steps and the share of mid-tones, measured
-    on the contrasty tiles (range >= TEXT_RANGE) only, 0 elsewhere.
+    """Per tile: the share of mid-tones, measured on the contrasty tiles (range >= TEXT_RANGE)
+    only, and the sharp horizontal and vertical steps, measured on the contrasty tiles that
+    are two-level (mid-tones <= TEXT_MAX_MIDTONES) only; 0 elsewhere.
 
     A step is |a - b| >= EDGE_STEP between a pixel and its left (upper) neighbour, counted in
     the pixel's tile (the first column and row of the frame have none). Mid-tones are the
     pixels with |y - (lo + hi) / 2| < (hi - lo) / 4, that is 3 lo + hi < 4 y < lo + 3 hi.
     Usually a small share of the tiles is contrasty (an endoscopic image is smooth: 10-25% of
-    the tiles on the test corpus), so these are measured on those tiles alone, each with its
-    left column and upper row of neighbours: 17 x 17 windows of the working luma padded by
-    repeating its first row and column (a repeated pixel makes no step).
+    the tiles on the test corpus), and of those textured tissue is mostly mid-tones, so these
+    are measured on those tiles alone, each with its left column and upper row of neighbours:
+    17 x 17 windows of the working luma padded by repeating its first row and column (a
+    repeated pixel makes no step). The text tests read the steps only where the mid-tones
+    allow text, so leaving them 0 elsewhere changes no result.
     """
     h_steps = np.zeros((rows, cols), dtype=np.int32)
     v_steps = np.zeros((rows, cols), dtype=np.int32)
@@ -302,6 +346,7 @@ def _stroke_stats(
     padded[0, 1:] = work[0]
     padded[:, 0] = padded[:, 1]
     side = TILE + 1
+    area = side * side
     row_stride = padded.strides[0]
     windows = np.lib.stride_tricks.as_strided(
         padded,
@@ -309,31 +354,40 @@ def _stroke_stats(
         strides=(TILE * row_stride, TILE, row_stride, 1),
         writeable=False,
     )
+    # Every pass runs over the windows' flat buffer (numpy is slow on short rows). At a
+    # window's pixel (i, j) with i, j >= 1 a mask holds that pixel's being a mid-tone or its
+    # step from its left (upper) neighbour; rows and columns 0 are not the tile's (and the
+    # differences that cross a window's edge fall there).
     n = r.size
-    flat = windows[r, c].reshape(-1)  # n windows of side * side pixels
-    area = side * side
-    # Every pass runs over the windows' flat buffer (numpy is slow on short rows); the
-    # differences that cross a window's edge fall in a row or column that is left out.
-    h_step = np.zeros(n * area, dtype=np.bool_)
-    np.greater_equal(_abs_diff(flat[:-1], flat[1:]), EDGE_STEP, out=h_step[1:])
-    v_step = np.zeros(n * area, dtype=np.bool_)
-    np.greater_equal(_abs_diff(flat[:-side], flat[side:]), EDGE_STEP, out=v_step[side:])
+    flat = windows[r, c].reshape(n, area)  # n windows of side * side pixels
     bounds = ((3 * lo[r, c] + hi[r, c]) // 4).astype(np.uint8)[:, None]
-    above = flat.reshape(n, area) > bounds
+    above = flat > bounds
     bounds = (-(-(lo[r, c] + 3 * hi[r, c]) // 4)).astype(np.uint8)[:, None]
-    above &= flat.reshape(n, area) < bounds
-    # Now each mask holds, at a window's pixel (i, j) with i, j >= 1, that pixel's step
-    # from its left (upper) neighbour or its being a mid-tone; rows and columns 0 are not
-    # the tile's.
-    for mask, out in ((h_step, h_steps), (v_step, v_steps), (above.reshape(-1), None)):
-        grid = mask.reshape(n, side, side)
-        counts = grid.view(np.uint8).reshape(n, area)[:, side:].sum(axis=1, dtype=np.int32)
-        counts -= grid[:, 1:, 0].view(np.uint8).sum(axis=1, dtype=np.int32)
-        if out is None:
-            midtones[r, c] = (counts / (TILE * TILE)).astype(np.float32)
-        else:
-            out[r, c] = counts
+    above &= flat < bounds
+    share = (_tile_count(above, n, side) / (TILE * TILE)).astype(np.float32)
+    midtones[r, c] = share
+    two_level = share <= TEXT_MAX_MIDTONES
+    if not two_level.all():
+        r, c, flat = r[two_level], c[two_level], flat[two_level]
+        n = r.size
+        if n == 0:
+            return h_steps, v_steps, midtones
+    pixels = flat.reshape(-1)
+    h_step = np.zeros(n * area, dtype=np.bool_)
+    np.greater_equal(_abs_diff(pixels[:-1], pixels[1:]), EDGE_STEP, out=h_step[1:])
+    h_steps[r, c] = _tile_count(h_step.reshape(n, area), n, side)
+    v_step = np.zeros(n * area, dtype=np.bool_)
+    np.greater_equal(_abs_diff(pixels[:-side], pixels[side:]), EDGE_STEP, out=v_step[side:])
+    v_steps[r, c] = _tile_count(v_step.reshape(n, area), n, side)
     return h_steps, v_steps, midtones
+
+
+def _tile_count(mask: npt.NDArray[np.bool_], n: int, side: int) -> IntGrid:
+    """Per window of an (n, side * side) mask: the true pixels in rows and columns 1 and on."""
+    grid = mask.reshape(n, side, side)
+    counts = mask.view(np.uint8)[:, side:].sum(axis=1, dtype=np.int32)
+    counts -= grid[:, 1:, 0].view(np.uint8).sum(axis=1, dtype=np.int32)
+    return np.asarray(counts)
 
 
 def _tissue_uv() -> npt.NDArray[np.bool_]:
@@ -354,14 +408,28 @@ def _abs_diff(a: U8Array, b: U8Array) -> U8Array:
     return diff
 
 
+def block_sums(work: U8Array, block: int) -> U16Array:
+    """The sums of the `block` x `block` squares of the contiguous working luma `work` (block
+    a power of two up to TILE; work's sides are multiples of TILE), exact in uint16."""
+    h, w = work.shape[0] // block, work.shape[1] // block
+    rows = work.reshape(h, block, w * block).sum(axis=1, dtype=np.uint16)
+    # Then the block neighbours along each row, as block - 1 strided adds: numpy's reduction
+    # over a short last axis (rows.reshape(h, w, block).sum(axis=2)) is several times slower.
+    sums: U16Array = rows[:, 0::block].copy()
+    for k in range(1, block):
+        sums += rows[:, k::block]
+    return sums
+
+
 def tile_sum(
-    values: npt.NDArray[np.bool_] | U8Array,
+    values: npt.NDArray[np.bool_] | U8Array | U16Array,
     rows: int,
     cols: int,
     tile_y: int,
     tile_x: int,
 ) -> IntGrid:
-    """Per-tile sums of a (rows * tile_y, cols * tile_x) plane of bools or uint8 (tile_y <= 16)."""
+    """Per-tile sums of a (rows * tile_y, cols * tile_x) plane of bools, uint8 (tile_y <= 16)
+    or uint16 block sums of the working luma (a tile's sum fits in uint16)."""
     # Rows of a tile first (long contiguous runs, in the narrowest integer that holds the sum:
     # uint8 for bools, uint16 for bytes, at most 16 rows), then columns: several times faster
     # than sum(axis=(1, 3)) on the 4-d view.
@@ -371,14 +439,21 @@ def tile_sum(
         )
     else:
         partial = values.reshape(rows, tile_y, cols * tile_x).sum(axis=1, dtype=np.uint16)
-    return np.asarray(partial.reshape(rows, cols, tile_x).sum(axis=2, dtype=np.int32))
+    return np.asarray(_across(partial, rows, cols, tile_x).sum(axis=0, dtype=np.int32))
 
 
 def _tile_reduce(
     ufunc: np.ufunc, values: U8Array, rows: int, cols: int, tile_y: int, tile_x: int
 ) -> U8Array:
     partial = ufunc.reduce(values.reshape(rows, tile_y, cols * tile_x), axis=1)
-    return np.asarray(ufunc.reduce(partial.reshape(rows, cols, tile_x), axis=2), dtype=np.uint8)
+    return np.asarray(ufunc.reduce(_across(partial, rows, cols, tile_x), axis=0), dtype=np.uint8)
+
+
+def _across(partial: npt.NDArray[Any], rows: int, cols: int, tile_x: int) -> npt.NDArray[Any]:
+    """The (rows, cols * tile_x) partial results as tile_x rows of (rows, cols) values, the
+    k-th holding every tile's k-th column: reduced over axis 0, element by element over whole
+    rows (numpy's reduction over a short last axis is several times slower than this copy)."""
+    return np.ascontiguousarray(partial.reshape(rows * cols, tile_x).T).reshape(tile_x, rows, cols)
 
 
 def _chroma_mean(values: U8Array, grid: Grid) -> FloatGrid:
