@@ -20,10 +20,12 @@ import hashlib
 
 __all__ = [
     "UnitDigest",
+    "annexb_spans",
     "annexb_units",
     "avcc_config",
     "canonical_avcc",
     "escape_rbsp",
+    "length_prefixed_spans",
     "length_prefixed_units",
     "scrub_access_unit",
     "scrub_sei",
@@ -36,17 +38,26 @@ _START = b"\x00\x00\x01"
 
 def annexb_units(data: bytes) -> list[bytes]:
     """The NAL units of Annex B `data` (start codes 00 00 01 or 00 00 00 01)."""
-    units: list[bytes] = []
+    return [data[begin:end] for begin, end in annexb_spans(data)]
+
+
+def annexb_spans(data: bytes) -> list[tuple[int, int]]:
+    """Where the NAL units of Annex B `data` lie, as (begin, end) offsets (see annexb_units)."""
+    spans: list[tuple[int, int]] = []
     start = data.find(_START)
     while start >= 0:
         begin = start + 3
         start = data.find(_START, begin)
-        # A NAL unit never ends in a zero byte (its last byte holds the stop bit or the 03
-        # of a cabac_zero_word), so zeros before the next start code belong to that code.
-        unit = data[begin:] if start < 0 else data[begin:start].rstrip(b"\x00")
-        if unit:
-            units.append(unit)
-    return units
+        end = len(data)
+        if start >= 0:
+            # A NAL unit never ends in a zero byte (its last byte holds the stop bit or the 03
+            # of a cabac_zero_word), so zeros before the next start code belong to that code.
+            end = start
+            while end > begin and data[end - 1] == 0:
+                end -= 1
+        if end > begin:
+            spans.append((begin, end))
+    return spans
 
 
 def length_prefixed_units(data: bytes, length_size: int) -> list[bytes]:
@@ -54,7 +65,15 @@ def length_prefixed_units(data: bytes, length_size: int) -> list[bytes]:
 
     Raises ValueError when the lengths do not add up to the packet.
     """
-    units: list[bytes] = []
+    return [bytes(data[begin:end]) for begin, end in length_prefixed_spans(data, length_size)]
+
+
+def length_prefixed_spans(data: bytes | memoryview, length_size: int) -> list[tuple[int, int]]:
+    """Where the NAL units of `data` in MP4 framing lie, as (begin, end) offsets.
+
+    Raises ValueError when the lengths do not add up to the packet.
+    """
+    spans: list[tuple[int, int]] = []
     pos = 0
     while pos < len(data):
         if pos + length_size > len(data):
@@ -63,9 +82,9 @@ def length_prefixed_units(data: bytes, length_size: int) -> list[bytes]:
         pos += length_size
         if size == 0 or pos + size > len(data):
             raise ValueError("A NAL unit length does not fit the packet.")
-        units.append(data[pos : pos + size])
+        spans.append((pos, pos + size))
         pos += size
-    return units
+    return spans
 
 
 def avcc_config(extradata: bytes) -> tuple[int, list[bytes]]:
@@ -94,10 +113,14 @@ def avcc_config(extradata: bytes) -> tuple[int, list[bytes]]:
 
 
 class UnitDigest:
-    """A running digest of a sequence of NAL units (each hashed with its length)."""
+    """A running digest of a sequence of NAL units (each hashed with its length).
+
+    SHA-256: every byte of every output goes through it twice (as encoded, and read back), and
+    with the SHA extensions of current x86 and ARM CPUs it runs about 1.7x as fast as BLAKE2b.
+    """
 
     def __init__(self) -> None:
-        self._hash = hashlib.blake2b(digest_size=16)
+        self._hash = hashlib.sha256()
         self.units = 0
 
     def update(self, units: list[bytes]) -> None:
@@ -106,6 +129,15 @@ class UnitDigest:
             self._hash.update(len(unit).to_bytes(4, "big"))
             self._hash.update(unit)
         self.units += len(units)
+
+    def update_spans(self, data: bytes | memoryview, spans: list[tuple[int, int]]) -> None:
+        """Add the units of `data` at `spans` (annexb_spans, length_prefixed_spans), in stream
+        order: the same digest as update() with the units, without copying them out."""
+        view = memoryview(data)
+        for begin, end in spans:
+            self._hash.update((end - begin).to_bytes(4, "big"))
+            self._hash.update(view[begin:end])
+        self.units += len(spans)
 
     def hexdigest(self) -> str:
         """The digest of all units so far."""

@@ -38,7 +38,13 @@ from av.video.frame import VideoFrame
 from jobs.video.codec import ProgressCallback, demux, plane_view, readable_frame
 from jobs.video.errors import InvalidVideo
 from jobs.video.field_check import FieldCheck, FieldProbe
-from jobs.video.nal import UnitDigest, annexb_units, avcc_config, length_prefixed_units
+from jobs.video.nal import (
+    UnitDigest,
+    annexb_spans,
+    annexb_units,
+    avcc_config,
+    length_prefixed_spans,
+)
 from jobs.video.planes import (
     LUMA_BLACK,
     SHAPES,
@@ -290,7 +296,7 @@ class LiveVerifier:
             decoding = True
             while (item := self._queue.get()) is not None:
                 data, pts, dts = item
-                self._digest.update(annexb_units(data))
+                self._digest.update_spans(data, annexb_spans(data))
                 if not decoding:
                     continue  # keep draining so that the encoder never waits on a dead check
                 try:
@@ -341,7 +347,8 @@ class _WrittenStream:
                 packets = 0
                 for packet in demux(container, (stream,)):
                     if packet.size:
-                        digest.update(length_prefixed_units(bytes(packet), length_size))
+                        data = memoryview(packet)  # the packet's own buffer, not a copy
+                        digest.update_spans(data, length_prefixed_spans(data, length_size))
                         packets += 1
                         if on_progress is not None and packets % 64 == 0:
                             on_progress(packets)
