@@ -81,7 +81,14 @@ from jobs.video.codec import (
 from jobs.video.edit import REMOVE_ALL_MESSAGE, Editor, EditOutcome, EditPlan
 from jobs.video.errors import InvalidVideo, VideoError
 from jobs.video.field_check import FieldCheck
-from jobs.video.nal import annexb_units, avcc_config, length_prefixed_units
+from jobs.video.nal import (
+    UnitDigest,
+    annexb_spans,
+    annexb_units,
+    avcc_config,
+    length_prefixed_spans,
+    length_prefixed_units,
+)
 from jobs.video.planes import SHAPES, TextField, check_roi, plane_fills
 from jobs.video.probe import open_input, select_video_stream
 from jobs.video.timeline import (
@@ -506,21 +513,6 @@ def _clip(ranges: tuple[FrameRange, ...], lo: int, hi: int) -> tuple[FrameRange,
     return tuple(out)
 
 
-class _NalSha:
-    """SHA-256 of a sequence of NAL units (each hashed with its 4-byte length)."""
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-
-    def update(self, units: list[bytes]) -> None:
-        for unit in units:
-            self._hash.update(len(unit).to_bytes(4, "big"))
-            self._hash.update(unit)
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-
 def _ticks(value: int, from_tb: Fraction, to_tb: Fraction) -> int:
     """`value` in `from_tb` as a whole number of `to_tb` ticks; ValueError if it is not one."""
     exact = value * from_tb / to_tb
@@ -568,11 +560,12 @@ def encode_chunk(
         text_fields=text_fields,
         blacken_regions=plan.blacken_regions,
     )
-    digest = _NalSha()
+    digest = UnitDigest()
 
     def on_packet(packet: Packet[Stream]) -> None:
         verifier(packet)
-        digest.update(annexb_units(bytes(packet)))
+        data = bytes(packet)
+        digest.update_spans(data, annexb_spans(data))
 
     try:
         with ExitStack() as stack:
@@ -961,7 +954,7 @@ def _check_stitched(
                 problems.append("The stitched file's parameter sets differ from the parts'.")
             bounds = list(itertools.accumulate(o.frames_out for o in outcomes))
             out_tb = Fraction(stream.time_base or 0)
-            digest = _NalSha()
+            digest = UnitDigest()
             for packet in demux(container, (stream,)):
                 if not packet.size:
                     continue
@@ -970,10 +963,11 @@ def _check_stitched(
                     break
                 pts.append(_ticks(packet.pts, out_tb, tb))
                 dts.append(_ticks(packet.dts, out_tb, tb))
-                digest.update(length_prefixed_units(bytes(packet), length_size))
+                data = memoryview(packet)  # the packet's own buffer, not a copy
+                digest.update_spans(data, length_prefixed_spans(data, length_size))
                 if len(digests) < len(bounds) and len(pts) == bounds[len(digests)]:
                     digests.append(digest.hexdigest())
-                    digest = _NalSha()
+                    digest = UnitDigest()
     except OSError:
         raise
     except (InvalidVideo, ValueError, av.error.FFmpegError):
