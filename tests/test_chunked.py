@@ -148,10 +148,19 @@ async def _finished_parts(queue: ArqRedis, settings: Settings, task_id: str) -> 
 
 
 async def _freeze_a_chunk(
-    queue: ArqRedis, settings: Settings, task_id: str, *, after: int = 0, only: int | None = None
+    queue: ArqRedis,
+    settings: Settings,
+    task_id: str,
+    *,
+    after: int = 0,
+    only: int | None = None,
+    other_than: str | None = None,
 ) -> tuple[FrameProcess, int, str]:
     """Stop the frame process of one running chunk of the task (once ``after`` parts are
-    finished; chunk ``only`` when given); returns it, the chunk's index and its worker's id."""
+    finished; chunk ``only`` when given; on a worker other than ``other_than`` when given);
+    returns it, the chunk's index and its worker's id."""
+    # A chunk's frame process writes to a temp file of the task's (Storage.temp_path).
+    temp_prefix = _storage(settings).tmp_dir.resolve() / f"{task_id}-"
     deadline = time.monotonic() + TIMEOUT
     while True:
         assert time.monotonic() < deadline, "no chunk of the task ran"
@@ -159,7 +168,7 @@ async def _freeze_a_chunk(
             running = await _running_chunks(queue, settings, task_id)
             pids = await asyncio.to_thread(frame_processes, settings.data_dir)
             for index, worker_id in running.items():
-                if only is not None and index != only:
+                if (only is not None and index != only) or worker_id == other_than:
                     continue
                 worker_pid = int(worker_id.split(":")[1])
                 for pid in pids:
@@ -173,8 +182,14 @@ async def _freeze_a_chunk(
                         frames.stop()
                     except AssertionError:  # it ended meanwhile
                         continue
-                    # still that chunk's (a worker runs one job at a time)?
-                    if (await _running_chunks(queue, settings, task_id)).get(index) == worker_id:
+                    # Still writing that chunk (a worker runs one job at a time; a frame process
+                    # that has answered and is exiting no longer holds its output open), and
+                    # the chunk still that worker's?
+                    if (
+                        _opens_under(pid, str(temp_prefix))
+                        and (await _running_chunks(queue, settings, task_id)).get(index)
+                        == worker_id
+                    ):
                         return frames, index, worker_id
                     frames.resume()
         await asyncio.sleep(0.005)
@@ -310,19 +325,28 @@ async def test_progress_counts_every_worker_and_never_goes_back(
     await _workers_ready(client, 2)
     video = await upload(client, long_clip)
     task_id = await submit_mask(client, video["id"], BODY)
-    frozen, _, _ = await _freeze_a_chunk(queue, settings, task_id)
+    # One chunk held on each worker: both run one now, whatever their speed.
+    frozen, _, first_worker = await _freeze_a_chunk(queue, settings, task_id)
     statuses: list[dict[str, Any]] = []
+    try:
+        other, _, _ = await _freeze_a_chunk(queue, settings, task_id, other_than=first_worker)
+    except BaseException:
+        frozen.resume()
+        raise
 
     async def two_workers_shown() -> bool:
         statuses.append(await _status(client, task_id))
+        assert statuses[-1]["state"] not in ENDED, statuses[-1]  # two chunks are held
         return "on 2 workers" in statuses[-1]["status"]
 
     try:
         await _until(two_workers_shown, "a status naming 2 workers")
         frozen.resume()
+        other.resume()
         statuses += await _follow(client, task_id)
     finally:
         frozen.resume()
+        other.resume()
     assert statuses[-1]["state"] == "SUCCESS", statuses[-1]
     frames = [
         int(s["status"].split("frame ")[1].split("/")[0])
