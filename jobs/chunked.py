@@ -177,6 +177,12 @@ def remove_parts(storage: Storage, task_id: str) -> None:
     shutil.rmtree(parts_root(storage, task_id), ignore_errors=True)
 
 
+def remove_task_files(storage: Storage, task_id: str) -> None:
+    """Remove every part of an ended task and the temp files of its chunks."""
+    remove_parts(storage, task_id)
+    storage.remove_temps(task_id)
+
+
 def _move_part(temp: Path, final: Path) -> None:
     """Make a finished part durable and move it atomically into its place (private modes)."""
     final.parent.parent.mkdir(mode=DIR_MODE, exist_ok=True)
@@ -582,8 +588,9 @@ async def _revoke(deps: JobDeps, task_id: str) -> str:
 
 
 async def _cleanup(deps: JobDeps, task_id: str) -> None:
-    """Remove an ended task's parts and chunk state."""
-    await asyncio.to_thread(remove_parts, deps.storage, task_id)
+    """Remove an ended task's parts, the temp files its chunks left (a chunk whose worker was
+    killed leaves its part half written) and its chunk state."""
+    await asyncio.to_thread(remove_task_files, deps.storage, task_id)
     await _store(deps).drop(task_id)
 
 
@@ -704,8 +711,9 @@ def seconds_since_start(run: JobRun) -> float:
 
 
 async def discard_parts(run: JobRun) -> None:
-    """Remove the run's task's parts once its output is published."""
-    await asyncio.to_thread(remove_parts, run.deps.storage, run.task.task_id)
+    """Remove the run's task's parts (and what lost chunks left in tmp) once its output is
+    published."""
+    await asyncio.to_thread(remove_task_files, run.deps.storage, run.task.task_id)
 
 
 # -------------------------------------------------------------------------------- recovery

@@ -44,8 +44,7 @@ async def recover_lost_tasks(ctx: dict[str, Any]) -> int:
             continue
         if task.state not in RUNNING:
             continue
-        for leftover in deps.storage.tmp_dir.glob(f"{task_id}-*"):
-            leftover.unlink(missing_ok=True)
+        deps.storage.remove_temps(task_id)
         await forget_lost_attempt(ctx["redis"], settings.queue_name, task_id, task.attempt)
         reason = f"its worker was lost (no heartbeat for {settings.heartbeat_timeout} s)"
         with structlog.contextvars.bound_contextvars(

@@ -94,6 +94,12 @@ class Storage:
         """A fresh, unique path in the tmp folder (nothing is created)."""
         return self.tmp_dir / f"{purpose}-{uuid.uuid4().hex}{suffix}.part"
 
+    def remove_temps(self, purpose: str) -> None:
+        """Remove the temp files made for `purpose` (a task id: what its lost or stopped work
+        left half written)."""
+        for leftover in self.tmp_dir.glob(f"{purpose}-*"):
+            leftover.unlink(missing_ok=True)
+
     def resolve(self, name: str) -> Path:
         """The absolute path of a stored name, refusing anything that would leave the data dir."""
         root = self.root.resolve()
