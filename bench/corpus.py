@@ -47,7 +47,7 @@ STEPS = {
     "decode (PyAV/libavcodec, incl. waiting for frames)": "codec.py:decode_video",
     "tile statistics (detectors.tile_stats)": "detectors.py:tile_stats",
     "labels (detectors.classify)": "detectors.py:classify",
-    "overlay and motion learning (_Learner._learn)": "analyze.py:_learn",
+    "overlay and motion learning (_Learner._learned)": "analyze.py:_learned",
     "live-image light cells (_Learner._lit_cells)": "analyze.py:_lit_cells",
     "ROI fit, regions (end of the video)": "analyze.py:suggested_roi",
 }

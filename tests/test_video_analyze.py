@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from jobs.video import EditPlan, Roi, Shape, edit_video, verify_output
+from jobs.video import analyze as analyze_module
 from jobs.video.analyze import (
+    BATCH,
     DECISION_LAG,
     IN_FLIGHT,
     Analysis,
@@ -32,7 +34,7 @@ from jobs.video.analyze import (
     analyze_video,
 )
 from jobs.video.checked import analyze_and_write_checked
-from jobs.video.detectors import sampled
+from jobs.video.detectors import _mode_levels, sampled
 from testkit.media import make_video
 from testkit.scenes import Scene, SceneTruth, make_scene_video
 
@@ -369,7 +371,7 @@ def test_held_frames_are_bounded_and_labelled_as_analyze_video(
     assert gate.analysis.result() == analysis
     cut = {i for a, b in analysis.frames_with(["text_screen"]) for i in range(a, b + 1)}
     assert gate.handed_on == [i in cut for i in range(scenes.frames)]
-    assert gate.most_held <= DECISION_LAG + IN_FLIGHT + 2
+    assert gate.most_held <= DECISION_LAG + IN_FLIGHT + BATCH + 2
     assert analysis_threads() == []
 
 
@@ -494,6 +496,43 @@ def test_sampled_copies_the_strided_view(width: int, step_y: int, step_x: int) -
         got = sampled(plane, step_y, step_x, height, out_width)
         assert got.flags.c_contiguous
         np.testing.assert_array_equal(got, expected)
+        rows, cols = expected.shape
+        out = np.zeros((2 * rows, cols), dtype=np.uint8)[rows:]  # a frame's slot in a batch
+        assert sampled(plane, step_y, step_x, rows, cols, out) is out
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_batches_measure_as_frames_one_at_a_time(
+    scenes: SceneTruth, analysis: Analysis, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The frames are measured, learned from and classified BATCH at a time; any batch size
+    (1: one frame at a time, 3: batches that straddle every stretch and the decision lag) gives
+    the same analysis to the last digit, also with frames sampled and on another layout."""
+    monkeypatch.setattr(analyze_module, "BATCH", batch)
+    assert analyze_video(scenes.path).to_dict() == analysis.to_dict()
+    monkeypatch.undo()
+    sampled_every = analyze_video(scenes.path, sample_every=3).to_dict()
+    monkeypatch.setattr(analyze_module, "BATCH", batch)
+    assert analyze_video(scenes.path, sample_every=3).to_dict() == sampled_every
+
+
+def test_mode_levels_take_the_median_as_numpy_does() -> None:
+    """The batched background level: per frame the fullest 16-code bin of the chosen tiles,
+    then np.median inside it (float32, even and odd counts, frames with nothing chosen)."""
+    rng = np.random.default_rng(3)
+    values = (rng.integers(0, 256 * 4, (40, 9, 11)) / np.float32(4)).astype(np.float32)
+    chosen = rng.random(values.shape) < rng.random((40, 1, 1))
+    chosen[0] = False
+    levels = _mode_levels(values, chosen)
+    for frame, where, level in zip(values, chosen, levels, strict=True):
+        on = frame[where]
+        if on.size == 0:
+            assert level == 0
+            continue
+        bins = np.clip(on // 16, 0, 15).astype(np.int64)
+        fullest = int(np.bincount(bins, minlength=16).argmax())
+        assert float(level) == float(np.median(on[bins == fullest]))
 
 
 def test_components_vectorised_match_the_search() -> None:

@@ -82,8 +82,10 @@ from jobs.video.detectors import (
     LABELS,
     TILE,
     BoolGrid,
+    FloatGrid,
     FrameDetector,
     FramePlanes,
+    FrameSamples,
     Grid,
     Label,
     TileStats,
@@ -277,8 +279,9 @@ class LiveAnalysis:
 
     The frames are analysed in a thread of its own (see _AnalysisThread), so that the caller's
     thread goes on decoding (libavcodec and numpy's big passes run without the GIL) while a
-    frame is measured; at most IN_FLIGHT analysed frames wait for it, and with `hold` at most
-    DECISION_LAG + IN_FLIGHT + 2 frames are held. An exception of the analysis is raised by the
+    frame is measured; at most IN_FLIGHT analysed frames wait for it, the thread measures them
+    BATCH at a time, and with `hold` at most DECISION_LAG + IN_FLIGHT + BATCH + 2 frames are
+    held. An exception of the analysis is raised by the
     next push or finish. The thread ends with finish or close (a `with` block closes): a
     caller that stops early (an error, a cancel) must close, or the thread waits for frames
     until this object is garbage collected.
@@ -466,6 +469,14 @@ def _planes(index: int, frame: VideoFrame) -> FramePlanes:
     return FramePlanes(index=index, y=y, u=u, v=v)
 
 
+#: A frame waiting for its label: its tile stats, the extra detectors' labels, its light cells
+#: and the overlay known when it became due.
+_Due = tuple[TileStats, frozenset[Label], BoolGrid, BoolGrid | None]
+
+#: Analysed frames measured together (numpy's fixed cost per call shared among them).
+BATCH = 8
+
+
 class _Learner:
     """Labels the analysed frames and learns, from the live ones, where the live image and
     the overlay are.
@@ -491,7 +502,7 @@ class _Learner:
         self._cell_min = np.full(shape, 255, dtype=np.int16)
         self._cell_max = np.zeros(shape, dtype=np.int16)
         self._text_hits = np.zeros((self.grid.rows, self.grid.cols), dtype=np.int32)
-        self._previous: npt.NDArray[np.int16] | None = None
+        self._previous: npt.NDArray[np.int16] | None = None  # the last frame's change cells
         self._previous_live = False
         self._previous_tissue = False
         self._still = _StillOverlay(self.grid.rows, self.grid.cols)
@@ -500,6 +511,10 @@ class _Learner:
         self._overlay: BoolGrid | None = None
         self._overlay_dirty = False
         self._pending: deque[tuple[TileStats, frozenset[Label], BoolGrid]] = deque()
+        self._samples = FrameSamples(
+            self.grid, BATCH, luma_at_chroma=self.grid.chroma_luma_step != (CELL, CELL)
+        )
+        self._extra_labels: list[frozenset[Label]] = []  # of the frames in the batch
         self.codes = bytearray()  # label code of every analysed frame decided so far
         # The live-image finder: per light cell (LIGHT_BLOCK working pixels square), in how
         # many of the endoscopic frames it was lit; constant memory.
@@ -512,85 +527,142 @@ class _Learner:
         self._analysed = 0
 
     def take(self, planes: FramePlanes, extra: Sequence[FrameDetector]) -> None:
-        """Measure and learn from one analysed frame; decide the labels that are due."""
+        """Take one analysed frame: its samples are copied (the frame is not kept) and the
+        extra detectors run; every BATCH frames the batch is measured and learned from, and
+        the labels that are due are decided."""
+        self._samples.add(planes)
+        extra_labels: set[Label] = set()
+        for detector in extra:
+            extra_labels.update(detector(planes))
+        self._extra_labels.append(frozenset(extra_labels))
+        if self._samples.count == BATCH:
+            self._measure()
+
+    def finish(self) -> None:
+        """Measure the frames still in the batch, then decide the labels still pending."""
+        self._measure()
+        due: list[_Due] = []
+        while self._pending:
+            due.append((*self._pending.popleft(), self._known_overlay()))
+        self._decide(due)
+
+    def _measure(self) -> None:
+        """Measure the batch, learn from its frames in order and decide the labels due after
+        each (with the overlay known then), as if the frames came one at a time."""
+        n = self._samples.count
+        if n == 0:
+            return
         g = self.grid
-        work = sampled(planes.y, g.stride, g.stride, g.rows * TILE, g.cols * TILE)
+        work, u8, v8, y_at_c = self._samples.taken()
         # The light cells' sums, which also give the tiles' (one pass over the pixels for both).
         blocks = None if self._block == 1 else block_sums(work, self._block)
         # The change cells, copied once (a pass over a strided view costs several times a
         # copy); the colour statistics' luma when they are the same pixels.
-        cells = sampled(work, CELL, CELL, -(-work.shape[0] // CELL), -(-work.shape[1] // CELL))
-        shared = cells if self.grid.chroma_luma_step == (CELL, CELL) else None
-        stats = tile_stats(planes, self.grid, work, blocks, shared)
-        extra_labels: set[Label] = set()
-        for detector in extra:
-            extra_labels.update(detector(planes))
-        self._learn(cells, stats)
-        lit = self._lit_cells(work if blocks is None else blocks, float(stats.mean.min()))
-        self._pending.append((stats, frozenset(extra_labels), lit))
-        self._analysed += 1
-        if len(self._pending) > DECISION_LAG:
-            self._decide()
+        cells = sampled(work, CELL, CELL, work.shape[0] // CELL, -(-work.shape[1] // CELL))
+        stats = tile_stats(g, work, u8, v8, cells if y_at_c is None else y_at_c, blocks)
+        self._samples.clear()
+        lit = self._lit_cells(work if blocks is None else blocks, stats.mean)
+        learned = self._learned(cells.astype(np.int16).reshape(n, -1, cells.shape[1]), stats)
+        extra, self._extra_labels = self._extra_labels, []
+        due: list[_Due] = []
+        for k in range(n):
+            learned(k)
+            self._pending.append((stats.frame(k), extra[k], lit[k]))
+            self._analysed += 1
+            if len(self._pending) > DECISION_LAG:
+                due.append((*self._pending.popleft(), self._known_overlay()))
+        self._decide(due)
 
-    def finish(self) -> None:
-        """Decide the labels of the frames still pending."""
-        while self._pending:
-            self._decide()
+    def _decide(self, due: list[_Due]) -> None:
+        """Label the frames `due` (their stats, extra labels, light cells and the overlay
+        known when each was due), classified in one batch."""
+        if not due:
+            return
+        overlays = [overlay for *_, overlay in due]
+        ignore = None
+        if any(overlay is not None for overlay in overlays):
+            none = np.zeros((self.grid.rows, self.grid.cols), dtype=np.bool_)
+            ignore = np.stack([none if overlay is None else overlay for overlay in overlays])
+        verdicts = classify(TileStats.stacked([stats for stats, *_ in due]), ignore)
+        for (_, extra_labels, lit, _), verdict in zip(due, verdicts, strict=True):
+            labels = verdict.labels | extra_labels
+            code = next((_CODES[label] for label in LABELS if label in labels), 0)
+            self.codes.append(code)
+            # Only frames from the scope (no label) show where its image is: a registration
+            # screen, a black frame or a frame some detector flagged say nothing about it.
+            if code == 0 and lit.mean() >= LIT_FRAME_SHARE:
+                self._lit_count += lit
+                self._lit_frames += 1
 
-    def _decide(self) -> None:
-        stats, extra_labels, lit = self._pending.popleft()
-        labels = classify(stats, self._known_overlay()).labels | extra_labels
-        code = next((_CODES[label] for label in LABELS if label in labels), 0)
-        self.codes.append(code)
-        # Only frames from the scope (no label) show where its image is: a registration
-        # screen, a black frame or a frame some detector flagged say nothing about it.
-        if code == 0 and lit.mean() >= LIT_FRAME_SHARE:
-            self._lit_count += lit
-            self._lit_frames += 1
-
-    def _lit_cells(self, sums: U8Array | U16Array, floor: float) -> BoolGrid:
-        """The light cells of one frame: block means of the working luma (compared as the
-        block sums `sums`, the working luma itself for blocks of 1) more than LIT_STEP above
-        `floor`, the frame's darkest tile mean (a tile's 256 pixels: no outlier pixel, such
-        as the encoder's ringing at a sharp edge, lowers it)."""
+    def _lit_cells(self, sums: U8Array | U16Array, means: FloatGrid) -> BoolGrid:
+        """The light cells of each frame of the batch: block means of the working luma
+        (compared as the block sums `sums`, the working luma itself for blocks of 1) more than
+        LIT_STEP above the frame's darkest tile mean (`means`: a tile's 256 pixels, so no
+        outlier pixel, such as the encoder's ringing at a sharp edge, lowers it)."""
         b = self._block
+        frames = means.shape[0]
+        floors = [float(floor) for floor in means.reshape(frames, -1).min(axis=1)]
         if b == 1:
-            return np.asarray(sums > int(floor) + LIT_STEP)
-        return np.asarray(sums > int((floor + LIT_STEP) * b * b))
+            limits = [int(floor) + LIT_STEP for floor in floors]
+        else:
+            limits = [int((floor + LIT_STEP) * b * b) for floor in floors]
+        per_frame = sums.reshape(frames, -1, sums.shape[1])
+        return np.asarray(per_frame > np.array(limits)[:, None, None])
 
-    def _learn(self, cells_u8: U8Array, stats: TileStats) -> None:
-        """Learn from one frame's change cells (every CELL-th pixel of the working luma)."""
-        cells = cells_u8.astype(np.int16)
-        previous, previous_live = self._previous, self._previous_live
-        previous_tissue = self._previous_tissue
-        self._previous, self._previous_live, self._previous_tissue = cells, False, False
-        if previous is None:
-            return
-        changed = np.abs(cells - previous) > CHANGE_STEP
-        rows, cols, n = self.grid.rows, self.grid.cols, CELLS_PER_TILE
-        tile_change = tile_sum(changed[: rows * n, : cols * n], rows, cols, n, n) / (n * n)
+    def _learned(self, cells: npt.NDArray[np.int16], stats: TileStats) -> Callable[[int], None]:
+        """Learning from the batch's frames: what each frame adds, measured for the batch at
+        once (its change cells `cells`, every CELL-th pixel of the working luma, (frames, h,
+        w)); returns the step that adds frame k's to what is learned, to be called for each
+        frame in order."""
+        n, rows, cols, m = cells.shape[0], self.grid.rows, self.grid.cols, CELLS_PER_TILE
+        changed = np.zeros(cells.shape, dtype=np.bool_)
+        first = self._previous is None
+        if self._previous is not None:
+            np.greater(np.abs(cells[0] - self._previous), CHANGE_STEP, out=changed[0])
+        np.greater(np.abs(cells[1:] - cells[:-1]), CHANGE_STEP, out=changed[1:])
+        change = np.ascontiguousarray(changed[:, : rows * m, : cols * m])
+        tile_change = (
+            tile_sum(change.reshape(-1, cols * m), n * rows, cols, m, m) / (m * m)
+        ).reshape(n, rows, cols)
         tissue = stats.tissue >= TISSUE_TILE_SHARE * stats.samples_per_tile
-        if int(tissue.sum()) >= max(LIVE_MIN_TILES, LIVE_MIN_SHARE * self.grid.tiles):
-            # A frame showing tissue, moving or not: what the overlay is learned from when
-            # the image hardly moves (a still overlay is then a fallback, see _known_overlay).
-            self._previous_tissue = True
-            self._still.frames += 1
-            self._still.text_hits += stats.text
-            if previous_tissue:
-                self._still.tile_change += tile_change
-                self._still.pairs += 1
-        moving_tissue = int((tissue & (tile_change >= MOVING_TILE_SHARE)).sum())
-        if moving_tissue < max(LIVE_MIN_TILES, LIVE_MIN_SHARE * self.grid.tiles):
-            return
-        self._previous_live = True
-        self._live += 1
-        self._text_hits += stats.text
-        np.minimum(self._cell_min, cells, out=self._cell_min)
-        np.maximum(self._cell_max, cells, out=self._cell_max)
-        if previous_live:
-            self._tile_change += tile_change
-            self._pairs += 1
-            self._overlay_dirty = True
+        enough = max(LIVE_MIN_TILES, LIVE_MIN_SHARE * self.grid.tiles)
+        shows_tissue = tissue.sum(axis=(1, 2)) >= enough
+        moving = (tissue & (tile_change >= MOVING_TILE_SHARE)).sum(axis=(1, 2)) >= enough
+        text = stats.text
+        live = [k for k in range(n) if moving[k] and (k > 0 or not first)]
+        # Per change cell, its darkest and brightest luma over the live frames (only read at
+        # the end, so taken for the batch at once).
+        if live:
+            np.minimum(self._cell_min, cells[live].min(axis=0), out=self._cell_min)
+            np.maximum(self._cell_max, cells[live].max(axis=0), out=self._cell_max)
+        self._previous = cells[-1].copy()
+
+        def learn(k: int) -> None:
+            previous_live, previous_tissue = self._previous_live, self._previous_tissue
+            self._previous_live = self._previous_tissue = False
+            if k == 0 and first:
+                return
+            if shows_tissue[k]:
+                # A frame showing tissue, moving or not: what the overlay is learned from
+                # when the image hardly moves (a still overlay is then a fallback, see
+                # _known_overlay).
+                self._previous_tissue = True
+                self._still.frames += 1
+                self._still.text_hits += text[k]
+                if previous_tissue:
+                    self._still.tile_change += tile_change[k]
+                    self._still.pairs += 1
+            if not moving[k]:
+                return
+            self._previous_live = True
+            self._live += 1
+            self._text_hits += text[k]
+            if previous_live:
+                self._tile_change += tile_change[k]
+                self._pairs += 1
+                self._overlay_dirty = True
+
+        return learn
 
     def _static_text_tiles(self) -> BoolGrid:
         static = self._tile_change <= STATIC_SHARE * max(1, self._pairs)

@@ -53,7 +53,7 @@ non_endoscopic
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
@@ -177,7 +177,8 @@ class Grid:
 
 @dataclass(frozen=True)
 class TileStats:
-    """Per-tile measurements of one frame, (rows, cols) arrays."""
+    """Per-tile measurements of a batch of frames, (frames, rows, cols) arrays (frame(k) gives
+    one frame's, (rows, cols) views)."""
 
     lo: npt.NDArray[np.int16]
     hi: npt.NDArray[np.int16]
@@ -192,6 +193,39 @@ class TileStats:
     lit: IntGrid
     tissue: IntGrid
     samples_per_tile: int  # chroma samples behind lit and tissue
+
+    def frame(self, k: int) -> TileStats:
+        """Frame `k`'s measurements."""
+        return TileStats(
+            lo=self.lo[k],
+            hi=self.hi[k],
+            mean=self.mean[k],
+            h_steps=self.h_steps[k],
+            v_steps=self.v_steps[k],
+            midtones=self.midtones[k],
+            u_mean=self.u_mean[k],
+            v_mean=self.v_mean[k],
+            lit=self.lit[k],
+            tissue=self.tissue[k],
+            samples_per_tile=self.samples_per_tile,
+        )
+
+    @staticmethod
+    def stacked(frames: Sequence[TileStats]) -> TileStats:
+        """One batch of the (rows, cols) measurements of `frames`."""
+        return TileStats(
+            lo=np.stack([f.lo for f in frames]),
+            hi=np.stack([f.hi for f in frames]),
+            mean=np.stack([f.mean for f in frames]),
+            h_steps=np.stack([f.h_steps for f in frames]),
+            v_steps=np.stack([f.v_steps for f in frames]),
+            midtones=np.stack([f.midtones for f in frames]),
+            u_mean=np.stack([f.u_mean for f in frames]),
+            v_mean=np.stack([f.v_mean for f in frames]),
+            lit=np.stack([f.lit for f in frames]),
+            tissue=np.stack([f.tissue for f in frames]),
+            samples_per_tile=frames[0].samples_per_tile,
+        )
 
     @property
     def flat(self) -> BoolGrid:
@@ -211,7 +245,8 @@ class TileStats:
     def text_region(self) -> BoolGrid:
         """Text-like tiles plus the sharp two-level tiles connected to them through such tiles
         (hysteresis, as in Canny's edge linking): a tile that only catches the top of a line
-        of glyphs, a short word, the rule under a heading."""
+        of glyphs, a short word, the rule under a heading. Each frame's grid grows on its own
+        (the last two axes), at most rows + cols steps."""
         region = self.text
         weak = region | (
             (self.hi - self.lo >= TEXT_RANGE)
@@ -220,12 +255,12 @@ class TileStats:
         )
         if not region.any() or np.array_equal(weak, region):
             return np.asarray(region)  # nothing to grow from, or nothing to grow into
-        for _ in range(sum(region.shape)):
+        for _ in range(sum(region.shape[-2:])):
             grown = region.copy()
-            grown[1:, :] |= region[:-1, :]
-            grown[:-1, :] |= region[1:, :]
-            grown[:, 1:] |= region[:, :-1]
-            grown[:, :-1] |= region[:, 1:]
+            grown[..., 1:, :] |= region[..., :-1, :]
+            grown[..., :-1, :] |= region[..., 1:, :]
+            grown[..., :, 1:] |= region[..., :, :-1]
+            grown[..., :, :-1] |= region[..., :, 1:]
             grown &= weak
             if np.array_equal(grown, region):
                 break
@@ -233,8 +268,16 @@ class TileStats:
         return np.asarray(region)
 
 
-def sampled(plane: U8Array, step_y: int, step_x: int, height: int, width: int) -> U8Array:
-    """A contiguous copy of plane[::step_y, ::step_x][:height, :width].
+def sampled(
+    plane: U8Array,
+    step_y: int,
+    step_x: int,
+    height: int,
+    width: int,
+    out: U8Array | None = None,
+) -> U8Array:
+    """A contiguous copy of plane[::step_y, ::step_x][:height, :width] (written into `out`, a
+    contiguous array of the copy's shape, when given; returned).
 
     numpy copies a view whose rows step 2 bytes several times slower than a contiguous one;
     every other byte of a row is, read as little-endian 16-bit words, each word's low byte, so
@@ -244,28 +287,91 @@ def sampled(plane: U8Array, step_y: int, step_x: int, height: int, width: int) -
     rows = plane[: height * step_y : step_y]
     if step_x == 2 and plane.strides[1] == 1 and 2 * width <= plane.shape[1]:
         words = rows[:, : 2 * width].view("<u2")
-        return np.asarray(words.astype(np.uint8))
-    return np.ascontiguousarray(rows[:, ::step_x][:, :width])
+        if out is None:
+            return np.asarray(words.astype(np.uint8))
+        np.copyto(out, words, casting="unsafe")
+        return out
+    view = rows[:, ::step_x][:, :width]
+    if out is None:
+        return np.ascontiguousarray(view)
+    np.copyto(out, view)
+    return out
+
+
+class FrameSamples:
+    """The pixels the tile statistics read, of up to `capacity` frames stacked one below the
+    other, in buffers reused batch after batch: the working luma (rows * TILE lines a frame),
+    the sampled chroma and, with `luma_at_chroma`, the luma at the chroma samples.
+
+    Measuring a batch at once shares numpy's fixed cost per call (a few microseconds, a few
+    hundred calls a frame) among its frames, and a frame's pixels are copied as it comes, so
+    the decoder's picture is not kept.
+    """
+
+    def __init__(self, grid: Grid, capacity: int, *, luma_at_chroma: bool) -> None:
+        self.grid = grid
+        self.capacity = capacity
+        self.count = 0
+        self._height, width = grid.rows * TILE, grid.cols * TILE
+        self._ch, self._cw = grid.rows * grid.c_tile_y, grid.cols * grid.c_tile_x
+        self._work = np.empty((capacity * self._height, width), dtype=np.uint8)
+        self._u = np.empty((capacity * self._ch, self._cw), dtype=np.uint8)
+        self._v = np.empty_like(self._u)
+        self._y_at_c = np.empty_like(self._u) if luma_at_chroma else None
+
+    def add(self, planes: FramePlanes) -> None:
+        """Copy the next frame's samples (raises IndexError when the batch is full)."""
+        k, g = self.count, self.grid
+        if k == self.capacity:
+            raise IndexError("The batch of frame samples is full.")
+        h, w, ch, cw = self._height, self._work.shape[1], self._ch, self._cw
+        sampled(planes.y, g.stride, g.stride, h, w, self._work[k * h : (k + 1) * h])
+        sampled(planes.u, g.c_step_y, g.c_step_x, ch, cw, self._u[k * ch : (k + 1) * ch])
+        sampled(planes.v, g.c_step_y, g.c_step_x, ch, cw, self._v[k * ch : (k + 1) * ch])
+        if self._y_at_c is not None:
+            step_y, step_x = g.sub_y * g.c_step_y, g.sub_x * g.c_step_x
+            sampled(planes.y, step_y, step_x, ch, cw, self._y_at_c[k * ch : (k + 1) * ch])
+        self.count += 1
+
+    def taken(self) -> tuple[U8Array, U8Array, U8Array, U8Array | None]:
+        """The batch so far, stacked: working luma, u, v and the luma at the chroma samples
+        (None without `luma_at_chroma`); views of the buffers, valid until the next add after
+        clear."""
+        n = self.count
+        y_at_c = None if self._y_at_c is None else self._y_at_c[: n * self._ch]
+        return (
+            self._work[: n * self._height],
+            self._u[: n * self._ch],
+            self._v[: n * self._ch],
+            y_at_c,
+        )
+
+    def clear(self) -> None:
+        """Start the next batch (the buffers are reused)."""
+        self.count = 0
 
 
 def tile_stats(
-    planes: FramePlanes,
     grid: Grid,
-    work: U8Array | None = None,
+    work: U8Array,
+    u8: U8Array,
+    v8: U8Array,
+    luma_at_chroma: U8Array,
     blocks: U16Array | None = None,
-    luma_at_chroma: U8Array | None = None,
 ) -> TileStats:
-    """Measure one frame's tiles; `work` is the contiguous working luma if the caller has it,
-    `blocks` its block_sums (of any block size dividing TILE) and `luma_at_chroma` the working
-    luma at grid.chroma_luma_step, contiguous and cropped to the sampled chroma, if the caller
-    has those.
+    """Measure the tiles of a batch of frames (FrameSamples.taken): their working luma `work`
+    (grid.rows * TILE lines a frame, one frame below the other), their sampled chroma `u8`
+    and `v8` and the luma at those samples `luma_at_chroma` (grid.rows * c_tile_y lines a
+    frame), and optionally `blocks`, the block_sums of `work` (of any block size dividing
+    TILE).
 
     Runs on every analysed frame, so it works in uint8 on contiguous copies where it can (a
-    strided view costs several times as much per pass) and sums bools in narrow integers.
+    strided view costs several times as much per pass), sums bools in narrow integers, and
+    takes a batch at a time: a stacked frame's tiles are just more tile rows to reductions
+    over tiles.
     """
-    rows, cols = grid.rows, grid.cols
-    if work is None:
-        work = sampled(planes.y, grid.stride, grid.stride, rows * TILE, cols * TILE)
+    frames = work.shape[0] // (grid.rows * TILE)
+    rows, cols = frames * grid.rows, grid.cols
     lo = _tile_reduce(np.minimum, work, rows, cols, TILE, TILE).astype(np.int16)
     hi = _tile_reduce(np.maximum, work, rows, cols, TILE, TILE).astype(np.int16)
     if blocks is None:
@@ -274,25 +380,13 @@ def tile_stats(
         n = blocks.shape[0] // rows  # blocks per tile side
         sums = tile_sum(blocks, rows, cols, n, n)
     mean = (sums / np.float32(TILE * TILE)).astype(np.float32)
-
-    h_steps, v_steps, midtones = _stroke_stats(work, lo, hi, rows, cols)
+    shape = (frames, grid.rows, cols)
+    lo, hi = lo.reshape(shape), hi.reshape(shape)
+    h_steps, v_steps, midtones = _stroke_stats(work.reshape(frames, -1, work.shape[1]), lo, hi)
 
     # Chroma samples every c_step, and the luma at the same places; the chroma tiles line up
     # with the luma tiles (c_tile * c_step * sub == tile size, for subsampling 1, 2 or 4).
-    ch, cw = grid.rows * grid.c_tile_y, grid.cols * grid.c_tile_x
-    u8 = sampled(planes.u, grid.c_step_y, grid.c_step_x, ch, cw)
-    v8 = sampled(planes.v, grid.c_step_y, grid.c_step_x, ch, cw)
-    steps = grid.chroma_luma_step
-    # Copied before compared: a pass over a strided view costs several times a copy.
-    if luma_at_chroma is not None:
-        y_at_c = luma_at_chroma[:ch, :cw]
-    elif steps is not None:
-        # The same pixels, from the working luma just read rather than the decoded plane.
-        y_at_c = sampled(work, steps[0], steps[1], ch, cw)
-    else:
-        step_y, step_x = grid.sub_y * grid.c_step_y, grid.sub_x * grid.c_step_x
-        y_at_c = sampled(planes.y, step_y, step_x, ch, cw)
-    lit = y_at_c > LIT_LUMA
+    lit = luma_at_chroma > LIT_LUMA
     # The tissue colours looked up by (u, v): one gather instead of a dozen int16 passes
     # (mode "clip" skips the bounds check that makes the default several times slower; every
     # index is in the table's 64K).
@@ -300,27 +394,30 @@ def tile_stats(
     uv <<= 8
     uv |= v8
     tissue = lit & np.take(_TISSUE_UV, uv, mode="clip")
+    c_tiles = (rows, cols, grid.c_tile_y, grid.c_tile_x)
     return TileStats(
         lo=lo,
         hi=hi,
-        mean=mean,
+        mean=mean.reshape(shape),
         h_steps=h_steps,
         v_steps=v_steps,
         midtones=midtones,
-        u_mean=_chroma_mean(u8, grid),
-        v_mean=_chroma_mean(v8, grid),
-        lit=tile_sum(lit, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x),
-        tissue=tile_sum(tissue, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x),
+        u_mean=_chroma_mean(u8, grid, rows).reshape(shape),
+        v_mean=_chroma_mean(v8, grid, rows).reshape(shape),
+        lit=tile_sum(lit, *c_tiles).reshape(shape),
+        tissue=tile_sum(tissue, *c_tiles).reshape(shape),
         samples_per_tile=grid.c_tile_x * grid.c_tile_y,
     )
 
 
 def _stroke_stats(
-    work: U8Array, lo: npt.NDArray[np.int16], hi: npt.NDArray[np.int16], rows: int, cols: int
+    work: U8Array, lo: npt.NDArray[np.int16], hi: npt.NDArray[np.int16]
 ) -> tuple[IntGrid, IntGrid, FloatGrid]:
-    """Per tile: the share of mid-tones, measured on the contrasty tiles (range >= TEXT_RANGE)
-    only, and the sharp horizontal and vertical steps, measured on the contrasty tiles that
-    are two-level (mid-tones <= TEXT_MAX_MIDTONES) only; 0 elsewhere.
+    """Per tile of each frame of the (frames, height, width) working luma `work`, whose
+    (frames, rows, cols) tile minima and maxima are `lo` and `hi`: the share of mid-tones,
+    measured on the contrasty tiles (range >= TEXT_RANGE) only, and the sharp horizontal and
+    vertical steps, measured on the contrasty tiles that are two-level (mid-tones <=
+    TEXT_MAX_MIDTONES) only; 0 elsewhere.
 
     A step is |a - b| >= EDGE_STEP between a pixel and its left (upper) neighbour, counted in
     the pixel's tile (the first column and row of the frame have none). Mid-tones are the
@@ -328,30 +425,31 @@ def _stroke_stats(
     Usually a small share of the tiles is contrasty (an endoscopic image is smooth: 10-25% of
     the tiles on the test corpus), and of those textured tissue is mostly mid-tones, so these
     are measured on those tiles alone, each with its left column and upper row of neighbours:
-    17 x 17 windows of the working luma padded by repeating its first row and column (a
-    repeated pixel makes no step). The text tests read the steps only where the mid-tones
+    17 x 17 windows of each frame's working luma padded by repeating its first row and column
+    (a repeated pixel makes no step). The text tests read the steps only where the mid-tones
     allow text, so leaving them 0 elsewhere changes no result.
     """
-    h_steps = np.zeros((rows, cols), dtype=np.int32)
-    v_steps = np.zeros((rows, cols), dtype=np.int32)
-    midtones = np.zeros((rows, cols), dtype=np.float32)
-    r, c = np.nonzero(hi - lo >= TEXT_RANGE)
+    frames, rows, cols = lo.shape
+    h_steps = np.zeros(lo.shape, dtype=np.int32)
+    v_steps = np.zeros(lo.shape, dtype=np.int32)
+    midtones = np.zeros(lo.shape, dtype=np.float32)
+    f, r, c = np.nonzero(hi - lo >= TEXT_RANGE)
     if r.size == 0:
         return h_steps, v_steps, midtones
-    # The working luma with its first row and column repeated in front, as 17 x 17 windows
-    # one tile apart; the contrasty tiles' windows copied out, one after the other.
-    height, width = work.shape
-    padded = np.empty((height + 1, width + 1), dtype=np.uint8)
-    padded[1:, 1:] = work
-    padded[0, 1:] = work[0]
-    padded[:, 0] = padded[:, 1]
+    # Each frame's working luma with its first row and column repeated in front, as 17 x 17
+    # windows one tile apart; the contrasty tiles' windows copied out, one after the other.
+    _, height, width = work.shape
+    padded = np.empty((frames, height + 1, width + 1), dtype=np.uint8)
+    padded[:, 1:, 1:] = work
+    padded[:, 0, 1:] = work[:, 0]
+    padded[:, :, 0] = padded[:, :, 1]
     side = TILE + 1
     area = side * side
-    row_stride = padded.strides[0]
+    frame_stride, row_stride = padded.strides[:2]
     windows = np.lib.stride_tricks.as_strided(
         padded,
-        shape=(rows, cols, side, side),
-        strides=(TILE * row_stride, TILE, row_stride, 1),
+        shape=(frames, rows, cols, side, side),
+        strides=(frame_stride, TILE * row_stride, TILE, row_stride, 1),
         writeable=False,
     )
     # Every pass runs over the windows' flat buffer (numpy is slow on short rows). At a
@@ -359,26 +457,26 @@ def _stroke_stats(
     # step from its left (upper) neighbour; rows and columns 0 are not the tile's (and the
     # differences that cross a window's edge fall there).
     n = r.size
-    flat = windows[r, c].reshape(n, area)  # n windows of side * side pixels
-    bounds = ((3 * lo[r, c] + hi[r, c]) // 4).astype(np.uint8)[:, None]
+    flat = windows[f, r, c].reshape(n, area)  # n windows of side * side pixels
+    bounds = ((3 * lo[f, r, c] + hi[f, r, c]) // 4).astype(np.uint8)[:, None]
     above = flat > bounds
-    bounds = (-(-(lo[r, c] + 3 * hi[r, c]) // 4)).astype(np.uint8)[:, None]
+    bounds = (-(-(lo[f, r, c] + 3 * hi[f, r, c]) // 4)).astype(np.uint8)[:, None]
     above &= flat < bounds
     share = (_tile_count(above, n, side) / (TILE * TILE)).astype(np.float32)
-    midtones[r, c] = share
+    midtones[f, r, c] = share
     two_level = share <= TEXT_MAX_MIDTONES
     if not two_level.all():
-        r, c, flat = r[two_level], c[two_level], flat[two_level]
+        f, r, c, flat = f[two_level], r[two_level], c[two_level], flat[two_level]
         n = r.size
         if n == 0:
             return h_steps, v_steps, midtones
     pixels = flat.reshape(-1)
     h_step = np.zeros(n * area, dtype=np.bool_)
     np.greater_equal(_abs_diff(pixels[:-1], pixels[1:]), EDGE_STEP, out=h_step[1:])
-    h_steps[r, c] = _tile_count(h_step.reshape(n, area), n, side)
+    h_steps[f, r, c] = _tile_count(h_step.reshape(n, area), n, side)
     v_step = np.zeros(n * area, dtype=np.bool_)
     np.greater_equal(_abs_diff(pixels[:-side], pixels[side:]), EDGE_STEP, out=v_step[side:])
-    v_steps[r, c] = _tile_count(v_step.reshape(n, area), n, side)
+    v_steps[f, r, c] = _tile_count(v_step.reshape(n, area), n, side)
     return h_steps, v_steps, midtones
 
 
@@ -456,10 +554,10 @@ def _across(partial: npt.NDArray[Any], rows: int, cols: int, tile_x: int) -> npt
     return np.ascontiguousarray(partial.reshape(rows * cols, tile_x).T).reshape(tile_x, rows, cols)
 
 
-def _chroma_mean(values: U8Array, grid: Grid) -> FloatGrid:
-    """Per-tile mean of the chroma offset (value - 128)."""
+def _chroma_mean(values: U8Array, grid: Grid, rows: int) -> FloatGrid:
+    """Per-tile mean of the chroma offset (value - 128), of `rows` rows of tiles."""
     n = grid.c_tile_y * grid.c_tile_x
-    sums = tile_sum(values, grid.rows, grid.cols, grid.c_tile_y, grid.c_tile_x) - 128 * n
+    sums = tile_sum(values, rows, grid.cols, grid.c_tile_y, grid.c_tile_x) - 128 * n
     return (sums / np.float32(n)).astype(np.float32)
 
 
@@ -475,50 +573,61 @@ class FrameVerdict:
     tissue_share: float  # tissue-coloured / lit
 
 
-def classify(stats: TileStats, ignore: BoolGrid | None = None) -> FrameVerdict:
-    """The classical labels of a frame from its tile stats; `ignore` marks tiles to leave out
-    (the device's static overlay)."""
+def classify(stats: TileStats, ignore: BoolGrid | None = None) -> list[FrameVerdict]:
+    """The classical labels of each frame of a batch, from its tile stats ((frames, rows,
+    cols) arrays); `ignore` (the same shape) marks tiles to leave out (the device's static
+    overlay). The counts are taken for the whole batch at once, the decisions frame by
+    frame."""
     use = np.ones(stats.lo.shape, dtype=np.bool_) if ignore is None else ~ignore
-    considered = int(use.sum())
-    if considered == 0:
-        return FrameVerdict(frozenset(), 0.0, 0.0, 0.0, 0.0, 0.0)
-    labels: set[Label] = set()
-
+    considered = use.sum(axis=(1, 2))
     flat = stats.flat & use
-    flat_share = float(flat.sum()) / considered
-    if flat_share >= BLANK_FLAT_SHARE and (
-        _spread(stats.mean[flat]) <= BLANK_LUMA_SPREAD
-        and _spread(stats.u_mean[flat]) <= BLANK_CHROMA_SPREAD
-        and _spread(stats.v_mean[flat]) <= BLANK_CHROMA_SPREAD
-    ):
-        labels.add("blank")
+    flat_n = flat.sum(axis=(1, 2))
+    n_text = (stats.text_region & use).sum(axis=(1, 2))
+    # The content: tiles not flat at the background level (the most common flat level); a
+    # frame without flat tiles is all content.
+    background = _mode_levels(stats.mean, flat)[:, None, None]
+    content = use & ~(flat & (np.abs(stats.mean - background) <= BACKGROUND_TOLERANCE))
+    n_content = content.sum(axis=(1, 2))
+    lit_n = np.where(use, stats.lit, 0).sum(axis=(1, 2))
+    tissue_n = np.where(use, stats.tissue, 0).sum(axis=(1, 2))
 
-    text = stats.text_region & use
-    n_text = int(text.sum())
-    content = use.copy()
-    if flat.any():
-        background = _mode_level(stats.mean[flat])
-        content &= ~(flat & (np.abs(stats.mean - background) <= BACKGROUND_TOLERANCE))
-    n_content = int(content.sum())
-    text_share = n_text / considered
-    text_content_share = n_text / n_content if n_content else 0.0
-    if text_share >= TEXT_MIN_SHARE and text_content_share >= TEXT_CONTENT_SHARE:
-        labels.add("text_screen")
-
-    lit = int(stats.lit[use].sum())
-    samples = considered * stats.samples_per_tile
-    lit_share = lit / samples if samples else 0.0
-    tissue_share = int(stats.tissue[use].sum()) / lit if lit else 0.0
-    if lit_share >= LIT_MIN_SHARE and tissue_share < TISSUE_MIN_SHARE:
-        labels.add("non_endoscopic")
-    return FrameVerdict(
-        labels=frozenset(labels),
-        flat_share=flat_share,
-        text_share=text_share,
-        text_content_share=text_content_share,
-        lit_share=lit_share,
-        tissue_share=tissue_share,
-    )
+    verdicts = []
+    for k in range(stats.lo.shape[0]):
+        used = int(considered[k])
+        if used == 0:
+            verdicts.append(FrameVerdict(frozenset(), 0.0, 0.0, 0.0, 0.0, 0.0))
+            continue
+        labels: set[Label] = set()
+        flat_share = int(flat_n[k]) / used
+        if flat_share >= BLANK_FLAT_SHARE:
+            on = flat[k]
+            if (
+                _spread(stats.mean[k][on]) <= BLANK_LUMA_SPREAD
+                and _spread(stats.u_mean[k][on]) <= BLANK_CHROMA_SPREAD
+                and _spread(stats.v_mean[k][on]) <= BLANK_CHROMA_SPREAD
+            ):
+                labels.add("blank")
+        text_share = int(n_text[k]) / used
+        text_content_share = int(n_text[k]) / int(n_content[k]) if n_content[k] else 0.0
+        if text_share >= TEXT_MIN_SHARE and text_content_share >= TEXT_CONTENT_SHARE:
+            labels.add("text_screen")
+        lit = int(lit_n[k])
+        samples = used * stats.samples_per_tile
+        lit_share = lit / samples if samples else 0.0
+        tissue_share = int(tissue_n[k]) / lit if lit else 0.0
+        if lit_share >= LIT_MIN_SHARE and tissue_share < TISSUE_MIN_SHARE:
+            labels.add("non_endoscopic")
+        verdicts.append(
+            FrameVerdict(
+                labels=frozenset(labels),
+                flat_share=flat_share,
+                text_share=text_share,
+                text_content_share=text_content_share,
+                lit_share=lit_share,
+                tissue_share=tissue_share,
+            )
+        )
+    return verdicts
 
 
 def _spread(values: FloatGrid) -> float:
@@ -528,8 +637,21 @@ def _spread(values: FloatGrid) -> float:
     return float(hi - lo)
 
 
-def _mode_level(values: FloatGrid) -> float:
-    """The most common level (16-code bins, then the median inside the fullest bin)."""
+def _mode_levels(values: FloatGrid, where: BoolGrid) -> FloatGrid:
+    """Per frame of (frames, rows, cols) `values`: the most common level of those `where`
+    holds (16-code bins, the lowest of the fullest; then the median inside it, as np.median
+    takes it: the middle value, or the float32 mean of the two middle ones), 0 for a frame
+    with none."""
+    frames = values.shape[0]
     bins = np.clip(values // 16, 0, 15).astype(np.int64)
-    fullest = int(np.bincount(bins, minlength=16).argmax())
-    return float(np.median(values[bins == fullest]))
+    bins += 16 * np.arange(frames)[:, None, None]
+    counts = np.bincount(bins[where], minlength=16 * frames).reshape(frames, 16)
+    fullest = counts.argmax(axis=1) + 16 * np.arange(frames)
+    chosen = where & (bins == fullest[:, None, None])
+    n = chosen.sum(axis=(1, 2))
+    ordered = np.sort(np.where(chosen, values, np.float32(np.inf)).reshape(frames, -1), axis=1)
+    every = np.arange(frames)
+    low = ordered[every, np.maximum(n - 1, 0) // 2]
+    high = ordered[every, n // 2]
+    middle = (low + high) / np.float32(2)
+    return np.asarray(np.where(n > 0, middle, np.float32(0)), dtype=np.float32)
