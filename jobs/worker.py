@@ -161,8 +161,9 @@ def worker_options(settings: Settings, *, own_process: bool = False) -> dict[str
         # when a shutdown hands a job back, which must never drop it.
         "max_tries": 1000,
         "health_check_interval": 10,
-        # Pick up new jobs within 0.1 s (arq polls its queue; the default is 0.5 s).
-        "poll_delay": 0.1,
+        # Pick up new jobs within 20 ms (arq polls its queue; the default is 0.5 s): one cheap
+        # Redis read (ZRANGEBYSCORE) per poll, 50 a second per worker.
+        "poll_delay": 0.02,
         "ctx": {"settings": settings},
         "on_startup": startup_with_logging if own_process else startup,
         "on_shutdown": shutdown,
