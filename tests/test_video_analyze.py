@@ -39,6 +39,7 @@ from jobs.video.detectors import (
     TEXT_MAX_MIDTONES,
     TEXT_RANGE,
     TILE,
+    _midtone_share,
     _mode_levels,
     _stroke_stats,
     sampled,
@@ -632,3 +633,17 @@ def test_stroke_stats_match_the_per_tile_definition(
         seen_midtones |= bool((expected[2] > TEXT_MAX_MIDTONES).any())
     assert seen_steps
     assert seen_midtones
+
+
+def test_midtone_share_on_every_luma_and_range() -> None:
+    """The wrapped uint8 test of the mid-tones is 3 lo + hi < 4 y < lo + 3 hi for every luma
+    y (a tile holding each of the 256 values once) and every contrasty range."""
+    lo, hi = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    contrasty = hi - lo >= TEXT_RANGE
+    lo, hi = lo[contrasty], hi[contrasty]
+    y = np.arange(TILE * TILE)
+    mid = (3 * lo[:, None] + hi[:, None] < 4 * y) & (4 * y < lo[:, None] + 3 * hi[:, None])
+    expected = (mid.sum(axis=1) / (TILE * TILE)).astype(np.float32)
+    pixels = np.tile(y.astype(np.uint8), (lo.size, 1))
+    got = _midtone_share(pixels, lo.astype(np.int16), hi.astype(np.int16))
+    np.testing.assert_array_equal(got, expected)
