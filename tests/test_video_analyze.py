@@ -34,7 +34,16 @@ from jobs.video.analyze import (
     analyze_video,
 )
 from jobs.video.checked import analyze_and_write_checked
-from jobs.video.detectors import _mode_levels, sampled
+from jobs.video.detectors import (
+    EDGE_STEP,
+    TEXT_MAX_MIDTONES,
+    TEXT_RANGE,
+    TILE,
+    _midtone_share,
+    _mode_levels,
+    _stroke_stats,
+    sampled,
+)
 from testkit.media import make_video
 from testkit.scenes import Scene, SceneTruth, make_scene_video
 
@@ -546,3 +555,95 @@ def test_components_vectorised_match_the_search() -> None:
         searched = _components_searched(mask)
         assert [sorted(group) for group in fast] == [sorted(group) for group in searched]
         assert [group[0] for group in fast] == [min(group) for group in searched]
+
+
+def _up(per_tile: np.ndarray) -> np.ndarray:
+    """A (frames, rows, cols) value per tile as (frames, rows * TILE, cols * TILE) pixels."""
+    return np.repeat(np.repeat(per_tile, TILE, axis=1), TILE, axis=2)
+
+
+def _stroke_stats_per_tile(
+    work: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_stroke_stats as its docstring defines it, one tile of one frame at a time."""
+    frames, rows, cols = lo.shape
+    h_steps = np.zeros(lo.shape, dtype=np.int32)
+    v_steps = np.zeros(lo.shape, dtype=np.int32)
+    midtones = np.zeros(lo.shape, dtype=np.float32)
+    for k in range(frames):
+        y = work[k].astype(np.int64)
+        h_step = np.zeros(y.shape, dtype=bool)  # against the left neighbour; none in column 0
+        h_step[:, 1:] = np.abs(y[:, 1:] - y[:, :-1]) >= EDGE_STEP
+        v_step = np.zeros(y.shape, dtype=bool)  # against the upper neighbour; none in row 0
+        v_step[1:] = np.abs(y[1:] - y[:-1]) >= EDGE_STEP
+        for i in range(rows):
+            for j in range(cols):
+                a, b = int(lo[k, i, j]), int(hi[k, i, j])
+                if b - a < TEXT_RANGE:
+                    continue
+                at = (slice(i * TILE, (i + 1) * TILE), slice(j * TILE, (j + 1) * TILE))
+                tile = y[at]
+                mid = np.count_nonzero((3 * a + b < 4 * tile) & (4 * tile < a + 3 * b))
+                midtones[k, i, j] = np.float32(mid / (TILE * TILE))
+                if midtones[k, i, j] <= TEXT_MAX_MIDTONES:
+                    h_steps[k, i, j] = np.count_nonzero(h_step[at])
+                    v_steps[k, i, j] = np.count_nonzero(v_step[at])
+    return h_steps, v_steps, midtones
+
+
+@pytest.mark.parametrize("popcount", [True, False])
+def test_stroke_stats_match_the_per_tile_definition(
+    popcount: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gathered, chunked measurement of the strokes gives, to the last bit, what the
+    definitions give tile by tile: random sizes (one tile row or column too), frames and
+    contrasts, flat, noisy, two-level and mid-tone tiles, more tiles than a chunk; with and
+    without numpy's bit counting."""
+    if not popcount:
+        monkeypatch.delattr(np, "bitwise_count", raising=False)
+    rng = np.random.default_rng(11)
+    sizes = [(1, 1, 1), (2, 1, 5), (3, 4, 1), (8, 33, 60)]  # the last: more than a chunk
+    for _ in range(12):
+        frames, rows, cols = (int(n) for n in rng.integers(1, (5, 12, 16)))
+        sizes.append((frames, rows, cols))
+    seen_steps = seen_midtones = False
+    for frames, rows, cols in sizes:
+        shape = (frames, rows, cols)
+        # Per tile: two levels (a pattern of ink), a spread of noise, or a gradient.
+        low = rng.integers(0, 256, shape)
+        high = np.clip(low + rng.integers(0, 256, shape), 0, 255)
+        kind = rng.integers(0, 3, shape)
+        big = (frames, rows * TILE, cols * TILE)
+        ink = rng.random(big) < rng.random((frames, 1, 1))
+        two_level = np.where(ink, _up(high), _up(low))
+        spread = _up(high) - _up(low)
+        noisy = _up(low) + (rng.random(big) * (spread + 1)).astype(np.int64)
+        ramp = np.tile(np.linspace(0, 1, TILE * TILE).reshape(TILE, TILE), (rows, cols))
+        gradient = _up(low) + (ramp * spread).astype(np.int64)
+        work = np.choose(_up(kind), [two_level, noisy, gradient]).astype(np.uint8)
+        tiles = work.reshape(frames, rows, TILE, cols, TILE)
+        lo = tiles.min(axis=(2, 4)).astype(np.int16)
+        hi = tiles.max(axis=(2, 4)).astype(np.int16)
+        got = _stroke_stats(work, lo, hi)
+        expected = _stroke_stats_per_tile(work, lo, hi)
+        for g, e in zip(got, expected, strict=True):
+            assert g.dtype == e.dtype
+            np.testing.assert_array_equal(g, e)
+        seen_steps |= bool((expected[0] > 0).any())
+        seen_midtones |= bool((expected[2] > TEXT_MAX_MIDTONES).any())
+    assert seen_steps
+    assert seen_midtones
+
+
+def test_midtone_share_on_every_luma_and_range() -> None:
+    """The wrapped uint8 test of the mid-tones is 3 lo + hi < 4 y < lo + 3 hi for every luma
+    y (a tile holding each of the 256 values once) and every contrasty range."""
+    lo, hi = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    contrasty = hi - lo >= TEXT_RANGE
+    lo, hi = lo[contrasty], hi[contrasty]
+    y = np.arange(TILE * TILE)
+    mid = (3 * lo[:, None] + hi[:, None] < 4 * y) & (4 * y < lo[:, None] + 3 * hi[:, None])
+    expected = (mid.sum(axis=1) / (TILE * TILE)).astype(np.float32)
+    pixels = np.tile(y.astype(np.uint8), (lo.size, 1))
+    got = _midtone_share(pixels, lo.astype(np.int16), hi.astype(np.int16))
+    np.testing.assert_array_equal(got, expected)
