@@ -34,7 +34,14 @@ from jobs.video.analyze import (
     analyze_video,
 )
 from jobs.video.checked import analyze_and_write_checked
-from jobs.video.detectors import _mode_levels, sampled
+from jobs.video.detectors import (
+    TISSUE_MIN_CR,
+    _abs_diff,
+    _mode_levels,
+    block_sums,
+    sampled,
+    tissue_colour,
+)
 from testkit.media import make_video
 from testkit.scenes import Scene, SceneTruth, make_scene_video
 
@@ -546,3 +553,51 @@ def test_components_vectorised_match_the_search() -> None:
         searched = _components_searched(mask)
         assert [sorted(group) for group in fast] == [sorted(group) for group in searched]
         assert [group[0] for group in fast] == [min(group) for group in searched]
+
+
+def _test_planes(shape: tuple[int, int], seed: int) -> list[np.ndarray]:
+    """Random uint8 planes and the extremes (all 0, all 255, a 0/255 checkerboard)."""
+    rng = np.random.default_rng(seed)
+    checker = (np.indices(shape).sum(axis=0) % 2 * 255).astype(np.uint8)
+    return [
+        rng.integers(0, 256, shape, dtype=np.uint8),
+        rng.integers(250, 256, shape, dtype=np.uint8),
+        np.zeros(shape, dtype=np.uint8),
+        np.full(shape, 255, dtype=np.uint8),
+        checker,
+    ]
+
+
+@pytest.mark.parametrize("block", [2, 4, 8, 16])
+def test_block_sums_equal_the_plain_sums(block: int) -> None:
+    """block_sums adds rows, then neighbours as fields of 32/64-bit words: exactly the plain
+    sums over the block x block squares, up to all-255 blocks (16 x 16 x 255 fills uint16)."""
+    for height, width in ((16, 16), (48, 96), (8 * 33 * 16, 60 * 16)):
+        for work in _test_planes((height, width), height + width + block):
+            h, w = height // block, width // block
+            expected = work.reshape(h, block, w, block).sum(axis=(1, 3))
+            got = block_sums(work, block)
+            assert got.dtype == np.uint16
+            assert got.shape == (h, w)
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_tissue_colour_is_the_chroma_condition() -> None:
+    """The per-u bound of tissue_colour gives the conditions on the chroma offsets exactly,
+    for every (u, v) pair and on 2-d batches."""
+    u, v = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    du, dv = u - 128, v - 128
+    expected = (dv >= TISSUE_MIN_CR) & (5 * dv >= -4 * du) & (2 * dv >= du)
+    got = tissue_colour(u.astype(np.uint8), v.astype(np.uint8))
+    np.testing.assert_array_equal(got, expected)
+    for u8, v8 in zip(_test_planes((64, 40), 1), _test_planes((64, 40), 2), strict=True):
+        du, dv = u8.astype(np.int64) - 128, v8.astype(np.int64) - 128
+        expected = (dv >= TISSUE_MIN_CR) & (5 * dv >= -4 * du) & (2 * dv >= du)
+        np.testing.assert_array_equal(tissue_colour(u8, v8), expected)
+
+
+def test_abs_diff_is_the_signed_difference() -> None:
+    """The change cells compare |a - b| as max - min in uint8: the int16 difference's."""
+    a, b = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    expected = np.abs(a - b)
+    np.testing.assert_array_equal(_abs_diff(a.astype(np.uint8), b.astype(np.uint8)), expected)

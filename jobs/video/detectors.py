@@ -387,13 +387,8 @@ def tile_stats(
     # Chroma samples every c_step, and the luma at the same places; the chroma tiles line up
     # with the luma tiles (c_tile * c_step * sub == tile size, for subsampling 1, 2 or 4).
     lit = luma_at_chroma > LIT_LUMA
-    # The tissue colours looked up by (u, v): one gather instead of a dozen int16 passes
-    # (mode "clip" skips the bounds check that makes the default several times slower; every
-    # index is in the table's 64K).
-    uv = u8.astype(np.uint16)
-    uv <<= 8
-    uv |= v8
-    tissue = lit & np.take(_TISSUE_UV, uv, mode="clip")
+    tissue = tissue_colour(u8, v8)
+    tissue &= lit
     c_tiles = (rows, cols, grid.c_tile_y, grid.c_tile_x)
     return TileStats(
         lo=lo,
@@ -499,6 +494,35 @@ def _tissue_uv() -> npt.NDArray[np.bool_]:
 _TISSUE_UV = _tissue_uv()
 
 
+def _tissue_min_v() -> bytes:
+    """Per u, the least v of a tissue colour (u, v): each condition of _tissue_uv bounds v
+    from below, so (u, v) is tissue exactly when v >= this (always at most 255 here; a u with
+    no tissue v would need 256 and fails the check below). As bytes, a table for
+    bytes.translate."""
+    table = _TISSUE_UV.reshape(256, 256)
+    least = np.where(table.any(axis=1), table.argmax(axis=1), 256)
+    at_least = np.arange(256)[None, :] >= least[:, None]
+    if least.max() > 255 or not np.array_equal(at_least, table):
+        raise AssertionError("The tissue colours are not v >= a bound per u.")
+    return bytes(least.astype(np.uint8))
+
+
+_TISSUE_MIN_V = _tissue_min_v()
+
+
+def tissue_colour(u8: U8Array, v8: U8Array) -> npt.NDArray[np.bool_]:
+    """Whether each chroma sample (u8, v8, contiguous arrays of one shape) is tissue-coloured:
+    v >= the least tissue v of its u.
+
+    The per-u bound is looked up with bytes.translate, one byte per byte with no index array:
+    numpy's gathers (np.take, fancy indexing) first widen every index to 64 bits, and
+    indexing a (u, v) table also needs the 16-bit index built (a cast, a shift and an or);
+    the copy to bytes and back costs a memcpy.
+    """
+    bounds = np.frombuffer(u8.tobytes().translate(_TISSUE_MIN_V), dtype=np.uint8)
+    return np.asarray(np.greater_equal(v8, bounds.reshape(u8.shape)))
+
+
 def _abs_diff(a: U8Array, b: U8Array) -> U8Array:
     """|a - b| of uint8 arrays, as max - min in uint8 (no wrap-around), in one buffer."""
     diff = np.maximum(a, b)
@@ -508,15 +532,39 @@ def _abs_diff(a: U8Array, b: U8Array) -> U8Array:
 
 def block_sums(work: U8Array, block: int) -> U16Array:
     """The sums of the `block` x `block` squares of the contiguous working luma `work` (block
-    a power of two up to TILE; work's sides are multiples of TILE), exact in uint16."""
+    a power of two up to TILE; work's sides are multiples of TILE), exact in uint16.
+
+    Rows first: each block's rows added in uint16 (the widening add of two uint8 rows, then
+    uint8 rows into the uint16 sums, is cheaper than numpy's casting sum over an axis). Then
+    the `block` neighbours along a row, read as little-endian words so that one vectorised
+    pass over whole rows adds them: numpy's strided adds (rows[:, k::block]) or reduction over
+    a short last axis are several times slower. A uint32 word holds two uint16 sums, a + b
+    2^16; times 1 + 2^16 (modulo 2^32) its top 16 bits are a + b (< 2^16, and a alone below
+    them, so no carry). A uint64 word holds four, a + b 2^16 + c 2^32 + d 2^48, and times
+    0x0001000100010001 its top 16 bits are their total: each partial total (a, a + b,
+    a + b + c, a + b + c + d) is below 2^16, so no carry crosses a 16-bit field. All in place
+    in the row sums: fresh large temporaries cost page faults that show in the timings.
+    """
     h, w = work.shape[0] // block, work.shape[1] // block
-    rows = work.reshape(h, block, w * block).sum(axis=1, dtype=np.uint16)
-    # Then the block neighbours along each row, as block - 1 strided adds: numpy's reduction
-    # over a short last axis (rows.reshape(h, w, block).sum(axis=2)) is several times slower.
-    sums: U16Array = rows[:, 0::block].copy()
-    for k in range(1, block):
-        sums += rows[:, k::block]
-    return sums
+    lines = work.reshape(h, block, w * block)
+    rows = np.add(lines[:, 0], lines[:, 1], dtype=np.uint16)
+    for k in range(2, block):
+        np.add(rows, lines[:, k], out=rows)
+    if block == 2:
+        pairs = rows.view("<u4")
+        pairs *= np.uint32(0x00010001)
+        pairs >>= np.uint32(16)
+        return np.asarray(pairs.astype(np.uint16))
+    quads = rows.view("<u8")
+    quads *= np.uint64(0x0001000100010001)
+    quads >>= np.uint64(48)
+    if block > 4:  # then block // 4 neighbouring quads (a few times fewer values)
+        n = block // 4
+        sums = quads[:, 0::n].copy()
+        for k in range(1, n):
+            sums += quads[:, k::n]
+        quads = sums
+    return np.asarray(quads.astype(np.uint16))
 
 
 def tile_sum(
