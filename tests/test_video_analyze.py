@@ -40,6 +40,7 @@ from jobs.video.detectors import (
     _mode_levels,
     block_sums,
     sampled,
+    tile_sum,
     tissue_colour,
 )
 from testkit.media import make_video
@@ -601,3 +602,20 @@ def test_abs_diff_is_the_signed_difference() -> None:
     a, b = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
     expected = np.abs(a - b)
     np.testing.assert_array_equal(_abs_diff(a.astype(np.uint8), b.astype(np.uint8)), expected)
+
+
+@pytest.mark.parametrize(("tile_y", "tile_x"), [(8, 8), (4, 4), (16, 16), (8, 4), (2, 16), (3, 5)])
+def test_tile_sum_equals_the_plain_sums(tile_y: int, tile_x: int) -> None:
+    """tile_sum (rows, then neighbours as fields of words) of bools, bytes (the chroma) and
+    uint16 block sums: exactly the plain sums over the tiles, up to all-true and all-255."""
+    rows, cols = 7, 9
+    shape = (rows * tile_y, cols * tile_x)
+    for plane in _test_planes(shape, tile_y * 100 + tile_x):
+        planes: list[np.ndarray] = [plane, plane >= 128, plane > 0, plane.astype(np.uint16)]
+        if tile_y * tile_x <= 16:  # uint16 block sums of up to 16 pixels (a tile's fits)
+            planes.append(plane.astype(np.uint16) * 16)
+        for values in planes:
+            expected = values.reshape(rows, tile_y, cols, tile_x).sum(axis=(1, 3))
+            got = tile_sum(values, rows, cols, tile_y, tile_x)
+            assert got.dtype == np.int32
+            np.testing.assert_array_equal(got, expected)

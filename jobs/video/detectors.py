@@ -532,39 +532,57 @@ def _abs_diff(a: U8Array, b: U8Array) -> U8Array:
 
 def block_sums(work: U8Array, block: int) -> U16Array:
     """The sums of the `block` x `block` squares of the contiguous working luma `work` (block
-    a power of two up to TILE; work's sides are multiples of TILE), exact in uint16.
+    a power of two up to TILE; work's sides are multiples of TILE), exact in uint16."""
+    return np.asarray(_run_totals(_row_sums(work, block), block).astype(np.uint16))
 
-    Rows first: each block's rows added in uint16 (the widening add of two uint8 rows, then
-    uint8 rows into the uint16 sums, is cheaper than numpy's casting sum over an axis). Then
-    the `block` neighbours along a row, read as little-endian words so that one vectorised
-    pass over whole rows adds them: numpy's strided adds (rows[:, k::block]) or reduction over
-    a short last axis are several times slower. A uint32 word holds two uint16 sums, a + b
-    2^16; times 1 + 2^16 (modulo 2^32) its top 16 bits are a + b (< 2^16, and a alone below
-    them, so no carry). A uint64 word holds four, a + b 2^16 + c 2^32 + d 2^48, and times
-    0x0001000100010001 its top 16 bits are their total: each partial total (a, a + b,
-    a + b + c, a + b + c + d) is below 2^16, so no carry crosses a 16-bit field. All in place
-    in the row sums: fresh large temporaries cost page faults that show in the timings.
-    """
-    h, w = work.shape[0] // block, work.shape[1] // block
-    lines = work.reshape(h, block, w * block)
+
+def _row_sums(values: U8Array, tile_y: int) -> U16Array:
+    """The sums of each `tile_y` consecutive rows of the uint8 plane `values` (tile_y * 255
+    fits uint16), a fresh contiguous array: the widening add of two uint8 rows, then uint8
+    rows added into the uint16 sums, cheaper than numpy's casting sum over an axis."""
+    lines = values.reshape(values.shape[0] // tile_y, tile_y, values.shape[1])
+    if tile_y == 1:
+        return np.asarray(lines[:, 0].astype(np.uint16))
     rows = np.add(lines[:, 0], lines[:, 1], dtype=np.uint16)
-    for k in range(2, block):
+    for k in range(2, tile_y):
         np.add(rows, lines[:, k], out=rows)
-    if block == 2:
-        pairs = rows.view("<u4")
-        pairs *= np.uint32(0x00010001)
-        pairs >>= np.uint32(16)
-        return np.asarray(pairs.astype(np.uint16))
-    quads = rows.view("<u8")
-    quads *= np.uint64(0x0001000100010001)
-    quads >>= np.uint64(48)
-    if block > 4:  # then block // 4 neighbouring quads (a few times fewer values)
-        n = block // 4
-        sums = quads[:, 0::n].copy()
-        for k in range(1, n):
-            sums += quads[:, k::n]
-        quads = sums
-    return np.asarray(quads.astype(np.uint16))
+    return np.asarray(rows)
+
+
+_WORDS: dict[int, np.dtype[np.unsignedinteger[Any]]] = {
+    2: np.dtype("<u2"),
+    4: np.dtype("<u4"),
+    8: np.dtype("<u8"),
+}
+
+
+def _run_totals(partial: U8Array | U16Array, run: int) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """The totals of each `run` neighbouring values along the rows of `partial` (a fresh
+    contiguous (h, n * run) uint8 or uint16 array, which this overwrites; run a power of two
+    >= 2; every total fits partial's type), (h, n) in an unsigned type at least as wide.
+
+    numpy's strided adds (partial[:, k::run]) or reduction over a short last axis are several
+    times slower than a vectorised pass over whole rows, so the neighbours are read as the
+    fields of little-endian words: a uint64 word holds 8 bytes or four uint16 values, x0 +
+    x1 B + x2 B^2 + ... (B = 2^8 or 2^16), and times 1 + B + B^2 + ... (modulo the word) its
+    top field is x0 + x1 + ... + the last: every field of the product is a partial total
+    below B, so no carry crosses a field. In place: fresh large temporaries cost page faults
+    that show in the timings. Runs longer than a word add words, a few times fewer values.
+    """
+    size = partial.itemsize
+    lanes = min(run, 8 // size)
+    word = _WORDS[size * lanes]
+    words = partial.view(word)
+    bits = 8 * size
+    words *= word.type(sum(1 << (bits * i) for i in range(lanes)))
+    words >>= word.type(bits * (lanes - 1))
+    if run == lanes:
+        return words
+    n = run // lanes
+    totals = words[:, 0::n].copy()
+    for k in range(1, n):
+        totals += words[:, k::n]
+    return np.asarray(totals)
 
 
 def tile_sum(
@@ -577,14 +595,23 @@ def tile_sum(
     """Per-tile sums of a (rows * tile_y, cols * tile_x) plane of bools, uint8 (tile_y <= 16)
     or uint16 block sums of the working luma (a tile's sum fits in uint16)."""
     # Rows of a tile first (long contiguous runs, in the narrowest integer that holds the sum:
-    # uint8 for bools, uint16 for bytes, at most 16 rows), then columns: several times faster
-    # than sum(axis=(1, 3)) on the 4-d view.
+    # uint8 for bools, uint16 for bytes, at most 16 rows), then columns: as fields of words
+    # for a power-of-two tile width (see _run_totals), else across the tiles' columns; both
+    # several times faster than sum(axis=(1, 3)) on the 4-d view.
+    partial: U8Array | U16Array
     if values.dtype == np.bool_:
         partial = (
             values.view(np.uint8).reshape(rows, tile_y, cols * tile_x).sum(axis=1, dtype=np.uint8)
         )
+        fits = tile_y * min(tile_x, 8) <= 255  # a word's bytes' total stays a byte
+    elif values.dtype == np.uint8:
+        partial = _row_sums(values.view(np.uint8), tile_y)
+        fits = True
     else:
         partial = values.reshape(rows, tile_y, cols * tile_x).sum(axis=1, dtype=np.uint16)
+        fits = True
+    if fits and tile_x >= 2 and tile_x & (tile_x - 1) == 0:
+        return np.asarray(_run_totals(partial, tile_x).astype(np.int32))
     return np.asarray(_across(partial, rows, cols, tile_x).sum(axis=0, dtype=np.int32))
 
 
