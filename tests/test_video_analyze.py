@@ -38,6 +38,7 @@ from jobs.video.detectors import (
     TISSUE_MIN_CR,
     _abs_diff,
     _mode_levels,
+    _quotient,
     block_sums,
     sampled,
     tile_sum,
@@ -619,3 +620,14 @@ def test_tile_sum_equals_the_plain_sums(tile_y: int, tile_x: int) -> None:
             got = tile_sum(values, rows, cols, tile_y, tile_x)
             assert got.dtype == np.int32
             np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("n", [4, 16, 32, 64, 256])
+def test_quotient_is_the_float64_division_rounded(n: int) -> None:
+    """The tile means divide in float32: the same float32 as dividing in float64 and rounding,
+    for every sum a tile of n chroma offsets or n luma bytes can have."""
+    sums = np.arange(-128 * n, 256 * n + 1, dtype=np.int32).reshape(1, 1, -1)
+    expected = (sums / np.float32(n)).astype(np.float32)
+    got = _quotient(sums, n)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)

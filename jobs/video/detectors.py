@@ -379,7 +379,7 @@ def tile_stats(
     else:  # the same integers from the block sums: a pass over a few times fewer values
         n = blocks.shape[0] // rows  # blocks per tile side
         sums = tile_sum(blocks, rows, cols, n, n)
-    mean = (sums / np.float32(TILE * TILE)).astype(np.float32)
+    mean = _quotient(sums, TILE * TILE)
     shape = (frames, grid.rows, cols)
     lo, hi = lo.reshape(shape), hi.reshape(shape)
     h_steps, v_steps, midtones = _stroke_stats(work.reshape(frames, -1, work.shape[1]), lo, hi)
@@ -632,8 +632,17 @@ def _across(partial: npt.NDArray[Any], rows: int, cols: int, tile_x: int) -> npt
 def _chroma_mean(values: U8Array, grid: Grid, rows: int) -> FloatGrid:
     """Per-tile mean of the chroma offset (value - 128), of `rows` rows of tiles."""
     n = grid.c_tile_y * grid.c_tile_x
-    sums = tile_sum(values, rows, grid.cols, grid.c_tile_y, grid.c_tile_x) - 128 * n
-    return (sums / np.float32(n)).astype(np.float32)
+    sums = tile_sum(values, rows, grid.cols, grid.c_tile_y, grid.c_tile_x)
+    sums -= 128 * n
+    return _quotient(sums, n)
+
+
+def _quotient(sums: IntGrid, n: int) -> FloatGrid:
+    """sums / n as float32, the value of (sums / np.float32(n)).astype(np.float32), which
+    divides in float64 and rounds: divided in float32 directly, without the float64 array.
+    The same numbers: the sums (|sums| < 2^24) are exact in float32, and a float64 quotient
+    rounded to float32 is the correctly rounded float32 quotient (53 >= 2 * 24 + 2 bits)."""
+    return np.asarray(np.divide(sums, np.float32(n), dtype=np.float32))
 
 
 @dataclass(frozen=True)
