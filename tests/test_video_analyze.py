@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -30,17 +30,21 @@ from jobs.video.analyze import (
     SuggestedRoi,
     _components,
     _components_searched,
+    _Learner,
     _segments,
     analyze_video,
 )
 from jobs.video.checked import analyze_and_write_checked
 from jobs.video.detectors import (
     TISSUE_MIN_CR,
+    Grid,
+    TileStats,
     _abs_diff,
     _mode_levels,
     _quotient,
     block_sums,
     sampled,
+    tile_stats,
     tile_sum,
     tissue_colour,
 )
@@ -631,3 +635,68 @@ def test_quotient_is_the_float64_division_rounded(n: int) -> None:
     got = _quotient(sums, n)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
+
+
+def test_learned_changes_and_extremes_match_the_int16_formulation() -> None:
+    """_learned keeps the change cells in uint8 (|a - b| as max - min, extremes in uint8): the
+    changed tiles and the per-cell extremes over the live frames are those of the plain int16
+    formulation, across batches (the previous batch's last frame) and at 0 and 255."""
+    width, height = 160, 96
+    rng = np.random.default_rng(5)
+    plane = np.zeros((height, width), dtype=np.uint8)
+    chroma = np.zeros((height // 2, width // 2), dtype=np.uint8)
+    learner = _Learner(width, height, FramePlanes(index=0, y=plane, u=chroma, v=chroma))
+    grid = learner.grid
+    m = analyze_module.CELLS_PER_TILE
+    shape = (grid.rows * m, grid.cols * m)
+    base = rng.choice(np.array([0, 1, 4, 5, 250, 251, 254, 255], dtype=np.uint8), size=shape)
+    batches = []
+    for _ in range(2):
+        frames = []
+        for k in range(BATCH):
+            if k % 3 == 2:  # a still frame: changes of at most CHANGE_STEP
+                step = analyze_module.CHANGE_STEP
+                noise = rng.integers(-step, step + 1, size=shape)
+                frames.append(np.clip(base.astype(np.int16) + noise, 0, 255).astype(np.uint8))
+            else:
+                frames.append(rng.integers(0, 256, size=shape, dtype=np.uint8))
+                base = frames[-1]
+        batches.append(np.stack(frames))
+    work = np.zeros((BATCH * grid.rows * 16, grid.cols * 16), dtype=np.uint8)
+    chroma_samples = np.zeros((BATCH * grid.rows * grid.c_tile_y, grid.cols * grid.c_tile_x))
+    stats = tile_stats_of(grid, work, chroma_samples.astype(np.uint8))
+    stats = replace(stats, tissue=np.full_like(stats.tissue, stats.samples_per_tile))
+    low = np.full(shape, 255, dtype=np.int16)
+    high = np.zeros(shape, dtype=np.int16)
+    expected_change = np.zeros((grid.rows, grid.cols))
+    previous: np.ndarray | None = None
+    seen = 0
+    for cells in batches:
+        learn = learner._learned(cells, stats)
+        for k in range(BATCH):
+            learn(k)
+        wide = cells.astype(np.int16)
+        for k in range(BATCH):
+            before = previous if k == 0 else wide[k - 1]
+            if before is None:
+                continue
+            changed = np.abs(wide[k] - before) > analyze_module.CHANGE_STEP
+            tile_change = changed.reshape(grid.rows, m, grid.cols, m).mean(axis=(1, 3))
+            if seen + k >= 2:  # after the first frame's successor, every frame adds its change
+                expected_change += tile_change
+            tissue_moving = (tile_change >= analyze_module.MOVING_TILE_SHARE).sum()
+            if tissue_moving >= max(
+                analyze_module.LIVE_MIN_TILES, analyze_module.LIVE_MIN_SHARE * grid.tiles
+            ):
+                np.minimum(low, wide[k], out=low)
+                np.maximum(high, wide[k], out=high)
+        previous = wide[-1]
+        seen += BATCH
+    np.testing.assert_array_equal(learner._cell_min, low)
+    np.testing.assert_array_equal(learner._cell_max, high)
+    np.testing.assert_array_equal(learner._still.tile_change, expected_change)
+
+
+def tile_stats_of(grid: Grid, work: np.ndarray, chroma: np.ndarray) -> TileStats:
+    """The tile statistics of a batch of blank frames (what _learned reads of them is set)."""
+    return tile_stats(grid, work, chroma, chroma, chroma)

@@ -634,10 +634,11 @@ class _Learner:
         text = stats.text
         live = [k for k in range(n) if moving[k] and (k > 0 or not first)]
         # Per change cell, its darkest and brightest luma over the live frames (only read at
-        # the end, so taken for the batch at once).
-        if live:
-            np.minimum(self._cell_min, cells[live].min(axis=0), out=self._cell_min)
-            np.maximum(self._cell_max, cells[live].max(axis=0), out=self._cell_max)
+        # the end, so taken for the batch at once), frame by frame in place: cells[live] would
+        # copy the batch's cells first.
+        for k in live:
+            np.minimum(self._cell_min, cells[k], out=self._cell_min)
+            np.maximum(self._cell_max, cells[k], out=self._cell_max)
         self._previous = cells[-1].copy()
 
         def learn(k: int) -> None:
