@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -30,6 +30,7 @@ from jobs.video.analyze import (
     SuggestedRoi,
     _components,
     _components_searched,
+    _Learner,
     _segments,
     analyze_video,
 )
@@ -39,10 +40,19 @@ from jobs.video.detectors import (
     TEXT_MAX_MIDTONES,
     TEXT_RANGE,
     TILE,
+    TISSUE_MIN_CR,
+    Grid,
+    TileStats,
+    _abs_diff,
     _midtone_share,
     _mode_levels,
+    _quotient,
     _stroke_stats,
+    block_sums,
     sampled,
+    tile_stats,
+    tile_sum,
+    tissue_colour,
 )
 from testkit.media import make_video
 from testkit.scenes import Scene, SceneTruth, make_scene_video
@@ -647,3 +657,144 @@ def test_midtone_share_on_every_luma_and_range() -> None:
     pixels = np.tile(y.astype(np.uint8), (lo.size, 1))
     got = _midtone_share(pixels, lo.astype(np.int16), hi.astype(np.int16))
     np.testing.assert_array_equal(got, expected)
+
+
+def _test_planes(shape: tuple[int, int], seed: int) -> list[np.ndarray]:
+    """Random uint8 planes and the extremes (all 0, all 255, a 0/255 checkerboard)."""
+    rng = np.random.default_rng(seed)
+    checker = (np.indices(shape).sum(axis=0) % 2 * 255).astype(np.uint8)
+    return [
+        rng.integers(0, 256, shape, dtype=np.uint8),
+        rng.integers(250, 256, shape, dtype=np.uint8),
+        np.zeros(shape, dtype=np.uint8),
+        np.full(shape, 255, dtype=np.uint8),
+        checker,
+    ]
+
+
+@pytest.mark.parametrize("block", [2, 4, 8, 16])
+def test_block_sums_equal_the_plain_sums(block: int) -> None:
+    """block_sums adds rows, then neighbours as fields of 32/64-bit words: exactly the plain
+    sums over the block x block squares, up to all-255 blocks (16 x 16 x 255 fills uint16)."""
+    for height, width in ((16, 16), (48, 96), (8 * 33 * 16, 60 * 16)):
+        for work in _test_planes((height, width), height + width + block):
+            h, w = height // block, width // block
+            expected = work.reshape(h, block, w, block).sum(axis=(1, 3))
+            got = block_sums(work, block)
+            assert got.dtype == np.uint16
+            assert got.shape == (h, w)
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_tissue_colour_is_the_chroma_condition() -> None:
+    """The per-u bound of tissue_colour gives the conditions on the chroma offsets exactly,
+    for every (u, v) pair and on 2-d batches."""
+    u, v = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    du, dv = u - 128, v - 128
+    expected = (dv >= TISSUE_MIN_CR) & (5 * dv >= -4 * du) & (2 * dv >= du)
+    got = tissue_colour(u.astype(np.uint8), v.astype(np.uint8))
+    np.testing.assert_array_equal(got, expected)
+    for u8, v8 in zip(_test_planes((64, 40), 1), _test_planes((64, 40), 2), strict=True):
+        du, dv = u8.astype(np.int64) - 128, v8.astype(np.int64) - 128
+        expected = (dv >= TISSUE_MIN_CR) & (5 * dv >= -4 * du) & (2 * dv >= du)
+        np.testing.assert_array_equal(tissue_colour(u8, v8), expected)
+
+
+def test_abs_diff_is_the_signed_difference() -> None:
+    """The change cells compare |a - b| as max - min in uint8: the int16 difference's."""
+    a, b = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    expected = np.abs(a - b)
+    np.testing.assert_array_equal(_abs_diff(a.astype(np.uint8), b.astype(np.uint8)), expected)
+
+
+@pytest.mark.parametrize(("tile_y", "tile_x"), [(8, 8), (4, 4), (16, 16), (8, 4), (2, 16), (3, 5)])
+def test_tile_sum_equals_the_plain_sums(tile_y: int, tile_x: int) -> None:
+    """tile_sum (rows, then neighbours as fields of words) of bools, bytes (the chroma) and
+    uint16 block sums: exactly the plain sums over the tiles, up to all-true and all-255."""
+    rows, cols = 7, 9
+    shape = (rows * tile_y, cols * tile_x)
+    for plane in _test_planes(shape, tile_y * 100 + tile_x):
+        planes: list[np.ndarray] = [plane, plane >= 128, plane > 0, plane.astype(np.uint16)]
+        if tile_y * tile_x <= 16:  # uint16 block sums of up to 16 pixels (a tile's fits)
+            planes.append(plane.astype(np.uint16) * 16)
+        for values in planes:
+            expected = values.reshape(rows, tile_y, cols, tile_x).sum(axis=(1, 3))
+            got = tile_sum(values, rows, cols, tile_y, tile_x)
+            assert got.dtype == np.int32
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("n", [4, 16, 32, 64, 256])
+def test_quotient_is_the_float64_division_rounded(n: int) -> None:
+    """The tile means divide in float32: the same float32 as dividing in float64 and rounding,
+    for every sum a tile of n chroma offsets or n luma bytes can have."""
+    sums = np.arange(-128 * n, 256 * n + 1, dtype=np.int32).reshape(1, 1, -1)
+    expected = (sums / np.float32(n)).astype(np.float32)
+    got = _quotient(sums, n)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_learned_changes_and_extremes_match_the_int16_formulation() -> None:
+    """_learned keeps the change cells in uint8 (|a - b| as max - min, extremes in uint8): the
+    changed tiles and the per-cell extremes over the live frames are those of the plain int16
+    formulation, across batches (the previous batch's last frame) and at 0 and 255."""
+    width, height = 160, 96
+    rng = np.random.default_rng(5)
+    plane = np.zeros((height, width), dtype=np.uint8)
+    chroma = np.zeros((height // 2, width // 2), dtype=np.uint8)
+    learner = _Learner(width, height, FramePlanes(index=0, y=plane, u=chroma, v=chroma))
+    grid = learner.grid
+    m = analyze_module.CELLS_PER_TILE
+    shape = (grid.rows * m, grid.cols * m)
+    base = rng.choice(np.array([0, 1, 4, 5, 250, 251, 254, 255], dtype=np.uint8), size=shape)
+    batches = []
+    for _ in range(2):
+        frames = []
+        for k in range(BATCH):
+            if k % 3 == 2:  # a still frame: changes of at most CHANGE_STEP
+                step = analyze_module.CHANGE_STEP
+                noise = rng.integers(-step, step + 1, size=shape)
+                frames.append(np.clip(base.astype(np.int16) + noise, 0, 255).astype(np.uint8))
+            else:
+                frames.append(rng.integers(0, 256, size=shape, dtype=np.uint8))
+                base = frames[-1]
+        batches.append(np.stack(frames))
+    work = np.zeros((BATCH * grid.rows * 16, grid.cols * 16), dtype=np.uint8)
+    chroma_samples = np.zeros((BATCH * grid.rows * grid.c_tile_y, grid.cols * grid.c_tile_x))
+    stats = tile_stats_of(grid, work, chroma_samples.astype(np.uint8))
+    stats = replace(stats, tissue=np.full_like(stats.tissue, stats.samples_per_tile))
+    low = np.full(shape, 255, dtype=np.int16)
+    high = np.zeros(shape, dtype=np.int16)
+    expected_change = np.zeros((grid.rows, grid.cols))
+    previous: np.ndarray | None = None
+    seen = 0
+    for cells in batches:
+        learn = learner._learned(cells, stats)
+        for k in range(BATCH):
+            learn(k)
+        wide = cells.astype(np.int16)
+        for k in range(BATCH):
+            before = previous if k == 0 else wide[k - 1]
+            if before is None:
+                continue
+            changed = np.abs(wide[k] - before) > analyze_module.CHANGE_STEP
+            tile_change = changed.reshape(grid.rows, m, grid.cols, m).mean(axis=(1, 3))
+            if seen + k >= 2:  # after the first frame's successor, every frame adds its change
+                expected_change += tile_change
+            tissue_moving = (tile_change >= analyze_module.MOVING_TILE_SHARE).sum()
+            if tissue_moving >= max(
+                analyze_module.LIVE_MIN_TILES, analyze_module.LIVE_MIN_SHARE * grid.tiles
+            ):
+                np.minimum(low, wide[k], out=low)
+                np.maximum(high, wide[k], out=high)
+        previous = wide[-1]
+        seen += BATCH
+    np.testing.assert_array_equal(learner._cell_min, low)
+    np.testing.assert_array_equal(learner._cell_max, high)
+    np.testing.assert_array_equal(learner._still.tile_change, expected_change)
+
+
+def tile_stats_of(grid: Grid, work: np.ndarray, chroma: np.ndarray) -> TileStats:
+    """The tile statistics of a batch of blank frames (what _learned reads of them is set)."""
+    return tile_stats(grid, work, chroma, chroma, chroma)

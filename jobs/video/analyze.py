@@ -74,7 +74,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 from av.video.frame import VideoFrame
 
 from jobs.video.codec import ProgressCallback, decode_video, demux, plane_view, readable_frame
@@ -90,6 +89,7 @@ from jobs.video.detectors import (
     Label,
     TileStats,
     U16Array,
+    _abs_diff,
     block_sums,
     classify,
     sampled,
@@ -499,10 +499,10 @@ class _Learner:
         # text printed over a moving picture stay bright (or dark) while the tissue around
         # them changes.
         shape = (self.grid.rows * CELLS_PER_TILE, self.grid.cols * CELLS_PER_TILE)
-        self._cell_min = np.full(shape, 255, dtype=np.int16)
-        self._cell_max = np.zeros(shape, dtype=np.int16)
+        self._cell_min = np.full(shape, 255, dtype=np.uint8)
+        self._cell_max = np.zeros(shape, dtype=np.uint8)
         self._text_hits = np.zeros((self.grid.rows, self.grid.cols), dtype=np.int32)
-        self._previous: npt.NDArray[np.int16] | None = None  # the last frame's change cells
+        self._previous: U8Array | None = None  # the last frame's change cells
         self._previous_live = False
         self._previous_tissue = False
         self._still = _StillOverlay(self.grid.rows, self.grid.cols)
@@ -562,7 +562,7 @@ class _Learner:
         stats = tile_stats(g, work, u8, v8, cells if y_at_c is None else y_at_c, blocks)
         self._samples.clear()
         lit = self._lit_cells(work if blocks is None else blocks, stats.mean)
-        learned = self._learned(cells.astype(np.int16).reshape(n, -1, cells.shape[1]), stats)
+        learned = self._learned(cells.reshape(n, -1, cells.shape[1]), stats)
         extra, self._extra_labels = self._extra_labels, []
         due: list[_Due] = []
         for k in range(n):
@@ -609,17 +609,20 @@ class _Learner:
         per_frame = sums.reshape(frames, -1, sums.shape[1])
         return np.asarray(per_frame > np.array(limits)[:, None, None])
 
-    def _learned(self, cells: npt.NDArray[np.int16], stats: TileStats) -> Callable[[int], None]:
+    def _learned(self, cells: U8Array, stats: TileStats) -> Callable[[int], None]:
         """Learning from the batch's frames: what each frame adds, measured for the batch at
         once (its change cells `cells`, every CELL-th pixel of the working luma, (frames, h,
         w)); returns the step that adds frame k's to what is learned, to be called for each
-        frame in order."""
+        frame in order.
+
+        The cells stay uint8: a change |a - b| > CHANGE_STEP is max - min in uint8 (no
+        wrap-around), a few byte passes instead of an int16 copy and int16 passes."""
         n, rows, cols, m = cells.shape[0], self.grid.rows, self.grid.cols, CELLS_PER_TILE
         changed = np.zeros(cells.shape, dtype=np.bool_)
         first = self._previous is None
         if self._previous is not None:
-            np.greater(np.abs(cells[0] - self._previous), CHANGE_STEP, out=changed[0])
-        np.greater(np.abs(cells[1:] - cells[:-1]), CHANGE_STEP, out=changed[1:])
+            np.greater(_abs_diff(cells[0], self._previous), CHANGE_STEP, out=changed[0])
+        np.greater(_abs_diff(cells[1:], cells[:-1]), CHANGE_STEP, out=changed[1:])
         change = np.ascontiguousarray(changed[:, : rows * m, : cols * m])
         tile_change = (
             tile_sum(change.reshape(-1, cols * m), n * rows, cols, m, m) / (m * m)
@@ -631,10 +634,11 @@ class _Learner:
         text = stats.text
         live = [k for k in range(n) if moving[k] and (k > 0 or not first)]
         # Per change cell, its darkest and brightest luma over the live frames (only read at
-        # the end, so taken for the batch at once).
-        if live:
-            np.minimum(self._cell_min, cells[live].min(axis=0), out=self._cell_min)
-            np.maximum(self._cell_max, cells[live].max(axis=0), out=self._cell_max)
+        # the end, so taken for the batch at once), frame by frame in place: cells[live] would
+        # copy the batch's cells first.
+        for k in live:
+            np.minimum(self._cell_min, cells[k], out=self._cell_min)
+            np.maximum(self._cell_max, cells[k], out=self._cell_max)
         self._previous = cells[-1].copy()
 
         def learn(k: int) -> None:

@@ -379,7 +379,7 @@ def tile_stats(
     else:  # the same integers from the block sums: a pass over a few times fewer values
         n = blocks.shape[0] // rows  # blocks per tile side
         sums = tile_sum(blocks, rows, cols, n, n)
-    mean = (sums / np.float32(TILE * TILE)).astype(np.float32)
+    mean = _quotient(sums, TILE * TILE)
     shape = (frames, grid.rows, cols)
     lo, hi = lo.reshape(shape), hi.reshape(shape)
     h_steps, v_steps, midtones = _stroke_stats(work.reshape(frames, -1, work.shape[1]), lo, hi)
@@ -387,13 +387,8 @@ def tile_stats(
     # Chroma samples every c_step, and the luma at the same places; the chroma tiles line up
     # with the luma tiles (c_tile * c_step * sub == tile size, for subsampling 1, 2 or 4).
     lit = luma_at_chroma > LIT_LUMA
-    # The tissue colours looked up by (u, v): one gather instead of a dozen int16 passes
-    # (mode "clip" skips the bounds check that makes the default several times slower; every
-    # index is in the table's 64K).
-    uv = u8.astype(np.uint16)
-    uv <<= 8
-    uv |= v8
-    tissue = lit & np.take(_TISSUE_UV, uv, mode="clip")
+    tissue = tissue_colour(u8, v8)
+    tissue &= lit
     c_tiles = (rows, cols, grid.c_tile_y, grid.c_tile_x)
     return TileStats(
         lo=lo,
@@ -574,6 +569,35 @@ def _tissue_uv() -> npt.NDArray[np.bool_]:
 _TISSUE_UV = _tissue_uv()
 
 
+def _tissue_min_v() -> bytes:
+    """Per u, the least v of a tissue colour (u, v): each condition of _tissue_uv bounds v
+    from below, so (u, v) is tissue exactly when v >= this (always at most 255 here; a u with
+    no tissue v would need 256 and fails the check below). As bytes, a table for
+    bytes.translate."""
+    table = _TISSUE_UV.reshape(256, 256)
+    least = np.where(table.any(axis=1), table.argmax(axis=1), 256)
+    at_least = np.arange(256)[None, :] >= least[:, None]
+    if least.max() > 255 or not np.array_equal(at_least, table):
+        raise AssertionError("The tissue colours are not v >= a bound per u.")
+    return bytes(least.astype(np.uint8))
+
+
+_TISSUE_MIN_V = _tissue_min_v()
+
+
+def tissue_colour(u8: U8Array, v8: U8Array) -> npt.NDArray[np.bool_]:
+    """Whether each chroma sample (u8, v8, contiguous arrays of one shape) is tissue-coloured:
+    v >= the least tissue v of its u.
+
+    The per-u bound is looked up with bytes.translate, one byte per byte with no index array:
+    numpy's gathers (np.take, fancy indexing) first widen every index to 64 bits, and
+    indexing a (u, v) table also needs the 16-bit index built (a cast, a shift and an or);
+    the copy to bytes and back costs a memcpy.
+    """
+    bounds = np.frombuffer(u8.tobytes().translate(_TISSUE_MIN_V), dtype=np.uint8)
+    return np.asarray(np.greater_equal(v8, bounds.reshape(u8.shape)))
+
+
 def _abs_diff(a: U8Array, b: U8Array) -> U8Array:
     """|a - b| of uint8 arrays, as max - min in uint8 (no wrap-around), in one buffer."""
     diff = np.maximum(a, b)
@@ -584,14 +608,56 @@ def _abs_diff(a: U8Array, b: U8Array) -> U8Array:
 def block_sums(work: U8Array, block: int) -> U16Array:
     """The sums of the `block` x `block` squares of the contiguous working luma `work` (block
     a power of two up to TILE; work's sides are multiples of TILE), exact in uint16."""
-    h, w = work.shape[0] // block, work.shape[1] // block
-    rows = work.reshape(h, block, w * block).sum(axis=1, dtype=np.uint16)
-    # Then the block neighbours along each row, as block - 1 strided adds: numpy's reduction
-    # over a short last axis (rows.reshape(h, w, block).sum(axis=2)) is several times slower.
-    sums: U16Array = rows[:, 0::block].copy()
-    for k in range(1, block):
-        sums += rows[:, k::block]
-    return sums
+    return np.asarray(_run_totals(_row_sums(work, block), block).astype(np.uint16))
+
+
+def _row_sums(values: U8Array, tile_y: int) -> U16Array:
+    """The sums of each `tile_y` consecutive rows of the uint8 plane `values` (tile_y * 255
+    fits uint16), a fresh contiguous array: the widening add of two uint8 rows, then uint8
+    rows added into the uint16 sums, cheaper than numpy's casting sum over an axis."""
+    lines = values.reshape(values.shape[0] // tile_y, tile_y, values.shape[1])
+    if tile_y == 1:
+        return np.asarray(lines[:, 0].astype(np.uint16))
+    rows = np.add(lines[:, 0], lines[:, 1], dtype=np.uint16)
+    for k in range(2, tile_y):
+        np.add(rows, lines[:, k], out=rows)
+    return np.asarray(rows)
+
+
+_WORDS: dict[int, np.dtype[np.unsignedinteger[Any]]] = {
+    2: np.dtype("<u2"),
+    4: np.dtype("<u4"),
+    8: np.dtype("<u8"),
+}
+
+
+def _run_totals(partial: U8Array | U16Array, run: int) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """The totals of each `run` neighbouring values along the rows of `partial` (a fresh
+    contiguous (h, n * run) uint8 or uint16 array, which this overwrites; run a power of two
+    >= 2; every total fits partial's type), (h, n) in an unsigned type at least as wide.
+
+    numpy's strided adds (partial[:, k::run]) or reduction over a short last axis are several
+    times slower than a vectorised pass over whole rows, so the neighbours are read as the
+    fields of little-endian words: a uint64 word holds 8 bytes or four uint16 values, x0 +
+    x1 B + x2 B^2 + ... (B = 2^8 or 2^16), and times 1 + B + B^2 + ... (modulo the word) its
+    top field is x0 + x1 + ... + the last: every field of the product is a partial total
+    below B, so no carry crosses a field. In place: fresh large temporaries cost page faults
+    that show in the timings. Runs longer than a word add words, a few times fewer values.
+    """
+    size = partial.itemsize
+    lanes = min(run, 8 // size)
+    word = _WORDS[size * lanes]
+    words = partial.view(word)
+    bits = 8 * size
+    words *= word.type(sum(1 << (bits * i) for i in range(lanes)))
+    words >>= word.type(bits * (lanes - 1))
+    if run == lanes:
+        return words
+    n = run // lanes
+    totals = words[:, 0::n].copy()
+    for k in range(1, n):
+        totals += words[:, k::n]
+    return np.asarray(totals)
 
 
 def tile_sum(
@@ -604,14 +670,23 @@ def tile_sum(
     """Per-tile sums of a (rows * tile_y, cols * tile_x) plane of bools, uint8 (tile_y <= 16)
     or uint16 block sums of the working luma (a tile's sum fits in uint16)."""
     # Rows of a tile first (long contiguous runs, in the narrowest integer that holds the sum:
-    # uint8 for bools, uint16 for bytes, at most 16 rows), then columns: several times faster
-    # than sum(axis=(1, 3)) on the 4-d view.
+    # uint8 for bools, uint16 for bytes, at most 16 rows), then columns: as fields of words
+    # for a power-of-two tile width (see _run_totals), else across the tiles' columns; both
+    # several times faster than sum(axis=(1, 3)) on the 4-d view.
+    partial: U8Array | U16Array
     if values.dtype == np.bool_:
         partial = (
             values.view(np.uint8).reshape(rows, tile_y, cols * tile_x).sum(axis=1, dtype=np.uint8)
         )
+        fits = tile_y * min(tile_x, 8) <= 255  # a word's bytes' total stays a byte
+    elif values.dtype == np.uint8:
+        partial = _row_sums(values.view(np.uint8), tile_y)
+        fits = True
     else:
         partial = values.reshape(rows, tile_y, cols * tile_x).sum(axis=1, dtype=np.uint16)
+        fits = True
+    if fits and tile_x >= 2 and tile_x & (tile_x - 1) == 0:
+        return np.asarray(_run_totals(partial, tile_x).astype(np.int32))
     return np.asarray(_across(partial, rows, cols, tile_x).sum(axis=0, dtype=np.int32))
 
 
@@ -632,8 +707,17 @@ def _across(partial: npt.NDArray[Any], rows: int, cols: int, tile_x: int) -> npt
 def _chroma_mean(values: U8Array, grid: Grid, rows: int) -> FloatGrid:
     """Per-tile mean of the chroma offset (value - 128), of `rows` rows of tiles."""
     n = grid.c_tile_y * grid.c_tile_x
-    sums = tile_sum(values, rows, grid.cols, grid.c_tile_y, grid.c_tile_x) - 128 * n
-    return (sums / np.float32(n)).astype(np.float32)
+    sums = tile_sum(values, rows, grid.cols, grid.c_tile_y, grid.c_tile_x)
+    sums -= 128 * n
+    return _quotient(sums, n)
+
+
+def _quotient(sums: IntGrid, n: int) -> FloatGrid:
+    """sums / n as float32, the value of (sums / np.float32(n)).astype(np.float32), which
+    divides in float64 and rounds: divided in float32 directly, without the float64 array.
+    The same numbers: the sums (|sums| < 2^24) are exact in float32, and a float64 quotient
+    rounded to float32 is the correctly rounded float32 quotient (53 >= 2 * 24 + 2 bits)."""
+    return np.asarray(np.divide(sums, np.float32(n), dtype=np.float32))
 
 
 @dataclass(frozen=True)
