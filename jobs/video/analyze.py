@@ -607,7 +607,11 @@ class _Learner:
         else:
             limits = [int((floor + LIT_STEP) * b * b) for floor in floors]
         per_frame = sums.reshape(frames, -1, sums.shape[1])
-        return np.asarray(per_frame > np.array(limits)[:, None, None])
+        # Compared in the sums' own type (an int64 limit would widen every sum first): a limit
+        # above the type's largest value lights nothing, as that largest value does.
+        top = int(np.iinfo(sums.dtype).max)
+        bounds = np.array([min(limit, top) for limit in limits], dtype=sums.dtype)
+        return np.asarray(np.greater(per_frame, bounds[:, None, None]))
 
     def _learned(self, cells: U8Array, stats: TileStats) -> Callable[[int], None]:
         """Learning from the batch's frames: what each frame adds, measured for the batch at
