@@ -43,11 +43,11 @@ from jobs.video.detectors import (
     TISSUE_MIN_CR,
     Grid,
     TileStats,
-    _abs_diff,
     _midtone_share,
     _mode_levels,
     _quotient,
     _stroke_stats,
+    abs_diff,
     block_sums,
     sampled,
     tile_stats,
@@ -704,7 +704,7 @@ def test_abs_diff_is_the_signed_difference() -> None:
     """The change cells compare |a - b| as max - min in uint8: the int16 difference's."""
     a, b = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
     expected = np.abs(a - b)
-    np.testing.assert_array_equal(_abs_diff(a.astype(np.uint8), b.astype(np.uint8)), expected)
+    np.testing.assert_array_equal(abs_diff(a.astype(np.uint8), b.astype(np.uint8)), expected)
 
 
 @pytest.mark.parametrize(("tile_y", "tile_x"), [(8, 8), (4, 4), (16, 16), (8, 4), (2, 16), (3, 5)])

@@ -89,7 +89,7 @@ from jobs.video.detectors import (
     Label,
     TileStats,
     U16Array,
-    _abs_diff,
+    abs_diff,
     block_sums,
     classify,
     sampled,
@@ -625,8 +625,8 @@ class _Learner:
         changed = np.zeros(cells.shape, dtype=np.bool_)
         first = self._previous is None
         if self._previous is not None:
-            np.greater(_abs_diff(cells[0], self._previous), CHANGE_STEP, out=changed[0])
-        np.greater(_abs_diff(cells[1:], cells[:-1]), CHANGE_STEP, out=changed[1:])
+            np.greater(abs_diff(cells[0], self._previous), CHANGE_STEP, out=changed[0])
+        np.greater(abs_diff(cells[1:], cells[:-1]), CHANGE_STEP, out=changed[1:])
         change = np.ascontiguousarray(changed[:, : rows * m, : cols * m])
         tile_change = (
             tile_sum(change.reshape(-1, cols * m), n * rows, cols, m, m) / (m * m)

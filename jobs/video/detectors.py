@@ -527,7 +527,7 @@ def _shifted(pixels: U8Array, by: int) -> U8Array:
 
 def _steps(pixels: U8Array, neighbours: U8Array) -> IntGrid:
     """The sharp steps between `pixels` and `neighbours`, in each row (tile)."""
-    return _count(_abs_diff(pixels, neighbours) >= EDGE_STEP)
+    return _count(abs_diff(pixels, neighbours) >= EDGE_STEP)
 
 
 def _midtone_share(
@@ -598,7 +598,7 @@ def tissue_colour(u8: U8Array, v8: U8Array) -> npt.NDArray[np.bool_]:
     return np.asarray(np.greater_equal(v8, bounds.reshape(u8.shape)))
 
 
-def _abs_diff(a: U8Array, b: U8Array) -> U8Array:
+def abs_diff(a: U8Array, b: U8Array) -> U8Array:
     """|a - b| of uint8 arrays, as max - min in uint8 (no wrap-around), in one buffer."""
     diff = np.maximum(a, b)
     np.subtract(diff, np.minimum(a, b), out=diff)
