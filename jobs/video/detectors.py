@@ -447,6 +447,8 @@ def _stroke_stats(
         if not two_level.all():
             tile = (tile[0][two_level], tile[1][two_level], tile[2][two_level])
             pixels = pixels[two_level]
+            if not pixels.shape[0]:  # contrasty, but no tile two-level
+                continue
         h_steps[tile] = _steps(pixels, luma.left(pixels, *tile))
         v_steps[tile] = _steps(pixels, luma.above(pixels, *tile))
     return h_steps, v_steps, midtones
@@ -548,7 +550,7 @@ def _count(mask: npt.NDArray[np.bool_]) -> IntGrid:
     """The true values in each row of a (tiles, TILE * TILE) mask: packed into bits and
     counted 64 at a time with numpy >= 2 (several times faster than a sum over each row,
     which numpy runs as a short loop a row)."""
-    if not hasattr(np, "bitwise_count"):
+    if mask.shape[0] == 0 or not hasattr(np, "bitwise_count"):  # no tiles: no words
         return np.asarray(mask.view(np.uint8).sum(axis=1, dtype=np.int32))
     words = np.bitwise_count(np.packbits(mask.reshape(-1)).view(np.uint64))
     words = words.reshape(mask.shape[0], -1)
