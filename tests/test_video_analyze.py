@@ -54,6 +54,7 @@ from jobs.video.detectors import (
     tile_sum,
     tissue_colour,
 )
+from jobs.video.errors import InvalidVideo
 from testkit.media import make_video
 from testkit.scenes import Scene, SceneTruth, make_scene_video
 
@@ -171,6 +172,28 @@ def test_other_pixel_formats(tmp_path: Path, pix_fmt: str, width: int, height: i
     found = analyze_video(src)
     assert found.total_frames == 15
     assert found.segments == (Segment("non_endoscopic", 0, 14),)
+
+
+@pytest.mark.parametrize(("width", "height"), [(1920, 18), (2000, 20), (1920, 40), (18, 1920)])
+def test_strips_are_analysed(tmp_path: Path, width: int, height: int) -> None:
+    """A wide, low strip is read at a stride that leaves it a tile high (at the stride of its
+    width, 1920x18 is 9 working lines: the analysis failed with a numpy error); a tall one
+    too. As in test_other_pixel_formats, the blue-green picture is not endoscopic."""
+    src = make_video(tmp_path / "s.mp4", width=width, height=height, seconds=0.6, audio=False)
+    found = analyze_video(src)
+    assert found.total_frames == 15
+    assert found.segments == (Segment("non_endoscopic", 0, 14),)
+    grid = Grid.of(width, height, 2, 2)
+    assert grid.rows * TILE * grid.stride <= height
+    assert grid.cols * TILE * grid.stride <= width
+
+
+def test_frames_smaller_than_a_tile_are_refused(tmp_path: Path) -> None:
+    """Under a tile a side (uploads this small are refused already) the analysis says so,
+    as an InvalidVideo, rather than failing with a numpy error."""
+    src = make_video(tmp_path / "t.mp4", width=64, height=8, seconds=0.2, audio=False)
+    with pytest.raises(InvalidVideo, match="64x8 pixels; at least 16"):
+        analyze_video(src)
 
 
 def test_segments_are_sorted_disjoint_runs(analysis: Analysis) -> None:

@@ -135,8 +135,12 @@ class Grid:
 
     @classmethod
     def of(cls, width: int, height: int, sub_x: int, sub_y: int) -> Grid:
-        """The grid for a width x height frame whose chroma is subsampled by (sub_x, sub_y)."""
-        stride = max(1, -(-width // MAX_WORK_WIDTH))
+        """The grid for a width x height frame whose chroma is subsampled by (sub_x, sub_y),
+        at least TILE pixels a side. The stride keeps the working luma at most MAX_WORK_WIDTH
+        wide, but at least a tile high (a wide strip of a video, 1920x18, is read whole)."""
+        if min(width, height) < TILE:
+            raise ValueError(f"A {width}x{height} frame is smaller than one {TILE}px tile.")
+        stride = max(1, min(-(-width // MAX_WORK_WIDTH), height // TILE))
         rows = max(1, height // stride // TILE)
         cols = max(1, width // stride // TILE)
         tile_px = TILE * stride  # tile size in source luma pixels
