@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from av.video.stream import VideoStream
 
 from jobs.video import EditPlan, Roi, Shape, edit_video, verify_output
 from jobs.video import analyze as analyze_module
@@ -194,6 +195,52 @@ def test_frames_smaller_than_a_tile_are_refused(tmp_path: Path) -> None:
     src = make_video(tmp_path / "t.mp4", width=64, height=8, seconds=0.2, audio=False)
     with pytest.raises(InvalidVideo, match="64x8 pixels; at least 16"):
         analyze_video(src)
+
+
+@pytest.mark.parametrize(
+    ("codec", "pix_fmt", "suffix"),
+    [
+        ("libx264", "yuv420p", "mp4"),
+        ("mpeg4", "yuv420p", "mp4"),
+        ("libvpx-vp9", "yuv420p", "webm"),
+        ("ffv1", "gray", "mkv"),
+        ("ffv1", "yuv410p", "mkv"),
+        ("ffv1", "yuv444p", "mkv"),
+    ],
+)
+def test_flat_noise_and_strokes_in_any_codec(
+    tmp_path: Path, codec: str, pix_fmt: str, suffix: str
+) -> None:
+    """Eight flat grey frames (blank), eight of coloured noise (every tile contrasty but none
+    two-level: whole batches without ink, which failed the analysis in CI on 2026-12-01; its
+    colours are not tissue) and eight of thin white strokes on black (too little of it for
+    text, too much for blank), in several codecs and pixel formats (no chroma at all, 4:1:0)."""
+    rng = np.random.default_rng(5)
+    width, height = 320, 240
+    src = tmp_path / f"odd.{suffix}"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        assert isinstance(stream, VideoStream)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for index in range(24):
+            if index < 8:
+                rgb = np.full((height, width, 3), 128, np.uint8)
+            elif index < 16:
+                rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            else:
+                rgb = np.zeros((height, width, 3), np.uint8)
+                for _ in range(40):
+                    y, x = int(rng.integers(0, height - 2)), int(rng.integers(0, width - 30))
+                    rgb[y : y + 2, x : x + 30] = 255
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    found = analyze_video(src)
+    assert found.total_frames == 24
+    assert found.segments == (Segment("blank", 0, 7), Segment("non_endoscopic", 8, 15))
+    json.dumps(found.to_dict())
 
 
 def test_segments_are_sorted_disjoint_runs(analysis: Analysis) -> None:
