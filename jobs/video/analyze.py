@@ -98,7 +98,7 @@ from jobs.video.detectors import (
 )
 from jobs.video.errors import InvalidVideo
 from jobs.video.planes import Roi, U8Array
-from jobs.video.probe import open_input, select_video_stream
+from jobs.video.probe import check_size, open_input, select_video_stream
 from jobs.video.timeline import FrameRange, format_ranges, merge_ranges, range_frames
 
 __all__ = [
@@ -493,11 +493,7 @@ class _Learner:
         self._height = height
         sub_x = max(1, round(width / first.u.shape[1]))
         sub_y = max(1, round(height / first.u.shape[0]))
-        if min(width, height) < TILE:  # (uploads this small are refused: probe.MIN_SIDE)
-            raise InvalidVideo(
-                f"The video is {width}x{height} pixels; at least {TILE} pixels a side are "
-                "needed to analyse it."
-            )
+        check_size(width, height)  # (uploads this small are refused already)
         self.grid = Grid.of(width, height, sub_x, sub_y)
         self._tile_change = np.zeros((self.grid.rows, self.grid.cols), dtype=np.float64)
         # Per change cell, its darkest and brightest luma over the live frames: the strokes of

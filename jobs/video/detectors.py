@@ -135,14 +135,13 @@ class Grid:
 
     @classmethod
     def of(cls, width: int, height: int, sub_x: int, sub_y: int) -> Grid:
-        """The grid for a width x height frame whose chroma is subsampled by (sub_x, sub_y),
-        at least TILE pixels a side. The stride keeps the working luma at most MAX_WORK_WIDTH
-        wide, but at least a tile high (a wide strip of a video, 1920x18, is read whole)."""
-        if min(width, height) < TILE:
-            raise ValueError(f"A {width}x{height} frame is smaller than one {TILE}px tile.")
+        """The grid for a width x height frame (at least TILE pixels a side: probe.check_size)
+        whose chroma is subsampled by (sub_x, sub_y). The stride keeps the working luma at most
+        MAX_WORK_WIDTH wide, but at least a tile high (a wide strip, 1920x18, is read whole), so
+        there is at least one tile row and column."""
         stride = max(1, min(-(-width // MAX_WORK_WIDTH), height // TILE))
-        rows = max(1, height // stride // TILE)
-        cols = max(1, width // stride // TILE)
+        rows = height // stride // TILE
+        cols = width // stride // TILE
         tile_px = TILE * stride  # tile size in source luma pixels
         # Sample chroma at most every 2 source pixels' worth, at least 4 per tile side.
         c_step_x = max(1, tile_px // sub_x // 8)
@@ -451,8 +450,6 @@ def _stroke_stats(
         if not two_level.all():
             tile = (tile[0][two_level], tile[1][two_level], tile[2][two_level])
             pixels = pixels[two_level]
-            if not pixels.shape[0]:  # contrasty, but no tile two-level
-                continue
         h_steps[tile] = _steps(pixels, luma.left(pixels, *tile))
         v_steps[tile] = _steps(pixels, luma.above(pixels, *tile))
     return h_steps, v_steps, midtones

@@ -18,6 +18,7 @@ from av.stream import Disposition
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from jobs.video.detectors import TILE
 from jobs.video.errors import InvalidVideo, RotatedVideo, TruncatedVideo, VideoTooLarge
 
 # Demuxers that "succeed" on things that are not videos: text rendered as ANSI art, and
@@ -106,7 +107,7 @@ def probe(
     with open_input(path) as container:
         stream = select_video_stream(container)
         ctx = stream.codec_context
-        _check_size(ctx.width, ctx.height, max_side)
+        check_size(ctx.width, ctx.height, max_side)
         _check_frames(stream.frames, max_frames)
         first, counted = _first_frame_and_count(
             container, stream, count=stream.frames <= 0, max_frames=max_frames
@@ -114,7 +115,7 @@ def probe(
         _check_upright(first)
         width = ctx.width or first.width
         height = ctx.height or first.height
-        _check_size(width, height, max_side)
+        check_size(width, height, max_side)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         frame_count = stream.frames if stream.frames > 0 else counted
@@ -175,10 +176,12 @@ def _check_upright(frame: VideoFrame) -> None:
 
 
 #: Smaller frames are no endoscopy video, and smaller than one tile of the analysis.
-MIN_SIDE = 16
+MIN_SIDE = TILE
 
 
-def _check_size(width: int, height: int, max_side: int | None) -> None:
+def check_size(width: int, height: int, max_side: int | None = None) -> None:
+    """Raise InvalidVideo for a frame under MIN_SIDE pixels a side (a size of 0 is not known
+    yet), VideoTooLarge for one over `max_side`."""
     if 0 < min(width, height) < MIN_SIDE:
         raise InvalidVideo(
             f"The video is {width}x{height} pixels; at least {MIN_SIDE} pixels a side are needed."
