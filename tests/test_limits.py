@@ -231,6 +231,9 @@ async def test_a_tiny_video_is_refused_at_probe_time(
     message = await expect_error(resp, 415, "not_a_video")
     assert "8x8" in message
     assert "at least 16 pixels" in message
+    # Nothing is damaged: no word of where decoding stopped.
+    assert "decoded" not in message
+    assert "damage" not in message
     assert stored_files(settings) == []
 
 

@@ -22,6 +22,7 @@ from jobs.video.errors import (
     TruncatedVideo,
     VideoError,
     VideoTooLarge,
+    VideoTooSmall,
 )
 from jobs.video.field_check import FieldCheck
 from jobs.video.mask import MaskOutcome, mask_video
@@ -54,6 +55,7 @@ __all__ = [
     "VideoError",
     "VideoInfo",
     "VideoTooLarge",
+    "VideoTooSmall",
     "analyze_video",
     "check_roi",
     "edit_video",

@@ -33,6 +33,11 @@ class RotatedVideo(InvalidVideo):
     code = "rotated_video"
 
 
+class VideoTooSmall(InvalidVideo):
+    """The file is a video, but its frames are too small to analyse or mask (under a tile a
+    side). Nothing is damaged: the message says the size, not where decoding stopped."""
+
+
 class VideoTooLarge(InvalidVideo):
     """The file is a video, but larger than the configured limits (frame size or count)."""
 

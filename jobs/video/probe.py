@@ -19,7 +19,13 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from jobs.video.detectors import TILE
-from jobs.video.errors import InvalidVideo, RotatedVideo, TruncatedVideo, VideoTooLarge
+from jobs.video.errors import (
+    InvalidVideo,
+    RotatedVideo,
+    TruncatedVideo,
+    VideoTooLarge,
+    VideoTooSmall,
+)
 
 # Demuxers that "succeed" on things that are not videos: text rendered as ANSI art, and
 # single still images.
@@ -180,10 +186,10 @@ MIN_SIDE = TILE
 
 
 def check_size(width: int, height: int, max_side: int | None = None) -> None:
-    """Raise InvalidVideo for a frame under MIN_SIDE pixels a side (a size of 0 is not known
+    """Raise VideoTooSmall for a frame under MIN_SIDE pixels a side (a size of 0 is not known
     yet), VideoTooLarge for one over `max_side`."""
     if 0 < min(width, height) < MIN_SIDE:
-        raise InvalidVideo(
+        raise VideoTooSmall(
             f"The video is {width}x{height} pixels; at least {MIN_SIDE} pixels a side are needed."
         )
     if max_side is not None and max(width, height) > max_side:
