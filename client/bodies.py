@@ -50,7 +50,8 @@ def labels(text: str) -> list[str]:
 
 
 def add_mask_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    """``--device NAME [--shape]``, ``--rect X,Y,W,H`` or ``--ellipse X,Y,W,H``."""
+    """``--device NAME [--shape]``, ``--rect X,Y,W,H``, ``--ellipse X,Y,W,H`` or
+    ``--octagon X,Y,W,H --corner C``."""
     group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument(
         "--device",
@@ -66,10 +67,23 @@ def add_mask_options(parser: argparse.ArgumentParser, *, required: bool) -> None
         metavar="X,Y,W,H",
         help="keep the ellipse inscribed in this rectangle (the API's shape ellipse)",
     )
+    group.add_argument(
+        "--octagon",
+        type=box,
+        metavar="X,Y,W,H",
+        help="keep this rectangle with its corners cut off at 45 degrees, --corner pixels "
+        "along each edge (the API's shape octagon)",
+    )
     parser.add_argument(
         "--shape",
-        choices=("rect", "ellipse"),
+        choices=("rect", "ellipse", "octagon"),
         help="shape of a --device mask's image area (default: rect)",
+    )
+    parser.add_argument(
+        "--corner",
+        type=int,
+        metavar="C",
+        help="pixels cut off each corner of an octagon (with --octagon or --shape octagon)",
     )
 
 
@@ -85,7 +99,9 @@ def add_audio_option(parser: argparse.ArgumentParser) -> None:
 
 def _mask_fields(args: argparse.Namespace) -> JsonDict:
     if args.shape is not None and args.device is None:
-        raise ValueError("--shape goes with --device; --rect and --ellipse name their shape")
+        raise ValueError(
+            "--shape goes with --device; --rect, --ellipse and --octagon name their shape"
+        )
     fields: JsonDict = {}
     if args.device is not None:
         fields = {"mask_type": "device", "device_name": args.device}
@@ -95,6 +111,17 @@ def _mask_fields(args: argparse.Namespace) -> JsonDict:
         fields = {"mask_type": "custom", "roi": args.rect, "shape": "rect"}
     elif args.ellipse is not None:
         fields = {"mask_type": "custom", "roi": args.ellipse, "shape": "ellipse"}
+    elif args.octagon is not None:
+        fields = {"mask_type": "custom", "roi": args.octagon, "shape": "octagon"}
+    octagon = fields.get("shape") == "octagon"
+    if octagon != (args.corner is not None):
+        raise ValueError(
+            "--corner goes with --octagon or --shape octagon, and they need it"
+            if octagon or fields
+            else "--corner goes with --octagon or --device NAME --shape octagon"
+        )
+    if args.corner is not None:
+        fields["corner"] = args.corner
     return fields
 
 

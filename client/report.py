@@ -97,12 +97,13 @@ def analysis_lines(analysis: JsonDict) -> list[str]:
         )
     roi = analysis.get("suggested_roi")
     if isinstance(roi, dict):
-        option = "--ellipse" if roi.get("ellipse") else "--rect"
+        shape = roi.get("shape", "ellipse" if roi.get("ellipse") else "rect")
+        corner = f" --corner {roi.get('corner')}" if shape == "octagon" else ""
         confidence = roi.get("confidence")
         sure = f" (confidence {confidence:.2f})" if isinstance(confidence, int | float) else ""
         lines.append(
-            f"suggested   {option} {roi.get('x')},{roi.get('y')},{roi.get('width')},"
-            f"{roi.get('height')}{sure}"
+            f"suggested   --{shape} {roi.get('x')},{roi.get('y')},{roi.get('width')},"
+            f"{roi.get('height')}{corner}{sure}"
         )
         evidence = roi.get("evidence")
         if isinstance(evidence, dict):

@@ -74,6 +74,7 @@ def plan_to_json(plan: EditPlan) -> JsonDict:
     return {
         "roi": None if plan.roi is None else plan.roi.to_dict(),
         "shape": plan.shape,
+        "corner": plan.corner,
         "blacken": [list(r) for r in plan.blacken],
         "remove": [list(r) for r in plan.remove],
         "keep_audio": plan.keep_audio,
@@ -86,6 +87,7 @@ def plan_from_json(data: JsonDict) -> EditPlan:
     return EditPlan(
         roi=None if roi is None else Roi(**roi),
         shape=data["shape"],
+        corner=int(data.get("corner", 0)),
         blacken=tuple((int(a), int(b)) for a, b in data["blacken"]),
         remove=tuple((int(a), int(b)) for a, b in data["remove"]),
         keep_audio=bool(data["keep_audio"]),

@@ -15,15 +15,17 @@ from jobs.audio_policy import AUDIO_FIELD
 from jobs.device_catalogue import BOX_KEYS, FILE_ROI_KEYS, DeviceCatalogue
 from jobs.errors import InvalidRequest
 from jobs.frame_request import parse_frame_ranges
-from jobs.video import Roi, Shape, TextField
+from jobs.video import SHAPES as SHAPES
+from jobs.video import Roi, Shape, TextField, check_corner
 from jobs.video.timeline import FrameRange
 
 MaskType = Literal["device", "custom"]
-SHAPES: tuple[Shape, ...] = ("rect", "ellipse")
 #: A custom mask's other names of x, y, width and height: those of a device file.
 DEVICE_KEYS = FILE_ROI_KEYS
 ROI_KEYS = BOX_KEYS
-MASK_KEYS = frozenset({"mask_type", "device_name", "roi", "shape", "blacken_regions", *DEVICE_KEYS})
+MASK_KEYS = frozenset(
+    {"mask_type", "device_name", "roi", "shape", "corner", "blacken_regions", *DEVICE_KEYS}
+)
 #: At most this many boxes in ``blacken_regions``.
 MAX_BLACKEN_REGIONS = 32
 _BODY_KEYS = MASK_KEYS | {"blacken_frames", AUDIO_FIELD}
@@ -37,6 +39,8 @@ class MaskRequest:
     device_name: str | None
     roi: Roi
     shape: Shape
+    #: An "octagon"'s corners, cut off at 45 degrees: the legs in pixels (0 for other shapes).
+    corner: int = 0
     #: Frames made entirely black, keeping the timeline.
     blacken: tuple[FrameRange, ...] = ()
     #: A device mask's text fields at the video's size (proven dark by the output's check).
@@ -53,6 +57,8 @@ class MaskRequest:
             "roi": self.roi.to_dict(),
             "shape": self.shape,
         }
+        if self.corner:
+            params["corner"] = self.corner
         if self.mask_type == "device":
             params["text_fields"] = [field.to_dict() for field in self.text_fields]
         if self.blacken_regions:
@@ -67,6 +73,7 @@ class MaskRequest:
             device_name=params["device_name"],
             roi=Roi(**params["roi"]),
             shape=params["shape"],
+            corner=int(params.get("corner", 0)),
             blacken=tuple((a, b) for a, b in params.get("blacken_frames", [])),
             text_fields=tuple(
                 TextField(f["name"], Roi(f["x"], f["y"], f["width"], f["height"]))
@@ -120,11 +127,36 @@ def parse_mask_fields(
         )
     regions = parse_blacken_regions(body.get("blacken_regions"), width, height)
     if mask_type == "device":
-        return replace(_device_mask(body, width, height, shape, devices), blacken_regions=regions)
-    if mask_type == "custom":
-        roi = _custom_roi(body, width, height)
-        return MaskRequest("custom", None, roi, shape, blacken_regions=regions)
-    raise InvalidRequest(f'mask_type must be "device" or "custom", got {mask_type!r}.')
+        request = _device_mask(body, width, height, shape, devices)
+    elif mask_type == "custom":
+        request = MaskRequest("custom", None, _custom_roi(body, width, height), shape)
+    else:
+        raise InvalidRequest(f'mask_type must be "device" or "custom", got {mask_type!r}.')
+    corner = _corner(body, request.roi, shape)
+    return replace(request, corner=corner, blacken_regions=regions)
+
+
+def _corner(body: dict[str, Any], roi: Roi, shape: Shape) -> int:
+    """``corner``: an octagon's cut corners in pixels, required with shape "octagon" only."""
+    if shape != "octagon":
+        if "corner" in body:
+            raise InvalidRequest(
+                f'corner goes with shape "octagon" only (the shape is {shape!r}).',
+                code="invalid_roi",
+            )
+        return 0
+    value = body.get("corner")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(
+            'shape "octagon" needs "corner": the whole number of pixels cut off each corner of '
+            f"the roi at 45 degrees, got {value!r}.",
+            code="invalid_roi",
+        )
+    try:
+        check_corner(roi, shape, value)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), code="invalid_roi") from exc
+    return value
 
 
 def parse_blacken_regions(value: Any, width: int, height: int) -> tuple[Roi, ...]:

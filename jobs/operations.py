@@ -52,6 +52,7 @@ async def _mask(run: JobRun) -> JsonDict:
     plan = EditPlan(
         roi=request.roi,
         shape=request.shape,
+        corner=request.corner,
         blacken=request.blacken,
         keep_audio=keeps_audio(run.task.params),
         blacken_regions=request.blacken_regions,
@@ -142,12 +143,13 @@ async def _reprocess(run: JobRun) -> JsonDict:
     device = _recognised(run, analysis)
     source: JsonDict = {"source": "request"}
     shape: Shape
+    corner = 0
     # Text the analysis found printed over the image is blackened, unless asked not to, when
     # the mask is the service's choice; with a given mask, the request's regions are.
     regions = analysis.inside_regions if params.get("blacken_found_regions", True) else ()
     if params.get("mask") is not None:
         mask = MaskRequest.from_params(params["mask"])
-        roi, shape, text_fields = mask.roi, mask.shape, mask.text_fields
+        roi, shape, corner, text_fields = mask.roi, mask.shape, mask.corner, mask.text_fields
         regions = mask.blacken_regions
     elif device is not None:
         # The recognised device's own mask: its whole image area, its text fields checked.
@@ -157,7 +159,7 @@ async def _reprocess(run: JobRun) -> JsonDict:
         source = {"source": "device", "device_name": device.name}
     elif analysis.suggested_roi is not None and trusted(analysis.suggested_roi.to_dict()):
         roi = analysis.suggested_roi.roi
-        shape = "ellipse" if analysis.suggested_roi.ellipse else "rect"
+        shape, corner = analysis.suggested_roi.shape, analysis.suggested_roi.corner
         source = {"source": "analysis"}
     else:
         found = analysis.suggested_roi
@@ -168,15 +170,21 @@ async def _reprocess(run: JobRun) -> JsonDict:
     plan = EditPlan(
         roi=roi,
         shape=shape,
+        corner=corner,
         remove=remove,
         keep_audio=keeps_audio(params),
         blacken_regions=regions,
     )
     extra: JsonDict = {
         "analysis": _analysis_json(run, analysis, device),
-        "mask": {**roi.to_dict(), "shape": shape, **source, **_regions_json(regions)},
+        "mask": {**_shape_json(roi, shape, corner), **source, **_regions_json(regions)},
     }
     return await _write_verified(run, plan, encode_span, verify_span, text_fields, extra)
+
+
+def _shape_json(roi: Roi, shape: Shape, corner: int) -> JsonDict:
+    """The mask result's kept area: the roi, its shape and an octagon's corner."""
+    return {**roi.to_dict(), "shape": shape, **({"corner": corner} if corner else {})}
 
 
 def _regions_json(regions: tuple[Roi, ...]) -> JsonDict:
@@ -201,6 +209,7 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
                 temp,
                 roi=mask.roi,
                 shape=mask.shape,
+                corner=mask.corner,
                 remove=labels,
                 text_fields=mask.text_fields,
                 encode=encode,
@@ -215,12 +224,13 @@ async def _reprocess_in_one_pass(run: JobRun, mask: MaskRequest, labels: list[La
         if str(exc) == REMOVE_ALL_MESSAGE:
             raise _removes_everything(labels) from exc
         raise
-    plan = EditPlan(roi=mask.roi, shape=mask.shape, remove=analysis.frames_with(labels))
+    plan = EditPlan(
+        roi=mask.roi, shape=mask.shape, corner=mask.corner, remove=analysis.frames_with(labels)
+    )
     result = await _publish(run, temp, plan, outcome, verification)
     result["analysis"] = _analysis_json(run, analysis)
     result["mask"] = {
-        **mask.roi.to_dict(),
-        "shape": mask.shape,
+        **_shape_json(mask.roi, mask.shape, mask.corner),
         "source": "request",
         **_regions_json(mask.blacken_regions),
     }

@@ -13,7 +13,7 @@ from jobs.audio_policy import AUDIO_APPLIED, AUDIO_POLICIES
 from jobs.audit import Action, Outcome
 from jobs.device_catalogue import MAX_DESCRIPTION, MAX_FRAME_SIDE, MAX_TEXT_FIELDS, NAME_PATTERN
 from jobs.frame_request import LABELS, MAX_SAMPLE_EVERY, MAX_SELECTION_ITEMS, REMOVAL_MODES
-from jobs.mask_request import DEVICE_KEYS, MAX_BLACKEN_REGIONS
+from jobs.mask_request import DEVICE_KEYS, MAX_BLACKEN_REGIONS, SHAPES
 from jobs.model import Operation, TaskState
 from jobs.review import MAX_COMMENT, ReviewState
 from jobs.settings import MAX_WEBHOOK_URL
@@ -485,7 +485,18 @@ def component_schemas() -> dict[str, Schema]:
 
 def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
     """The two kinds of mask body, each with the route's ``extra`` fields."""
-    shape = {"enum": ["rect", "ellipse"], "default": "rect"}
+    shape = {
+        "enum": list(SHAPES),
+        "default": "rect",
+        "description": "The kept area in the roi: the rectangle, the ellipse inscribed in it, "
+        "or an octagon (the rectangle with its corners cut off at 45 degrees, see corner).",
+    }
+    corner = {
+        "type": "integer",
+        "minimum": 1,
+        "description": 'With shape "octagon" only, and required with it: the pixels cut off '
+        "each corner along both edges, at most half the roi's shorter side.",
+    }
     regions = {
         "type": "array",
         "maxItems": MAX_BLACKEN_REGIONS,
@@ -511,6 +522,7 @@ def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
                 "description": "A device of GET /api/devices/ (else 400 unknown_device).",
             },
             "shape": shape,
+            "corner": corner,
             **extra,
         },
     }
@@ -534,6 +546,7 @@ def _mask_variants(extra: dict[str, Schema]) -> list[Schema]:
             "roi": roi_in_body,
             **aliases,
             "shape": shape,
+            "corner": corner,
             **extra,
         },
     }

@@ -38,7 +38,8 @@ const roi = new RoiEditor({
   img: $("frame-img"),
   canvas: $("roi-canvas"),
   inputs: { x: $("roi-x"), y: $("roi-y"), width: $("roi-width"), height: $("roi-height") },
-  shape: () => (document.querySelector("input[name=shape]:checked") || {}).value || "ellipse",
+  shape: () => shape(),
+  corner: () => $("roi-corner").value,
   onDraw: () => {
     $("mask-type").value = "custom";
     syncMaskType();
@@ -247,15 +248,30 @@ function shape() {
   return (document.querySelector("input[name=shape]:checked") || {}).value || "ellipse";
 }
 
+/** The octagon's corner, when the shape is the octagon: { corner } or {} for the others. */
+function cornerParams() {
+  if (shape() !== "octagon") return {};
+  const corner = Number($("roi-corner").value);
+  if (!Number.isInteger(corner) || corner < 1) {
+    throw new Error("Enter the octagon's corners cut as a whole number of pixels (1 or more).");
+  }
+  return { corner };
+}
+
+function syncShape() {
+  $("corner-row").hidden = shape() !== "octagon";
+  roi.draw();
+}
+
 function maskParams() {
   if ($("mask-type").value === "device") {
     const d = selectedDevice();
     if (!d) throw new Error("Choose a device.");
-    return { mask_type: "device", device_name: d.name, shape: shape() };
+    return { mask_type: "device", device_name: d.name, shape: shape(), ...cornerParams() };
   }
   const r = roi.readInputs();
   if (!r) throw new Error("Enter the kept area as whole numbers: x, y, width and height.");
-  return { mask_type: "custom", roi: r, shape: shape() };
+  return { mask_type: "custom", roi: r, shape: shape(), ...cornerParams() };
 }
 
 // ---- operations -----------------------------------------------------------------------------
@@ -295,7 +311,8 @@ function audioChoice() {
 function setupForms() {
   $("mask-type").addEventListener("change", syncMaskType);
   $("device-select").addEventListener("change", syncMaskType);
-  for (const r of document.querySelectorAll("input[name=shape]")) r.addEventListener("change", () => roi.draw());
+  for (const r of document.querySelectorAll("input[name=shape]")) r.addEventListener("change", syncShape);
+  $("roi-corner").addEventListener("input", () => roi.draw());
 
   $("mask-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -364,8 +381,10 @@ function setupForms() {
     const s = state.analysis && state.analysis.suggested_roi;
     if (!s) return;
     $("mask-type").value = "custom";
-    const radio = $(s.ellipse ? "shape-ellipse" : "shape-rect");
-    radio.checked = true;
+    const kind = s.shape || (s.ellipse ? "ellipse" : "rect");
+    $(`shape-${kind}`).checked = true;
+    if (kind === "octagon") $("roi-corner").value = s.corner;
+    syncShape();
     roi.setRoi({ x: s.x, y: s.y, width: s.width, height: s.height });
     syncMaskType();
     $("roi-x").focus();
@@ -383,6 +402,12 @@ function setupForms() {
 // ---- analysis ------------------------------------------------------------------------------
 
 const LABEL_WORDS = { blank: "blank", text_screen: "text screen", non_endoscopic: "not endoscopic" };
+
+function shapeWords(s) {
+  const kind = s.shape || (s.ellipse ? "ellipse" : "rect");
+  if (kind === "octagon") return `, octagon with ${s.corner} px corners cut`;
+  return kind === "ellipse" ? ", ellipse" : "";
+}
 
 function showAnalysis(result) {
   state.analysis = result;
@@ -416,7 +441,7 @@ function showAnalysis(result) {
   );
   const s = result.suggested_roi;
   $("analysis-roi").textContent = s
-    ? `Suggested kept area: x ${s.x}, y ${s.y}, ${s.width}×${s.height}${s.ellipse ? ", ellipse" : ""}.`
+    ? `Suggested kept area: x ${s.x}, y ${s.y}, ${s.width}×${s.height}${shapeWords(s)}.`
     : "No kept area suggested.";
   $("accept-roi").disabled = !s;
   $("accept-ranges").disabled = !result.sensitive_frame_ids;

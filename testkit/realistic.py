@@ -7,8 +7,9 @@ the difficulties of real footage, the ones the first live-image finder failed on
 - Layouts: the Olympus CV-1500 (1920x1080 output; the image box at 550,0,1350,1080 holds a round
   live image about 1060 px across; name, birth date, date, a ticking clock and the scope's type
   and serial burned in on the left at the built-in device's text-field positions), scaled to the
-  corpus' frame size; and a centred layout: an octagonal (rounded-rectangle) or rectangular
-  image in the middle, text strips at the top and bottom.
+  corpus' frame size; a centred layout: an octagonal (rounded-rectangle; small or large
+  corners) or rectangular image in the middle, text strips at the top and bottom; and a
+  full-height layout: a round image clipped by the frame's top and bottom, text on the left.
 - The live image: fine mucosa-like texture (features a few pixels wide) or a smoother one,
   vessels, strong vignetting (the rim at 40% of the centre's light), specular highlights that
   move with the texture; camera motion fast (a passage), slow (an inspection: a fraction of a
@@ -26,7 +27,7 @@ per label).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,7 @@ from jobs.device_catalogue import builtin_devices
 from jobs.roi_choice import recognise_device
 from jobs.video import Roi
 from jobs.video.analyze import Analysis
+from jobs.video.planes import luma_keep_mask
 from testkit.media import plane_array
 from testkit.scenes import _blit, _glyph_bank, _half, _smooth_noise, _text_block, _to_u8
 
@@ -147,6 +149,24 @@ def centred_layout(
     )
 
 
+def full_height_layout(width: int = 640) -> Layout:
+    """A round image wider than the frame is high, so the frame's top and bottom clip it (a
+    16:9 processor showing the whole height), right of the centre; the patient's name, an id,
+    the date and a ticking clock on the left."""
+    height = width * 9 // 16
+    k = height / 360
+    d = round(404 * k)
+    cx, cy = round(0.6 * width), height / 2
+    image = Roi(round(cx - d / 2), round(cy - d / 2), d, d)
+    fields = (
+        Roi(round(16 * k), round(36 * k), round(150 * k), round(20 * k)),
+        Roi(round(16 * k), round(64 * k), round(120 * k), round(20 * k)),
+        Roi(round(16 * k), round(280 * k), round(120 * k), round(20 * k)),
+    )
+    clock = Roi(round(16 * k), round(308 * k), round(90 * k), round(20 * k))
+    return Layout("full_height_round", width, height, image, "round", 0.0, fields, clock)
+
+
 @dataclass(frozen=True)
 class Stretch:
     kind: StretchKind
@@ -238,6 +258,31 @@ def corpus(width: int = 640) -> tuple[RealisticScene, ...]:
             (Stretch("live", 70, "still"), Stretch("dark", 10), Stretch("live", 60, "slow")),
             seed=6,
             notes="rectangular image centred, nearly still then slow",
+        ),
+        RealisticScene(
+            "centred_octagon_big_corners",
+            replace(centred_layout(width, "octagon"), corner=0.25),
+            (
+                Stretch("live", 50, "slow"),
+                Stretch("registration", 10),
+                Stretch("live", 40, "fast"),
+                Stretch("dark", 10),
+            ),
+            seed=8,
+            notes="octagonal image with corners cut by a quarter of its height",
+        ),
+        RealisticScene(
+            "full_height_round",
+            full_height_layout(width),
+            (
+                Stretch("registration", 10),
+                Stretch("live", 50, "fast"),
+                Stretch("instrument", 20, "fast"),
+                Stretch("live", 40, "slow"),
+                Stretch("outside", 15, "slow"),
+            ),
+            seed=9,
+            notes="round image clipped by the frame's top and bottom, text on the left",
         ),
     )
 
@@ -560,8 +605,9 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
     if suggestion is None:
         return SceneScore(truth.scene.name, size, 0.0, 0.0, "none", 0.0, **common)  # type: ignore[arg-type]
     roi = suggestion.roi
-    found_mask = shape_mask(
-        layout.width, layout.height, roi, "ellipse" if suggestion.ellipse else "rect"
+    # What an output masked to the suggestion keeps.
+    found_mask = luma_keep_mask(
+        layout.width, layout.height, roi, suggestion.shape, corner=suggestion.corner
     )
     true_mask = layout.image_mask()
     iou = float((found_mask & true_mask).sum() / max(1, (found_mask | true_mask).sum()))
@@ -570,7 +616,8 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
         size,
         iou,
         box_iou(roi, layout.image),
-        f"{roi.x},{roi.y},{roi.width}x{roi.height} {'ellipse' if suggestion.ellipse else 'rect'}",
+        f"{roi.x},{roi.y},{roi.width}x{roi.height} {suggestion.shape}"
+        + (f" {suggestion.corner}" if suggestion.corner else ""),
         suggestion.confidence,
         **common,  # type: ignore[arg-type]
     )

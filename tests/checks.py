@@ -58,14 +58,21 @@ CHROMA_INNER_PSNR = 38.0  # measured min 43.5
 # --------------------------------------------------------------------------- reference geometry
 
 
-def ref_keep(width: int, height: int, roi: Roi, shape: Shape) -> Bool2D:
-    """Kept luma pixels per the spec: the pixel centre inside the rect / inscribed ellipse."""
+def ref_keep(width: int, height: int, roi: Roi, shape: Shape, corner: int = 0) -> Bool2D:
+    """Kept luma pixels per the spec: the pixel centre inside the rect / inscribed ellipse /
+    octagon (the rect less the points within `corner` of a corner in |dx| + |dy|)."""
     px = np.arange(width) + 0.5
     py = np.arange(height) + 0.5
-    if shape == "rect":
+    if shape in ("rect", "octagon"):
         in_x = (px > roi.x) & (px < roi.x + roi.width)
         in_y = (py > roi.y) & (py < roi.y + roi.height)
-        return np.asarray(in_y[:, None] & in_x[None, :])
+        keep = in_y[:, None] & in_x[None, :]
+        if shape == "octagon":
+            # |dx| + |dy| from each of the four corners, the nearest one counting.
+            to_x = np.minimum(np.abs(px - roi.x), np.abs(roi.x + roi.width - px))
+            to_y = np.minimum(np.abs(py - roi.y), np.abs(roi.y + roi.height - py))
+            keep &= to_y[:, None] + to_x[None, :] >= corner
+        return np.asarray(keep)
     cx, cy = roi.x + roi.width / 2, roi.y + roi.height / 2
     rx, ry = roi.width / 2, roi.height / 2
     return np.asarray(((px[None, :] - cx) / rx) ** 2 + ((py[:, None] - cy) / ry) ** 2 <= 1.0)
@@ -104,8 +111,10 @@ class Regions:
     sub: int
 
     @classmethod
-    def of(cls, width: int, height: int, roi: Roi, shape: Shape, sub: int) -> Regions:
-        keep = ref_keep(width, height, roi, shape)
+    def of(
+        cls, width: int, height: int, roi: Roi, shape: Shape, sub: int, corner: int = 0
+    ) -> Regions:
+        keep = ref_keep(width, height, roi, shape, corner)
         far = ~grow(keep, FAR_PX)
         inner = ~grow(~keep, INNER_MARGIN)
         c_far = chroma_all(far, sub)
@@ -135,7 +144,7 @@ def chroma_dev(frame: DecodedFrame, where: Bool2D) -> int:
     return int(max(u.max(), v.max()))
 
 
-def assert_masked(source: Path, output: Path, roi: Roi, shape: Shape) -> None:
+def assert_masked(source: Path, output: Path, roi: Roi, shape: Shape, corner: int = 0) -> None:
     """Assert, for every frame of ``output`` (encoded at CRF 18), that everything outside
     ``roi`` is black and neutral within codec tolerance and the inside matches ``source``;
     and that both have the same frames at the same times."""
@@ -147,7 +156,8 @@ def assert_masked(source: Path, output: Path, roi: Roi, shape: Shape) -> None:
         assert out.time == src.time, where
         if regions is None:
             height, width = out.y.shape
-            regions = Regions.of(width, height, roi, shape, 2 if out.u.shape != out.y.shape else 1)
+            sub = 2 if out.u.shape != out.y.shape else 1
+            regions = Regions.of(width, height, roi, shape, sub, corner)
         assert out.y[regions.far].max() <= Y_FAR_MAX, where
         assert out.y[regions.near].max() <= Y_NEAR_MAX, where
         assert out.y[regions.near].mean() <= Y_NEAR_MEAN, where

@@ -207,28 +207,30 @@ def device_roi(name: str, width: int, height: int) -> Roi:
 @dataclass(frozen=True)
 class Region:
     roi: Roi
-    shape: str  # "rect" | "ellipse"
+    shape: str  # "rect" | "ellipse" | "octagon"
     holes: tuple[Roi, ...] = ()  # blackened boxes inside it (blacken_regions)
+    corner: int = 0  # an octagon's corners cut, in pixels
 
 
 def region_of(body: Mapping[str, Any], width: int, height: int) -> Region | None:
     """The kept region a mask request asks for (None: the request masks nothing)."""
     shape = str(body.get("shape", "rect"))
+    corner = int(body.get("corner", 0))
     holes = tuple(
         Roi(x=r["x"], y=r["y"], width=r["width"], height=r["height"])
         for r in body.get("blacken_regions", [])
     )
     if body.get("mask_type") == "device":
-        return Region(device_roi(str(body["device_name"]), width, height), shape, holes)
+        return Region(device_roi(str(body["device_name"]), width, height), shape, holes, corner)
     if body.get("mask_type") == "custom":
         if "roi" in body:
             r = body["roi"]
             roi = Roi(x=r["x"], y=r["y"], width=r["width"], height=r["height"])
-            return Region(roi, shape, holes)
+            return Region(roi, shape, holes, corner)
         keys = ("endoscope_image_x", "endoscope_image_y", "endoscope_image_width")
         x, y, w = (int(body[k]) for k in keys)
         roi = Roi(x=x, y=y, width=w, height=int(body["endoscope_image_height"]))
-        return Region(roi, shape, holes)
+        return Region(roi, shape, holes, corner)
     return None
 
 
@@ -368,7 +370,8 @@ def _check_pictures(
     if truth.region is None:
         keep: Bool2D = np.ones((h, w), dtype=np.bool_)
     else:
-        keep = ref_keep(w, h, truth.region.roi, truth.region.shape)  # type: ignore[arg-type]
+        region = truth.region
+        keep = ref_keep(w, h, region.roi, region.shape, region.corner)  # type: ignore[arg-type]
         for hole in truth.region.holes:  # black as the outside is
             keep[hole.y : hole.y + hole.height, hole.x : hole.x + hole.width] = False
     far = ~grow(keep, MARGIN_PX)
@@ -580,7 +583,7 @@ def match_frames(
         keep: Bool2D = np.ones((h, w), dtype=np.bool_)
         inner = keep
     else:
-        keep = ref_keep(w, h, region.roi, region.shape)  # type: ignore[arg-type]
+        keep = ref_keep(w, h, region.roi, region.shape, region.corner)  # type: ignore[arg-type]
         inner = ~grow(~keep, inner_px)
     far = ~grow(keep, MARGIN_PX)
     sx, sy = _NATIVE[fmt]

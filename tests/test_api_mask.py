@@ -16,13 +16,15 @@ from tests.checks import assert_masked
 from tests.oracle import judge_mask
 
 
-@pytest.mark.parametrize("shape", ["rect", "ellipse"])
+@pytest.mark.parametrize(("shape", "corner"), [("rect", 0), ("ellipse", 0), ("octagon", 150)])
 async def test_custom_mask_end_to_end(
-    client: Client, worker: Worker, settings: Settings, clip_720p: Path, shape: str
+    client: Client, worker: Worker, settings: Settings, clip_720p: Path, shape: str, corner: int
 ) -> None:
     video = await upload(client, clip_720p)
     roi = {"x": 300, "y": 40, "width": 700, "height": 640}
-    body = {"mask_type": "custom", "roi": roi, "shape": shape, "audio": "keep"}
+    body: dict[str, object] = {"mask_type": "custom", "roi": roi, "shape": shape, "audio": "keep"}
+    if corner:
+        body["corner"] = corner
     task_id = await submit_mask(client, video["id"], body)
     seen = await follow_task(client, task_id)
     final = seen[-1]
@@ -44,7 +46,7 @@ async def test_custom_mask_end_to_end(
     output = settings.data_dir / "downloaded.mp4"
     output.write_bytes(await resp.read())
     assert output.read_bytes() == (settings.data_dir / result["output_file"]).read_bytes()
-    assert_masked(clip_720p, output, Roi(**roi), shape)  # type: ignore[arg-type]
+    assert_masked(clip_720p, output, Roi(**roi), shape, corner)  # type: ignore[arg-type]
     judge_mask(output, clip_720p, body, numbered=True)
     assert list((settings.data_dir / "tmp").iterdir()) == []
 
@@ -155,7 +157,46 @@ async def test_odd_size_ntsc_rate_keeps_size_rate_and_count(
                 "shape": "star",
             },
             "invalid_request",
-            "ellipse",
+            "rect, ellipse, octagon",
+        ),
+        (
+            {
+                "mask_type": "custom",
+                "roi": {"x": 0, "y": 0, "width": 100, "height": 80},
+                "shape": "octagon",
+            },
+            "invalid_roi",
+            '"corner"',
+        ),
+        (
+            {
+                "mask_type": "custom",
+                "roi": {"x": 0, "y": 0, "width": 100, "height": 80},
+                "shape": "octagon",
+                "corner": 41,
+            },
+            "invalid_roi",
+            "1 to 40 pixels",
+        ),
+        (
+            {
+                "mask_type": "custom",
+                "roi": {"x": 0, "y": 0, "width": 100, "height": 80},
+                "shape": "ellipse",
+                "corner": 10,
+            },
+            "invalid_roi",
+            'shape "octagon" only',
+        ),
+        (
+            {
+                "mask_type": "device",
+                "device_name": "olympus_cv_1500",
+                "shape": "octagon",
+                "corner": "big",
+            },
+            "invalid_roi",
+            "whole number of pixels",
         ),
         ({"mask_type": "paint"}, "invalid_request", "custom"),
         ({}, "invalid_request", "mask_type"),

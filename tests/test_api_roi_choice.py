@@ -3,6 +3,7 @@ refusal (roi_uncertain) - through the service, on realistic recordings (testkit.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +12,19 @@ from arq.worker import Worker
 
 from jobs.device_catalogue import builtin_devices
 from jobs.settings import Settings
+from jobs.video import Roi
 from testkit.realistic import (
     OLYMPUS,
     RealisticScene,
     RealisticTruth,
     Stretch,
+    centred_layout,
     make_realistic_video,
     olympus_layout,
 )
 from testkit.scenes import Scene, make_scene_video
 from tests.api import Client, download, expect_error, follow_task, upload
+from tests.checks import ref_keep
 from tests.oracle import Region, judge, removal_truth
 
 
@@ -111,3 +115,42 @@ async def test_reprocess_refuses_to_guess_the_live_image(
     task_id = await submit(client, f"/api/video-reprocess/{video['id']}/", {"sample_every": 2})
     final = (await follow_task(client, task_id))[-1]
     assert final["error"]["code"] == "roi_uncertain", final
+
+
+async def test_reprocess_keeps_an_octagonal_image_as_an_octagon(
+    client: Client, worker: Worker, settings: Settings, media_dir: Path
+) -> None:
+    """A centred octagonal image (corners cut by a quarter of its height), no device: the
+    reprocess masks to the suggested octagon, so the cut corners come out black, and what it
+    keeps is the live image (IoU >= 0.95 with the drawn one)."""
+    layout = replace(centred_layout(640, "octagon"), corner=0.25)
+    truth = make_realistic_video(
+        RealisticScene(
+            "octagon_short",
+            layout,
+            (Stretch("live", 40, "fast"), Stretch("registration", 10), Stretch("live", 20, "slow")),
+            seed=12,
+        ),
+        media_dir / "octagon_short.mp4",
+    )
+    video = await upload(client, truth.path)
+    task_id = await submit(client, f"/api/video-reprocess/{video['id']}/", {})
+    final = (await follow_task(client, task_id, timeout=120))[-1]
+    assert final["state"] == "SUCCESS", final
+    mask = final["result"]["mask"]
+    assert mask["source"] == "analysis"
+    assert mask["shape"] == "octagon", mask
+    assert final["result"]["analysis"]["suggested_roi"]["corner"] == mask["corner"]
+    roi = Roi(mask["x"], mask["y"], mask["width"], mask["height"])
+    kept = ref_keep(640, 360, roi, "octagon", mask["corner"])
+    image = layout.image_mask()
+    assert (kept & image).sum() / (kept | image).sum() >= 0.95
+    assert final["result"]["removed_ranges"] == "40-49"  # the registration screen
+    output = await download(client, final, settings.data_dir / "out.mp4")
+    # The oracle (ffmpeg): the kept frames are the source's inside the octagon, black outside.
+    judge(
+        output,
+        truth.path,
+        removal_truth(range(40, 50), truth.frames, Region(roi, "octagon", corner=mask["corner"])),
+        audio=False,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 from arq.worker import Worker
 from pytest_aiohttp import AiohttpClient
 
+from client.bodies import add_audio_option, add_mask_options, build
 from client.report import analysis_lines
 from jobs.device_catalogue import builtin_devices
 from jobs.settings import Settings
@@ -272,9 +274,8 @@ async def test_without_an_event_stream_the_client_polls(
 def test_the_analysis_report_shows_confidence_evidence_device_and_where_overlays_are() -> None:
     found = SuggestedRoi(
         Roi(320, 0, 640, 720),
-        ellipse=True,
+        shape="ellipse",
         confidence=0.87,
-        fit="ellipse",
         fit_residual=0.0123,
         frames_used=48,
         frame_share=0.96,
@@ -302,6 +303,10 @@ def test_the_analysis_report_shows_confidence_evidence_device_and_where_overlays
     assert "suggested   --ellipse 320,0,640,720 (confidence 0.30)" in lines
     assert "device      none recognised" in lines
     assert not any("inside the ROI" in line for line in lines)
+
+    octagon = replace(analysis, suggested_roi=replace(found, shape="octagon", corner=120))
+    lines = analysis_lines({**octagon.to_dict(), "suggested_device": None})
+    assert "suggested   --octagon 320,0,640,720 --corner 120 (confidence 0.87)" in lines
 
     # An older server's result: no confidence, evidence, device nor inside_roi.
     older = {**analysis.to_dict(), "suggested_roi": Roi(320, 0, 640, 720).to_dict()}
@@ -500,3 +505,44 @@ def test_the_client_loads_nothing_of_the_service() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert ran.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("options", "fields"),
+    [
+        (
+            ["--octagon", "10,20,300,200", "--corner", "40"],
+            {
+                "mask_type": "custom",
+                "roi": {"x": 10, "y": 20, "width": 300, "height": 200},
+                "shape": "octagon",
+                "corner": 40,
+            },
+        ),
+        (
+            ["--device", "olympus_cv_1500", "--shape", "octagon", "--corner", "90"],
+            {
+                "mask_type": "device",
+                "device_name": "olympus_cv_1500",
+                "shape": "octagon",
+                "corner": 90,
+            },
+        ),
+        (["--octagon", "10,20,300,200"], "--corner goes with --octagon"),
+        (["--rect", "10,20,300,200", "--corner", "4"], "--corner goes with --octagon"),
+        (["--ellipse", "10,20,300,200", "--shape", "octagon"], "--shape goes with --device"),
+    ],
+)
+def test_the_octagon_options_make_the_api_fields(
+    options: list[str], fields: dict[str, object] | str
+) -> None:
+    parser = argparse.ArgumentParser()
+    add_mask_options(parser, required=True)
+    add_audio_option(parser)
+    parser.add_argument("--blacken")
+    args = parser.parse_args(options)
+    if isinstance(fields, str):
+        with pytest.raises(ValueError, match=fields):
+            build("mask", args)
+    else:
+        assert build("mask", args) == fields

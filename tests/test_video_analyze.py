@@ -351,6 +351,7 @@ def test_to_dict_is_json(scenes: SceneTruth, analysis: Analysis) -> None:
         "y": roi.y,
         "width": roi.width,
         "height": roi.height,
+        "shape": "ellipse",
         "ellipse": True,
         "confidence": round(suggested.confidence, 3),
         "evidence": {
@@ -491,10 +492,10 @@ def test_analysis_drives_a_clean_edit(
     ROI -> verify; the result has no text screen, office or overlay left."""
     assert analysis.suggested_roi is not None
     suggestion: SuggestedRoi = analysis.suggested_roi
-    shape: Shape = "ellipse" if suggestion.ellipse else "rect"
     plan = EditPlan(
         roi=suggestion.roi,
-        shape=shape,
+        shape=suggestion.shape,
+        corner=suggestion.corner,
         blacken=analysis.frames_with(["blank"]),
         remove=analysis.frames_with(["text_screen", "non_endoscopic"]),
     )
@@ -507,7 +508,8 @@ def test_analysis_drives_a_clean_edit(
         dst,
         expected_frames=outcome.frames_out,
         roi=suggestion.roi,
-        shape=shape,
+        shape=suggestion.shape,
+        corner=suggestion.corner,
         black_frames=outcome.to_output_ranges(plan.blacken),
     )
     assert verdict.passed, verdict.problems

@@ -411,26 +411,63 @@ def test_progress_is_reported_per_frame(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------ geometry (unit tests)
 
 
-def _random_cases() -> Iterator[tuple[int, int, Roi, Shape]]:
+def _random_cases() -> Iterator[tuple[int, int, Roi, Shape, int]]:
     rng = np.random.default_rng(7)
     for _ in range(60):
         width, height = (int(v) for v in rng.integers(1, 40, size=2))
         x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
         w, h = int(rng.integers(1, width - x + 1)), int(rng.integers(1, height - y + 1))
         for shape in ("rect", "ellipse"):
-            yield width, height, Roi(x, y, w, h), shape
+            yield width, height, Roi(x, y, w, h), shape, 0
+        if min(w, h) >= 2:
+            yield (
+                width,
+                height,
+                Roi(x, y, w, h),
+                "octagon",
+                int(rng.integers(1, min(w, h) // 2 + 1)),
+            )
 
 
 def test_plane_geometry_matches_reference() -> None:
-    for width, height, roi, shape in _random_cases():
-        keep = luma_keep_mask(width, height, roi, shape)
-        assert np.array_equal(keep, ref_keep(width, height, roi, shape)), (width, height, roi)
+    for width, height, roi, shape, corner in _random_cases():
+        keep = luma_keep_mask(width, height, roi, shape, corner=corner)
+        reference = ref_keep(width, height, roi, shape, corner)
+        assert np.array_equal(keep, reference), (width, height, roi, shape, corner)
         for sub in (1, 2):
             c_keep = subsample_keep(keep, sub, sub)
             assert np.array_equal(c_keep, chroma_all(keep, sub))
             plane = np.full(c_keep.shape, 200, dtype=np.uint8)
             PlaneFill.from_keep(c_keep, NEUTRAL).apply(plane)
             assert np.array_equal(plane, np.where(c_keep, 200, NEUTRAL))
+
+
+def test_an_octagon_cuts_its_corners_at_45_degrees() -> None:
+    """Legs of 3 pixels: each corner loses the pixels whose centre is nearer than 3 to it in
+    |dx| + |dy| (0.5 + 0.5, 1.5 + 0.5, 0.5 + 1.5: a staircase of 3), the rest of the box is
+    kept, and nothing outside it."""
+    keep = luma_keep_mask(12, 10, Roi(2, 1, 8, 7), "octagon", corner=3)
+    box = keep[1:8, 2:10]
+    assert keep.sum() == box.sum() == 8 * 7 - 4 * 3
+    assert np.array_equal(box[:2, :2], [[False, False], [False, True]])
+    assert np.array_equal(box, box[::-1, ::-1])
+    assert np.array_equal(box, box[:, ::-1])
+    assert box[3, :].all()
+    assert box[:, 4].all()
+
+
+@pytest.mark.parametrize(
+    ("shape", "corner", "problem"),
+    [
+        ("octagon", 0, "1 to 3 pixels"),
+        ("octagon", 4, "1 to 3 pixels"),
+        ("rect", 2, "only from an octagon"),
+        ("ellipse", 1, "only from an octagon"),
+    ],
+)
+def test_a_corner_that_does_not_fit_is_refused(shape: Shape, corner: int, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        luma_keep_mask(12, 10, Roi(2, 1, 8, 7), shape, corner=corner)
 
 
 def test_plane_fill_writes_through_padded_view() -> None:

@@ -26,12 +26,13 @@ from jobs.video.errors import (
 )
 from jobs.video.field_check import FieldCheck
 from jobs.video.mask import MaskOutcome, mask_video
-from jobs.video.planes import Roi, Shape, TextField, check_roi
+from jobs.video.planes import SHAPES, Roi, Shape, TextField, check_corner, check_roi
 from jobs.video.probe import VideoInfo, probe
 from jobs.video.timeline import FrameRange, format_ranges, merge_ranges
 from jobs.video.verify import Verification, verify_output
 
 __all__ = [
+    "SHAPES",
     "Analysis",
     "EditOutcome",
     "EditPlan",
@@ -57,6 +58,7 @@ __all__ = [
     "VideoTooLarge",
     "VideoTooSmall",
     "analyze_video",
+    "check_corner",
     "check_roi",
     "edit_video",
     "format_ranges",

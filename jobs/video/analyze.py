@@ -30,9 +30,11 @@ extra detector) and that have some lit cells count; per cell the number of frame
 in is kept (constant memory, one uint32 per cell). At the end, cells lit in at least half of
 those frames, opened by a 5x5 square (text lines and thin bridges drop out), give tiles; the
 largest 8-connected group of tiles selects the lit cells of the image, whose holes and notches
-are filled (row and column spans); the ROI is their bounding box, an ellipse when the
-inscribed ellipse fits the region better than its box does (an octagonal, rounded-rectangle
-image is kept as its box, reported as the fit "rounded_rect"). Motion is not needed: a nearly
+are filled (row and column spans); the ROI is their bounding box, with the shape of the three
+that fits the region best: the box itself, the inscribed ellipse, or an octagon (the box with
+45-degree corners cut off, their size measured from the cells missing in each corner of the
+box, averaged over the four: an octagonal or rounded-rectangle image, and a round image clipped
+by the frame's top and bottom). Motion is not needed: a nearly
 still image is lit too; vignetting only needs the rim to stay LIT_STEP above black. Confidence
 (0-1) is the product of: the frames used (full from MIN_LIT_FRAMES on), the fit (1 - IoU of
 region and shape: full up to GOOD_FIT, none from MAX_FIT_RESIDUAL) and the size (full from
@@ -97,7 +99,7 @@ from jobs.video.detectors import (
     tile_sum,
 )
 from jobs.video.errors import InvalidVideo
-from jobs.video.planes import Roi, U8Array
+from jobs.video.planes import Roi, Shape, U8Array, octagon_in_box
 from jobs.video.probe import check_size, open_input, select_video_stream
 from jobs.video.timeline import FrameRange, format_ranges, merge_ranges, range_frames
 
@@ -171,21 +173,30 @@ class SuggestedRoi:
     border that stays dark, with how sure the finder is of it."""
 
     roi: Roi
-    ellipse: bool  # True when the live area is round (fills its box like an ellipse)
+    shape: Shape  # the kept area in roi, as a mask request gives it
+    corner: int = 0  # an octagon's corners cut off, in pixels (see planes.luma_keep_mask)
     confidence: float = 1.0  # 0-1; below ROI_MIN_CONFIDENCE reprocess does not trust it
-    fit: str = "ellipse"  # the shape fitted: ellipse, rect or rounded_rect (kept as rect)
     fit_residual: float = 0.0  # 1 - IoU of the lit region and the fitted shape
     frames_used: int = 0  # analysed frames whose light fed the finder
     frame_share: float = 0.0  # ... as a share of the analysed frames
 
+    @property
+    def ellipse(self) -> bool:
+        """Whether the live area is round (fills its box like an ellipse)."""
+        return self.shape == "ellipse"
+
     def to_dict(self) -> dict[str, object]:
-        """The suggestion as the analysis result shows it."""
+        """The suggestion as the analysis result shows it: the box, ``shape`` (and an
+        octagon's ``corner``) as a mask request takes them, and ``ellipse`` (whether the shape
+        is the ellipse) as earlier results had it."""
         return {
             **self.roi.to_dict(),
+            "shape": self.shape,
+            **({"corner": self.corner} if self.shape == "octagon" else {}),
             "ellipse": self.ellipse,
             "confidence": round(self.confidence, 3),
             "evidence": {
-                "fit": self.fit,
+                "fit": self.shape,
                 "fit_residual": round(self.fit_residual, 4),
                 "frames_used": self.frames_used,
                 "frame_share": round(self.frame_share, 4),
@@ -743,11 +754,7 @@ class _Learner:
         bottom_edge = r1 == lit.shape[0] - 1
         x1 = self._width if right_edge else min(self._width, (c1 + 1) * step)
         y1 = self._height if bottom_edge else min(self._height, (r1 + 1) * step)
-        ellipse_iou = _iou(region, _ellipse_mask(region.shape[1], region.shape[0]))
-        rect_iou = float(region.mean())  # the region lies in its box
-        ellipse = ellipse_iou > rect_iou
-        best = max(ellipse_iou, rect_iou)
-        fit = "ellipse" if ellipse else ("rect" if rect_iou >= 0.985 else "rounded_rect")
+        shape, corner, best = _fitted_shape(region, step, x1 - x0, y1 - y0)
         residual = 1.0 - best
         area_share = float(region.sum()) / lit.size
         confidence = (
@@ -757,9 +764,9 @@ class _Learner:
         )
         return SuggestedRoi(
             roi=Roi(x0, y0, x1 - x0, y1 - y0),
-            ellipse=ellipse,
+            shape=shape,
+            corner=corner,
             confidence=confidence,
-            fit=fit,
             fit_residual=residual,
             frames_used=self._lit_frames,
             frame_share=self._lit_frames / max(1, self._analysed),
@@ -843,19 +850,56 @@ class _StillOverlay:
 
 
 def _tiles_inside(roi: SuggestedRoi, grid: Grid) -> BoolGrid:
-    """Tiles whose centre lies in the ROI (its inscribed ellipse when roi.ellipse)."""
+    """Tiles whose centre lies in the ROI's kept area (its box, inscribed ellipse or octagon)."""
     size = grid.tile_px
     cx = (np.arange(grid.cols) + 0.5) * size
     cy = (np.arange(grid.rows) + 0.5) * size
     box = roi.roi
-    if roi.ellipse:
+    if roi.shape == "ellipse":
         rx, ry = box.width / 2, box.height / 2
         dx = (cx - box.x - rx) / rx
         dy = (cy - box.y - ry) / ry
         return np.asarray(dy[:, None] ** 2 + dx[None, :] ** 2 <= 1.0)
     in_x = (cx >= box.x) & (cx < box.x + box.width)
     in_y = (cy >= box.y) & (cy < box.y + box.height)
-    return np.asarray(in_y[:, None] & in_x[None, :])
+    inside = in_y[:, None] & in_x[None, :]
+    if roi.shape == "octagon":
+        to_x = np.minimum(cx - box.x, box.x + box.width - cx)
+        to_y = np.minimum(cy - box.y, box.y + box.height - cy)
+        inside &= to_y[:, None] + to_x[None, :] >= roi.corner
+    return np.asarray(inside)
+
+
+def _fitted_shape(region: BoolGrid, step: int, width: int, height: int) -> tuple[Shape, int, float]:
+    """The shape of the three that fits `region` (light cells of `step` pixels, filled, in its
+    bounding box, which is `width` x `height` pixels) best: (shape, an octagon's corner in
+    pixels, IoU of region and shape). The octagon's corner is measured from the cells missing
+    in each corner of the box: a 45-degree cut of legs c cells misses about c (c - 1) / 2 of
+    them, so c = 1/2 + sqrt(2 m + 1/4); the four are averaged. An octagon is chosen only when
+    it fits better than both others and cuts at least 2 pixels."""
+    h, w = region.shape
+    rect_iou = float(region.mean())  # the region lies in its box
+    ellipse_iou = _iou(region, _ellipse_mask(w, h))
+    fits: list[tuple[float, Shape, int]] = [(rect_iou, "rect", 0), (ellipse_iou, "ellipse", 0)]
+    half_h, half_w = h // 2, w // 2
+    if half_h and half_w:
+        missing = [
+            int((~quadrant).sum())
+            for quadrant in (
+                region[:half_h, :half_w],
+                region[:half_h, w - half_w :][:, ::-1],
+                region[h - half_h :, :half_w][::-1],
+                region[h - half_h :, w - half_w :][::-1, ::-1],
+            )
+        ]
+        cells = float(np.mean([0.5 + np.sqrt(2 * m + 0.25) if m else 0.0 for m in missing]))
+        most = min(width, height) // 2
+        corner = min(most, round(cells * step))
+        if corner >= 2:
+            octagon_iou = _iou(region, octagon_in_box(w, h, cells))
+            fits.append((octagon_iou, "octagon", corner))
+    best, shape, corner = max(fits, key=lambda fit: fit[0])
+    return shape, corner, best
 
 
 def _light_block(work_width: int) -> int:

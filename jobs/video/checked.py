@@ -37,6 +37,7 @@ def write_checked(
     verifier = LiveVerifier(
         roi=plan.roi,
         shape=plan.shape,
+        corner=plan.corner,
         black_frames=to_output_ranges(plan.blacken, plan.remove),
         text_fields=text_fields,
         blacken_regions=plan.blacken_regions,
@@ -61,6 +62,7 @@ def analyze_and_write_checked(
     *,
     roi: Roi,
     shape: Shape,
+    corner: int = 0,
     remove: Iterable[Label],
     text_fields: tuple[TextField, ...] = (),
     encode: EncodeOptions = DEFAULT_ENCODE,
@@ -79,7 +81,11 @@ def analyze_and_write_checked(
     """
     labels = tuple(remove)
     verifier = LiveVerifier(
-        roi=roi, shape=shape, text_fields=text_fields, blacken_regions=blacken_regions
+        roi=roi,
+        shape=shape,
+        corner=corner,
+        text_fields=text_fields,
+        blacken_regions=blacken_regions,
     )
     # The analysis runs in a thread of its own: closed however the edit ends.
     with LiveAnalysis(hold=labels) as analysis:
@@ -88,7 +94,11 @@ def analyze_and_write_checked(
                 src,
                 dst,
                 EditPlan(
-                    roi=roi, shape=shape, keep_audio=keep_audio, blacken_regions=blacken_regions
+                    roi=roi,
+                    shape=shape,
+                    corner=corner,
+                    keep_audio=keep_audio,
+                    blacken_regions=blacken_regions,
                 ),
                 encode=encode,
                 on_progress=on_progress,

@@ -491,6 +491,8 @@ def _fingerprint(
         "plan": {
             "roi": None if plan.roi is None else plan.roi.to_dict(),
             "shape": plan.shape,
+            # (only when set: the plans of the other shapes keep their ids)
+            **({"corner": plan.corner} if plan.corner else {}),
             "blacken_regions": [box.to_dict() for box in plan.blacken_regions],
             "blacken": [list(r) for r in merge_ranges(plan.blacken)],
             "remove": [list(r) for r in merge_ranges(plan.remove)],
@@ -556,6 +558,7 @@ def encode_chunk(
     verifier = LiveVerifier(
         roi=plan.roi,
         shape=plan.shape,
+        corner=plan.corner,
         black_frames=to_output_ranges(_clip(blacken, lo, hi), local_remove),
         text_fields=text_fields,
         blacken_regions=plan.blacken_regions,
@@ -582,7 +585,14 @@ def encode_chunk(
                 None
                 if plan.roi is None
                 else plane_fills(
-                    width, height, plan.roi, plan.shape, sub, sub, plan.blacken_regions
+                    width,
+                    height,
+                    plan.roi,
+                    plan.shape,
+                    sub,
+                    sub,
+                    plan.blacken_regions,
+                    plan.corner,
                 )
             )
             vin.codec_context.thread_type = "AUTO"

@@ -80,6 +80,7 @@ class EditPlan:
 
     roi: Roi | None = None  # None: no mask; else everything outside is black (as mask_video)
     shape: Shape = "rect"
+    corner: int = 0  # an "octagon"'s cut corners, in pixels (see planes.luma_keep_mask)
     blacken: tuple[FrameRange, ...] = ()  # frames made entirely black; count and timing kept
     remove: tuple[FrameRange, ...] = ()  # frames cut out; removal wins over blacken
     keep_audio: bool = True  # False: the output has no audio stream, only the video
@@ -157,9 +158,10 @@ def edit_video(
     which to cut (analyze.LiveAnalysis); the plan must not remove frames itself then.
 
     Raises ValueError if the plan would remove every frame, the ROI is empty or not inside
-    the frame, the shape is unknown or a frame range is malformed; InvalidVideo if the source
-    cannot be decoded; VideoError if encoding fails. OSErrors propagate. On error `dst` is
-    closed but left in place for the caller (it is not created for a bad plan or ROI).
+    the frame, the shape is unknown (or its corner unfit) or a frame range is malformed;
+    InvalidVideo if the source cannot be decoded; VideoError if encoding fails. OSErrors
+    propagate. On error `dst` is closed but left in place for the caller (it is not created
+    for a bad plan or ROI).
     """
     if plan.shape not in SHAPES:
         raise ValueError(f"Unknown mask shape {plan.shape!r}; expected one of {SHAPES}.")
@@ -186,7 +188,9 @@ def edit_video(
         fills = (
             None
             if plan.roi is None
-            else plane_fills(width, height, plan.roi, plan.shape, sub, sub, plan.blacken_regions)
+            else plane_fills(
+                width, height, plan.roi, plan.shape, sub, sub, plan.blacken_regions, plan.corner
+            )
         )
 
         # Default slice threading leaves H.264 decoding on one core.

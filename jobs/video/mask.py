@@ -41,11 +41,13 @@ def mask_video(
     roi: Roi,
     shape: Shape,
     *,
+    corner: int = 0,
     encode: EncodeOptions = DEFAULT_ENCODE,
     on_progress: ProgressCallback | None = None,
 ) -> MaskOutcome:
     """Write to `dst` (MP4, whatever its suffix) a copy of the video `src` in which everything
-    outside `roi` (a rectangle, or the ellipse inscribed in it) is black.
+    outside `roi` (a rectangle, the ellipse inscribed in it, or an octagon: the rectangle with
+    `corner` pixels cut off each corner at 45 degrees) is black.
 
     Blocking; run it in a worker thread. `src` is only read. The output is H.264 in limited
     range yuv420p, or yuv444p when the width or height is odd (libx264 cannot encode odd sizes
@@ -58,7 +60,11 @@ def mask_video(
     (e.g. disk full) propagate. On error `dst` is closed but left in place for the caller.
     """
     outcome = edit_video(
-        src, dst, EditPlan(roi=roi, shape=shape), encode=encode, on_progress=on_progress
+        src,
+        dst,
+        EditPlan(roi=roi, shape=shape, corner=corner),
+        encode=encode,
+        on_progress=on_progress,
     )
     return MaskOutcome(
         frames=outcome.frames_out,

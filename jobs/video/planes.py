@@ -11,8 +11,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-Shape = Literal["rect", "ellipse"]
-SHAPES: tuple[Shape, ...] = ("rect", "ellipse")
+Shape = Literal["rect", "ellipse", "octagon"]
+SHAPES: tuple[Shape, ...] = ("rect", "ellipse", "octagon")
 
 BoolArray = npt.NDArray[np.bool_]
 U8Array = npt.NDArray[np.uint8]
@@ -70,16 +70,51 @@ def check_roi(roi: Roi, width: int, height: int) -> None:
         )
 
 
+def check_corner(roi: Roi, shape: Shape, corner: int) -> None:
+    """Raise ValueError unless `corner` suits the shape: 1 to half the ROI's shorter side for
+    an "octagon", 0 for the other shapes."""
+    if shape != "octagon":
+        if corner != 0:
+            raise ValueError(f"A corner is cut only from an octagon, not from a {shape}.")
+        return
+    most = min(roi.width, roi.height) // 2
+    if not 1 <= corner <= most:
+        raise ValueError(
+            f"The octagon's corner must be 1 to {most} pixels (half the region's shorter "
+            f"side), got {corner}."
+        )
+
+
+def octagon_in_box(width: int, height: int, corner: float) -> BoolArray:
+    """Boolean (height, width) array of a box's pixels (or cells) whose centre is not within
+    `corner` of one of its corners in |dx| + |dy|: the box less a right isosceles triangle of
+    legs `corner` at each corner."""
+    # A centre's distance from the nearer vertical and from the nearer horizontal edge.
+    dx = np.arange(width, dtype=np.float64) + 0.5
+    dy = np.arange(height, dtype=np.float64) + 0.5
+    dx = np.minimum(dx, width - dx)
+    dy = np.minimum(dy, height - dy)
+    return np.asarray(dy[:, None] + dx[None, :] >= corner)
+
+
 def luma_keep_mask(
-    width: int, height: int, roi: Roi, shape: Shape, holes: tuple[Roi, ...] = ()
+    width: int,
+    height: int,
+    roi: Roi,
+    shape: Shape,
+    holes: tuple[Roi, ...] = (),
+    corner: int = 0,
 ) -> BoolArray:
     """Boolean (height, width) array, True for the luma pixels that are kept.
 
-    For "ellipse" a pixel is kept iff its centre lies in the ellipse inscribed in the ROI.
-    `holes` are boxes made black inside the kept area (text the processor prints over the
-    image); they must lie inside the frame.
+    For "ellipse" a pixel is kept iff its centre lies in the ellipse inscribed in the ROI; for
+    "octagon" iff it lies in the ROI with a right isosceles triangle of legs `corner` pixels
+    cut off each corner (the 45-degree cut corners of an endoscope's octagonal image; a
+    rounded rectangle is close to it). `holes` are boxes made black inside the kept area (text
+    the processor prints over the image); they must lie inside the frame.
     """
     check_roi(roi, width, height)
+    check_corner(roi, shape, corner)
     for hole in holes:
         check_roi(hole, width, height)
     keep = np.zeros((height, width), dtype=np.bool_)
@@ -92,6 +127,8 @@ def luma_keep_mask(
         xs = (np.arange(roi.width, dtype=np.float64) + 0.5 - rx) / rx
         ys = (np.arange(roi.height, dtype=np.float64) + 0.5 - ry) / ry
         box[:] = xs[None, :] ** 2 + ys[:, None] ** 2 <= 1.0
+    elif shape == "octagon":
+        box[:] = octagon_in_box(roi.width, roi.height, corner)
     else:
         raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
     for hole in holes:
@@ -173,10 +210,11 @@ def plane_fills(
     sub_x: int,
     sub_y: int,
     holes: tuple[Roi, ...] = (),
+    corner: int = 0,
 ) -> tuple[PlaneFill, PlaneFill, PlaneFill]:
     """The (Y, U, V) fills for a planar YUV frame whose chroma is subsampled by (sub_x, sub_y)
-    (2, 2 for yuv420p; 1, 1 for yuv444p), black outside the ROI and in the `holes`. Raises
-    ValueError for a bad ROI, hole or shape."""
-    keep = luma_keep_mask(width, height, roi, shape, holes)
+    (2, 2 for yuv420p; 1, 1 for yuv444p), black outside the ROI (an octagon's `corner`s cut)
+    and in the `holes`. Raises ValueError for a bad ROI, hole, shape or corner."""
+    keep = luma_keep_mask(width, height, roi, shape, holes, corner)
     chroma = PlaneFill.from_keep(subsample_keep(keep, sub_x, sub_y), CHROMA_NEUTRAL)
     return PlaneFill.from_keep(keep, LUMA_BLACK), chroma, chroma

@@ -152,6 +152,7 @@ def verify_output(
     shape: Shape = "rect",
     black_frames: tuple[FrameRange, ...] = (),
     text_fields: tuple[TextField, ...] = (),
+    corner: int = 0,
     on_progress: ProgressCallback | None = None,
     margin_px: int = DEFAULT_MARGIN_PX,
     blacken_regions: tuple[Roi, ...] = (),
@@ -172,7 +173,7 @@ def verify_output(
     if shape not in SHAPES:
         raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
     black = merge_ranges(black_frames)
-    checker = _Checker(roi, shape, black, margin_px, text_fields, blacken_regions)
+    checker = _Checker(roi, shape, black, margin_px, text_fields, blacken_regions, corner)
     try:
         with open_input(path) as container:
             stream = select_video_stream(container)
@@ -216,6 +217,7 @@ class LiveVerifier:
         *,
         roi: Roi | None = None,
         shape: Shape = "rect",
+        corner: int = 0,
         black_frames: tuple[FrameRange, ...] = (),
         text_fields: tuple[TextField, ...] = (),
         margin_px: int = DEFAULT_MARGIN_PX,
@@ -225,7 +227,7 @@ class LiveVerifier:
         if shape not in SHAPES:
             raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
         self._checker = _Checker(
-            roi, shape, merge_ranges(black_frames), margin_px, text_fields, blacken_regions
+            roi, shape, merge_ranges(black_frames), margin_px, text_fields, blacken_regions, corner
         )
         self._queue: queue.Queue[tuple[bytes, int | None, int | None] | None] = queue.Queue(backlog)
         self._digest = UnitDigest()
@@ -376,8 +378,10 @@ class _Checker:
         margin: int,
         text_fields: tuple[TextField, ...],
         holes: tuple[Roi, ...] = (),
+        corner: int = 0,
     ) -> None:
         self._roi = roi
+        self._corner = corner
         self._holes = holes
         self._text_fields = text_fields
         self._field_probes: list[FieldProbe] = []
@@ -433,7 +437,7 @@ class _Checker:
         except ValueError as exc:
             raise _Unverifiable(str(exc)) from exc
         try:
-            keep = luma_keep_mask(width, height, self._roi, self._shape, self._holes)
+            keep = luma_keep_mask(width, height, self._roi, self._shape, self._holes, self._corner)
         except ValueError as exc:
             raise _Unverifiable(str(exc)) from exc
         # The blackened regions are checked as the outside is (beyond the margin).

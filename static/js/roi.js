@@ -2,11 +2,12 @@
 // The canvas has the video's pixel size, so everything is drawn in video pixels.
 
 export class RoiEditor {
-  constructor({ img, canvas, inputs, shape, onDraw }) {
+  constructor({ img, canvas, inputs, shape, corner, onDraw }) {
     this.img = img;
     this.canvas = canvas;
     this.inputs = inputs;
     this.shape = shape;
+    this.corner = corner;
     this.onDraw = onDraw;
     this.video = null;
     this.roi = null;
@@ -128,10 +129,25 @@ export class RoiEditor {
     this.onDraw(this.roi);
   }
 
-  path(r, ellipse) {
+  // The kept area's outline: the rectangle, the ellipse inscribed in it, or the octagon
+  // (the rectangle with `corner` pixels cut off each corner at 45 degrees).
+  path(r, shape, corner) {
     const ctx = this.ctx;
-    if (ellipse) {
+    const c = Math.min(Math.max(0, Number(corner) || 0), r.width / 2, r.height / 2);
+    if (shape === "ellipse") {
       ctx.ellipse(r.x + r.width / 2, r.y + r.height / 2, r.width / 2, r.height / 2, 0, 0, Math.PI * 2);
+    } else if (shape === "octagon" && c > 0) {
+      const x1 = r.x + r.width;
+      const y1 = r.y + r.height;
+      ctx.moveTo(r.x + c, r.y);
+      ctx.lineTo(x1 - c, r.y);
+      ctx.lineTo(x1, r.y + c);
+      ctx.lineTo(x1, y1 - c);
+      ctx.lineTo(x1 - c, y1);
+      ctx.lineTo(r.x + c, y1);
+      ctx.lineTo(r.x, y1 - c);
+      ctx.lineTo(r.x, r.y + c);
+      ctx.closePath();
     } else {
       ctx.rect(r.x, r.y, r.width, r.height);
     }
@@ -153,7 +169,8 @@ export class RoiEditor {
     }
     if (this.suggested) {
       ctx.beginPath();
-      this.path(this.suggested, Boolean(this.suggested.ellipse));
+      const s = this.suggested;
+      this.path(s, s.shape || (s.ellipse ? "ellipse" : "rect"), s.corner);
       ctx.setLineDash([line * 5, line * 3]);
       ctx.strokeStyle = "#ffd166";
       ctx.lineWidth = line;
@@ -161,15 +178,16 @@ export class RoiEditor {
       ctx.setLineDash([]);
     }
     if (this.roi) {
-      const ellipse = this.shape() === "ellipse";
+      const shape = this.shape();
+      const corner = this.corner();
       // Darken what will be blacked out.
       ctx.beginPath();
       ctx.rect(0, 0, W, H);
-      this.path(this.roi, ellipse);
+      this.path(this.roi, shape, corner);
       ctx.fillStyle = "rgba(0, 0, 0, 0.55)";
       ctx.fill("evenodd");
       ctx.beginPath();
-      this.path(this.roi, ellipse);
+      this.path(this.roi, shape, corner);
       ctx.strokeStyle = "#4cc9f0";
       ctx.lineWidth = line;
       ctx.stroke();

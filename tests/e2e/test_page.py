@@ -218,6 +218,30 @@ async def test_the_keep_audio_box_chooses_the_edits_audio(
     judge_mask(output, clip_720p, body, numbered=True)  # the source's audio, sample for sample
 
 
+async def test_an_octagon_is_drawn_asked_for_and_kept(
+    page: Page, service: Service, clip_720p: Path, tmp_path: Path
+) -> None:
+    """The Octagon shape shows the corner field; the mask asks for it, an empty corner is
+    refused in the page, and the output is black in the cut corners (the ffmpeg judge)."""
+    video = await service.upload(clip_720p)
+    await open_video(page, service, video)
+    await expect(page.locator("#roi-corner")).to_be_hidden()
+    for key, value in (("x", "320"), ("y", "60"), ("width", "640"), ("height", "600")):
+        await page.locator(f"#roi-{key}").fill(value)
+    await page.locator("#shape-octagon").check()
+    await expect(page.locator("#roi-corner")).to_be_visible()
+    await page.locator("#start-mask").click()
+    await expect(page.locator("#op-error")).to_contain_text("corners cut")
+    await page.locator("#roi-corner").fill("150")
+    await screenshot(page, "octagon.png")
+    card, body = await start_mask_asked(page)
+    assert body["shape"] == "octagon"
+    assert body["corner"] == 150
+    await expect_done(card)
+    output = await fetch_output(page, service, card, tmp_path / "octagon.mp4")
+    judge_mask(output, clip_720p, body, numbered=True)
+
+
 async def test_cancel_a_running_task(page: Page, service: Service, clip_10s: Path) -> None:
     video = await service.upload(clip_10s)
     await open_video(page, service, video)
