@@ -213,6 +213,7 @@ def assert_edited(
     blacken: tuple[tuple[int, int], ...] = (),
     roi: Roi | None = None,
     shape: Shape = "rect",
+    corner: int = 0,
 ) -> EditCheck:
     """Assert, frame by frame, that `output` is the numbered clip `source` edited as said:
     output frame j shows the number of the j-th kept source frame (read from the picture),
@@ -225,7 +226,7 @@ def assert_edited(
     row = CodeRow.for_size(width, height)
     step = src_frames[1].time - src_frames[0].time
     sub = 2 if out_frames[0].u.shape != out_frames[0].y.shape else 1
-    regions = None if roi is None else Regions.of(width, height, roi, shape, sub)
+    regions = None if roi is None else Regions.of(width, height, roi, shape, sub, corner)
     min_psnr, max_black = math.inf, BLACK
     for j, (out, k) in enumerate(zip(out_frames, kept, strict=True)):
         where = f"output frame {j} (source frame {k})"

@@ -42,9 +42,12 @@ FRAMES = 175
 #: Each worker runs one job at a time, chunks are a second long, and lost heartbeats are
 #: noticed after 3 s (worker_env).
 CHUNKED = {"VIDCORRECT_CHUNK_SECONDS": "1", "VIDCORRECT_MAX_JOBS": "1"}
+#: An octagonal mask: its corner goes through the chunk jobs' plan too.
 BODY: dict[str, Any] = {
     "mask_type": "custom",
     "roi": {"x": 40, "y": 20, "width": 200, "height": 180},
+    "shape": "octagon",
+    "corner": 40,
     "audio": "keep",
 }
 ENDED = {"SUCCESS", "FAILURE", "REVOKED"}

@@ -263,10 +263,12 @@ def vfr(media: Path) -> Source:
 
 SOURCES = ["closed_gop", "open_gop", "long_gop", "short_last", "ntsc", "vfr"]
 
-#: Plans: a mask; and a mask with frames blackened and removed across the seams (each clip's
-#: boundaries lie near frames 25, 50, 75 or, for 29.97 fps, 30, 60, 90), a removal at the start.
+#: Plans: a mask; a mask with frames blackened and removed across the seams (each clip's
+#: boundaries lie near frames 25, 50, 75 or, for 29.97 fps, 30, 60, 90), a removal at the start;
+#: an octagonal mask with a removal across a seam.
 PLANS = {
     "mask": EditPlan(roi=ROI),
+    "octagon": EditPlan(roi=ROI, shape="octagon", corner=50, remove=((22, 28),)),
     "edit": EditPlan(
         roi=ROI,
         shape="ellipse",
@@ -387,6 +389,7 @@ def test_stitched_equals_unchunked_edit(
             blacken=plan.blacken,
             roi=plan.roi,
             shape=plan.shape,
+            corner=plan.corner,
         )
     if source.audio:
         assert source.fps is not None
