@@ -10,6 +10,12 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, expect
 
+from testkit.realistic import (
+    RealisticScene,
+    Stretch,
+    centred_layout,
+    make_realistic_video,
+)
 from testkit.scenes import SceneTruth, make_scene_video
 from tests.e2e.conftest import Service, fetch_output, screenshot
 from tests.oracle import judge_mask, judge_scene_removal
@@ -240,6 +246,43 @@ async def test_an_octagon_is_drawn_asked_for_and_kept(
     await expect_done(card)
     output = await fetch_output(page, service, card, tmp_path / "octagon.mp4")
     judge_mask(output, clip_720p, body, numbered=True)
+
+
+async def test_a_suggested_octagon_is_taken_with_its_corner(
+    page: Page, service: Service, media_dir: Path
+) -> None:
+    """An octagonal live image: the analysis suggests an octagon, and "use it" checks the
+    Octagon shape and fills in the corner the analysis found."""
+    truth = make_realistic_video(
+        RealisticScene(
+            "page_octagon",
+            centred_layout(640, "octagon"),
+            (Stretch("live", 40, "fast"), Stretch("live", 20, "slow")),
+            seed=13,
+        ),
+        media_dir / "page_octagon.mp4",
+    )
+    video = await service.upload(truth.path)
+    await open_video(page, service, video)
+    await page.locator("#start-analyze").click()
+    card = task_card(page)
+    await expect_done(card)
+    task_id = await card.get_attribute("data-task-id")
+    suggested = await page.evaluate(
+        "async (id) => (await (await fetch(`/api/task-status/${id}/`)).json())"
+        ".result.suggested_roi",
+        task_id,
+    )
+    assert suggested["shape"] == "octagon", suggested
+    await expect(page.locator("#analysis-roi")).to_contain_text(
+        f"octagon with {suggested['corner']} px corners cut"
+    )
+    await page.locator("#accept-roi").click()
+    await expect(page.locator("#shape-octagon")).to_be_checked()
+    await expect(page.locator("#roi-corner")).to_have_value(str(suggested["corner"]))
+    for key in ("x", "y", "width", "height"):
+        await expect(page.locator(f"#roi-{key}")).to_have_value(str(suggested[key]))
+    await screenshot(page, "suggested-octagon.png")
 
 
 async def test_cancel_a_running_task(page: Page, service: Service, clip_10s: Path) -> None:
