@@ -80,6 +80,7 @@ class Layout:
     clock: Roi | None = None  # a clock that ticks every second
     device: str | None = None  # the catalogued device this layout is
     inside: tuple[Roi, ...] = ()  # static text printed over the live image
+    panels: tuple[Roi, ...] = ()  # light boxes with dark text (an info panel), static
 
     def image_mask(self) -> Mask:
         """The live image's pixels."""
@@ -125,10 +126,15 @@ def olympus_layout(width: int = 640) -> Layout:
 
 
 def centred_layout(
-    width: int = 640, shape: ImageShape = "octagon", *, inside_text: bool = False
+    width: int = 640,
+    shape: ImageShape = "octagon",
+    *,
+    inside_text: bool = False,
+    panel: bool = False,
 ) -> Layout:
     """The image in the middle, a line of text above it and one below (with a clock);
-    `inside_text`: a short static line printed over the image too (a zoom level, initials)."""
+    `inside_text`: a short static line printed over the image too (a zoom level, initials);
+    `panel`: a light info panel with dark text, 4 px right of the image's lower right."""
     height = width * 9 // 16
     k = height / 360
     image = Roi(round(150 * k), round(46 * k), round(340 * k), round(268 * k))
@@ -146,6 +152,9 @@ def centred_layout(
         (top, bottom),
         clock,
         inside=inside if inside_text else (),
+        panels=(Roi(round(494 * k), round(250 * k), round(70 * k), round(64 * k)),)
+        if panel
+        else (),
     )
 
 
@@ -272,6 +281,13 @@ def corpus(width: int = 640) -> tuple[RealisticScene, ...]:
             notes="octagonal image with corners cut by a quarter of its height",
         ),
         RealisticScene(
+            "centred_rect_panel",
+            centred_layout(width, "rect", panel=True),
+            (Stretch("live", 50, "fast"), Stretch("registration", 10), Stretch("live", 40, "slow")),
+            seed=10,
+            notes="rectangular image, a light info panel with dark text 4 px beside it",
+        ),
+        RealisticScene(
             "full_height_round",
             full_height_layout(width),
             (
@@ -365,6 +381,16 @@ class _Painter:
         self.overlay = np.zeros((h, w), np.bool_)
         for text in layout.fields:
             self._field_text(text, self.overlay)
+        self.panels = np.zeros((h, w), np.bool_)
+        self.panel_text = np.zeros((h, w), np.bool_)
+        for panel in layout.panels:
+            self.panels[panel.y : panel.y + panel.height, panel.x : panel.x + panel.width] = True
+            line = max(8, round(14 * k))
+            for top in range(panel.y + 2, panel.y + panel.height - line, line + 2):
+                inset = max(2, round(3 * k))
+                self._field_text(
+                    Roi(panel.x + inset, top, panel.width - 2 * inset, line), self.panel_text
+                )
         self.inside_text = np.zeros((h, w), np.bool_)
         for text in layout.inside:
             self._field_text(text, self.inside_text)
@@ -443,6 +469,8 @@ class _Painter:
             if stretch.kind != "dark":
                 y[self.inside_text], u[self.inside_text], v[self.inside_text] = 230, 128, 128
             y[self.overlay] = 220.0
+            y[self.panels], u[self.panels], v[self.panels] = 205.0, 128.0, 128.0
+            y[self.panel_text] = 30.0
             self._clock(y, index, fps)
         y = y + noise
         return (

@@ -29,13 +29,15 @@ with no label (from the scope: not black, not a registration or menu screen, not
 extra detector) and that have some lit cells count; per cell the number of frames it was lit
 in is kept (constant memory, one uint32 per cell). At the end, cells lit in at least half of
 those frames, opened by a 5x5 square (text lines and thin bridges drop out), give tiles; the
-largest 8-connected group of tiles selects the lit cells of the image, whose holes and notches
-are filled (row and column spans); the ROI is their bounding box, with the shape of the three
-that fits the region best: the box itself, the inscribed ellipse, or an octagon (the box with
-45-degree corners cut off, their size measured from the cells missing in each corner of the
-box, averaged over the four: an octagonal or rounded-rectangle image, and a round image clipped
-by the frame's top and bottom). Motion is not needed: a nearly
-still image is lit too; vignetting only needs the rim to stay LIT_STEP above black. Confidence
+largest 8-connected group of tiles selects the lit cells of the image: those connected, cell by
+cell, to the group's core (the group less an eighth of its size at its edges) within a tile of
+the group, so a lit info panel or logo whose tiles touch the image's is left out; their holes
+and notches are filled (row and column spans); the ROI is their bounding box, with the shape
+of the three that fits the region best: the box itself, the inscribed ellipse, or an octagon
+(the box with 45-degree corners cut off, their size measured from the cells missing in each
+corner of the box, averaged over the four: an octagonal or rounded-rectangle image, and a round
+image clipped by the frame's top and bottom). Motion is not needed: a nearly still image is
+lit too; vignetting only needs the rim to stay LIT_STEP above black. Confidence
 (0-1) is the product of: the frames used (full from MIN_LIT_FRAMES on), the fit (1 - IoU of
 region and shape: full up to GOOD_FIT, none from MAX_FIT_RESIDUAL) and the size (full from
 MIN_AREA_SHARE of the frame); below ROI_MIN_CONFIDENCE reprocess without a mask refuses to use
@@ -125,6 +127,7 @@ LIT_STEP = 12  # a lit light cell is this much brighter than the darkest tile me
 LIT_FRAME_SHARE = 0.01  # frames with fewer lit cells (dark) do not count
 LIT_SHARE = 0.5  # a cell of the live image is lit in at least this share of the frames
 OPEN_CELLS = 2  # the opening that removes text lines and thin bridges, in light cells
+CORE_DEPTH = 8  # the image's core: its tiles less 1/CORE_DEPTH of its size at the edges
 MIN_LIT_FRAMES = 10  # fewer endoscopic frames lower the confidence
 GOOD_FIT = 0.06  # fit residuals up to this are a perfect fit...
 MAX_FIT_RESIDUAL = 0.2  # ... and from this on no fit at all
@@ -738,7 +741,17 @@ class _Learner:
         main = np.zeros((rows, cols), dtype=np.bool_)
         for r, c in max(groups, key=len):
             main[r, c] = True
-        selected = lit & _grow(main, 1).repeat(n, axis=0).repeat(n, axis=1)
+        # The lit cells of the group and of the tiles around it that connect, cell by cell, to
+        # its core (the group less an eighth of its size at its edges): not a lit box or logo
+        # whose tiles touch the image's, nor the edge of one a tile away.
+        extent = min(int(np.count_nonzero(main.any(axis=axis))) for axis in (0, 1))
+        depth = max(1, extent // CORE_DEPTH)
+        core = ~_grow(~main, depth)
+        if not core.any():
+            core = main
+        seed = lit & core.repeat(n, axis=0).repeat(n, axis=1)
+        near = lit & _grow(main, 1).repeat(n, axis=0).repeat(n, axis=1)
+        selected = _reconstructed(seed, near, (depth + 2) * n)
         row_hits = np.flatnonzero(selected.sum(axis=1) >= MIN_CELLS_PER_LINE)
         col_hits = np.flatnonzero(selected.sum(axis=0) >= MIN_CELLS_PER_LINE)
         if row_hits.size == 0 or col_hits.size == 0:
@@ -914,6 +927,18 @@ def _light_block(work_width: int) -> int:
 def _open(mask: BoolGrid, k: int) -> BoolGrid:
     """Morphological opening by a (2k+1)^2 square: erase what is thinner than it."""
     return _grow(~_grow(~mask, k), k)
+
+
+def _reconstructed(seed: BoolGrid, mask: BoolGrid, steps: int) -> BoolGrid:
+    """The cells of `mask` connected (8-connected, within `steps` cells) to `seed`, a part of
+    it: the seed grown a cell at a time inside the mask until it stops growing."""
+    region = seed
+    for _ in range(steps):
+        grown = _grow(region, 1) & mask
+        if np.array_equal(grown, region):
+            break
+        region = grown
+    return region
 
 
 def _filled(region: BoolGrid) -> BoolGrid:
