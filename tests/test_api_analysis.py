@@ -136,13 +136,15 @@ async def test_reprocess_masks_and_removes_in_one_encode_pass(
     judge_scene_removal(downloaded, scenes, SENSITIVE, Region(scenes.disc, "ellipse"), margin)
 
 
+@pytest.mark.parametrize("shape", [{"shape": "rect"}, {"shape": "octagon", "corner": 60}])
 async def test_reprocess_with_a_given_mask_and_labels(
-    client: Client, worker: Worker, settings: Settings, scenes: SceneTruth
+    client: Client, worker: Worker, settings: Settings, scenes: SceneTruth, shape: dict[str, Any]
 ) -> None:
     video = await upload(client, scenes.path)
     body = {
         "mask_type": "custom",
         "roi": {"x": 0, "y": 0, "width": 320, "height": 360},
+        **shape,
         "remove_labels": ["blank", "text_screen", "non_endoscopic"],
     }
     task_id = await submit(client, f"/api/video-reprocess/{video['id']}/", body)
@@ -159,7 +161,7 @@ async def test_reprocess_with_a_given_mask_and_labels(
         "y": 0,
         "width": 320,
         "height": 360,
-        "shape": "rect",
+        **shape,
         "source": "request",
     }
     flagged = {s["label"] for s in final["result"]["analysis"]["segments"]}
