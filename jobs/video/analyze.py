@@ -101,7 +101,7 @@ from jobs.video.detectors import (
     tile_sum,
 )
 from jobs.video.errors import InvalidVideo
-from jobs.video.planes import Roi, Shape, U8Array, octagon_in_box
+from jobs.video.planes import Roi, Shape, U8Array, centres, in_shape
 from jobs.video.probe import check_size, open_input, select_video_stream
 from jobs.video.timeline import FrameRange, format_ranges, merge_ranges, range_frames
 
@@ -865,22 +865,9 @@ class _StillOverlay:
 def _tiles_inside(roi: SuggestedRoi, grid: Grid) -> BoolGrid:
     """Tiles whose centre lies in the ROI's kept area (its box, inscribed ellipse or octagon)."""
     size = grid.tile_px
-    cx = (np.arange(grid.cols) + 0.5) * size
-    cy = (np.arange(grid.rows) + 0.5) * size
-    box = roi.roi
-    if roi.shape == "ellipse":
-        rx, ry = box.width / 2, box.height / 2
-        dx = (cx - box.x - rx) / rx
-        dy = (cy - box.y - ry) / ry
-        return np.asarray(dy[:, None] ** 2 + dx[None, :] ** 2 <= 1.0)
-    in_x = (cx >= box.x) & (cx < box.x + box.width)
-    in_y = (cy >= box.y) & (cy < box.y + box.height)
-    inside = in_y[:, None] & in_x[None, :]
-    if roi.shape == "octagon":
-        to_x = np.minimum(cx - box.x, box.x + box.width - cx)
-        to_y = np.minimum(cy - box.y, box.y + box.height - cy)
-        inside &= to_y[:, None] + to_x[None, :] >= roi.corner
-    return np.asarray(inside)
+    cx = centres(0, grid.cols) * size
+    cy = centres(0, grid.rows) * size
+    return in_shape(cx, cy, roi.roi, roi.shape, roi.corner)
 
 
 def _fitted_shape(region: BoolGrid, step: int, width: int, height: int) -> tuple[Shape, int, float]:
@@ -891,8 +878,9 @@ def _fitted_shape(region: BoolGrid, step: int, width: int, height: int) -> tuple
     them, so c = 1/2 + sqrt(2 m + 1/4); the four are averaged. An octagon is chosen only when
     it fits better than both others and cuts at least 2 pixels."""
     h, w = region.shape
+    box, xs, ys = Roi(0, 0, w, h), centres(0, w), centres(0, h)
     rect_iou = float(region.mean())  # the region lies in its box
-    ellipse_iou = _iou(region, _ellipse_mask(w, h))
+    ellipse_iou = _iou(region, in_shape(xs, ys, box, "ellipse"))
     fits: list[tuple[float, Shape, int]] = [(rect_iou, "rect", 0), (ellipse_iou, "ellipse", 0)]
     half_h, half_w = h // 2, w // 2
     if half_h and half_w:
@@ -909,7 +897,7 @@ def _fitted_shape(region: BoolGrid, step: int, width: int, height: int) -> tuple
         most = min(width, height) // 2
         corner = min(most, round(cells * step))
         if corner >= 2:
-            octagon_iou = _iou(region, octagon_in_box(w, h, cells))
+            octagon_iou = _iou(region, in_shape(xs, ys, box, "octagon", cells))
             fits.append((octagon_iou, "octagon", corner))
     best, shape, corner = max(fits, key=lambda fit: fit[0])
     return shape, corner, best
@@ -958,12 +946,6 @@ def _filled(region: BoolGrid) -> BoolGrid:
 def _iou(a: BoolGrid, b: BoolGrid) -> float:
     union = int((a | b).sum())
     return int((a & b).sum()) / union if union else 0.0
-
-
-def _ellipse_mask(width: int, height: int) -> BoolGrid:
-    xs = (np.arange(width) + 0.5 - width / 2) / (width / 2)
-    ys = (np.arange(height) + 0.5 - height / 2) / (height / 2)
-    return np.asarray(ys[:, None] ** 2 + xs[None, :] ** 2 <= 1.0)
 
 
 def _grow(mask: BoolGrid, k: int) -> BoolGrid:

@@ -15,6 +15,7 @@ Shape = Literal["rect", "ellipse", "octagon"]
 SHAPES: tuple[Shape, ...] = ("rect", "ellipse", "octagon")
 
 BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
 U8Array = npt.NDArray[np.uint8]
 
 # Limited ("MPEG") range black and neutral chroma, 8-bit.
@@ -85,16 +86,36 @@ def check_corner(roi: Roi, shape: Shape, corner: int) -> None:
         )
 
 
-def octagon_in_box(width: int, height: int, corner: float) -> BoolArray:
-    """Boolean (height, width) array of a box's pixels (or cells) whose centre is not within
-    `corner` of one of its corners in |dx| + |dy|: the box less a right isosceles triangle of
-    legs `corner` at each corner."""
-    # A centre's distance from the nearer vertical and from the nearer horizontal edge.
-    dx = np.arange(width, dtype=np.float64) + 0.5
-    dy = np.arange(height, dtype=np.float64) + 0.5
-    dx = np.minimum(dx, width - dx)
-    dy = np.minimum(dy, height - dy)
-    return np.asarray(dy[:, None] + dx[None, :] >= corner)
+def in_shape(
+    xs: FloatArray, ys: FloatArray, roi: Roi, shape: Shape, corner: float = 0.0
+) -> BoolArray:
+    """Boolean (len(ys), len(xs)) array: whether each point (xs across, ys down, in the ROI's
+    units) lies in the kept area of `roi`: the box, the ellipse inscribed in it, or the
+    "octagon", the box less the points within `corner` of one of its corners in |dx| + |dy|
+    (a right isosceles triangle of legs `corner` cut off each corner). The one definition of
+    the shapes: the mask's pixels, the output's check and the analysis' tiles and fit."""
+    if shape == "ellipse":
+        # Coordinates relative to the centre, in units of the semi-axes.
+        rx, ry = roi.width / 2, roi.height / 2
+        dx = (xs - roi.x - rx) / rx
+        dy = (ys - roi.y - ry) / ry
+        return np.asarray(dy[:, None] ** 2 + dx[None, :] ** 2 <= 1.0)
+    in_x = (xs >= roi.x) & (xs < roi.x + roi.width)
+    in_y = (ys >= roi.y) & (ys < roi.y + roi.height)
+    inside = in_y[:, None] & in_x[None, :]
+    if shape == "octagon":
+        # A point's distance from the nearer vertical and from the nearer horizontal edge.
+        to_x = np.minimum(xs - roi.x, roi.x + roi.width - xs)
+        to_y = np.minimum(ys - roi.y, roi.y + roi.height - ys)
+        inside &= to_y[:, None] + to_x[None, :] >= corner
+    elif shape != "rect":
+        raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
+    return np.asarray(inside)
+
+
+def centres(start: int, count: int) -> FloatArray:
+    """The centres of `count` pixels (or cells) from `start` on: start + 0.5, start + 1.5, ..."""
+    return np.arange(start, start + count, dtype=np.float64) + 0.5
 
 
 def luma_keep_mask(
@@ -118,19 +139,10 @@ def luma_keep_mask(
     for hole in holes:
         check_roi(hole, width, height)
     keep = np.zeros((height, width), dtype=np.bool_)
-    box = keep[roi.y : roi.y + roi.height, roi.x : roi.x + roi.width]
-    if shape == "rect":
-        box[:] = True
-    elif shape == "ellipse":
-        # Coordinates relative to the centre, in units of the semi-axes.
-        rx, ry = roi.width / 2, roi.height / 2
-        xs = (np.arange(roi.width, dtype=np.float64) + 0.5 - rx) / rx
-        ys = (np.arange(roi.height, dtype=np.float64) + 0.5 - ry) / ry
-        box[:] = xs[None, :] ** 2 + ys[:, None] ** 2 <= 1.0
-    elif shape == "octagon":
-        box[:] = octagon_in_box(roi.width, roi.height, corner)
-    else:
-        raise ValueError(f"Unknown mask shape {shape!r}; expected one of {SHAPES}.")
+    # (the box's pixels only: none outside it is kept)
+    keep[roi.y : roi.y + roi.height, roi.x : roi.x + roi.width] = in_shape(
+        centres(roi.x, roi.width), centres(roi.y, roi.height), roi, shape, corner
+    )
     for hole in holes:
         keep[hole.y : hole.y + hole.height, hole.x : hole.x + hole.width] = False
     return keep
