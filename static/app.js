@@ -2,7 +2,7 @@
 
 import { apiFetch, uploadVideo } from "./js/api.js";
 import { analysisSummary, formatBytes, formatDuration, formatFps } from "./js/format.js";
-import { RoiEditor } from "./js/roi.js";
+import { RoiEditor, suggestedShape } from "./js/roi.js";
 import { TaskBoard, rememberedTasks } from "./js/tasks.js";
 import { ReviewView } from "./js/review.js";
 import { UNAUTHORIZED_EVENT, sessionState, signIn, signOut, whoAmI } from "./js/session.js";
@@ -381,7 +381,7 @@ function setupForms() {
     const s = state.analysis && state.analysis.suggested_roi;
     if (!s) return;
     $("mask-type").value = "custom";
-    const kind = s.shape || (s.ellipse ? "ellipse" : "rect");
+    const kind = suggestedShape(s);
     $(`shape-${kind}`).checked = true;
     if (kind === "octagon") $("roi-corner").value = s.corner;
     syncShape();
@@ -404,7 +404,7 @@ function setupForms() {
 const LABEL_WORDS = { blank: "blank", text_screen: "text screen", non_endoscopic: "not endoscopic" };
 
 function shapeWords(s) {
-  const kind = s.shape || (s.ellipse ? "ellipse" : "rect");
+  const kind = suggestedShape(s);
   if (kind === "octagon") return `, octagon with ${s.corner} px corners cut`;
   return kind === "ellipse" ? ", ellipse" : "";
 }

@@ -1,6 +1,11 @@
 // Drawing the kept area (ROI) with the mouse on a canvas laid over the still frame.
 // The canvas has the video's pixel size, so everything is drawn in video pixels.
 
+/** A suggested ROI's shape; results from before the octagon have only `ellipse`. */
+export function suggestedShape(s) {
+  return s.shape || (s.ellipse ? "ellipse" : "rect");
+}
+
 export class RoiEditor {
   constructor({ img, canvas, inputs, shape, corner, onDraw }) {
     this.img = img;
@@ -170,7 +175,7 @@ export class RoiEditor {
     if (this.suggested) {
       ctx.beginPath();
       const s = this.suggested;
-      this.path(s, s.shape || (s.ellipse ? "ellipse" : "rect"), s.corner);
+      this.path(s, suggestedShape(s), s.corner);
       ctx.setLineDash([line * 5, line * 3]);
       ctx.strokeStyle = "#ffd166";
       ctx.lineWidth = line;
