@@ -193,6 +193,11 @@ class RealisticScene:
     texture: Literal["fine", "smooth"] = "fine"
     seed: int = 1
     notes: str = ""
+    #: None: the usual vignetting (the rim at 40% of the centre's light, never under 25%, the
+    #: light scaling the luma); (strength, floor): the light falls to 1 - strength at the rim
+    #: and to `floor` beyond it, scaling the luma above black (16): dark corners a few levels
+    #: above the border.
+    vignetting: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +293,19 @@ def corpus(width: int = 640) -> tuple[RealisticScene, ...]:
             notes="rectangular image, a light info panel with dark text 4 px beside it",
         ),
         RealisticScene(
+            "centred_rect_dark_corners",
+            centred_layout(width, "rect"),
+            (
+                Stretch("live", 50, "slow"),
+                Stretch("dark", 10),
+                Stretch("live", 40, "fast"),
+                Stretch("registration", 10),
+            ),
+            seed=11,
+            vignetting=(0.85, 0.05),
+            notes="rectangular image, deep vignetting: rim at 15%, corners 4-6 levels above black",
+        ),
+        RealisticScene(
             "full_height_round",
             full_height_layout(width),
             (
@@ -364,7 +382,9 @@ class _Painter:
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) + np.float32(0.5)
         rho2 = ((xs - cx) / (box.width / 2)) ** 2 + ((ys - cy) / (box.height / 2)) ** 2
         # Strong vignetting: the rim (and an octagon's corners) at 40% of the centre's light.
-        self.light = np.clip(1.0 - 0.6 * np.minimum(rho2, 1.6) / 1.0, 0.25, 1.0).astype(np.float32)
+        strength, floor = scene.vignetting or (0.6, 0.25)
+        self.black = 0.0 if scene.vignetting is None else 16.0  # what the light scales from
+        self.light = np.clip(1.0 - strength * np.minimum(rho2, 1.6), floor, 1.0).astype(np.float32)
         self.amplitude = 120.0 * k
         self.pad = round(2 * self.amplitude) + 8
         th, tw = h + self.pad, w + self.pad
@@ -486,7 +506,8 @@ class _Painter:
         col = self.col[iy : iy + self.h, ix : ix + self.w]
         ves = self.vessels[iy : iy + self.h, ix : ix + self.w]
         spec = self.spec[iy : iy + self.h, ix : ix + self.w]
-        luma = (125.0 + 35.0 * tex + 25.0 * tex2 - 40.0 * ves) * self.light
+        black = np.float32(self.black)
+        luma = black + (125.0 + 35.0 * tex + 25.0 * tex2 - 40.0 * ves - black) * self.light
         inside = self.mask
         y[inside] = luma[inside]
         u[inside] = (112.0 - 8.0 * col + 5.0 * ves)[inside]
@@ -522,7 +543,7 @@ class _Painter:
         room_u = np.where(window, 140.0, 126.0).astype(np.float32)
         room_v = np.where(window, 121.0, 131.0).astype(np.float32)
         inside = self.mask
-        y[inside] = (room_y * self.light)[inside]
+        y[inside] = (self.black + (room_y - self.black) * self.light)[inside]
         u[inside] = room_u[inside]
         v[inside] = room_v[inside]
 

@@ -27,8 +27,12 @@ over light cells (blocks of 1-8 working pixels, at least LIGHT_CELLS_ACROSS acro
 darkest tile mean (a robust black level: no outlier pixel lowers it). Only frames that end up
 with no label (from the scope: not black, not a registration or menu screen, not flagged by an
 extra detector) and that have some lit cells count; per cell the number of frames it was lit
-in is kept (constant memory, one uint32 per cell). At the end, cells lit in at least half of
-those frames, opened by a 5x5 square (text lines and thin bridges drop out), give tiles; the
+in is kept (constant memory, one uint32 per cell), and the sum of its light over them. At the
+end, the cells lit in at least half of those frames, and the dim rim (cells whose mean light
+over those frames is DIM_STEP above the border's, the median over the cells well away from the
+lit ones, so that neither a dark lumen passing by nor noise moves it: the vignetted rim and
+corners of an image too dark to be LIT_STEP above the darkest tile in half of the frames),
+opened by a 5x5 square (text lines and thin bridges drop out), give tiles; the
 largest 8-connected group of tiles selects the lit cells of the image: those connected, cell by
 cell, to the group's core (the group less an eighth of its size at its edges) within a tile of
 the group, so a lit info panel or logo whose tiles touch the image's is left out; their holes
@@ -37,13 +41,14 @@ of the three that fits the region best: the box itself, the inscribed ellipse, o
 (the box with 45-degree corners cut off, their size measured from the cells missing in each
 corner of the box, averaged over the four: an octagonal or rounded-rectangle image, and a round
 image clipped by the frame's top and bottom). Motion is not needed: a nearly still image is
-lit too; vignetting only needs the rim to stay LIT_STEP above black. Confidence
+lit too; vignetting only needs the rim's mean light DIM_STEP above the border's. Confidence
 (0-1) is the product of: the frames used (full from MIN_LIT_FRAMES on), the fit (1 - IoU of
 region and shape: full up to GOOD_FIT, none from MAX_FIT_RESIDUAL) and the size (full from
 MIN_AREA_SHARE of the frame); below ROI_MIN_CONFIDENCE reprocess without a mask refuses to use
 it. Limits: a live image that is dark in more than half of its frames at some place (a lumen
 always at the same edge) loses that part (filled back if it is inside); lit things touching
-the image (text closer than two cells) can join it; a processor that draws a lit frame or
+the image (text closer than two cells), or static and dimmer but DIM_STEP above the border (a
+dark grey bar), can join it; a processor that draws a lit frame or
 background around the image is taken as part of it (then the fit is poor and the confidence
 low).
 
@@ -126,6 +131,13 @@ LIGHT_CELLS_ACROSS = 240  # light cells across the frame, at least (when the fra
 LIT_STEP = 12  # a lit light cell is this much brighter than the darkest tile mean
 LIT_FRAME_SHARE = 0.01  # frames with fewer lit cells (dark) do not count
 LIT_SHARE = 0.5  # a cell of the live image is lit in at least this share of the frames
+# The dim rim: a cell whose mean light is DIM_STEP (and DIM_SPREADS times the border's spread)
+# above the border's, measured where the border is: BORDER_GAP cells and more from the lit
+# cells, at least BORDER_SHARE of the frame.
+DIM_STEP = 4
+DIM_SPREADS = 6
+BORDER_GAP = 4
+BORDER_SHARE = 0.05
 OPEN_CELLS = 2  # the opening that removes text lines and thin bridges, in light cells
 CORE_DEPTH = 8  # the image's core: its tiles less 1/CORE_DEPTH of its size at the edges
 MIN_LIT_FRAMES = 10  # fewer endoscopic frames lower the confidence
@@ -483,9 +495,11 @@ def _planes(index: int, frame: VideoFrame) -> FramePlanes:
     return FramePlanes(index=index, y=y, u=u, v=v)
 
 
-#: A frame waiting for its label: its tile stats, the extra detectors' labels, its light cells
-#: and the overlay known when it became due.
-_Due = tuple[TileStats, frozenset[Label], BoolGrid, BoolGrid | None]
+#: A frame's light cells: their block sums (the working luma itself for blocks of 1).
+LightSums = U8Array | U16Array
+#: A frame waiting for its label: its tile stats, the extra detectors' labels, its lit cells,
+#: its light cells and the overlay known when it became due.
+_Due = tuple[TileStats, frozenset[Label], BoolGrid, LightSums, BoolGrid | None]
 
 #: Analysed frames measured together (numpy's fixed cost per call shared among them).
 BATCH = 8
@@ -525,7 +539,7 @@ class _Learner:
         self._pairs = 0  # pairs of consecutive live frames seen
         self._overlay: BoolGrid | None = None
         self._overlay_dirty = False
-        self._pending: deque[tuple[TileStats, frozenset[Label], BoolGrid]] = deque()
+        self._pending: deque[tuple[TileStats, frozenset[Label], BoolGrid, LightSums]] = deque()
         self._samples = FrameSamples(
             self.grid, BATCH, luma_at_chroma=self.grid.chroma_luma_step != (CELL, CELL)
         )
@@ -538,6 +552,9 @@ class _Learner:
             (self.grid.rows * TILE // self._block, self.grid.cols * TILE // self._block),
             dtype=np.uint32,
         )
+        # ... and the sum of its block sums over those frames (its mean light, see
+        # _dim_rim); uint64: 2**64 / (64 * 255) frames.
+        self._light_sum = np.zeros(self._lit_count.shape, dtype=np.uint64)
         self._lit_frames = 0  # endoscopic frames that fed _lit_count
         self._analysed = 0
 
@@ -576,13 +593,17 @@ class _Learner:
         cells = sampled(work, CELL, CELL, work.shape[0] // CELL, -(-work.shape[1] // CELL))
         stats = tile_stats(g, work, u8, v8, cells if y_at_c is None else y_at_c, blocks)
         self._samples.clear()
-        lit = self._lit_cells(work if blocks is None else blocks, stats.mean)
+        sums = work if blocks is None else blocks
+        lit = self._lit_cells(sums, stats.mean)
+        light = sums.reshape(n, -1, sums.shape[1])
+        if blocks is None:  # the samples' buffer is reused by the next batch
+            light = light.copy()
         learned = self._learned(cells.reshape(n, -1, cells.shape[1]), stats)
         extra, self._extra_labels = self._extra_labels, []
         due: list[_Due] = []
         for k in range(n):
             learned(k)
-            self._pending.append((stats.frame(k), extra[k], lit[k]))
+            self._pending.append((stats.frame(k), extra[k], lit[k], light[k]))
             self._analysed += 1
             if len(self._pending) > DECISION_LAG:
                 due.append((*self._pending.popleft(), self._known_overlay()))
@@ -599,7 +620,7 @@ class _Learner:
             none = np.zeros((self.grid.rows, self.grid.cols), dtype=np.bool_)
             ignore = np.stack([none if overlay is None else overlay for overlay in overlays])
         verdicts = classify(TileStats.stacked([stats for stats, *_ in due]), ignore)
-        for (_, extra_labels, lit, _), verdict in zip(due, verdicts, strict=True):
+        for (_, extra_labels, lit, light, _), verdict in zip(due, verdicts, strict=True):
             labels = verdict.labels | extra_labels
             code = next((_CODES[label] for label in LABELS if label in labels), 0)
             self.codes.append(code)
@@ -607,6 +628,7 @@ class _Learner:
             # screen, a black frame or a frame some detector flagged say nothing about it.
             if code == 0 and lit.mean() >= LIT_FRAME_SHARE:
                 self._lit_count += lit
+                self._light_sum += light
                 self._lit_frames += 1
 
     def _lit_cells(self, sums: U8Array | U16Array, means: FloatGrid) -> BoolGrid:
@@ -731,7 +753,8 @@ class _Learner:
         was endoscopic or nothing was lit."""
         if self._lit_frames == 0:
             return None
-        lit = _open(self._lit_count >= LIT_SHARE * self._lit_frames, OPEN_CELLS)
+        lit = self._lit_count >= LIT_SHARE * self._lit_frames
+        lit = _open(lit | self._dim_rim(lit), OPEN_CELLS)
         rows, cols = self.grid.rows, self.grid.cols
         n = TILE // self._block  # light cells per tile side
         tile_lit = lit.reshape(rows, n, cols, n).mean(axis=(1, 3)) >= 0.5
@@ -784,6 +807,24 @@ class _Learner:
             frames_used=self._lit_frames,
             frame_share=self._lit_frames / max(1, self._analysed),
         )
+
+    def _dim_rim(self, lit: BoolGrid) -> BoolGrid:
+        """The light cells whose mean light over the endoscopic frames is DIM_STEP above the
+        border's (and above its spread): the vignetted rim and corners of the image, which are
+        too dark to be LIT_STEP above the darkest tile in half of the frames (`lit`). The
+        border's light is the median over the cells at least BORDER_GAP cells away from `lit`
+        (no rim when they are fewer than BORDER_SHARE of the frame, the image filling it, or
+        when nothing is lit: no image to have a rim); its
+        spread is the median deviation from it. Averaged over the recording, a dark lumen
+        passing by does not lower the border's level, and noise hardly moves it."""
+        border = ~_grow(lit, BORDER_GAP)
+        if not lit.any() or border.mean() < BORDER_SHARE:
+            return np.zeros_like(lit)
+        b = self._block
+        mean = self._light_sum / (self._lit_frames * b * b)
+        level = float(np.median(mean[border]))
+        spread = float(np.median(np.abs(mean[border] - level)))
+        return np.asarray(mean >= level + max(DIM_STEP, DIM_SPREADS * spread))
 
     def overlay_regions(self, roi: SuggestedRoi | None) -> tuple[Roi, ...]:
         """Bounding boxes of the static text-like tile groups outside the live image."""
