@@ -81,6 +81,7 @@ class Layout:
     device: str | None = None  # the catalogued device this layout is
     inside: tuple[Roi, ...] = ()  # static text printed over the live image
     panels: tuple[Roi, ...] = ()  # light boxes with dark text (an info panel), static
+    bars: tuple[Roi, ...] = ()  # dark grey boxes (10 levels above black) with light text
 
     def image_mask(self) -> Mask:
         """The live image's pixels."""
@@ -131,10 +132,12 @@ def centred_layout(
     *,
     inside_text: bool = False,
     panel: bool = False,
+    bar: bool = False,
 ) -> Layout:
     """The image in the middle, a line of text above it and one below (with a clock);
     `inside_text`: a short static line printed over the image too (a zoom level, initials);
-    `panel`: a light info panel with dark text, 4 px right of the image's lower right."""
+    `panel`: a light info panel with dark text, 4 px right of the image's lower right; `bar`:
+    a dark grey status bar with light text along the image's right side, touching it."""
     height = width * 9 // 16
     k = height / 360
     image = Roi(round(150 * k), round(46 * k), round(340 * k), round(268 * k))
@@ -155,6 +158,7 @@ def centred_layout(
         panels=(Roi(round(494 * k), round(250 * k), round(70 * k), round(64 * k)),)
         if panel
         else (),
+        bars=(Roi(image.x + image.width, image.y, round(40 * k), image.height),) if bar else (),
     )
 
 
@@ -306,6 +310,14 @@ def corpus(width: int = 640) -> tuple[RealisticScene, ...]:
             notes="rectangular image, deep vignetting: rim at 15%, corners 4-6 levels above black",
         ),
         RealisticScene(
+            "centred_octagon_dim_bar",
+            centred_layout(width, "octagon", bar=True),
+            (Stretch("live", 60, "slow"), Stretch("registration", 10), Stretch("live", 40, "fast")),
+            seed=12,
+            vignetting=(0.85, 0.05),
+            notes="octagonal image, deep vignetting, a dark grey status bar touching its side",
+        ),
+        RealisticScene(
             "full_height_round",
             full_height_layout(width),
             (
@@ -411,6 +423,16 @@ class _Painter:
                 self._field_text(
                     Roi(panel.x + inset, top, panel.width - 2 * inset, line), self.panel_text
                 )
+        self.bars = np.zeros((h, w), np.bool_)
+        self.bar_text = np.zeros((h, w), np.bool_)
+        for bar in layout.bars:
+            self.bars[bar.y : bar.y + bar.height, bar.x : bar.x + bar.width] = True
+            line = max(8, round(12 * k))
+            for top in range(bar.y + line, bar.y + bar.height - line, 3 * line):
+                inset = max(2, round(4 * k))
+                self._field_text(
+                    Roi(bar.x + inset, top, bar.width - 2 * inset, line), self.bar_text
+                )
         self.inside_text = np.zeros((h, w), np.bool_)
         for text in layout.inside:
             self._field_text(text, self.inside_text)
@@ -491,6 +513,8 @@ class _Painter:
             y[self.overlay] = 220.0
             y[self.panels], u[self.panels], v[self.panels] = 205.0, 128.0, 128.0
             y[self.panel_text] = 30.0
+            y[self.bars], u[self.bars], v[self.bars] = 26.0, 128.0, 128.0
+            y[self.bar_text] = 200.0
             self._clock(y, index, fps)
         y = y + noise
         return (

@@ -138,6 +138,7 @@ DIM_STEP = 4
 DIM_SPREADS = 6
 BORDER_GAP = 4
 BORDER_SHARE = 0.05
+RIM_REACH = 64  # the dim rim reaches 1/RIM_REACH of the image's size beyond its lit box
 OPEN_CELLS = 2  # the opening that removes text lines and thin bridges, in light cells
 CORE_DEPTH = 8  # the image's core: its tiles less 1/CORE_DEPTH of its size at the edges
 MIN_LIT_FRAMES = 10  # fewer endoscopic frames lower the confidence
@@ -749,38 +750,25 @@ class _Learner:
     def suggested_roi(self) -> SuggestedRoi | None:
         """The live image: the cells lit in at least LIT_SHARE of the endoscopic frames,
         opened (thin lit things such as text lines drop out), the largest connected region
-        of them, filled, and the ellipse or rectangle that fits it best; None when no frame
-        was endoscopic or nothing was lit."""
+        of them (see _image_cells); then once more with the dim rim within RIM_REACH of that
+        region's box; filled, and the shape that fits it best; None when no frame was
+        endoscopic or nothing was lit."""
         if self._lit_frames == 0:
             return None
         lit = self._lit_count >= LIT_SHARE * self._lit_frames
-        lit = _open(lit | self._dim_rim(lit), OPEN_CELLS)
-        rows, cols = self.grid.rows, self.grid.cols
-        n = TILE // self._block  # light cells per tile side
-        tile_lit = lit.reshape(rows, n, cols, n).mean(axis=(1, 3)) >= 0.5
-        groups = _components(tile_lit)
-        if not groups:
+        found = self._image_cells(_open(lit, OPEN_CELLS))
+        if found is None:
             return None
-        main = np.zeros((rows, cols), dtype=np.bool_)
-        for r, c in max(groups, key=len):
-            main[r, c] = True
-        # The lit cells of the group and of the tiles around it that connect, cell by cell, to
-        # its core (the group less an eighth of its size at its edges): not a lit box or logo
-        # whose tiles touch the image's, nor the edge of one a tile away.
-        extent = min(int(np.count_nonzero(main.any(axis=axis))) for axis in (0, 1))
-        depth = max(1, extent // CORE_DEPTH)
-        core = ~_grow(~main, depth)
-        if not core.any():
-            core = main
-        seed = lit & core.repeat(n, axis=0).repeat(n, axis=1)
-        near = lit & _grow(main, 1).repeat(n, axis=0).repeat(n, axis=1)
-        selected = _reconstructed(seed, near, (depth + 2) * n)
-        row_hits = np.flatnonzero(selected.sum(axis=1) >= MIN_CELLS_PER_LINE)
-        col_hits = np.flatnonzero(selected.sum(axis=0) >= MIN_CELLS_PER_LINE)
-        if row_hits.size == 0 or col_hits.size == 0:
-            return None
-        r0, r1 = int(row_hits[0]), int(row_hits[-1])
-        c0, c1 = int(col_hits[0]), int(col_hits[-1])
+        selected, (r0, r1, c0, c1) = found
+        # The dim rim completes the image's box (dark corners) and extends it a little (a
+        # vignetted rim), no further: a dim static thing beside the image stays out.
+        reach = max(1, max(r1 - r0, c1 - c0) // RIM_REACH)
+        near_box = np.zeros_like(lit)
+        near_box[max(0, r0 - reach) : r1 + reach + 1, max(0, c0 - reach) : c1 + reach + 1] = True
+        rim = self._dim_rim(lit) & near_box & ~lit
+        if rim.any():
+            found = self._image_cells(_open(lit | rim, OPEN_CELLS)) or found
+            selected, (r0, r1, c0, c1) = found
         region = _filled(selected[r0 : r1 + 1, c0 : c1 + 1])
         step = self.grid.stride * self._block
         x0, y0 = c0 * step, r0 * step
@@ -807,6 +795,37 @@ class _Learner:
             frames_used=self._lit_frames,
             frame_share=self._lit_frames / max(1, self._analysed),
         )
+
+    def _image_cells(self, lit: BoolGrid) -> tuple[BoolGrid, tuple[int, int, int, int]] | None:
+        """The image's cells among the `lit` light cells: the largest 8-connected group of
+        tiles, and of its lit cells and those a tile around it the ones connected, cell by
+        cell, to its core (the group less an eighth of its size at its edges), so that a lit
+        box or logo whose tiles touch the image's, or the edge of one a tile away, is left
+        out; with their bounding box (first and last row, first and last column) over the
+        rows and columns with MIN_CELLS_PER_LINE of them. None when nothing is lit."""
+        rows, cols = self.grid.rows, self.grid.cols
+        n = TILE // self._block  # light cells per tile side
+        tile_lit = lit.reshape(rows, n, cols, n).mean(axis=(1, 3)) >= 0.5
+        groups = _components(tile_lit)
+        if not groups:
+            return None
+        main = np.zeros((rows, cols), dtype=np.bool_)
+        for r, c in max(groups, key=len):
+            main[r, c] = True
+        extent = min(int(np.count_nonzero(main.any(axis=axis))) for axis in (0, 1))
+        depth = max(1, extent // CORE_DEPTH)
+        core = ~_grow(~main, depth)
+        if not core.any():
+            core = main
+        seed = lit & core.repeat(n, axis=0).repeat(n, axis=1)
+        near = lit & _grow(main, 1).repeat(n, axis=0).repeat(n, axis=1)
+        selected = _reconstructed(seed, near, (depth + 2) * n)
+        row_hits = np.flatnonzero(selected.sum(axis=1) >= MIN_CELLS_PER_LINE)
+        col_hits = np.flatnonzero(selected.sum(axis=0) >= MIN_CELLS_PER_LINE)
+        if row_hits.size == 0 or col_hits.size == 0:
+            return None
+        box = (int(row_hits[0]), int(row_hits[-1]), int(col_hits[0]), int(col_hits[-1]))
+        return selected, box
 
     def _dim_rim(self, lit: BoolGrid) -> BoolGrid:
         """The light cells whose mean light over the endoscopic frames is DIM_STEP above the
