@@ -81,7 +81,8 @@ class Layout:
     device: str | None = None  # the catalogued device this layout is
     inside: tuple[Roi, ...] = ()  # static text printed over the live image
     panels: tuple[Roi, ...] = ()  # light boxes with dark text (an info panel), static
-    bars: tuple[Roi, ...] = ()  # dark grey boxes (10 levels above black) with light text
+    bars: tuple[Roi, ...] = ()  # dark grey boxes (`bar_level`) with light text
+    bar_level: float = 26.0
 
     def image_mask(self) -> Mask:
         """The live image's pixels."""
@@ -188,6 +189,18 @@ class Stretch:
 
 
 @dataclass(frozen=True)
+class Conditions:
+    """How a recording's light and border depart from the corpus' usual ones (the corpus
+    keeps the defaults; bench/finder_variations.py varies them)."""
+
+    gain: float = 1.0  # the image's light above black scaled: a dim recording
+    lumen: float = 0.0  # a dark lumen wandering over the image, its radius a share of the image
+    border_level: float = 16.0  # the border's luma: a processor's black above the camera's
+    border_noise: float = 0.0  # extra noise on the border (an analog capture): its sigma
+    still: bool = False  # every live stretch nearly still
+
+
+@dataclass(frozen=True)
 class RealisticScene:
     """One corpus recording: a layout, its texture and a script of stretches."""
 
@@ -202,6 +215,7 @@ class RealisticScene:
     #: and to `floor` beyond it, scaling the luma above black (16): dark corners a few levels
     #: above the border.
     vignetting: tuple[float, float] | None = None
+    conditions: Conditions = field(default_factory=Conditions)
 
 
 @dataclass(frozen=True)
@@ -318,6 +332,14 @@ def corpus(width: int = 640) -> tuple[RealisticScene, ...]:
             notes="octagonal image, deep vignetting, a dark grey status bar touching its side",
         ),
         RealisticScene(
+            "centred_rect_still_bar",
+            centred_layout(width, "rect", bar=True),
+            (Stretch("live", 70, "still"), Stretch("dark", 10), Stretch("live", 60, "slow")),
+            seed=6,
+            vignetting=(0.6, 0.05),
+            notes="rect image, nearly still, then slow; dark corners; a grey bar with text beside",
+        ),
+        RealisticScene(
             "full_height_round",
             full_height_layout(width),
             (
@@ -384,6 +406,7 @@ def inside_text_box(scene: RealisticScene) -> Roi | None:
 class _Painter:
     def __init__(self, scene: RealisticScene, rng: np.random.Generator) -> None:
         layout = scene.layout
+        self.seed = scene.seed
         self.layout, self.rng = layout, rng
         self.w, self.h = w, h = layout.width, layout.height
         k = h / 360
@@ -433,6 +456,9 @@ class _Painter:
                 self._field_text(
                     Roi(bar.x + inset, top, bar.width - 2 * inset, line), self.bar_text
                 )
+        self.conditions = scene.conditions
+        # The border: where neither the image nor anything drawn on the border is.
+        self.border = ~(self.mask | self.overlay | self.panels | self.bars)
         self.inside_text = np.zeros((h, w), np.bool_)
         for text in layout.inside:
             self._field_text(text, self.inside_text)
@@ -488,7 +514,7 @@ class _Painter:
     def paint(
         self, stretch: Stretch, index: int, step: int, fps: float
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-        h, w = self.h, self.w
+        h, w, layout = self.h, self.w, self.layout
         noise = self.noise[index % len(self.noise)]
         if stretch.kind == "registration":
             y = np.full((h, w), 40.0, np.float32)
@@ -513,8 +539,16 @@ class _Painter:
             y[self.overlay] = 220.0
             y[self.panels], u[self.panels], v[self.panels] = 205.0, 128.0, 128.0
             y[self.panel_text] = 30.0
-            y[self.bars], u[self.bars], v[self.bars] = 26.0, 128.0, 128.0
+            y[self.bars], u[self.bars], v[self.bars] = layout.bar_level, 128.0, 128.0
             y[self.bar_text] = 200.0
+            conditions = self.conditions
+            if conditions.border_level != 16.0:
+                y[self.border] += np.float32(conditions.border_level - 16.0)
+            if conditions.border_noise:
+                grain = np.random.default_rng((self.seed, index)).normal(
+                    0.0, conditions.border_noise, (h, w)
+                )
+                y[self.border] += grain.astype(np.float32)[self.border]
             self._clock(y, index, fps)
         y = y + noise
         return (
@@ -524,20 +558,38 @@ class _Painter:
         )
 
     def _live(self, y: F32, u: F32, v: F32, index: int, motion: Motion) -> None:
-        ix, iy, fx, fy = self._offset(index, motion)
+        conditions = self.conditions
+        ix, iy, fx, fy = self._offset(index, "still" if conditions.still else motion)
         tex = self._shifted(self.tex, ix, iy, fx, fy)
         tex2 = self._shifted(self.tex2, ix, iy, fx, fy)
         col = self.col[iy : iy + self.h, ix : ix + self.w]
         ves = self.vessels[iy : iy + self.h, ix : ix + self.w]
         spec = self.spec[iy : iy + self.h, ix : ix + self.w]
         black = np.float32(self.black)
-        luma = black + (125.0 + 35.0 * tex + 25.0 * tex2 - 40.0 * ves - black) * self.light
+        light = self.light
+        if conditions.gain != 1.0:
+            light = light * np.float32(conditions.gain)
+        if conditions.lumen:
+            light = light * self._lumen(index, conditions.lumen)
+        luma = black + (125.0 + 35.0 * tex + 25.0 * tex2 - 40.0 * ves - black) * light
         inside = self.mask
         y[inside] = luma[inside]
         u[inside] = (112.0 - 8.0 * col + 5.0 * ves)[inside]
         v[inside] = (168.0 + 12.0 * col + 8.0 * ves)[inside]
         shine = spec & inside
-        y[shine], u[shine], v[shine] = 235.0, 128.0, 128.0
+        y[shine] = black + (235.0 - black) * np.float32(conditions.gain)
+        u[shine], v[shine] = 128.0, 128.0
+
+    def _lumen(self, index: int, radius: float) -> F32:
+        """The light left by a dark lumen wandering over the image: black at its middle."""
+        box = self.layout.image
+        cx = box.x + box.width * (0.5 + 0.3 * math.sin(index * 0.07))
+        cy = box.y + box.height * (0.5 + 0.3 * math.cos(index * 0.05))
+        r = radius * min(box.width, box.height)
+        xs = np.arange(self.w, dtype=np.float32)[None, :] + np.float32(0.5 - cx)
+        ys = np.arange(self.h, dtype=np.float32)[:, None] + np.float32(0.5 - cy)
+        d2 = (xs * xs + ys * ys) / np.float32(r * r)
+        return np.asarray(np.where(d2 < 1.0, np.clip(d2 - 0.1, 0.0, 1.0), 1.0), dtype=np.float32)
 
     def _instrument(self, y: F32, u: F32, v: F32, step: int) -> None:
         box = self.layout.image

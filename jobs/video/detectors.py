@@ -80,6 +80,10 @@ FLAT_RANGE = 12  # max luma range of a flat tile
 BLANK_FLAT_SHARE = 0.97
 BLANK_LUMA_SPREAD = 12.0
 BLANK_CHROMA_SPREAD = 8.0
+# Not blank either when at least this share of the tiles left out (the overlay) shows tissue
+# (half its chroma samples tissue-coloured): an overlay learned over a nearly still picture
+# must not turn the picture into a black frame.
+BLANK_HIDDEN_TISSUE = 0.02
 TEXT_RANGE = 60
 TEXT_H_STEPS = 12
 TEXT_V_STEPS = 6
@@ -752,6 +756,11 @@ def classify(stats: TileStats, ignore: BoolGrid | None = None) -> list[FrameVerd
     n_content = content.sum(axis=(1, 2))
     lit_n = np.where(use, stats.lit, 0).sum(axis=(1, 2))
     tissue_n = np.where(use, stats.tissue, 0).sum(axis=(1, 2))
+    hidden_tissue = np.zeros(considered.shape, dtype=np.int64)
+    if ignore is not None:
+        tissue_tiles = 2 * stats.tissue.astype(np.int64) >= stats.samples_per_tile
+        hidden_tissue = (ignore & tissue_tiles).sum(axis=(1, 2))
+    tiles = stats.lo.shape[1] * stats.lo.shape[2]
 
     verdicts = []
     for k in range(stats.lo.shape[0]):
@@ -761,7 +770,7 @@ def classify(stats: TileStats, ignore: BoolGrid | None = None) -> list[FrameVerd
             continue
         labels: set[Label] = set()
         flat_share = int(flat_n[k]) / used
-        if flat_share >= BLANK_FLAT_SHARE:
+        if flat_share >= BLANK_FLAT_SHARE and hidden_tissue[k] < BLANK_HIDDEN_TISSUE * tiles:
             on = flat[k]
             if (
                 _spread(stats.mean[k][on]) <= BLANK_LUMA_SPREAD
