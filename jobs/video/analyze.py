@@ -28,15 +28,17 @@ darkest tile mean (a robust black level: no outlier pixel lowers it). Only frame
 with no label (from the scope: not black, not a registration or menu screen, not flagged by an
 extra detector) and that have some lit cells count; per cell the number of frames it was lit
 in is kept (constant memory, one uint32 per cell), and the sum of its light over them. At the
-end, the cells lit in at least half of those frames, and the dim rim (cells whose mean light
-over those frames is DIM_STEP above the border's, the median over the cells well away from the
-lit ones, so that neither a dark lumen passing by nor noise moves it: the vignetted rim and
-corners of an image too dark to be LIT_STEP above the darkest tile in half of the frames),
-opened by a 5x5 square (text lines and thin bridges drop out), give tiles; the
+end, the cells lit in at least half of those frames, opened by a 5x5 square (text lines and
+thin bridges drop out), give tiles; the
 largest 8-connected group of tiles selects the lit cells of the image: those connected, cell by
 cell, to the group's core (the group less an eighth of its size at its edges) within a tile of
 the group, so a lit info panel or logo whose tiles touch the image's is left out; their holes
-and notches are filled (row and column spans); the ROI is their bounding box, with the shape
+and notches are filled (row and column spans). The same is done once more with the dim rim
+added: the cells whose mean light over those frames is DIM_STEP above the border's (the median
+over the cells well away from the lit ones, so that neither a dark lumen passing by nor noise
+moves it), within 1/RIM_REACH of the image's size of the box found first: the vignetted rim
+and corners of an image too dark to be LIT_STEP above the darkest tile in half of the frames,
+and not a dim static thing beside it. The ROI is the bounding box, with the shape
 of the three that fits the region best: the box itself, the inscribed ellipse, or an octagon
 (the box with 45-degree corners cut off, their size measured from the cells missing in each
 corner of the box, averaged over the four: an octagonal or rounded-rectangle image, and a round
@@ -47,8 +49,9 @@ region and shape: full up to GOOD_FIT, none from MAX_FIT_RESIDUAL) and the size 
 MIN_AREA_SHARE of the frame); below ROI_MIN_CONFIDENCE reprocess without a mask refuses to use
 it. Limits: a live image that is dark in more than half of its frames at some place (a lumen
 always at the same edge) loses that part (filled back if it is inside); lit things touching
-the image (text closer than two cells), or static and dimmer but DIM_STEP above the border (a
-dark grey bar), can join it; a processor that draws a lit frame or
+the image (text closer than two cells) can join it, and a static one dimmer than that but
+DIM_STEP above the border (a dark grey bar) adds up to 1/RIM_REACH of the image's size; a
+processor that draws a lit frame or
 background around the image is taken as part of it (then the fit is poor and the confidence
 low).
 
@@ -833,8 +836,8 @@ class _Learner:
         too dark to be LIT_STEP above the darkest tile in half of the frames (`lit`). The
         border's light is the median over the cells at least BORDER_GAP cells away from `lit`
         (no rim when they are fewer than BORDER_SHARE of the frame, the image filling it, or
-        when nothing is lit: no image to have a rim); its
-        spread is the median deviation from it. Averaged over the recording, a dark lumen
+        when nothing is lit: no image to have a rim); its spread is the median deviation from
+        it. Averaged over the recording, a dark lumen
         passing by does not lower the border's level, and noise hardly moves it."""
         border = ~_grow(lit, BORDER_GAP)
         if not lit.any() or border.mean() < BORDER_SHARE:

@@ -15,7 +15,9 @@ a live image look like text.
 blank
     Method: at least 97% of the tiles are flat (luma range <= 12) and the flat tiles share
     one level (5th-95th percentile spread of their mean luma <= 12, of their mean chroma
-    <= 8). Catches black frames and uniform (e.g. blue "no signal") screens, noisy or not.
+    <= 8), the overlay's tiles left out unless at least 2% of the tiles among them show
+    tissue (an overlay learned over a nearly still picture: then not blank). Catches black
+    frames and uniform (e.g. blue "no signal") screens, noisy or not.
     Limits: a frame that is almost uniform except for a small object or text covering more
     than ~3% of it is not blank (it may be a text_screen); a very dark but not black live
     image with some detail is not blank either (by design).
