@@ -670,6 +670,7 @@ class SceneScore:
     inside_truth: int  # text boxes printed over the image
     inside_found: int  # ... whose centre lies in a found inside region
     inside_extra: int  # found inside regions with no such text
+    overlay_on_image: float = 0.0  # the largest share of an overlay region inside the image
 
     def row(self) -> str:
         labels = " | ".join(
@@ -716,7 +717,14 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
     def holds(box: Roi, x: float, y: float) -> bool:
         return box.x <= x < box.x + box.width and box.y <= y < box.y + box.height
 
+    image = layout.image_mask()
+
+    def on_image(box: Roi) -> float:
+        area = image[box.y : box.y + box.height, box.x : box.x + box.width]
+        return float(area.mean()) if area.size else 0.0
+
     common = {
+        "overlay_on_image": max((on_image(b) for b in analysis.overlay_regions), default=0.0),
         "labels": tuple(scores),
         "notes": truth.scene.notes,
         "device": None if device is None else device.name,
@@ -734,7 +742,7 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
     found_mask = luma_keep_mask(
         layout.width, layout.height, roi, suggestion.shape, corner=suggestion.corner
     )
-    true_mask = layout.image_mask()
+    true_mask = image
     iou = float((found_mask & true_mask).sum() / max(1, (found_mask | true_mask).sum()))
     return SceneScore(
         truth.scene.name,

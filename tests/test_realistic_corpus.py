@@ -31,6 +31,7 @@ from testkit.realistic import (
 
 MIN_IOU = 0.95
 MIN_RECALL = 0.95
+MAX_OVERLAY_ON_IMAGE = 0.25
 
 SCENES: tuple[RealisticScene, ...] = (*corpus(640), olympus_1080p())
 
@@ -80,6 +81,16 @@ def test_text_inside_the_image(scene: RealisticScene, scored: dict[str, SceneSco
     result = scored[scene.name]
     assert result.inside_found == result.inside_truth, result.row()
     assert result.inside_extra == 0, result.row()
+
+
+@pytest.mark.parametrize("scene", SCENES, ids=lambda scene: scene.name)
+def test_overlay_regions_stay_off_the_image(
+    scene: RealisticScene, scored: dict[str, SceneScore]
+) -> None:
+    """No overlay region (outside the image) covers the image: at most its half-tile margin
+    and the glyphs of a field beside the image lie on it."""
+    result = scored[scene.name]
+    assert result.overlay_on_image <= MAX_OVERLAY_ON_IMAGE, (result.row(), result.overlay_on_image)
 
 
 def test_an_image_of_no_fitting_shape_gets_a_low_confidence(tmp_path: Path) -> None:

@@ -156,6 +156,7 @@ CHANGE_STEP = 4  # a luma change larger than this counts
 MIN_CELLS_PER_LINE = 3  # rows/columns with fewer live cells do not extend the ROI
 MIN_PAIRS = 2
 STATIC_SHARE = 0.10  # an overlay tile changes in at most this share of the frame pairs
+OVERLAY_BOX_INSIDE = 0.25  # an overlay box with more of the image than this is split
 OVERLAY_TEXT_SHARE = 0.5  # ... and is text-like in at least this share of the live frames
 # Text over the picture: at least INSIDE_INK_SHARE of a tile's cells stay at least INK_BRIGHT
 # (or at most INK_DARK) in every live frame.
@@ -849,13 +850,16 @@ class _Learner:
         return np.asarray(mean >= level + max(DIM_STEP, DIM_SPREADS * spread))
 
     def overlay_regions(self, roi: SuggestedRoi | None) -> tuple[Roi, ...]:
-        """Bounding boxes of the static text-like tile groups outside the live image."""
+        """Bounding boxes of the static text-like tile groups outside the live image; a group
+        whose box would cover the image (text above it and a bar beside it, grouped at its
+        corner) is reported as its parts instead."""
         if self._pairs < 1:
             return ()
         tiles = self._static_text_tiles()
-        if roi is not None:
-            tiles &= ~_tiles_inside(roi, self.grid)
-        return self._boxes(tiles)
+        if roi is None:
+            return self._boxes(tiles)
+        inside = _tiles_inside(roi, self.grid)
+        return self._boxes(tiles & ~inside, avoid=inside)
 
     def inside_regions(self, roi: SuggestedRoi | None) -> tuple[Roi, ...]:
         """Bounding boxes of the static text-like tile groups inside the live image (a clock
@@ -881,12 +885,25 @@ class _Learner:
         tiles = text & (self._text_hits > 0) & (still_share >= INSIDE_INK_SHARE)
         return self._boxes(tiles & _tiles_inside(inner, self.grid))
 
-    def _boxes(self, tiles: BoolGrid) -> tuple[Roi, ...]:
-        """The bounding boxes of the groups of `tiles`, with half a tile of margin."""
+    def _boxes(self, tiles: BoolGrid, avoid: BoolGrid | None = None) -> tuple[Roi, ...]:
+        """The bounding boxes of the groups of `tiles`, with half a tile of margin; a group
+        whose box is more than OVERLAY_BOX_INSIDE `avoid` tiles is split into its parts (its
+        8-connected tiles, not grouped across gaps)."""
         boxes: list[Roi] = []
         size = self.grid.tile_px
         margin = size // 2  # the glyphs at a group's border may not make a text-like tile
+        groups: list[tuple[int, int, int, int]] = []
         for r0, c0, r1, c1 in self._overlay_tile_boxes(tiles):
+            if avoid is None or avoid[r0 : r1 + 1, c0 : c1 + 1].mean() <= OVERLAY_BOX_INSIDE:
+                groups.append((r0, c0, r1, c1))
+                continue
+            part = np.zeros_like(tiles)
+            part[r0 : r1 + 1, c0 : c1 + 1] = tiles[r0 : r1 + 1, c0 : c1 + 1]
+            for members in _components(part):
+                rows = [r for r, _ in members]
+                cols = [c for _, c in members]
+                groups.append((min(rows), min(cols), max(rows), max(cols)))
+        for r0, c0, r1, c1 in groups:
             x0, y0 = max(0, c0 * size - margin), max(0, r0 * size - margin)
             x1 = min(self._width, (c1 + 1) * size + margin)
             y1 = min(self._height, (r1 + 1) * size + margin)
