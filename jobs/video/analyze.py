@@ -166,8 +166,7 @@ INK_DARK = 30
 LEARN_MIN_PAIRS = 8  # live frame pairs before the overlay is left out of the decisions
 DECISION_LAG = 2 * LEARN_MIN_PAIRS  # analysed frames between measuring and deciding
 # A live frame: at least LIVE_MIN_TILES and LIVE_MIN_SHARE of the tiles are tissue-coloured
-# (TISSUE_TILE_SHARE of their chroma samples) and changed (MOVING_TILE_SHARE of the cells).
-TISSUE_TILE_SHARE = 0.5
+# (detectors.TileStats.tissue_tiles) and changed (MOVING_TILE_SHARE of the cells).
 MOVING_TILE_SHARE = 0.2
 LIVE_MIN_TILES = 4
 LIVE_MIN_SHARE = 0.03
@@ -673,7 +672,7 @@ class _Learner:
         tile_change = (
             tile_sum(change.reshape(-1, cols * m), n * rows, cols, m, m) / (m * m)
         ).reshape(n, rows, cols)
-        tissue = stats.tissue >= TISSUE_TILE_SHARE * stats.samples_per_tile
+        tissue = stats.tissue_tiles
         enough = max(LIVE_MIN_TILES, LIVE_MIN_SHARE * self.grid.tiles)
         shows_tissue = tissue.sum(axis=(1, 2)) >= enough
         moving = (tissue & (tile_change >= MOVING_TILE_SHARE)).sum(axis=(1, 2)) >= enough

@@ -83,9 +83,10 @@ BLANK_FLAT_SHARE = 0.97
 BLANK_LUMA_SPREAD = 12.0
 BLANK_CHROMA_SPREAD = 8.0
 # Not blank either when at least this share of the tiles left out (the overlay) shows tissue
-# (half its chroma samples tissue-coloured): an overlay learned over a nearly still picture
+# (TileStats.tissue_tiles): an overlay learned over a nearly still picture
 # must not turn the picture into a black frame.
 BLANK_HIDDEN_TISSUE = 0.02
+TISSUE_TILE_SHARE = 0.5  # a tile shows tissue when this share of its chroma samples does
 TEXT_RANGE = 60
 TEXT_H_STEPS = 12
 TEXT_V_STEPS = 6
@@ -235,6 +236,12 @@ class TileStats:
             tissue=np.stack([f.tissue for f in frames]),
             samples_per_tile=frames[0].samples_per_tile,
         )
+
+    @property
+    def tissue_tiles(self) -> BoolGrid:
+        """Tiles showing tissue: at least TISSUE_TILE_SHARE of their chroma samples are
+        tissue-coloured."""
+        return np.asarray(self.tissue >= TISSUE_TILE_SHARE * self.samples_per_tile)
 
     @property
     def flat(self) -> BoolGrid:
@@ -760,8 +767,7 @@ def classify(stats: TileStats, ignore: BoolGrid | None = None) -> list[FrameVerd
     tissue_n = np.where(use, stats.tissue, 0).sum(axis=(1, 2))
     hidden_tissue = np.zeros(considered.shape, dtype=np.int64)
     if ignore is not None:
-        tissue_tiles = 2 * stats.tissue.astype(np.int64) >= stats.samples_per_tile
-        hidden_tissue = (ignore & tissue_tiles).sum(axis=(1, 2))
+        hidden_tissue = (ignore & stats.tissue_tiles).sum(axis=(1, 2))
     tiles = stats.lo.shape[1] * stats.lo.shape[2]
 
     verdicts = []
