@@ -741,14 +741,7 @@ class _Learner:
     def _overlay_tile_boxes(tiles: BoolGrid) -> list[tuple[int, int, int, int]]:
         """(row0, col0, row1, col1) inclusive tile boxes of the groups of `tiles` (tiles
         within one tile of each other belong together)."""
-        boxes = []
-        for group in _components(_grow(tiles, 1)):
-            members = [(r, c) for r, c in group if tiles[r, c]]
-            if members:
-                rows = [r for r, _ in members]
-                cols = [c for _, c in members]
-                boxes.append((min(rows), min(cols), max(rows), max(cols)))
-        return boxes
+        return [_bounds(group) for group in _overlay_tile_groups(tiles)]
 
     def suggested_roi(self) -> SuggestedRoi | None:
         """The live image: the cells lit in at least LIT_SHARE of the endoscopic frames,
@@ -892,16 +885,14 @@ class _Learner:
         size = self.grid.tile_px
         margin = size // 2  # the glyphs at a group's border may not make a text-like tile
         groups: list[tuple[int, int, int, int]] = []
-        for r0, c0, r1, c1 in self._overlay_tile_boxes(tiles):
+        for group in _overlay_tile_groups(tiles):
+            r0, c0, r1, c1 = _bounds(group)
             if avoid is None or avoid[r0 : r1 + 1, c0 : c1 + 1].mean() <= OVERLAY_BOX_INSIDE:
                 groups.append((r0, c0, r1, c1))
                 continue
-            part = np.zeros_like(tiles)
-            part[r0 : r1 + 1, c0 : c1 + 1] = tiles[r0 : r1 + 1, c0 : c1 + 1]
-            for members in _components(part):
-                rows = [r for r, _ in members]
-                cols = [c for _, c in members]
-                groups.append((min(rows), min(cols), max(rows), max(cols)))
+            part = np.zeros_like(tiles)  # the group's own tiles, not another group's in its box
+            part[tuple(np.array(group).T)] = True
+            groups += [_bounds(piece) for piece in _components(part)]
         for r0, c0, r1, c1 in groups:
             x0, y0 = max(0, c0 * size - margin), max(0, r0 * size - margin)
             x1 = min(self._width, (c1 + 1) * size + margin)
@@ -939,6 +930,24 @@ class _StillOverlay:
             self._overlay = overlay if overlay.any() else None
             self._learned_at = self.pairs
         return self._overlay
+
+
+def _overlay_tile_groups(tiles: BoolGrid) -> list[list[tuple[int, int]]]:
+    """The groups of `tiles` (tiles within one tile of each other belong together), each as
+    its tiles' (row, col)."""
+    groups = []
+    for group in _components(_grow(tiles, 1)):
+        members = [(r, c) for r, c in group if tiles[r, c]]
+        if members:
+            groups.append(members)
+    return groups
+
+
+def _bounds(cells: list[tuple[int, int]]) -> tuple[int, int, int, int]:
+    """(row0, col0, row1, col1): the inclusive bounding box of `cells`, (row, col) pairs."""
+    rows = [r for r, _ in cells]
+    cols = [c for _, c in cells]
+    return min(rows), min(cols), max(rows), max(cols)
 
 
 def _tiles_inside(roi: SuggestedRoi, grid: Grid) -> BoolGrid:
