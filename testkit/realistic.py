@@ -436,26 +436,15 @@ class _Painter:
         self.overlay = np.zeros((h, w), np.bool_)
         for text in layout.fields:
             self._field_text(text, self.overlay)
-        self.panels = np.zeros((h, w), np.bool_)
-        self.panel_text = np.zeros((h, w), np.bool_)
-        for panel in layout.panels:
-            self.panels[panel.y : panel.y + panel.height, panel.x : panel.x + panel.width] = True
-            line = max(8, round(14 * k))
-            for top in range(panel.y + 2, panel.y + panel.height - line, line + 2):
-                inset = max(2, round(3 * k))
-                self._field_text(
-                    Roi(panel.x + inset, top, panel.width - 2 * inset, line), self.panel_text
-                )
-        self.bars = np.zeros((h, w), np.bool_)
-        self.bar_text = np.zeros((h, w), np.bool_)
-        for bar in layout.bars:
-            self.bars[bar.y : bar.y + bar.height, bar.x : bar.x + bar.width] = True
-            line = max(8, round(12 * k))
-            for top in range(bar.y + line, bar.y + bar.height - line, 3 * line):
-                inset = max(2, round(4 * k))
-                self._field_text(
-                    Roi(bar.x + inset, top, bar.width - 2 * inset, line), self.bar_text
-                )
+        # Light panels with lines of dark text, dark grey bars with sparser lines of light text.
+        line = max(8, round(14 * k))
+        self.panels, self.panel_text = self._boxes_with_text(
+            layout.panels, line, 2, line + 2, max(2, round(3 * k))
+        )
+        line = max(8, round(12 * k))
+        self.bars, self.bar_text = self._boxes_with_text(
+            layout.bars, line, line, 3 * line, max(2, round(4 * k))
+        )
         self.conditions = scene.conditions
         # The border: where neither the image nor anything drawn on the border is.
         self.border = ~(self.mask | self.overlay | self.panels | self.bars)
@@ -475,6 +464,25 @@ class _Painter:
             rng, bank, [int(n) for n in rng.integers(per_line // 5, per_line, 12)], round(26 * k)
         )
         self.drift = (float(rng.uniform(0, 6.28)), float(rng.uniform(0, 6.28)))
+
+    def _boxes_with_text(
+        self,
+        boxes: tuple[Roi, ...],
+        line: int,
+        first: int,
+        step: int,
+        inset: int,
+    ) -> tuple[Mask, Mask]:
+        """The pixels of `boxes` and of the lines of text in them: lines `line` px high,
+        `inset` px from the sides, the first `first` px below a box's top, one every `step`
+        px."""
+        area = np.zeros((self.h, self.w), np.bool_)
+        text = np.zeros((self.h, self.w), np.bool_)
+        for box in boxes:
+            area[box.y : box.y + box.height, box.x : box.x + box.width] = True
+            for top in range(box.y + first, box.y + box.height - line, step):
+                self._field_text(Roi(box.x + inset, top, box.width - 2 * inset, line), text)
+        return area, text
 
     def _field_text(self, box: Roi, into: Mask) -> None:
         gh = max(6, round(box.height * 0.6))
