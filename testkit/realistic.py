@@ -679,6 +679,9 @@ class SceneScore:
     inside_found: int  # ... whose centre lies in a found inside region
     inside_extra: int  # found inside regions with no such text
     overlay_on_image: float = 0.0  # the largest share of an overlay region inside the image
+    #: pixels of the text printed beside the image (fields, panels, bars) that an output masked
+    #: to the found ROI would keep (the inside regions found are blackened by reprocess)
+    outside_text_kept: int = 0
 
     def row(self) -> str:
         labels = " | ".join(
@@ -752,6 +755,11 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
     )
     true_mask = image
     iou = float((found_mask & true_mask).sum() / max(1, (found_mask | true_mask).sum()))
+    kept = found_mask.copy()
+    for box in analysis.inside_regions:
+        kept[box.y : box.y + box.height, box.x : box.x + box.width] = False
+    painter = _Painter(truth.scene, np.random.default_rng(truth.scene.seed))
+    printed = painter.overlay | painter.panel_text | painter.bar_text
     return SceneScore(
         truth.scene.name,
         size,
@@ -761,6 +769,7 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
         + (f" {suggestion.corner}" if suggestion.corner else ""),
         suggestion.confidence,
         **common,  # type: ignore[arg-type]
+        outside_text_kept=int((kept & printed).sum()),
     )
 
 

@@ -93,6 +93,17 @@ def test_overlay_regions_stay_off_the_image(
     assert result.overlay_on_image <= MAX_OVERLAY_ON_IMAGE, (result.row(), result.overlay_on_image)
 
 
+@pytest.mark.parametrize("scene", SCENES, ids=lambda scene: scene.name)
+def test_no_text_beside_the_image_is_kept(
+    scene: RealisticScene, scored: dict[str, SceneScore]
+) -> None:
+    """An output masked to the suggested ROI (less the inside regions, which reprocess
+    blackens) keeps no pixel of the text printed beside the image: the fields, a panel's, a
+    status bar's, lit or dim, touching the image or not."""
+    result = scored[scene.name]
+    assert result.outside_text_kept == 0, (result.row(), result.found, result.outside_text_kept)
+
+
 def test_an_image_of_no_fitting_shape_gets_a_low_confidence(tmp_path: Path) -> None:
     """A lit area shaped like an L (no ellipse or box fits it): the ROI is not trusted."""
     width, height = 320, 240
@@ -124,3 +135,40 @@ def test_an_image_of_no_fitting_shape_gets_a_low_confidence(tmp_path: Path) -> N
     assert found.fit_residual > 0.2, found
     assert found.confidence < ROI_MIN_CONFIDENCE, found
     assert trusted(found.to_dict()) is False
+
+
+def test_a_lit_static_bar_touching_the_image_stays_out(tmp_path: Path) -> None:
+    """A flat grey bar (luma 40: lit, 24 above black) along the image's right side, which never
+    changes while the picture moves: the ROI is the image and at most 8 px of the bar (it was
+    the image and the whole bar, 200 px wide for 160, before the static areas were left out)."""
+    width, height = 320, 240
+    image = np.zeros((height, width), dtype=np.bool_)
+    image[40:200, 60:220] = True
+    rng = np.random.default_rng(5)
+    texture = rng.integers(70, 200, size=(height + 64, width + 64), dtype=np.uint8)
+    path = tmp_path / "lit_bar.mp4"
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        assert isinstance(stream, VideoStream)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(40):
+            y = np.full((height, width), 16, np.uint8)
+            y[40:200, 220:260] = 40  # the bar, touching the image
+            shift = index + index // 2
+            y[image] = texture[shift : shift + height, shift : shift + width][image]
+            u = np.full((height // 2, width // 2), 128, np.uint8)
+            v = u.copy()
+            u[image[::2, ::2]], v[image[::2, ::2]] = 112, 168  # tissue-coloured
+            frame = VideoFrame(width, height, "yuv420p")
+            for plane, data in zip(frame.planes, (y, u, v), strict=True):
+                plane_array(plane, frame)[:] = data
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    found = analyze_video(path).suggested_roi
+    assert found is not None
+    assert (found.roi.x, found.roi.y) == (60, 40), found
+    # the encoder's ringing beside the image varies: at most 8 px of the bar (the check's margin)
+    assert 160 <= found.roi.width <= 168, found
+    assert found.roi.height == 160, found
+    assert found.confidence >= ROI_MIN_CONFIDENCE, found

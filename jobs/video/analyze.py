@@ -28,8 +28,11 @@ darkest tile mean (a robust black level: no outlier pixel lowers it). Only frame
 with no label (from the scope: not black, not a registration or menu screen, not flagged by an
 extra detector) and that have some lit cells count; per cell the number of frames it was lit
 in is kept (constant memory, one uint32 per cell), and the sum of its light over them. At the
-end, the cells lit in at least half of those frames, opened by a 5x5 square (text lines and
-thin bridges drop out), give tiles; the
+end, the cells lit in at least half of those frames, less the static areas (light cells whose
+change cells all stayed within STATIC_RANGE over the live frames, opened by the same square and
+closed by a 9x9 one: a lit grey status bar or background that never changed while the picture
+moved, with its lines of text; LEARN_MIN_PAIRS live frames first), opened by a 5x5 square
+(text lines and thin bridges drop out), give tiles; the
 largest 8-connected group of tiles selects the lit cells of the image: those connected, cell by
 cell, to the group's core (the group less an eighth of its size at its edges) within a tile of
 the group, so a lit info panel or logo whose tiles touch the image's is left out; their holes
@@ -142,6 +145,8 @@ DIM_SPREADS = 6
 BORDER_GAP = 4
 BORDER_SHARE = 0.05
 RIM_REACH = 64  # the dim rim reaches 1/RIM_REACH of the image's size beyond its lit box
+STATIC_RANGE = 3  # a change cell whose luma stayed within this over the live frames is static
+STATIC_CLOSE = 4  # gaps in a static area up to 2 * STATIC_CLOSE cells wide are filled
 OPEN_CELLS = 2  # the opening that removes text lines and thin bridges, in light cells
 CORE_DEPTH = 8  # the image's core: its tiles less 1/CORE_DEPTH of its size at the edges
 MIN_LIT_FRAMES = 10  # fewer endoscopic frames lower the confidence
@@ -752,7 +757,10 @@ class _Learner:
         if self._lit_frames == 0:
             return None
         lit = self._lit_count >= LIT_SHARE * self._lit_frames
-        found = self._image_cells(_open(lit, OPEN_CELLS))
+        # A lit area that never changed while the picture moved (a grey status bar or panel
+        # with its text, a lit background drawn around the image) is not the image.
+        shown = lit & ~self._static_areas(lit.shape)
+        found = self._image_cells(_open(shown, OPEN_CELLS))
         if found is None:
             return None
         selected, (r0, r1, c0, c1) = found
@@ -763,7 +771,7 @@ class _Learner:
         near_box[max(0, r0 - reach) : r1 + reach + 1, max(0, c0 - reach) : c1 + reach + 1] = True
         rim = self._dim_rim(lit) & near_box & ~lit
         if rim.any():
-            found = self._image_cells(_open(lit | rim, OPEN_CELLS)) or found
+            found = self._image_cells(_open(shown | rim, OPEN_CELLS)) or found
             selected, (r0, r1, c0, c1) = found
         region = _filled(selected[r0 : r1 + 1, c0 : c1 + 1])
         step = self.grid.stride * self._block
@@ -822,6 +830,28 @@ class _Learner:
             return None
         box = (int(row_hits[0]), int(row_hits[-1]), int(col_hits[0]), int(col_hits[-1]))
         return selected, box
+
+    def _static_areas(self, shape: tuple[int, int]) -> BoolGrid:
+        """The light cells (a grid of `shape`) whose change cells all stayed within
+        STATIC_RANGE over the live frames, opened by the same square as the lit cells: areas
+        that did not change while the picture moved, not the specks of a moving image that
+        happened to (saturated highlights, a flat spot). None before LEARN_MIN_PAIRS live
+        frames: until then too few frames tell a still picture from a static area."""
+        if self._live < LEARN_MIN_PAIRS:
+            return np.zeros(shape, dtype=np.bool_)
+        rows, cols = shape
+        # (every cell has seen the live frames: max >= min)
+        static: BoolGrid = np.asarray((self._cell_max - self._cell_min) <= STATIC_RANGE)
+        if self._block >= CELL:  # each light cell holds (block / CELL)^2 change cells
+            k = self._block // CELL
+            static = np.asarray(
+                static[: rows * k, : cols * k].reshape(rows, k, cols, k).all(axis=(1, 3))
+            )
+        else:  # each change cell holds CELL^2 light cells
+            static = static.repeat(CELL, axis=0).repeat(CELL, axis=1)[:rows, :cols]
+        # Opened: the specks of a moving picture that happened to stay go; closed: the lines
+        # of text on a static bar (the encoder's ringing around glyphs varies) join it.
+        return _close(_open(static, OPEN_CELLS), STATIC_CLOSE)
 
     def _dim_rim(self, lit: BoolGrid) -> BoolGrid:
         """The light cells whose mean light over the endoscopic frames is DIM_STEP above the
@@ -1003,6 +1033,11 @@ def _light_block(work_width: int) -> int:
 def _open(mask: BoolGrid, k: int) -> BoolGrid:
     """Morphological opening by a (2k+1)^2 square: erase what is thinner than it."""
     return _grow(~_grow(~mask, k), k)
+
+
+def _close(mask: BoolGrid, k: int) -> BoolGrid:
+    """Morphological closing by a (2k+1)^2 square: fill the gaps narrower than it."""
+    return ~_grow(~_grow(mask, k), k)
 
 
 def _reconstructed(seed: BoolGrid, mask: BoolGrid, steps: int) -> BoolGrid:
