@@ -340,6 +340,14 @@ def corpus(width: int = 640) -> tuple[RealisticScene, ...]:
             notes="rect image, nearly still, then slow; dark corners; a grey bar with text beside",
         ),
         RealisticScene(
+            "centred_rect_lit_bar",
+            replace(centred_layout(width, "rect", bar=True), bar_level=30.0),
+            (Stretch("live", 50, "slow"), Stretch("registration", 10), Stretch("live", 40, "fast")),
+            seed=13,
+            vignetting=(0.6, 0.05),
+            notes="rect image, a grey bar with text touching it, lit (14 levels above black)",
+        ),
+        RealisticScene(
             "full_height_round",
             full_height_layout(width),
             (

@@ -104,32 +104,41 @@ def test_no_text_beside_the_image_is_kept(
     assert result.outside_text_kept == 0, (result.row(), result.found, result.outside_text_kept)
 
 
-def test_an_image_of_no_fitting_shape_gets_a_low_confidence(tmp_path: Path) -> None:
-    """A lit area shaped like an L (no ellipse or box fits it): the ROI is not trusted."""
-    width, height = 320, 240
-    lit = np.zeros((height, width), dtype=np.bool_)
-    lit[20:220, 40:120] = True  # the L's stem
-    lit[140:220, 40:300] = True  # its foot
-    rng = np.random.default_rng(3)
+def write_moving_picture(
+    path: Path, picture: np.ndarray, background: np.ndarray, seed: int
+) -> None:
+    """30 frames of `background` (luma) with a tissue-coloured random texture moving 2 px a
+    frame diagonally where `picture` is set (320x240 at most)."""
+    height, width = picture.shape
+    rng = np.random.default_rng(seed)
     texture = rng.integers(70, 200, size=(height + 64, width + 64), dtype=np.uint8)
-    path = tmp_path / "l_shape.mp4"
     with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=25)
         assert isinstance(stream, VideoStream)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for index in range(30):
-            y = np.full((height, width), 16, np.uint8)
+            y = background.copy()
             shift = 2 * index
-            y[lit] = texture[shift : shift + height, shift : shift + width][lit]
+            y[picture] = texture[shift : shift + height, shift : shift + width][picture]
             u = np.full((height // 2, width // 2), 128, np.uint8)
             v = u.copy()
-            u[lit[::2, ::2]], v[lit[::2, ::2]] = 112, 168  # tissue-coloured
+            u[picture[::2, ::2]], v[picture[::2, ::2]] = 112, 168  # tissue-coloured
             frame = VideoFrame(width, height, "yuv420p")
             for plane, data in zip(frame.planes, (y, u, v), strict=True):
                 plane_array(plane, frame)[:] = data
             frame.pts = index
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
+
+
+def test_an_image_of_no_fitting_shape_gets_a_low_confidence(tmp_path: Path) -> None:
+    """A lit area shaped like an L (no ellipse or box fits it): the ROI is not trusted."""
+    width, height = 320, 240
+    lit = np.zeros((height, width), dtype=np.bool_)
+    lit[20:220, 40:120] = True  # the L's stem
+    lit[140:220, 40:300] = True  # its foot
+    path = tmp_path / "l_shape.mp4"
+    write_moving_picture(path, lit, np.full((height, width), 16, np.uint8), seed=3)
     found = analyze_video(path).suggested_roi
     assert found is not None
     assert found.fit_residual > 0.2, found
@@ -144,27 +153,10 @@ def test_a_lit_static_bar_touching_the_image_stays_out(tmp_path: Path) -> None:
     width, height = 320, 240
     image = np.zeros((height, width), dtype=np.bool_)
     image[40:200, 60:220] = True
-    rng = np.random.default_rng(5)
-    texture = rng.integers(70, 200, size=(height + 64, width + 64), dtype=np.uint8)
+    background = np.full((height, width), 16, np.uint8)
+    background[40:200, 220:260] = 40  # the bar, touching the image
     path = tmp_path / "lit_bar.mp4"
-    with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=25)
-        assert isinstance(stream, VideoStream)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(40):
-            y = np.full((height, width), 16, np.uint8)
-            y[40:200, 220:260] = 40  # the bar, touching the image
-            shift = index + index // 2
-            y[image] = texture[shift : shift + height, shift : shift + width][image]
-            u = np.full((height // 2, width // 2), 128, np.uint8)
-            v = u.copy()
-            u[image[::2, ::2]], v[image[::2, ::2]] = 112, 168  # tissue-coloured
-            frame = VideoFrame(width, height, "yuv420p")
-            for plane, data in zip(frame.planes, (y, u, v), strict=True):
-                plane_array(plane, frame)[:] = data
-            frame.pts = index
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    write_moving_picture(path, image, background, seed=5)
     found = analyze_video(path).suggested_roi
     assert found is not None
     assert (found.roi.x, found.roi.y) == (60, 40), found

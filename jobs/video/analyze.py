@@ -28,11 +28,14 @@ darkest tile mean (a robust black level: no outlier pixel lowers it). Only frame
 with no label (from the scope: not black, not a registration or menu screen, not flagged by an
 extra detector) and that have some lit cells count; per cell the number of frames it was lit
 in is kept (constant memory, one uint32 per cell), and the sum of its light over them. At the
-end, the cells lit in at least half of those frames, less the static areas (light cells whose
-change cells all stayed within STATIC_RANGE over the live frames, opened by the same square and
-closed by a 9x9 one: a lit grey status bar or background that never changed while the picture
-moved, with its lines of text; LEARN_MIN_PAIRS live frames first), opened by a 5x5 square
-(text lines and thin bridges drop out), give tiles; the
+end, the cells lit in at least half of those frames, less the static areas (a lit grey status
+bar or background that never changed while the picture moved, with its lines of text: light
+cells STATIC_CELL_SHARE of whose change cells stayed within STATIC_RANGE over the live frames,
+opened by the same square and closed by a 9x9 one, in groups of STATIC_MIN_TILES tiles or
+more, with the cells connected to them within RINGING_PX (at 360 lines, scaled with the
+frame's height) that stayed within RINGING_RANGE, the encoder's ringing from the picture
+beside them; LEARN_MIN_PAIRS live frames first), opened by a 5x5 square (text lines and thin
+bridges drop out), give tiles; the
 largest 8-connected group of tiles selects the lit cells of the image: those connected, cell by
 cell, to the group's core (the group less an eighth of its size at its edges) within a tile of
 the group, so a lit info panel or logo whose tiles touch the image's is left out; their holes
@@ -53,10 +56,11 @@ MIN_AREA_SHARE of the frame); below ROI_MIN_CONFIDENCE reprocess without a mask 
 it. Limits: a live image that is dark in more than half of its frames at some place (a lumen
 always at the same edge) loses that part (filled back if it is inside); lit things touching
 the image (text closer than two cells) can join it, and a static one dimmer than that but
-DIM_STEP above the border (a dark grey bar) adds up to 1/RIM_REACH of the image's size; a
-processor that draws a lit frame or
-background around the image is taken as part of it (then the fit is poor and the confidence
-low).
+DIM_STEP above the border (a dark grey bar) adds up to 1/RIM_REACH of the image's size; a lit
+static area (a bar, a background) stays out only once the picture has moved (LEARN_MIN_PAIRS
+live frames) and only if it never changed (an analog capture's noise makes it change): else it
+is taken as part of the image (then the fit is poor and the confidence low, or the box too
+large); next to it, up to RINGING_PX of a nearly still picture can be lost with it.
 
 Overlay regions. Tiles that are text-like (see detectors.py) in at least half of the live
 frames, that change in at most 10% of the live frame pairs (a clock ticking once a second
@@ -147,6 +151,10 @@ BORDER_SHARE = 0.05
 RIM_REACH = 64  # the dim rim reaches 1/RIM_REACH of the image's size beyond its lit box
 STATIC_RANGE = 3  # a change cell whose luma stayed within this over the live frames is static
 STATIC_CLOSE = 4  # gaps in a static area up to 2 * STATIC_CLOSE cells wide are filled
+STATIC_CELL_SHARE = 0.75  # of a light cell's change cells, for it to be static
+STATIC_MIN_TILES = 4  # a smaller static lit area (a line of text) is not left out
+RINGING_PX = 32  # beside a static area, the encoder's ringing reaches this far (at 360 lines) ...
+RINGING_RANGE = 12  # ... and varies within this
 OPEN_CELLS = 2  # the opening that removes text lines and thin bridges, in light cells
 CORE_DEPTH = 8  # the image's core: its tiles less 1/CORE_DEPTH of its size at the edges
 MIN_LIT_FRAMES = 10  # fewer endoscopic frames lower the confidence
@@ -759,7 +767,7 @@ class _Learner:
         lit = self._lit_count >= LIT_SHARE * self._lit_frames
         # A lit area that never changed while the picture moved (a grey status bar or panel
         # with its text, a lit background drawn around the image) is not the image.
-        shown = lit & ~self._static_areas(lit.shape)
+        shown = lit & ~self._static_areas(lit)
         found = self._image_cells(_open(shown, OPEN_CELLS))
         if found is None:
             return None
@@ -831,27 +839,46 @@ class _Learner:
         box = (int(row_hits[0]), int(row_hits[-1]), int(col_hits[0]), int(col_hits[-1]))
         return selected, box
 
-    def _static_areas(self, shape: tuple[int, int]) -> BoolGrid:
-        """The light cells (a grid of `shape`) whose change cells all stayed within
-        STATIC_RANGE over the live frames, opened by the same square as the lit cells: areas
-        that did not change while the picture moved, not the specks of a moving image that
-        happened to (saturated highlights, a flat spot). None before LEARN_MIN_PAIRS live
-        frames: until then too few frames tell a still picture from a static area."""
+    def _static_areas(self, lit: BoolGrid) -> BoolGrid:
+        """The lit light cells of areas that did not change while the picture moved: cells
+        whose change cells stayed within STATIC_RANGE over the live frames (see
+        _light_cells_where), opened by the
+        same square as the lit cells (not the specks of a moving picture that happened to
+        stay: saturated highlights, a flat spot) and closed by a larger one (the lines of text
+        on a bar, around whose glyphs the encoder's ringing varies), in groups of at least
+        STATIC_MIN_TILES tiles (not a line of burned-in text), with the cells that stayed
+        within RINGING_RANGE connected to them within RINGING_PX, scaled from 360 lines to
+        the frame's (the ringing of the moving picture next to them, reaching into the lines
+        of text there, which are as large as the frame). None before
+        LEARN_MIN_PAIRS live frames: until then too few frames tell a still picture from a
+        static area."""
         if self._live < LEARN_MIN_PAIRS:
-            return np.zeros(shape, dtype=np.bool_)
+            return np.zeros_like(lit)
+        # (every change cell has seen the live frames: max >= min)
+        spans = self._cell_max - self._cell_min
+        still = self._light_cells_where(spans <= STATIC_RANGE, lit.shape)
+        areas = np.zeros_like(lit)
+        least = STATIC_MIN_TILES * (TILE // self._block) ** 2
+        for group in _components(_close(_open(still, OPEN_CELLS), STATIC_CLOSE) & lit):
+            if len(group) >= least:
+                rows, cols = zip(*group, strict=True)
+                areas[rows, cols] = True
+        if not areas.any():
+            return areas
+        reach = -(-RINGING_PX * self._height // (360 * self.grid.stride * self._block))
+        ringing = self._light_cells_where(spans <= RINGING_RANGE, lit.shape) & lit
+        return _reconstructed(areas, areas | ringing, reach)
+
+    def _light_cells_where(self, cells: BoolGrid, shape: tuple[int, int]) -> BoolGrid:
+        """The light cells (a grid of `shape`) at least STATIC_CELL_SHARE of whose change
+        cells are `cells` (a glyph's edge does not make a whole light cell count as changing)."""
         rows, cols = shape
-        # (every cell has seen the live frames: max >= min)
-        static: BoolGrid = np.asarray((self._cell_max - self._cell_min) <= STATIC_RANGE)
         if self._block >= CELL:  # each light cell holds (block / CELL)^2 change cells
             k = self._block // CELL
-            static = np.asarray(
-                static[: rows * k, : cols * k].reshape(rows, k, cols, k).all(axis=(1, 3))
-            )
-        else:  # each change cell holds CELL^2 light cells
-            static = static.repeat(CELL, axis=0).repeat(CELL, axis=1)[:rows, :cols]
-        # Opened: the specks of a moving picture that happened to stay go; closed: the lines
-        # of text on a static bar (the encoder's ringing around glyphs varies) join it.
-        return _close(_open(static, OPEN_CELLS), STATIC_CLOSE)
+            share = cells[: rows * k, : cols * k].reshape(rows, k, cols, k).mean(axis=(1, 3))
+            return np.asarray(share >= STATIC_CELL_SHARE)
+        # each change cell holds CELL^2 light cells
+        return np.asarray(cells.repeat(CELL, axis=0).repeat(CELL, axis=1)[:rows, :cols])
 
     def _dim_rim(self, lit: BoolGrid) -> BoolGrid:
         """The light cells whose mean light over the endoscopic frames is DIM_STEP above the
