@@ -181,6 +181,18 @@ def full_height_layout(width: int = 640) -> Layout:
     return Layout("full_height_round", width, height, image, "round", 0.0, fields, clock)
 
 
+def full_frame_layout(width: int = 640) -> Layout:
+    """A picture filling the whole frame (no border at all), the patient's name and an id
+    printed over its top left corner."""
+    height = width * 9 // 16
+    k = height / 360
+    inside = (
+        Roi(round(12 * k), round(10 * k), round(120 * k), round(16 * k)),
+        Roi(round(12 * k), round(30 * k), round(90 * k), round(16 * k)),
+    )
+    return Layout("full_frame", width, height, Roi(0, 0, width, height), "rect", inside=inside)
+
+
 @dataclass(frozen=True)
 class Stretch:
     kind: StretchKind
@@ -346,6 +358,18 @@ def corpus(width: int = 640) -> tuple[RealisticScene, ...]:
             seed=13,
             vignetting=(0.6, 0.05),
             notes="rect image, a grey bar with text touching it, lit (14 levels above black)",
+        ),
+        RealisticScene(
+            "full_frame",
+            full_frame_layout(width),
+            (
+                Stretch("live", 50, "slow"),
+                Stretch("registration", 10),
+                Stretch("live", 40, "fast"),
+                Stretch("dark", 10),
+            ),
+            seed=20,
+            notes="the picture fills the frame, a name and an id printed over its corner",
         ),
         RealisticScene(
             "full_height_round",
@@ -690,6 +714,8 @@ class SceneScore:
     #: pixels of the text printed beside the image (fields, panels, bars) that an output masked
     #: to the found ROI would keep (the inside regions found are blackened by reprocess)
     outside_text_kept: int = 0
+    #: pixels of the text printed over the image that such an output keeps
+    inside_text_kept: int = 0
 
     def row(self) -> str:
         labels = " | ".join(
@@ -778,6 +804,7 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
         suggestion.confidence,
         **common,  # type: ignore[arg-type]
         outside_text_kept=int((kept & printed).sum()),
+        inside_text_kept=int((kept & painter.inside_text).sum()),
     )
 
 

@@ -104,6 +104,16 @@ def test_no_text_beside_the_image_is_kept(
     assert result.outside_text_kept == 0, (result.row(), result.found, result.outside_text_kept)
 
 
+@pytest.mark.parametrize("scene", SCENES, ids=lambda scene: scene.name)
+def test_no_text_printed_over_the_image_is_kept(
+    scene: RealisticScene, scored: dict[str, SceneScore]
+) -> None:
+    """The inside regions found (which reprocess blackens) cover every glyph pixel of the text
+    printed over the picture, at the frame's edge too (a picture filling the frame)."""
+    result = scored[scene.name]
+    assert result.inside_text_kept == 0, (result.row(), result.found, result.inside_text_kept)
+
+
 def write_moving_picture(
     path: Path, picture: np.ndarray, background: np.ndarray, seed: int
 ) -> None:

@@ -44,7 +44,9 @@ added: the cells whose mean light over those frames is DIM_STEP above the border
 over the cells well away from the lit ones, so that neither a dark lumen passing by nor noise
 moves it), within 1/RIM_REACH of the image's size of the box found first: the vignetted rim
 and corners of an image too dark to be LIT_STEP above the darkest tile in half of the frames,
-and not a dim static thing beside it. The ROI is the bounding box, with the shape
+and not a dim static thing beside it. A picture that fills the frame (the lit cells' box
+reaching its four edges, the cells well away from them PICTURE_STEP above VIDEO_BLACK and
+changing) has no border: the ROI is the whole frame. The ROI is the bounding box, with the shape
 of the three that fits the region best: the box itself, the inscribed ellipse, or an octagon
 (the box with 45-degree corners cut off, their size measured from the cells missing in each
 corner of the box, averaged over the four: an octagonal or rounded-rectangle image, and a round
@@ -149,6 +151,8 @@ DIM_SPREADS = 6
 BORDER_GAP = 4
 BORDER_SHARE = 0.05
 RIM_REACH = 64  # the dim rim reaches 1/RIM_REACH of the image's size beyond its lit box
+VIDEO_BLACK = 16  # the luma of black (limited range)
+PICTURE_STEP = 8  # corners this much above black on average, and changing, are picture
 STATIC_RANGE = 3  # a change cell whose luma stayed within this over the live frames is static
 STATIC_CLOSE = 4  # gaps in a static area up to 2 * STATIC_CLOSE cells wide are filled
 STATIC_CELL_SHARE = 0.75  # of a light cell's change cells, for it to be static
@@ -772,15 +776,21 @@ class _Learner:
         if found is None:
             return None
         selected, (r0, r1, c0, c1) = found
-        # The dim rim completes the image's box (dark corners) and extends it a little (a
-        # vignetted rim), no further: a dim static thing beside the image stays out.
-        reach = max(1, max(r1 - r0, c1 - c0) // RIM_REACH)
-        near_box = np.zeros_like(lit)
-        near_box[max(0, r0 - reach) : r1 + reach + 1, max(0, c0 - reach) : c1 + reach + 1] = True
-        rim = self._dim_rim(lit) & near_box & ~lit
-        if rim.any():
-            found = self._image_cells(_open(shown | rim, OPEN_CELLS)) or found
-            selected, (r0, r1, c0, c1) = found
+        if self._fills_frame(lit, found[1]):  # its corners are picture too
+            selected = np.ones_like(lit)
+            r0, r1, c0, c1 = 0, lit.shape[0] - 1, 0, lit.shape[1] - 1
+        else:
+            # The dim rim completes the image's box (dark corners) and extends it a little (a
+            # vignetted rim), no further: a dim static thing beside the image stays out.
+            reach = max(1, max(r1 - r0, c1 - c0) // RIM_REACH)
+            near_box = np.zeros_like(lit)
+            near_box[max(0, r0 - reach) : r1 + reach + 1, max(0, c0 - reach) : c1 + reach + 1] = (
+                True
+            )
+            rim = self._dim_rim(lit) & near_box & ~lit
+            if rim.any():
+                found = self._image_cells(_open(shown | rim, OPEN_CELLS)) or found
+                selected, (r0, r1, c0, c1) = found
         region = _filled(selected[r0 : r1 + 1, c0 : c1 + 1])
         step = self.grid.stride * self._block
         x0, y0 = c0 * step, r0 * step
@@ -880,6 +890,29 @@ class _Learner:
         # each change cell holds CELL^2 light cells
         return np.asarray(cells.repeat(CELL, axis=0).repeat(CELL, axis=1)[:rows, :cols])
 
+    def _fills_frame(self, lit: BoolGrid, box: tuple[int, int, int, int]) -> bool:
+        """Whether the picture fills the frame (no border at all): the lit cells' box reaches
+        the frame's four edges and the cells well away from them (BORDER_GAP cells: the
+        vignetted corners) are no border, being PICTURE_STEP above black on average over the
+        recording and changing while the picture moved (fewer than half of them static). A
+        border is black or nearly (a processor's black a few levels up), and never changes
+        unless it is noisy; a round image in a frame cropped to it has black corners."""
+        r0, r1, c0, c1 = box
+        rows, cols = lit.shape
+        if (r0, c0, r1, c1) != (0, 0, rows - 1, cols - 1) or self._live < LEARN_MIN_PAIRS:
+            return False
+        far = ~_grow(lit, BORDER_GAP)
+        if not far.any():
+            return False
+        b = self._block
+        mean = self._light_sum / (self._lit_frames * b * b)
+        spans = self._cell_max - self._cell_min
+        static = self._light_cells_where(spans <= STATIC_RANGE, lit.shape)
+        return bool(
+            float(np.median(mean[far])) >= VIDEO_BLACK + PICTURE_STEP
+            and float(static[far].mean()) < 0.5
+        )
+
     def _dim_rim(self, lit: BoolGrid) -> BoolGrid:
         """The light cells whose mean light over the endoscopic frames is DIM_STEP above the
         border's (and above its spread): the vignetted rim and corners of the image, which are
@@ -913,17 +946,28 @@ class _Learner:
     def inside_regions(self, roi: SuggestedRoi | None) -> tuple[Roi, ...]:
         """Bounding boxes of the static text-like tile groups inside the live image (a clock
         or zoom level printed over the picture), at least a tile from its edge (the image's
-        rim is a static sharp edge); only once the image moved enough to tell static text
-        from a still picture (LEARN_MIN_PAIRS pairs of live frames)."""
+        rim is a static sharp edge) except where that edge is the frame's (no rim); only
+        once the image moved enough to tell static text from a still picture
+        (LEARN_MIN_PAIRS pairs of live frames)."""
         if self._pairs < LEARN_MIN_PAIRS or roi is None:
             return ()
         size = self.grid.tile_px
         box = roi.roi
         if box.width <= 4 * size or box.height <= 4 * size:
             return ()
+        # A tile in from each side that has a rim, not from the frame's edges (none there).
+        left = size if box.x > 0 else 0
+        top = size if box.y > 0 else 0
+        right = size if box.x + box.width < self._width else 0
+        bottom = size if box.y + box.height < self._height else 0
         inner = replace(
             roi,
-            roi=Roi(box.x + size, box.y + size, box.width - 2 * size, box.height - 2 * size),
+            roi=Roi(
+                box.x + left,
+                box.y + top,
+                box.width - left - right,
+                box.height - top - bottom,
+            ),
         )
         text = self._text_hits >= OVERLAY_TEXT_SHARE * self._live
         rows, cols, n = self.grid.rows, self.grid.cols, CELLS_PER_TILE
@@ -931,16 +975,23 @@ class _Learner:
         high = self._cell_max[: rows * n, : cols * n]
         ink = (low >= INK_BRIGHT) | (high <= INK_DARK)
         still_share = ink.reshape(rows, n, cols, n).mean(axis=(1, 3))
-        tiles = text & (self._text_hits > 0) & (still_share >= INSIDE_INK_SHARE)
-        return self._boxes(tiles & _tiles_inside(inner, self.grid))
+        inked = (still_share >= INSIDE_INK_SHARE) & _tiles_inside(inner, self.grid)
+        tiles = text & (self._text_hits > 0) & inked
+        # These are blackened, glyphs and all: the inked tiles next to the text join it, and
+        # the boxes get a whole tile of margin (over a moving picture, the tiles at a line's
+        # ends are less text-like than beside a black border).
+        return self._boxes(tiles | (_grow(tiles, 1) & inked), tiles_of_margin=1.0)
 
-    def _boxes(self, tiles: BoolGrid, avoid: BoolGrid | None = None) -> tuple[Roi, ...]:
-        """The bounding boxes of the groups of `tiles`, with half a tile of margin; a group
-        whose box is more than OVERLAY_BOX_INSIDE `avoid` tiles is split into its parts (its
-        8-connected tiles, not grouped across gaps)."""
+    def _boxes(
+        self, tiles: BoolGrid, avoid: BoolGrid | None = None, *, tiles_of_margin: float = 0.5
+    ) -> tuple[Roi, ...]:
+        """The bounding boxes of the groups of `tiles`, with `tiles_of_margin` of margin (the
+        glyphs at a group's border may not make a text-like tile); a group whose box is more
+        than OVERLAY_BOX_INSIDE `avoid` tiles is split into its parts (its 8-connected tiles,
+        not grouped across gaps)."""
         boxes: list[Roi] = []
         size = self.grid.tile_px
-        margin = size // 2  # the glyphs at a group's border may not make a text-like tile
+        margin = round(size * tiles_of_margin)
         groups: list[tuple[int, int, int, int]] = []
         for group in _overlay_tile_groups(tiles):
             r0, c0, r1, c1 = _bounds(group)
