@@ -784,9 +784,8 @@ class _Learner:
             # vignetted rim), no further: a dim static thing beside the image stays out.
             reach = max(1, max(r1 - r0, c1 - c0) // RIM_REACH)
             near_box = np.zeros_like(lit)
-            near_box[max(0, r0 - reach) : r1 + reach + 1, max(0, c0 - reach) : c1 + reach + 1] = (
-                True
-            )
+            rows = slice(max(0, r0 - reach), r1 + reach + 1)
+            near_box[rows, max(0, c0 - reach) : c1 + reach + 1] = True
             rim = self._dim_rim(lit) & near_box & ~lit
             if rim.any():
                 found = self._image_cells(_open(shown | rim, OPEN_CELLS)) or found
@@ -852,16 +851,15 @@ class _Learner:
     def _static_areas(self, lit: BoolGrid) -> BoolGrid:
         """The lit light cells of areas that did not change while the picture moved: cells
         whose change cells stayed within STATIC_RANGE over the live frames (see
-        _light_cells_where), opened by the
-        same square as the lit cells (not the specks of a moving picture that happened to
-        stay: saturated highlights, a flat spot) and closed by a larger one (the lines of text
-        on a bar, around whose glyphs the encoder's ringing varies), in groups of at least
-        STATIC_MIN_TILES tiles (not a line of burned-in text), with the cells that stayed
-        within RINGING_RANGE connected to them within RINGING_PX, scaled from 360 lines to
-        the frame's (the ringing of the moving picture next to them, reaching into the lines
-        of text there, which are as large as the frame). None before
-        LEARN_MIN_PAIRS live frames: until then too few frames tell a still picture from a
-        static area."""
+        _light_cells_where), opened by the same square as the lit cells (not the specks of a
+        moving picture that happened to stay: saturated highlights, a flat spot) and closed
+        by a larger one (the lines of text on a bar, around whose glyphs the encoder's
+        ringing varies), in groups of at least STATIC_MIN_TILES tiles (not a line of
+        burned-in text), with the cells that stayed within RINGING_RANGE connected to them
+        within RINGING_PX, scaled from 360 lines to the frame's (the ringing of the moving
+        picture next to them, reaching into the lines of text there, which are as large as
+        the frame). None before LEARN_MIN_PAIRS live frames: until then too few frames tell
+        a still picture from a static area."""
         if self._live < LEARN_MIN_PAIRS:
             return np.zeros_like(lit)
         # (every change cell has seen the live frames: max >= min)
