@@ -17,12 +17,15 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from jobs.roi_choice import trusted
+from jobs.video import Roi
 from jobs.video.analyze import ROI_MIN_CONFIDENCE, analyze_video
 from testkit.media import plane_array
 from testkit.realistic import (
     TABLE_HEAD,
+    Layout,
     RealisticScene,
     SceneScore,
+    Stretch,
     corpus,
     make_realistic_video,
     olympus_1080p,
@@ -174,3 +177,34 @@ def test_a_lit_static_bar_touching_the_image_stays_out(tmp_path: Path) -> None:
     assert 160 <= found.roi.width <= 168, found
     assert found.roi.height == 160, found
     assert found.confidence >= ROI_MIN_CONFIDENCE, found
+
+
+def test_text_on_a_dim_bar_right_beside_the_image_is_not_kept(tmp_path: Path) -> None:
+    """A dark grey bar (26) touching a rectangular image, its light text 4 px from the image:
+    the dim rim completes the image's dark corners but does not reach over the text (it
+    extended the box by 6 px and kept 19 of the text's pixels before)."""
+    image = Roi(307, 17, 268, 241)
+    fields = (Roi(8, 24, 62, 16), Roi(8, 43, 185, 16), Roi(8, 93, 164, 16))
+    layout = Layout(
+        "dim_bar_text_near",
+        640,
+        360,
+        image,
+        "rect",
+        fields=fields,
+        inside=(Roi(375, 129, 100, 16),),
+        bars=(Roi(575, 17, 40, 241),),
+        bar_level=26.0,
+    )
+    script = (
+        Stretch("live", 50, "slow"),
+        Stretch("registration", 8),
+        Stretch("live", 40, "fast"),
+        Stretch("dark", 8),
+    )
+    scene = RealisticScene("dim_bar_text_near", layout, script, seed=164, vignetting=(0.6, 0.05))
+    truth = make_realistic_video(scene, tmp_path / "dim_bar.mp4")
+    result = score(truth, analyze_video(truth.path))
+    assert result.outside_text_kept == 0, (result.found, result.outside_text_kept)
+    assert result.inside_text_kept == 0, (result.found, result.inside_text_kept)
+    assert result.roi_iou >= MIN_IOU, (result.found, result.roi_iou)

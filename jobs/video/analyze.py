@@ -44,9 +44,11 @@ added: the cells whose mean light over those frames is DIM_STEP above the border
 over the cells well away from the lit ones, so that neither a dark lumen passing by nor noise
 moves it), within 1/RIM_REACH of the image's size of the box found first: the vignetted rim
 and corners of an image too dark to be LIT_STEP above the darkest tile in half of the frames,
-and not a dim static thing beside it. A picture that fills the frame (the lit cells' box
-reaching its four edges, the cells well away from them PICTURE_STEP above VIDEO_BLACK and
-changing) has no border: the ROI is the whole frame. The ROI is the bounding box, with the shape
+and not a dim static thing beside it, nor towards light text within STROKE_GAP cells of that
+reach (a dim bar's text right beside the image): then it only completes the box. A picture
+that fills the frame (the lit cells' box reaching its four edges, the cells well away from them
+PICTURE_STEP above VIDEO_BLACK and changing) has no border: the ROI is the whole frame. The ROI
+is the bounding box, with the shape
 of the three that fits the region best: the box itself, the inscribed ellipse, or an octagon
 (the box with 45-degree corners cut off, their size measured from the cells missing in each
 corner of the box, averaged over the four: an octagonal or rounded-rectangle image, and a round
@@ -150,6 +152,7 @@ DIM_STEP = 4
 DIM_SPREADS = 6
 BORDER_GAP = 4
 BORDER_SHARE = 0.05
+STROKE_GAP = 2  # light cells kept between the dim rim and text beside the image
 RIM_REACH = 64  # the dim rim reaches 1/RIM_REACH of the image's size beyond its lit box
 VIDEO_BLACK = 16  # the luma of black (limited range)
 PICTURE_STEP = 8  # corners this much above black on average, and changing, are picture
@@ -180,6 +183,7 @@ OVERLAY_TEXT_SHARE = 0.5  # ... and is text-like in at least this share of the l
 INSIDE_INK_SHARE = 0.05
 INK_BRIGHT = 190
 INK_DARK = 30
+INK_JOIN_STEPS = 2  # inked tiles up to 2 tiles from text over the image join it, this often
 LEARN_MIN_PAIRS = 8  # live frame pairs before the overlay is left out of the decisions
 DECISION_LAG = 2 * LEARN_MIN_PAIRS  # analysed frames between measuring and deciding
 # A live frame: at least LIVE_MIN_TILES and LIVE_MIN_SHARE of the tiles are tissue-coloured
@@ -786,7 +790,14 @@ class _Learner:
             near_box = np.zeros_like(lit)
             rows = slice(max(0, r0 - reach), r1 + reach + 1)
             near_box[rows, max(0, c0 - reach) : c1 + reach + 1] = True
+            in_box = np.zeros_like(lit)
+            in_box[r0 : r1 + 1, c0 : c1 + 1] = True
             rim = self._dim_rim(lit) & near_box & ~lit
+            if (self._strokes(lit.shape) & _grow(near_box, STROKE_GAP) & ~in_box).any():
+                # Text right beside the box (light strokes that never changed, on a dim bar,
+                # sampled every CELL pixels): the rim completes the box but does not extend
+                # it towards them.
+                rim &= in_box
             if rim.any():
                 found = self._image_cells(_open(shown | rim, OPEN_CELLS)) or found
                 selected, (r0, r1, c0, c1) = found
@@ -888,6 +899,21 @@ class _Learner:
         # each change cell holds CELL^2 light cells
         return np.asarray(cells.repeat(CELL, axis=0).repeat(CELL, axis=1)[:rows, :cols])
 
+    def _strokes(self, shape: tuple[int, int]) -> BoolGrid:
+        """The light cells (a grid of `shape`) holding a change cell that stayed INK_BRIGHT or
+        brighter over all the live frames: light text (a moving picture's highlights move).
+        None before LEARN_MIN_PAIRS live frames."""
+        if self._live < LEARN_MIN_PAIRS:
+            return np.zeros(shape, dtype=np.bool_)
+        bright = self._cell_min >= INK_BRIGHT
+        rows, cols = shape
+        if self._block >= CELL:
+            k = self._block // CELL
+            return np.asarray(
+                bright[: rows * k, : cols * k].reshape(rows, k, cols, k).any(axis=(1, 3))
+            )
+        return np.asarray(bright.repeat(CELL, axis=0).repeat(CELL, axis=1)[:rows, :cols])
+
     def _fills_frame(self, lit: BoolGrid, box: tuple[int, int, int, int]) -> bool:
         """Whether the picture fills the frame (no border at all): the lit cells' box reaches
         the frame's four edges and the cells well away from them (BORDER_GAP cells: the
@@ -975,10 +1001,13 @@ class _Learner:
         still_share = ink.reshape(rows, n, cols, n).mean(axis=(1, 3))
         inked = (still_share >= INSIDE_INK_SHARE) & _tiles_inside(inner, self.grid)
         tiles = text & (self._text_hits > 0) & inked
-        # These are blackened, glyphs and all: the inked tiles next to the text join it, and
-        # the boxes get a whole tile of margin (over a moving picture, the tiles at a line's
-        # ends are less text-like than beside a black border).
-        return self._boxes(tiles | (_grow(tiles, 1) & inked), tiles_of_margin=1.0)
+        # These are blackened, glyphs and all: the inked tiles near the text (across a tile
+        # of gap: a narrow glyph at a line's end may leave the tile next to it blank) join
+        # it, and the boxes get a whole tile of margin (over a moving picture, the tiles at a
+        # line's ends are less text-like than beside a black border).
+        for _ in range(INK_JOIN_STEPS):
+            tiles = tiles | (_grow(tiles, 2) & inked)
+        return self._boxes(tiles, tiles_of_margin=1.0)
 
     def _boxes(
         self, tiles: BoolGrid, avoid: BoolGrid | None = None, *, tiles_of_margin: float = 0.5
