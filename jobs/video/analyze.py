@@ -862,7 +862,7 @@ class _Learner:
     def _static_areas(self, lit: BoolGrid) -> BoolGrid:
         """The lit light cells of areas that did not change while the picture moved: cells
         whose change cells stayed within STATIC_RANGE over the live frames (see
-        _light_cells_where), opened by the same square as the lit cells (not the specks of a
+        _unchanged), opened by the same square as the lit cells (not the specks of a
         moving picture that happened to stay: saturated highlights, a flat spot) and closed
         by a larger one (the lines of text on a bar, around whose glyphs the encoder's
         ringing varies), in groups of at least STATIC_MIN_TILES tiles (not a line of
@@ -873,9 +873,7 @@ class _Learner:
         a still picture from a static area."""
         if self._live < LEARN_MIN_PAIRS:
             return np.zeros_like(lit)
-        # (every change cell has seen the live frames: max >= min)
-        spans = self._cell_max - self._cell_min
-        still = self._light_cells_where(spans <= STATIC_RANGE, lit.shape)
+        still = self._unchanged(STATIC_RANGE, lit.shape)
         areas = np.zeros_like(lit)
         least = STATIC_MIN_TILES * (TILE // self._block) ** 2
         for group in _components(_close(_open(still, OPEN_CELLS), STATIC_CLOSE) & lit):
@@ -885,19 +883,29 @@ class _Learner:
         if not areas.any():
             return areas
         reach = -(-RINGING_PX * self._height // (360 * self.grid.stride * self._block))
-        ringing = self._light_cells_where(spans <= RINGING_RANGE, lit.shape) & lit
+        ringing = self._unchanged(RINGING_RANGE, lit.shape) & lit
         return _reconstructed(areas, areas | ringing, reach)
 
-    def _light_cells_where(self, cells: BoolGrid, shape: tuple[int, int]) -> BoolGrid:
-        """The light cells (a grid of `shape`) at least STATIC_CELL_SHARE of whose change
-        cells are `cells` (a glyph's edge does not make a whole light cell count as changing)."""
+    def _unchanged(self, within: int, shape: tuple[int, int]) -> BoolGrid:
+        """The light cells (a grid of `shape`) STATIC_CELL_SHARE of whose change cells stayed
+        within `within` over the live frames (a glyph's edge does not make a whole light cell
+        count as changing)."""
+        # (every change cell has seen the live frames: max >= min)
+        spans = self._cell_max - self._cell_min
+        return np.asarray(self._change_share(spans <= within, shape) >= STATIC_CELL_SHARE)
+
+    def _change_share(self, cells: BoolGrid, shape: tuple[int, int]) -> FloatGrid:
+        """Per light cell (a grid of `shape`), the share of its change cells that are `cells`."""
         rows, cols = shape
         if self._block >= CELL:  # each light cell holds (block / CELL)^2 change cells
             k = self._block // CELL
-            share = cells[: rows * k, : cols * k].reshape(rows, k, cols, k).mean(axis=(1, 3))
-            return np.asarray(share >= STATIC_CELL_SHARE)
+            return np.asarray(
+                cells[: rows * k, : cols * k].reshape(rows, k, cols, k).mean(axis=(1, 3))
+            )
         # each change cell holds CELL^2 light cells
-        return np.asarray(cells.repeat(CELL, axis=0).repeat(CELL, axis=1)[:rows, :cols])
+        return np.asarray(
+            cells.repeat(CELL, axis=0).repeat(CELL, axis=1)[:rows, :cols], dtype=np.float64
+        )
 
     def _strokes(self, shape: tuple[int, int]) -> BoolGrid:
         """The light cells (a grid of `shape`) holding a change cell that stayed INK_BRIGHT or
@@ -905,14 +913,7 @@ class _Learner:
         None before LEARN_MIN_PAIRS live frames."""
         if self._live < LEARN_MIN_PAIRS:
             return np.zeros(shape, dtype=np.bool_)
-        bright = self._cell_min >= INK_BRIGHT
-        rows, cols = shape
-        if self._block >= CELL:
-            k = self._block // CELL
-            return np.asarray(
-                bright[: rows * k, : cols * k].reshape(rows, k, cols, k).any(axis=(1, 3))
-            )
-        return np.asarray(bright.repeat(CELL, axis=0).repeat(CELL, axis=1)[:rows, :cols])
+        return np.asarray(self._change_share(self._cell_min >= INK_BRIGHT, shape) > 0)
 
     def _fills_frame(self, lit: BoolGrid, box: tuple[int, int, int, int]) -> bool:
         """Whether the picture fills the frame (no border at all): the lit cells' box reaches
@@ -930,8 +931,7 @@ class _Learner:
             return False
         b = self._block
         mean = self._light_sum / (self._lit_frames * b * b)
-        spans = self._cell_max - self._cell_min
-        static = self._light_cells_where(spans <= STATIC_RANGE, lit.shape)
+        static = self._unchanged(STATIC_RANGE, lit.shape)
         return bool(
             float(np.median(mean[far])) >= VIDEO_BLACK + PICTURE_STEP
             and float(static[far].mean()) < 0.5
