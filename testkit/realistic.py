@@ -237,6 +237,9 @@ class RealisticTruth:
     scene: RealisticScene
     path: Path
     labels: tuple[TruthLabel | None, ...]  # per frame; None: endoscopic
+    #: the glyph pixels of the text printed beside the image (fields, panels, bars) and over it
+    text_beside: Mask = field(repr=False, compare=False)
+    text_over: Mask = field(repr=False, compare=False)
     fps: Fraction = field(default=Fraction(25))
 
     @property
@@ -423,7 +426,8 @@ def make_realistic_video(scene: RealisticScene, path: Path, *, fps: int = 25) ->
                 labels.append(TRUTH[stretch.kind])
                 index += 1
         out.mux(stream.encode(None))
-    return RealisticTruth(scene, path, tuple(labels), rate)
+    beside = painter.overlay | painter.panel_text | painter.bar_text
+    return RealisticTruth(scene, path, tuple(labels), beside, painter.inside_text, rate)
 
 
 def inside_text_box(scene: RealisticScene) -> Roi | None:
@@ -792,8 +796,6 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
     kept = found_mask.copy()
     for box in analysis.inside_regions:
         kept[box.y : box.y + box.height, box.x : box.x + box.width] = False
-    painter = _Painter(truth.scene, np.random.default_rng(truth.scene.seed))
-    printed = painter.overlay | painter.panel_text | painter.bar_text
     return SceneScore(
         truth.scene.name,
         size,
@@ -803,8 +805,8 @@ def score(truth: RealisticTruth, analysis: Analysis) -> SceneScore:
         + (f" {suggestion.corner}" if suggestion.corner else ""),
         suggestion.confidence,
         **common,  # type: ignore[arg-type]
-        outside_text_kept=int((kept & printed).sum()),
-        inside_text_kept=int((kept & painter.inside_text).sum()),
+        outside_text_kept=int((kept & truth.text_beside).sum()),
+        inside_text_kept=int((kept & truth.text_over).sum()),
     )
 
 
