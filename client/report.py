@@ -123,7 +123,8 @@ def analysis_lines(analysis: JsonDict) -> list[str]:
 
 
 def _evidence(evidence: JsonDict) -> str:
-    """What the suggested ROI rests on: the shape fitted, how well, and on how many frames."""
+    """What the suggested ROI rests on: the shape fitted, how well, on how many frames, and in
+    how many of them the picture moved."""
     parts = [f"{evidence.get('fit')} fit"]
     residual = evidence.get("fit_residual")
     if isinstance(residual, int | float):
@@ -132,6 +133,9 @@ def _evidence(evidence: JsonDict) -> str:
     if isinstance(used, int):
         of = f" ({share:.1%} of those analysed)" if isinstance(share, int | float) else ""
         parts.append(f"{used} frames used{of}")
+    moving = evidence.get("moving_frames")
+    if isinstance(moving, int):
+        parts.append(f"the picture moved in {moving}")
     return ", ".join(parts)
 
 

@@ -154,3 +154,25 @@ async def test_reprocess_keeps_an_octagonal_image_as_an_octagon(
         removal_truth(range(40, 50), truth.frames, Region(roi, "octagon", corner=mask["corner"])),
         audio=False,
     )
+
+
+async def test_reprocess_refuses_a_short_clip_with_a_lit_bar(
+    client: Client, worker: Worker, settings: Settings, media_dir: Path
+) -> None:
+    """A second of slow inspection beside a lit grey bar with text: too few frames moved to
+    tell the bar from the picture, so reprocess without a mask refuses (roi_uncertain) and
+    writes nothing, where it kept the image and the bar, text and all, before."""
+    layout = replace(centred_layout(640, "rect", bar=True), bar_level=30.0)
+    truth = make_realistic_video(
+        RealisticScene(
+            "short_lit_bar", layout, (Stretch("live", 24, "slow"),), seed=13, vignetting=(0.6, 0.05)
+        ),
+        media_dir / "short_lit_bar.mp4",
+    )
+    video = await upload(client, truth.path)
+    task_id = await submit(client, f"/api/video-reprocess/{video['id']}/", {})
+    final = (await follow_task(client, task_id, timeout=120))[-1]
+    assert final["state"] == "FAILURE", final
+    assert final["error"]["code"] == "roi_uncertain", final
+    assert "device_name" in final["error"]["message"]
+    assert list((settings.data_dir / "outputs").iterdir()) == []

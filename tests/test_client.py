@@ -279,6 +279,7 @@ def test_the_analysis_report_shows_confidence_evidence_device_and_where_overlays
         fit_residual=0.0123,
         frames_used=48,
         frame_share=0.96,
+        moving_frames=40,
     )
     analysis = Analysis(
         total_frames=50,
@@ -291,9 +292,10 @@ def test_the_analysis_report_shows_confidence_evidence_device_and_where_overlays
     )
     lines = analysis_lines({**analysis.to_dict(), "suggested_device": DEVICE})
     assert "suggested   --ellipse 320,0,640,720 (confidence 0.87)" in lines
-    assert "evidence    ellipse fit, residual 0.012, 48 frames used (96.0% of those analysed)" in (
-        lines
-    )
+    assert (
+        "evidence    ellipse fit, residual 0.012, 48 frames used (96.0% of those analysed), "
+        "the picture moved in 40"
+    ) in lines
     assert f"device      --device {DEVICE}" in lines
     assert "overlays    2 static text-like region(s) outside the ROI" in lines
     assert "overlays    1 static text-like region(s) inside the ROI" in lines

@@ -8,6 +8,7 @@ Prints the per-scene table (pytest -s) that the README's Detectors section shows
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -18,7 +19,12 @@ from av.video.stream import VideoStream
 
 from jobs.roi_choice import trusted
 from jobs.video import Roi
-from jobs.video.analyze import ROI_MIN_CONFIDENCE, analyze_video
+from jobs.video.analyze import (
+    LEARN_MIN_PAIRS,
+    ROI_MIN_CONFIDENCE,
+    UNDECIDED_CONFIDENCE,
+    analyze_video,
+)
 from testkit.media import plane_array
 from testkit.realistic import (
     TABLE_HEAD,
@@ -26,6 +32,7 @@ from testkit.realistic import (
     RealisticScene,
     SceneScore,
     Stretch,
+    centred_layout,
     corpus,
     make_realistic_video,
     olympus_1080p,
@@ -208,3 +215,33 @@ def test_text_on_a_dim_bar_right_beside_the_image_is_not_kept(tmp_path: Path) ->
     assert result.outside_text_kept == 0, (result.found, result.outside_text_kept)
     assert result.inside_text_kept == 0, (result.found, result.inside_text_kept)
     assert result.roi_iou >= MIN_IOU, (result.found, result.roi_iou)
+
+
+def test_a_short_clip_with_a_lit_bar_is_not_trusted(tmp_path: Path) -> None:
+    """Less than a second of slow inspection beside a lit grey bar (30) with text: too few
+    frames moved to tell the bar from the picture, and the image found with the bar differs
+    from the one found without it, so the ROI (the image and the bar) is not trusted and
+    reprocess without a mask refuses instead of keeping the bar's text (it was trusted, at
+    confidence 1.0, and the output kept the text: ffmpeg read luma 214 there)."""
+    layout = replace(centred_layout(640, "rect", bar=True), bar_level=30.0)
+    scene = RealisticScene(
+        "short_lit_bar", layout, (Stretch("live", 24, "slow"),), seed=13, vignetting=(0.6, 0.05)
+    )
+    truth = make_realistic_video(scene, tmp_path / "short_lit_bar.mp4")
+    found = analyze_video(truth.path).suggested_roi
+    assert found is not None
+    assert found.moving_frames < LEARN_MIN_PAIRS, found
+    assert found.confidence <= UNDECIDED_CONFIDENCE, found
+    assert trusted(found.to_dict()) is False
+    # The same clip without the bar: what was found does not rest on the undecided areas.
+    plain = RealisticScene(
+        "short_no_bar",
+        replace(layout, bars=()),
+        scene.script,
+        seed=13,
+        vignetting=(0.6, 0.05),
+    )
+    truth = make_realistic_video(plain, tmp_path / "short_no_bar.mp4")
+    found = analyze_video(truth.path).suggested_roi
+    assert found is not None
+    assert found.confidence >= ROI_MIN_CONFIDENCE, found

@@ -359,6 +359,7 @@ def test_to_dict_is_json(scenes: SceneTruth, analysis: Analysis) -> None:
             "fit_residual": round(suggested.fit_residual, 4),
             "frames_used": suggested.frames_used,
             "frame_share": round(suggested.frame_share, 4),
+            "moving_frames": suggested.moving_frames,
         },
     }
     assert 0.9 <= data["suggested_roi"]["confidence"] <= 1.0

@@ -170,6 +170,9 @@ MAX_FIT_RESIDUAL = 0.2  # ... and from this on no fit at all
 MIN_AREA_SHARE = 0.04  # a smaller live image lowers the confidence
 #: Below this confidence reprocess without a mask does not use the suggested ROI.
 ROI_MIN_CONFIDENCE = 0.5
+#: The confidence at most when the image found rests on lit areas that stayed unchanged while
+#: too few frames moved to tell whether they are picture (see _Learner._undecided).
+UNDECIDED_CONFIDENCE = 0.25
 CELL = 2  # change grid: one cell every 2 working pixels
 CELLS_PER_TILE = TILE // CELL
 CHANGE_STEP = 4  # a luma change larger than this counts
@@ -219,6 +222,7 @@ class SuggestedRoi:
     fit_residual: float = 0.0  # 1 - IoU of the lit region and the fitted shape
     frames_used: int = 0  # analysed frames whose light fed the finder
     frame_share: float = 0.0  # ... as a share of the analysed frames
+    moving_frames: int = 0  # live frames in which the picture moved (tell static areas)
 
     @property
     def ellipse(self) -> bool:
@@ -240,6 +244,7 @@ class SuggestedRoi:
                 "fit_residual": round(self.fit_residual, 4),
                 "frames_used": self.frames_used,
                 "frame_share": round(self.frame_share, 4),
+                "moving_frames": self.moving_frames,
             },
         }
 
@@ -555,6 +560,10 @@ class _Learner:
         shape = (self.grid.rows * CELLS_PER_TILE, self.grid.cols * CELLS_PER_TILE)
         self._cell_min = np.full(shape, 255, dtype=np.uint8)
         self._cell_max = np.zeros(shape, dtype=np.uint8)
+        # ... and over the frames showing tissue, moving or not: what a slow or short
+        # recording's picture did, to tell whether the static test could be trusted.
+        self._tissue_min = np.full(shape, 255, dtype=np.uint8)
+        self._tissue_max = np.zeros(shape, dtype=np.uint8)
         self._text_hits = np.zeros((self.grid.rows, self.grid.cols), dtype=np.int32)
         self._previous: U8Array | None = None  # the last frame's change cells
         self._previous_live = False
@@ -699,12 +708,15 @@ class _Learner:
         moving = (tissue & (tile_change >= MOVING_TILE_SHARE)).sum(axis=(1, 2)) >= enough
         text = stats.text
         live = [k for k in range(n) if moving[k] and (k > 0 or not first)]
-        # Per change cell, its darkest and brightest luma over the live frames (only read at
-        # the end, so taken for the batch at once), frame by frame in place: cells[live] would
-        # copy the batch's cells first.
+        # Per change cell, its darkest and brightest luma over the live frames and over those
+        # showing tissue (only read at the end, so taken for the batch at once), frame by
+        # frame in place: cells[live] would copy the batch's cells first.
         for k in live:
             np.minimum(self._cell_min, cells[k], out=self._cell_min)
             np.maximum(self._cell_max, cells[k], out=self._cell_max)
+        for k in [k for k in range(n) if shows_tissue[k]]:
+            np.minimum(self._tissue_min, cells[k], out=self._tissue_min)
+            np.maximum(self._tissue_max, cells[k], out=self._tissue_max)
         self._previous = cells[-1].copy()
 
         def learn(k: int) -> None:
@@ -779,6 +791,7 @@ class _Learner:
         found = self._image_cells(_open(shown, OPEN_CELLS))
         if found is None:
             return None
+        undecided = self._undecided(lit, found[1])
         selected, (r0, r1, c0, c1) = found
         if self._fills_frame(lit, found[1]):  # its corners are picture too
             selected = np.ones_like(lit)
@@ -818,6 +831,8 @@ class _Learner:
             * float(np.clip((MAX_FIT_RESIDUAL - residual) / (MAX_FIT_RESIDUAL - GOOD_FIT), 0, 1))
             * min(1.0, area_share / MIN_AREA_SHARE)
         )
+        if undecided:
+            confidence = min(confidence, UNDECIDED_CONFIDENCE)
         return SuggestedRoi(
             roi=Roi(x0, y0, x1 - x0, y1 - y0),
             shape=shape,
@@ -826,6 +841,7 @@ class _Learner:
             fit_residual=residual,
             frames_used=self._lit_frames,
             frame_share=self._lit_frames / max(1, self._analysed),
+            moving_frames=self._live,
         )
 
     def _image_cells(self, lit: BoolGrid) -> tuple[BoolGrid, tuple[int, int, int, int]] | None:
@@ -873,25 +889,50 @@ class _Learner:
         a still picture from a static area."""
         if self._live < LEARN_MIN_PAIRS:
             return np.zeros_like(lit)
-        still = self._unchanged(STATIC_RANGE, lit.shape)
-        areas = np.zeros_like(lit)
-        least = STATIC_MIN_TILES * (TILE // self._block) ** 2
-        for group in _components(_close(_open(still, OPEN_CELLS), STATIC_CLOSE) & lit):
-            if len(group) >= least:
-                rows, cols = zip(*group, strict=True)
-                areas[rows, cols] = True
+        areas = self._still_lit_groups(lit, self._unchanged(STATIC_RANGE, lit.shape))
         if not areas.any():
             return areas
         reach = -(-RINGING_PX * self._height // (360 * self.grid.stride * self._block))
         ringing = self._unchanged(RINGING_RANGE, lit.shape) & lit
         return _reconstructed(areas, areas | ringing, reach)
 
-    def _unchanged(self, within: int, shape: tuple[int, int]) -> BoolGrid:
+    def _still_lit_groups(self, lit: BoolGrid, still: BoolGrid) -> BoolGrid:
+        """The `lit` light cells among the `still` ones, opened, closed and in groups of at
+        least STATIC_MIN_TILES tiles (see _static_areas)."""
+        areas = np.zeros_like(lit)
+        least = STATIC_MIN_TILES * (TILE // self._block) ** 2
+        for group in _components(_close(_open(still, OPEN_CELLS), STATIC_CLOSE) & lit):
+            if len(group) >= least:
+                rows, cols = zip(*group, strict=True)
+                areas[rows, cols] = True
+        return areas
+
+    def _undecided(self, lit: BoolGrid, box: tuple[int, int, int, int]) -> bool:
+        """Whether too few frames moved (fewer than LEARN_MIN_PAIRS) to leave the static areas
+        out, and the image found (its cells' `box`) rests on lit areas that stayed within
+        STATIC_RANGE over the frames showing tissue, moving or not: the image found without
+        them would differ, and a static area (a lit bar or panel touching the image, its
+        text) cannot be told from a picture that hardly moved. A short clip, or one that
+        barely moves, with a lit bar beside the image would otherwise be kept bar, text and
+        all; a long slow one (a dim inspection) moves over its tissue frames."""
+        if self._live >= LEARN_MIN_PAIRS:
+            return False
+        spans = self._tissue_max - self._tissue_min  # (max >= min once a frame showed tissue)
+        still = self._still_lit_groups(lit, self._unchanged(STATIC_RANGE, lit.shape, spans))
+        if not still.any():
+            return False
+        without = self._image_cells(_open(lit & ~still, OPEN_CELLS))
+        return without is None or without[1] != box
+
+    def _unchanged(
+        self, within: int, shape: tuple[int, int], spans: U8Array | None = None
+    ) -> BoolGrid:
         """The light cells (a grid of `shape`) STATIC_CELL_SHARE of whose change cells stayed
         within `within` over the live frames (a glyph's edge does not make a whole light cell
-        count as changing)."""
-        # (every change cell has seen the live frames: max >= min)
-        spans = self._cell_max - self._cell_min
+        count as changing), or whose `spans` (max - min per change cell) are within it."""
+        if spans is None:
+            # (every change cell has seen the live frames: max >= min)
+            spans = self._cell_max - self._cell_min
         return np.asarray(self._change_share(spans <= within, shape) >= STATIC_CELL_SHARE)
 
     def _change_share(self, cells: BoolGrid, shape: tuple[int, int]) -> FloatGrid:
