@@ -10,7 +10,10 @@ the rim (testkit.realistic.RealisticScene.vignetting): a rectangular image's cor
 few levels above black, an octagon's too. IoU is what tests/test_realistic_corpus.py measures
 (pixel masks of the found shape and the true image); the corpus test asks for 0.95. A cell also
 shows, in square brackets, how many pixels of the text printed beside the image an output
-masked to the suggested ROI would keep (none: nothing shown); the corpus test asks for none.
+masked to the suggested ROI would keep (none: nothing shown), in curly brackets how many pixels
+of the text printed over the image (centred_octagon's) the inside regions found leave uncovered,
+and after a plus how many inside regions were reported where no text was printed over the
+image; the corpus test asks for none of these.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ def main() -> None:
     scenes = {scene.name: scene for scene in corpus(640) if scene.name in SCENES}
     ious: list[float] = []
     leaks: list[int] = []
+    over: list[int] = []
+    extra: list[int] = []
     print("| variation | " + " | ".join(SCENES) + " |")
     print("|---" * (len(SCENES) + 1) + "|")
     with tempfile.TemporaryDirectory(prefix="finder-variations-") as tmp:
@@ -77,7 +82,11 @@ def main() -> None:
                 result = score(truth, analyze_video(truth.path))
                 ious.append(result.roi_iou)
                 leaks.append(result.outside_text_kept)
+                over.append(result.inside_text_kept)
+                extra.append(result.inside_extra)
                 kept = f" [{result.outside_text_kept} px]" if result.outside_text_kept else ""
+                kept += f" {{{result.inside_text_kept} px over}}" if result.inside_text_kept else ""
+                kept += f" +{result.inside_extra}" if result.inside_extra else ""
                 cells.append(f"{result.roi_iou:.3f} ({result.confidence:.2f}){kept}")
             print(f"| {number}. {name} | " + " | ".join(cells) + " |", flush=True)
     if ious:
@@ -85,7 +94,9 @@ def main() -> None:
             f"\n{len(ious)} recordings: IoU >= 0.95 in {sum(v >= 0.95 for v in ious)}, "
             f"< 0.9 in {sum(v < 0.9 for v in ious)}, lowest {min(ious):.3f} "
             "(confidence in brackets); text printed beside the image kept by the ROI in "
-            f"{sum(v > 0 for v in leaks)} ([pixels])"
+            f"{sum(v > 0 for v in leaks)} ([pixels]), text printed over the image kept in "
+            f"{sum(v > 0 for v in over)} ({{pixels over}}), regions reported over the image "
+            f"where it has no text in {sum(v > 0 for v in extra)} (+regions)"
         )
 
 

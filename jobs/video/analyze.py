@@ -1011,10 +1011,12 @@ class _Learner:
     def inside_regions(self, roi: SuggestedRoi | None) -> tuple[Roi, ...]:
         """Bounding boxes of the static text-like tile groups inside the live image (a clock
         or zoom level printed over the picture), at least a tile from its edge (the image's
-        rim is a static sharp edge) except where that edge is the frame's (no rim); only
-        once the image moved enough to tell static text from a still picture
-        (LEARN_MIN_PAIRS pairs of live frames)."""
-        if self._pairs < LEARN_MIN_PAIRS or roi is None:
+        rim is a static sharp edge) except where that edge is the frame's (no rim); once the
+        picture moved in a frame. It needed LEARN_MIN_PAIRS pairs of consecutive moving
+        frames before, which a slow inspection never gives (the picture moves in one frame of
+        three or four): the text printed over it was kept. Over fewer moving frames more of
+        a picture may look like text; it is blackened then, the safe side."""
+        if self._live == 0 or roi is None:
             return ()
         size = self.grid.tile_px
         box = roi.roi
@@ -1042,12 +1044,18 @@ class _Learner:
         still_share = ink.reshape(rows, n, cols, n).mean(axis=(1, 3))
         inked = (still_share >= INSIDE_INK_SHARE) & _tiles_inside(inner, self.grid)
         tiles = text & (self._text_hits > 0) & inked
+        # Joining needs a single stroke cell, bright ones up to the image's rim (a line over
+        # an octagon's corner; the dark vignetted rim is no text).
+        bright = (low >= INK_BRIGHT).reshape(rows, n, cols, n).any(axis=(1, 3))
+        touched = ((still_share > 0) & _tiles_inside(inner, self.grid)) | (
+            bright & _tiles_inside(roi, self.grid)
+        )
         # These are blackened, glyphs and all: the inked tiles near the text (across a tile
         # of gap: a narrow glyph at a line's end may leave the tile next to it blank) join
         # it, and the boxes get a whole tile of margin (over a moving picture, the tiles at a
         # line's ends are less text-like than beside a black border).
         for _ in range(INK_JOIN_STEPS):
-            tiles = tiles | (_grow(tiles, 2) & inked)
+            tiles = tiles | (_grow(tiles, 2) & touched)
         return self._boxes(tiles, tiles_of_margin=1.0)
 
     def _boxes(
